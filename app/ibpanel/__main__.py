@@ -1,0 +1,3 @@
+from ibpanel.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""Exceptions the broker raises to its callers (UI and API). Each carries a plain message and advice."""
+
+from __future__ import annotations
+
+from ibpanel.broker.models import ConnectionFailure, ValidationIssue
+
+
+class BrokerError(Exception):
+    """Base: ``message`` says what happened in one sentence, ``advice`` what to do."""
+
+    def __init__(self, message: str, advice: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.advice = advice
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.advice}".strip()
+
+
+class NotConnected(BrokerError):
+    def __init__(self, message: str = "Not connected to IBKR.", advice: str = "Connect to TWS / IB Gateway (or start a practice session) first.") -> None:
+        super().__init__(message, advice)
+
+
+class ConnectError(BrokerError):
+    def __init__(self, failure: ConnectionFailure) -> None:
+        super().__init__(failure.message, failure.advice)
+        self.failure = failure
+
+
+class SymbolError(BrokerError):
+    """The text is not a symbol we accept, or IB has no such stock (error 200)."""
+
+
+class OrderRejected(BrokerError):
+    """Validation refused the order before anything was sent. ``issues`` has one entry per broken rule."""
+
+    def __init__(self, issues: tuple[ValidationIssue, ...] | list[ValidationIssue]) -> None:
+        self.issues = tuple(issues)
+        first = self.issues[0].message if self.issues else "Order refused."
+        super().__init__(first if len(self.issues) == 1 else " ".join(i.message for i in self.issues))
+
+
+class OrderNotFound(BrokerError):
+    pass
+
+
+class NotCancellable(BrokerError):
+    """The order is already filled, cancelled or otherwise done (IB error 161)."""
+
+
+class BrokerTimeout(BrokerError):
+    pass

@@ -1,0 +1,75 @@
+"""Command line: ``ibpanel`` (the window), ``ibpanel --demo``, ``ibpanel serve`` (REST API, no window).
+
+The practice exchange on its own is ``ibpanel-sim`` (see ibpanel.sim.cli).
+Each front end is imported only when chosen, so ``ibpanel serve`` never loads Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ibpanel import __version__
+
+
+def _add_api_options(parser: argparse.ArgumentParser, *, default_on: bool) -> None:
+    group = parser.add_argument_group("local REST API")
+    if not default_on:
+        group.add_argument("--api", action="store_true", help="also serve the local REST API (/api/ibkr/...)")
+    group.add_argument("--api-host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    group.add_argument("--api-port", type=int, default=5000, help="port to bind (default 5000)")
+    group.add_argument(
+        "--api-token",
+        default=None,
+        help="bearer token clients must send; required when binding anything but 127.0.0.1 "
+        "(or set IBPANEL_API_TOKEN)",
+    )
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument("--demo", action="store_true", help="start the built-in practice exchange and connect to it")
+    group.add_argument("--seed", type=int, default=None, help="practice exchange price seed (reproducible runs)")
+    group.add_argument("--tws-host", default=None, help="TWS / IB Gateway host to connect to at start")
+    group.add_argument("--tws-port", type=int, default=None, help="TWS / IB Gateway port to connect to at start")
+    group.add_argument("--client-id", type=int, default=None, help="API client id")
+    group.add_argument("--account", default=None, help="account to use when several are managed")
+    group.add_argument("--readonly", action="store_true", help="connect read-only: no order can be sent")
+    group.add_argument("--profile", default="default", help="settings profile (separate settings, journal, logs)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ibpanel", description="IB Panel: trade US and Hong Kong stocks through TWS / IB Gateway.")
+    parser.add_argument("--version", action="version", version=f"ibpanel {__version__}")
+    _add_connection_options(parser)
+    _add_api_options(parser, default_on=False)
+    ui = parser.add_argument_group("window")
+    ui.add_argument("--screenshot", metavar="PATH", default=None, help="render the populated window to PATH (PNG) and exit")
+    ui.add_argument("--tab", default=None, help="tab to show first / to screenshot (connection, account, positions, orders, ticket, quotes)")
+    ui.add_argument("--smoke-test", action="store_true", help="build every tab, connect to the practice exchange, print a marker, exit 0")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the local REST API without a window")
+    _add_connection_options(serve)
+    _add_api_options(serve, default_on=True)
+    serve.add_argument("--host", dest="api_host_alias", default=None, help="same as --api-host")
+    serve.add_argument("--port", dest="api_port_alias", type=int, default=None, help="same as --api-port")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        if args.api_host_alias:
+            args.api_host = args.api_host_alias
+        if args.api_port_alias:
+            args.api_port = args.api_port_alias
+        from ibpanel.api.server import run_headless
+
+        return run_headless(args)
+    from ibpanel.ui.app import run_gui
+
+    return run_gui(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Where the app finds its bundled resources and keeps the user's files.
+
+Works the same from a source checkout, an installed wheel and a PyInstaller bundle.
+A profile name (``--profile``) gives a separate settings/journal/log set.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "ibpanel"
+APP_AUTHOR = "ibpanel"
+DEFAULT_PROFILE = "default"
+
+
+def resource_path(*parts: str) -> Path:
+    """Path of a bundled resource file, e.g. ``resource_path("sim", "instruments.json")``."""
+    base = resources.files("ibpanel.resources")
+    return Path(str(base.joinpath(*parts)))
+
+
+def _profile_dir(root: str, profile: str) -> Path:
+    path = Path(root) if profile == DEFAULT_PROFILE else Path(root) / "profiles" / profile
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_dir(profile: str = DEFAULT_PROFILE) -> Path:
+    """User data directory (order journal). ``IBPANEL_HOME`` overrides, for tests and portable installs."""
+    override = os.environ.get("IBPANEL_HOME")
+    root = os.path.join(override, "data") if override else platformdirs.user_data_dir(APP_NAME, APP_AUTHOR)
+    return _profile_dir(root, profile)
+
+
+def config_dir(profile: str = DEFAULT_PROFILE) -> Path:
+    override = os.environ.get("IBPANEL_HOME")
+    root = os.path.join(override, "config") if override else platformdirs.user_config_dir(APP_NAME, APP_AUTHOR)
+    return _profile_dir(root, profile)
+
+
+def log_dir(profile: str = DEFAULT_PROFILE) -> Path:
+    override = os.environ.get("IBPANEL_HOME")
+    root = os.path.join(override, "logs") if override else platformdirs.user_log_dir(APP_NAME, APP_AUTHOR)
+    return _profile_dir(root, profile)
