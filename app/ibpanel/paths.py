@@ -7,6 +7,7 @@ A profile name (``--profile``) gives a separate settings/journal/log set.
 from __future__ import annotations
 
 import os
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -17,8 +18,21 @@ APP_AUTHOR = "ibpanel"
 DEFAULT_PROFILE = "default"
 
 
+def frozen_bundle_dir() -> Path | None:
+    """The unpacked PyInstaller bundle (``sys._MEIPASS``) when running frozen, else None."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    return Path(bundle) if getattr(sys, "frozen", False) and bundle else None
+
+
 def resource_path(*parts: str) -> Path:
-    """Path of a bundled resource file, e.g. ``resource_path("sim", "instruments.json")``."""
+    """Path of a bundled resource file, e.g. ``resource_path("sim", "instruments.json")``.
+
+    Frozen, the files sit under ``<bundle>/ibpanel/resources`` (packaging/ibpanel.spec puts them
+    there); otherwise they come from the installed or checked-out ``ibpanel.resources`` package.
+    """
+    bundle = frozen_bundle_dir()
+    if bundle is not None:
+        return bundle.joinpath("ibpanel", "resources", *parts)
     base = resources.files("ibpanel.resources")
     return Path(str(base.joinpath(*parts)))
 

@@ -1,0 +1,170 @@
+"""Build the IB Panel bundle with PyInstaller on Linux, Windows or macOS.
+
+    python packaging/build.py             # dist/ibpanel/ (or dist/IB Panel.app on macOS)
+    python packaging/build.py --smoke     # ... then run the frozen app's --smoke-test offscreen
+    python packaging/build.py --archive   # ... and pack it: .tar.gz (Linux), .zip (Windows), .dmg (macOS)
+
+Needs the build extra: pip install -e ".[build]". Prints the bundle path, its size and the biggest
+parts; with --smoke, the smoke test's output and wall time. Exit status is non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "packaging" / "ibpanel.spec"
+SMOKE_MARKER = "IBPANEL SMOKE OK"
+SIZE_LIMIT_MB = 250
+
+
+def package_version() -> str:
+    sys.path.insert(0, str(ROOT / "app"))
+    try:
+        from ibpanel import __version__
+    finally:
+        sys.path.pop(0)
+    return __version__
+
+
+def bundle_path(dist: Path) -> Path:
+    """The folder a user gets: the .app on macOS, the one-folder build elsewhere."""
+    return dist / "IB Panel.app" if sys.platform == "darwin" else dist / "ibpanel"
+
+
+def executable_path(dist: Path, name: str = "ibpanel") -> Path:
+    if sys.platform == "darwin":
+        return bundle_path(dist) / "Contents" / "MacOS" / name
+    return bundle_path(dist) / (name + ".exe" if sys.platform == "win32" else name)
+
+
+def tree_size(path: Path) -> tuple[int, int]:
+    """(bytes, files) under path, symlinks counted once as links (macOS bundles are full of them)."""
+    total = files = 0
+    for dirpath, _dirs, names in os.walk(path):
+        for name in names:
+            file = Path(dirpath, name)
+            total += file.lstat().st_size
+            files += 1
+    return total, files
+
+
+def biggest_parts(path: Path, count: int) -> list[tuple[int, str]]:
+    """The largest files and folders two levels down, to show what dominates the size."""
+    parts = []
+    for level1 in path.iterdir():
+        children = list(level1.iterdir()) if level1.is_dir() and not level1.is_symlink() else []
+        for item in children or [level1]:
+            size = tree_size(item)[0] if item.is_dir() and not item.is_symlink() else item.lstat().st_size
+            parts.append((size, str(item.relative_to(path))))
+    return sorted(parts, reverse=True)[:count]
+
+
+def run_pyinstaller(dist: Path, work: Path, clean: bool, version: str) -> None:
+    try:
+        import PyInstaller  # noqa: F401
+    except ImportError:
+        raise SystemExit('build: PyInstaller is not installed; run: pip install -e ".[build]"') from None
+    cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
+           "--distpath", str(dist), "--workpath", str(work)]
+    if clean:
+        cmd.append("--clean")
+    cmd.append(str(SPEC))
+    print("build:", " ".join(cmd), flush=True)
+    env = dict(os.environ, IBPANEL_VERSION=version)
+    started = time.perf_counter()
+    result = subprocess.run(cmd, cwd=ROOT, env=env)
+    if result.returncode != 0:
+        raise SystemExit(f"build: PyInstaller failed with exit status {result.returncode}")
+    print(f"build: PyInstaller took {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def smoke_test(dist: Path, timeout: float) -> None:
+    """Run the frozen panel's --smoke-test offscreen; fail unless it prints the marker and exits 0."""
+    exe = executable_path(dist)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    print(f"smoke: {exe} --smoke-test", flush=True)
+    started = time.perf_counter()
+    try:
+        result = subprocess.run([str(exe), "--smoke-test"], env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        print((exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or "")
+        raise SystemExit(f"smoke: FAILED: no exit within {timeout:.0f} s") from None
+    wall = time.perf_counter() - started
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr[-4000:])
+    print(f"smoke: exit status {result.returncode}, wall time {wall:.2f} s (process start to exit)", flush=True)
+    if result.returncode != 0 or SMOKE_MARKER not in result.stdout:
+        raise SystemExit(f"smoke: FAILED: expected exit 0 and {SMOKE_MARKER!r} on stdout")
+    print("smoke: passed", flush=True)
+
+
+def make_archive(dist: Path, version: str) -> Path:
+    """Pack the bundle for distribution; returns the archive path."""
+    system = {"win32": "windows", "darwin": "macos"}.get(sys.platform, sys.platform)
+    stem = f"ibpanel-{version}-{system}-{platform.machine().lower()}"
+    bundle = bundle_path(dist)
+    if sys.platform == "darwin" and shutil.which("hdiutil"):
+        target = dist / f"{stem}.dmg"
+        target.unlink(missing_ok=True)
+        subprocess.run(["hdiutil", "create", "-volname", "IB Panel", "-srcfolder", str(bundle),
+                        "-ov", "-format", "UDZO", str(target)], check=True)
+    elif sys.platform in ("win32", "darwin"):
+        target = dist / f"{stem}.zip"
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in sorted(bundle.rglob("*")):
+                if file.is_file():
+                    archive.write(file, Path(bundle.name) / file.relative_to(bundle))
+    else:
+        target = dist / f"{stem}.tar.gz"
+        with tarfile.open(target, "w:gz") as archive:
+            archive.add(bundle, arcname=bundle.name)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder (default dist/)")
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "pyinstaller", help="PyInstaller work folder")
+    parser.add_argument("--clean", action="store_true", help="empty PyInstaller's cache first")
+    parser.add_argument("--skip-build", action="store_true", help="reuse the existing bundle (report / smoke / archive only)")
+    parser.add_argument("--smoke", action="store_true", help="run the frozen app's --smoke-test offscreen after building")
+    parser.add_argument("--smoke-timeout", type=float, default=120.0, help="seconds before the smoke test counts as hung")
+    parser.add_argument("--archive", action="store_true", help="pack the bundle (.tar.gz / .zip / .dmg)")
+    parser.add_argument("--top", type=int, default=8, help="how many of the biggest parts to list")
+    args = parser.parse_args(argv)
+
+    version = package_version()
+    dist = args.dist.resolve()
+    print(f"build: ibpanel {version} on {sys.platform} ({platform.machine()}), Python {platform.python_version()}")
+    if not args.skip_build:
+        run_pyinstaller(dist, args.work.resolve(), args.clean, version)
+    bundle = bundle_path(dist)
+    if not executable_path(dist).exists():
+        raise SystemExit(f"build: no executable at {executable_path(dist)}")
+    size, files = tree_size(bundle)
+    print(f"bundle: {bundle}")
+    print(f"bundle size: {size / 1e6:.1f} MB in {files} files (limit {SIZE_LIMIT_MB} MB)")
+    for part_size, name in biggest_parts(bundle, args.top):
+        print(f"  {part_size / 1e6:8.1f} MB  {name}")
+    if size > SIZE_LIMIT_MB * 1e6:
+        print(f"bundle: WARNING: larger than {SIZE_LIMIT_MB} MB", flush=True)
+    if args.smoke:
+        smoke_test(dist, args.smoke_timeout)
+    if args.archive:
+        target = make_archive(dist, version)
+        print(f"archive: {target} ({target.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
