@@ -1,0 +1,508 @@
+"""Start the panel: QApplication, the qasync loop, the one exception path, and clean shutdown.
+
+``run_gui(args)`` is the entry from ``ibpanel.cli``. Modes on top of the normal window:
+``--demo`` (start the practice exchange in-process and connect to it), ``--smoke-test`` (build
+every tab, connect to the practice exchange, print ``IBPANEL SMOKE OK ...``, exit 0),
+``--screenshot PATH [--tab NAME]`` (wait until the tab shows data, save the window as PNG, exit),
+``--api`` (serve the local REST API on the same loop and broker).
+
+Shutdown (window close, Ctrl+C, SIGTERM) always runs the same path: tabs stop, the REST API
+closes, ``broker.close()`` disconnects politely and closes the journal, the practice exchange stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+# PySide6 before qasync: qasync binds to whichever Qt binding is already imported.
+from PySide6.QtCore import QTimer  # isort: skip
+from PySide6.QtGui import QIcon  # isort: skip
+from PySide6.QtWidgets import QApplication, QMessageBox  # isort: skip
+import qasync  # isort: skip
+
+from ibpanel import __version__, paths
+from ibpanel.broker.events import Event
+from ibpanel.broker.models import ConnectionParams, ConnectionState
+from ibpanel.broker.service import Broker
+from ibpanel.ui.main_window import TAB_NAMES, MainWindow
+from ibpanel.ui.settings import Settings
+from ibpanel.ui.style import apply_theme
+
+log = logging.getLogger("ibpanel.app")
+
+SMOKE_MARKER = "IBPANEL SMOKE OK"
+SMOKE_FAILED = "IBPANEL SMOKE FAILED"
+JOURNAL_FILE = "journal.sqlite3"
+LOG_FILE = "ibpanel.log"
+POPULATE_TIMEOUT_S = 20.0
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    """Run the panel until it is closed; returns the process exit code."""
+    started = time.perf_counter()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("IB Panel")
+    app.setOrganizationName("ibpanel")
+    app.setApplicationVersion(__version__)
+    # The coroutine below decides when to quit, after shutdown has run; Qt must not quit on its own.
+    app.setQuitOnLastWindowClosed(False)
+    icon = paths.resource_path("icons", "ibpanel-256.png")
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
+    apply_theme(app)
+    headless = bool(args.smoke_test or args.screenshot)
+    log_path = setup_logging(args.profile, headless)
+
+    guard = None
+    if not headless:
+        guard, already_running = _acquire_instance(args.profile)
+        if already_running:
+            print(f"IB Panel is already running for profile {args.profile!r}; brought its window to the front.")
+            return 0
+    panel = PanelApp(args, app, log_path=log_path, started=started, guard=guard)
+    try:
+        return qasync.run(panel.main())
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if guard is not None:
+            guard.release()
+
+
+def setup_logging(profile: str, headless: bool) -> Path:
+    """Log to ``paths.log_dir(profile)/ibpanel.log`` (rotated) and warnings to stderr."""
+    path = paths.log_dir(profile) / LOG_FILE
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    if not any(getattr(h, "_ibpanel", False) for h in root.handlers):
+        file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        file_handler._ibpanel = True  # type: ignore[attr-defined]
+        root.addHandler(file_handler)
+        err = logging.StreamHandler(sys.stderr)
+        err.setLevel(logging.ERROR if headless else logging.WARNING)
+        err.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        err._ibpanel = True  # type: ignore[attr-defined]
+        root.addHandler(err)
+    # ib_async logs every wire message at INFO; keep the file about the panel.
+    logging.getLogger("ib_async").setLevel(logging.WARNING)
+    return path
+
+
+def _acquire_instance(profile: str) -> tuple[Any, bool]:
+    """(guard, already_running). Tolerates the module's absence: then there is no single-instance rule."""
+    try:
+        from ibpanel.ui import instance
+    except ImportError:
+        return None, False
+    try:
+        guard = instance.acquire(profile)
+    except Exception:  # noqa: BLE001 - a broken lock must not keep the panel from starting
+        log.exception("single-instance check failed; continuing without it")
+        return None, False
+    return guard, guard is None
+
+
+class ExceptionReporter:
+    """The one exception path: log with traceback, then (interactive runs) one non-modal dialog."""
+
+    def __init__(self, log_path: Path, interactive: bool) -> None:
+        self.log_path = log_path
+        self.interactive = interactive
+        self.dialog: QMessageBox | None = None
+        self.count = 0
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        sys.excepthook = self._excepthook
+        threading.excepthook = self._thread_excepthook
+        loop.set_exception_handler(self._loop_handler)
+        Event.on_handler_error = self._handler_error
+
+    def uninstall(self) -> None:
+        sys.excepthook = sys.__excepthook__
+        threading.excepthook = threading.__excepthook__
+        Event.on_handler_error = None
+
+    def report(self, where: str, exc: BaseException | None, message: str = "") -> None:
+        self.count += 1
+        if exc is not None:
+            log.error("%s: %s", where, message or exc, exc_info=(type(exc), exc, exc.__traceback__))
+        else:
+            log.error("%s: %s", where, message)
+        if self.interactive:
+            self._show(where, exc, message)
+
+    def _excepthook(self, exc_type, exc, tb) -> None:  # noqa: ANN001 - sys.excepthook signature
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        self.report("Unexpected error", exc)
+
+    def _thread_excepthook(self, hook_args) -> None:  # noqa: ANN001 - threading.excepthook signature
+        if hook_args.exc_value is not None:
+            self.report(f"Error in thread {getattr(hook_args.thread, 'name', '?')}", hook_args.exc_value)
+
+    def _loop_handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        message = context.get("message", "")
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError, asyncio.CancelledError)):
+            # Sockets that die are the broker's business (it reconnects and says so); just log them.
+            log.warning("loop: %s (%r)", message, exc)
+            return
+        self.report("Error in a background task", exc, message)
+
+    def _handler_error(self, event_name: str, exc: BaseException) -> None:
+        self.report(f"A view failed to handle '{event_name}'", exc)
+
+    def _show(self, where: str, exc: BaseException | None, message: str) -> None:
+        text = f"{where}: {message or exc}"
+        details = "".join(traceback.format_exception(exc)) if exc is not None else message
+        if self.dialog is not None and self.dialog.isVisible():
+            # One dialog at a time: a burst of errors must not bury the window in boxes.
+            self.dialog.setInformativeText(f"{self.count} errors so far. The log file has all of them:\n{self.log_path}")
+            return
+        box = QMessageBox(QMessageBox.Icon.Critical, "IB Panel: unexpected error", text)
+        box.setObjectName("errorDialog")
+        box.setInformativeText(
+            "The panel keeps running; this was written to the log file:\n" f"{self.log_path}"
+        )
+        box.setDetailedText(details)
+        box.setModal(False)
+        box.show()
+        self.dialog = box
+
+
+class PanelApp:
+    """One run of the panel: window, broker, optional practice exchange and REST API."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        app: QApplication,
+        *,
+        log_path: Path,
+        started: float,
+        guard: Any = None,
+    ) -> None:
+        self.args = args
+        self.app = app
+        self.started = started
+        self.guard = guard
+        self.headless = bool(args.smoke_test or args.screenshot)
+        self.profile = args.profile
+        self.settings = Settings(self.profile)
+        self.first_run = self.settings.first_run
+        self.reporter = ExceptionReporter(log_path, interactive=not self.headless)
+        self.broker: Broker | None = None
+        self.window: MainWindow | None = None
+        self.sim: Any = None
+        self.api_handle: Any = None
+        self._quit: asyncio.Event | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._signal_timer: QTimer | None = None
+        self._shutdown_done = False
+        self.timings: dict[str, float] = {}
+
+    def _mark(self, name: str) -> None:
+        self.timings[name] = time.perf_counter() - self.started
+
+    # --- the run ----------------------------------------------------------------------------
+    async def main(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._quit = asyncio.Event()
+        self.reporter.install(loop)
+        try:
+            self.broker = Broker(journal_path=paths.data_dir(self.profile) / JOURNAL_FILE)
+            self.window = window = MainWindow(self.broker, self.settings)
+            window.closed.connect(self.request_quit)
+            window.practice_requested.connect(lambda: self.spawn(self.start_practice()))
+            if self.guard is not None and hasattr(self.guard, "activate_requested"):
+                self.guard.activate_requested.connect(self._bring_to_front)
+            self._install_signal_handlers()
+            self._apply_start_tab()
+            if self.headless:
+                window.resize(1280, 820)
+            window.show()
+            self._mark("window")
+            if self.first_run:
+                self.settings.mark_started()
+            if self.args.api:
+                await self._start_api()
+            if self.args.smoke_test:
+                return await self._smoke_test()
+            if self.args.screenshot:
+                return await self._screenshot(Path(self.args.screenshot))
+            self._start_initial_connection()
+            await self._quit.wait()
+            return 0
+        finally:
+            await self.shutdown()
+            self.reporter.uninstall()
+
+    def request_quit(self) -> None:
+        if self._quit is not None:
+            self._quit.set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
+        """Run a coroutine in the background; its failure goes to the exception path."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Future[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                self.reporter.report("Error in a background task", t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    def _apply_start_tab(self) -> None:
+        window = self.window
+        assert window is not None
+        tab = self.args.tab
+        if tab:
+            if tab not in TAB_NAMES:
+                raise SystemExit(f"--tab must be one of: {', '.join(TAB_NAMES)} (got {tab!r})")
+            window.show_tab(tab)
+        elif self.first_run:
+            window.show_tab("connection")
+        if self.first_run:
+            # First run: the paper preset, and the practice exchange offered beside it.
+            window.tabs["connection"].select_preset("tws_paper")
+
+    def _start_initial_connection(self) -> None:
+        args = self.args
+        if args.demo:
+            self.spawn(self.start_practice())
+            return
+        if args.tws_host is None and args.tws_port is None:
+            return
+        tab = self.window.tabs["connection"]
+        params = tab.params()
+        tab._fill_form(
+            ConnectionParams(
+                host=args.tws_host or params.host,
+                port=args.tws_port or params.port,
+                client_id=args.client_id if args.client_id is not None else params.client_id,
+                account=args.account or params.account,
+                readonly=args.readonly or params.readonly,
+                auto_reconnect=params.auto_reconnect,
+            )
+        )
+        # Through the button's own path, so a live port still asks for confirmation first.
+        QTimer.singleShot(0, tab._on_connect_clicked)
+
+    async def start_practice(self) -> bool:
+        """Start the in-process practice exchange (once) and connect to it. True when connected."""
+        from ibpanel.sim.server import SimConfig, SimThread
+
+        window = self.window
+        assert window is not None and self.broker is not None
+        tab = window.tabs["connection"]
+        if self.sim is None:
+            config = SimConfig(host="127.0.0.1", port=0)
+            if self.args.seed is not None:
+                config = SimConfig(host="127.0.0.1", port=0, seed=self.args.seed)
+            sim = SimThread(config)
+            # Starting a thread and binding is quick, but keep the window painting meanwhile.
+            await asyncio.get_running_loop().run_in_executor(None, sim.__enter__)
+            self.sim = sim
+            log.info("practice exchange listening on 127.0.0.1:%s", sim.port)
+        tab.set_practice_port(self.sim.port)
+        if self.broker.status.state is not ConnectionState.DISCONNECTED:
+            await self.broker.disconnect()
+        params = ConnectionParams(
+            host="127.0.0.1",
+            port=self.sim.port,
+            client_id=self.args.client_id if self.args.client_id is not None else tab.client_id_spin.value(),
+            account=self.args.account or "",
+            readonly=bool(self.args.readonly),
+            auto_reconnect=True,
+        )
+        return await tab.connect_with(params)
+
+    async def _start_api(self) -> None:
+        try:
+            from ibpanel.api.server import start_api
+        except ImportError as exc:
+            log.warning("REST API not available: %s", exc)
+            return
+        args = self.args
+        token = args.api_token or os.environ.get("IBPANEL_API_TOKEN")
+        try:
+            self.api_handle = await start_api(self.broker, host=args.api_host, port=args.api_port, token=token)
+        except Exception as exc:  # noqa: BLE001 - the window is still useful without the API
+            self.reporter.report("The local REST API did not start", exc)
+            return
+        log.info("REST API on http://%s:%s/api/ibkr", args.api_host, args.api_port)
+
+    # --- one-shot modes ----------------------------------------------------------------------
+    async def _wait_until(self, predicate: Any, timeout: float) -> bool:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            try:
+                if predicate():
+                    return True
+            except Exception:  # noqa: BLE001 - a tab still filling in may raise; keep waiting
+                pass
+            await asyncio.sleep(0.05)
+        return False
+
+    async def _smoke_test(self) -> int:
+        window = self.window
+        assert window is not None and self.broker is not None
+        if window.tab_errors:
+            print(f"{SMOKE_FAILED}: tabs not built: {window.tab_errors}", flush=True)
+            return 1
+        if not await self.start_practice():
+            failure = self.broker.status.failure
+            print(f"{SMOKE_FAILED}: could not connect to the practice exchange: {failure}", flush=True)
+            return 1
+        self._mark("connected")
+        account_tab = window.tabs["account"]
+        populated = await self._wait_until(account_tab.populated, POPULATE_TIMEOUT_S)
+        self._mark("populated")
+        if not populated:
+            print(f"{SMOKE_FAILED}: the account tab did not fill in within {POPULATE_TIMEOUT_S:.0f} s", flush=True)
+            return 1
+        status = self.broker.status
+        since_start = _seconds_since_process_start()
+        fields = {
+            "version": __version__,
+            "tabs": len(window.tabs),
+            "account": status.account,
+            "server_version": status.server_version,
+            "window_s": f"{self.timings['window']:.3f}",
+            "connected_s": f"{self.timings['connected']:.3f}",
+            "populated_s": f"{self.timings['populated']:.3f}",
+            "process_s": "n/a" if since_start is None else f"{since_start:.3f}",
+            "frozen": int(bool(getattr(sys, "frozen", False))),
+            "python": sys.version.split()[0],
+        }
+        print(SMOKE_MARKER + " " + " ".join(f"{k}={v}" for k, v in fields.items()), flush=True)
+        return 0
+
+    async def _screenshot(self, path: Path) -> int:
+        window = self.window
+        assert window is not None
+        name = self.args.tab or window.current_tab_name()
+        if self.args.demo and not await self.start_practice():
+            print(f"screenshot: could not start the practice session: {self.broker.status.failure}", file=sys.stderr)
+        window.show_tab(name)
+        tab = window.tabs[name]
+        populated_fn = getattr(tab, "populated", None)
+        populated = await self._wait_until(populated_fn, POPULATE_TIMEOUT_S) if populated_fn else True
+        if not populated:
+            print(f"screenshot: the {name} tab was not populated within {POPULATE_TIMEOUT_S:.0f} s", file=sys.stderr)
+        # Let coalesced table flushes and chart redraw timers run once more before grabbing.
+        await asyncio.sleep(1.2)
+        self.app.processEvents()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not window.grab().save(str(path), "PNG"):
+            print(f"screenshot: could not write {path}", file=sys.stderr)
+            return 1
+        print(f"IBPANEL SCREENSHOT {path} tab={name} populated={int(populated)}", flush=True)
+        return 0
+
+    # --- desktop integration ----------------------------------------------------------------
+    def _bring_to_front(self) -> None:
+        window = self.window
+        if window is None:
+            return
+        window.showNormal()
+        window.raise_()
+        window.activateWindow()
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            log.info("signal %s: shutting down", signum)
+            loop.call_soon_threadsafe(self.request_quit)
+
+        for name in ("SIGINT", "SIGTERM"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                signal.signal(sig, on_signal)
+        # Python runs signal handlers only when it gets the CPU; Qt's C++ loop must hand it over now and then.
+        self._signal_timer = QTimer()
+        self._signal_timer.setObjectName("signalWake")
+        self._signal_timer.timeout.connect(lambda: None)
+        self._signal_timer.start(250)
+
+    # --- shutdown ---------------------------------------------------------------------------
+    async def shutdown(self) -> None:
+        """Stop everything in order. Idempotent; every step runs even if an earlier one failed."""
+        if self._shutdown_done:
+            return
+        self._shutdown_done = True
+        steps: list[tuple[str, Any]] = []
+        if self.window is not None:
+            steps.append(("window", self._close_window))
+        steps.append(("background tasks", self._cancel_tasks))
+        if self.api_handle is not None:
+            steps.append(("REST API", self.api_handle.close))
+        if self.broker is not None:
+            steps.append(("broker", self.broker.close))
+        steps.append(("practice exchange", self._stop_sim))
+        for what, step in steps:
+            try:
+                result = step()
+                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                    await asyncio.wait_for(result, timeout=10.0)
+            except Exception:  # noqa: BLE001 - keep going: the journal must still be closed
+                log.exception("shutdown: %s failed", what)
+        if self._signal_timer is not None:
+            self._signal_timer.stop()
+        self.settings.sync()
+        log.info("shut down cleanly")
+
+    def _close_window(self) -> None:
+        window = self.window
+        if window is None:
+            return
+        window.shutdown()
+        window.hide()
+        window.deleteLater()  # runs once more events are processed: after the broker closed
+
+    async def _cancel_tasks(self) -> None:
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _stop_sim(self) -> None:
+        if self.sim is not None:
+            sim, self.sim = self.sim, None
+            await asyncio.get_running_loop().run_in_executor(None, sim.__exit__, None, None, None)
+
+
+def _seconds_since_process_start() -> float | None:
+    """Seconds since the OS started this process (includes interpreter and import time)."""
+    try:
+        import psutil
+
+        return time.time() - psutil.Process().create_time()
+    except Exception:  # noqa: BLE001 - psutil is optional (tests, not the bundle)
+        pass
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except Exception:  # noqa: BLE001 - not Linux
+        return None

@@ -1,0 +1,312 @@
+"""The main window: assembles the tabs, wires their cross-tab signals, and shows the connection.
+
+Assembly only: every tab is its own module (``XTab(broker, settings)``), the status bar and the
+banner below only display ``Broker.status``. A tab that fails to import or build is replaced by a
+note saying so (``tab_errors`` lists them; ``--smoke-test`` fails on any).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QIcon
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QStatusBar,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ibpanel import __version__, paths
+from ibpanel.broker.models import ConnectionState, ConnectionStatus, MarketDataType, Quote
+from ibpanel.broker.service import Broker
+from ibpanel.ui.settings import Settings
+from ibpanel.ui.style import PALETTE, set_prop
+
+log = logging.getLogger(__name__)
+
+#: (tab name, module, class) in display order.
+TAB_SPECS: tuple[tuple[str, str, str], ...] = (
+    ("connection", "ibpanel.ui.connection_tab", "ConnectionTab"),
+    ("account", "ibpanel.ui.account_tab", "AccountTab"),
+    ("positions", "ibpanel.ui.positions_tab", "PositionsTab"),
+    ("orders", "ibpanel.ui.orders_tab", "OrdersTab"),
+    ("ticket", "ibpanel.ui.ticket_tab", "TicketTab"),
+    ("quotes", "ibpanel.ui.quotes_tab", "QuotesTab"),
+)
+TAB_NAMES = tuple(name for name, _m, _c in TAB_SPECS)
+
+try:  # Exchange clocks for the status bar; zoneinfo needs tz data (the tzdata package on Windows).
+    from zoneinfo import ZoneInfo
+
+    _CLOCKS = (("NY", ZoneInfo("America/New_York")), ("HK", ZoneInfo("Asia/Hong_Kong")))
+except Exception:  # noqa: BLE001 - no tz database: show UTC only
+    _CLOCKS = (("UTC", timezone.utc),)
+
+
+class ConnectionBanner(QFrame):
+    """A strip above the tabs, so a lost or degraded connection is obvious wherever the user is."""
+
+    go_to_connection = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("connectionBanner")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.button = QPushButton("Connection…")
+        self.button.clicked.connect(self.go_to_connection.emit)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.button)
+        self.hide()
+
+    def show_status(self, status: ConnectionStatus, ever_connected: bool) -> None:
+        state = status.state
+        if state is ConnectionState.CONNECTED:
+            self.hide()
+            return
+        if state is ConnectionState.DEGRADED:
+            level, text = "warning", "TWS has lost its connection to IB's servers: prices and orders may be stale until it is back."
+        elif state is ConnectionState.RECONNECTING:
+            retry = f", next try in {status.next_retry_in:.0f} s" if status.next_retry_in is not None else ""
+            level = "warning"
+            text = f"Connection lost: reconnecting (attempt {status.reconnect_attempt}{retry}). Data shown is stale."
+        elif state is ConnectionState.CONNECTING:
+            level, text = "warning", "Connecting…"
+        elif ever_connected:
+            level, text = "error", "Disconnected from IBKR. Data shown is stale; nothing can be sent."
+        else:
+            level, text = "warning", "Not connected. Connect to TWS / IB Gateway, or start a practice session."
+        self.label.setText(text)
+        set_prop(self, "level", level)
+        self.show()
+
+
+class StatusBar(QStatusBar):
+    """Connection light and state, account, PAPER / LIVE, READ-ONLY, market-data type, exchange clocks."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizeGripEnabled(False)
+        self.light = QLabel("●")
+        self.state_label = QLabel("Disconnected")
+        self.account_label = QLabel("Account —")
+        self.type_badge = QLabel("—")
+        set_prop(self.type_badge, "badge", "unknown")
+        self.readonly_badge = QLabel("READ-ONLY")
+        set_prop(self.readonly_badge, "badge", "readonly")
+        self.readonly_badge.hide()
+        self.data_badge = QLabel("data —")
+        set_prop(self.data_badge, "badge", "unknown")
+        self.clock_label = QLabel()
+        for widget in (self.light, self.state_label, self.account_label, self.type_badge, self.readonly_badge):
+            self.addWidget(widget)
+        self.addPermanentWidget(self.data_badge)
+        self.addPermanentWidget(self.clock_label)
+        self.tick_clock()
+
+    def show_status(self, status: ConnectionStatus) -> None:
+        colour = {
+            ConnectionState.CONNECTED: PALETTE["up"],
+            ConnectionState.DEGRADED: PALETTE["warning"],
+            ConnectionState.RECONNECTING: PALETTE["warning"],
+            ConnectionState.CONNECTING: PALETTE["warning"],
+        }.get(status.state, PALETTE["down"])
+        self.light.setStyleSheet(f"color: {colour}; font-size: 13pt;")
+        self.state_label.setText(status.state.value.capitalize())
+        self.account_label.setText(f"Account {status.account or '—'}")
+        if status.is_paper is None:
+            text, kind = "—", "unknown"
+        else:
+            text, kind = ("PAPER", "paper") if status.is_paper else ("LIVE", "live")
+        self.type_badge.setText(text)
+        self.type_badge.setToolTip(status.paper_reason)
+        set_prop(self.type_badge, "badge", kind)
+        self.readonly_badge.setVisible(status.readonly)
+        if not status.connected:
+            self.show_data_type(None)
+
+    def show_data_type(self, data_type: MarketDataType | None) -> None:
+        if data_type is None:
+            self.data_badge.setText("data —")
+            set_prop(self.data_badge, "badge", "unknown")
+            return
+        self.data_badge.setText(f"data {data_type.label}")
+        set_prop(self.data_badge, "badge", "live-data" if data_type is MarketDataType.LIVE else "delayed")
+
+    def tick_clock(self) -> None:
+        now = datetime.now(timezone.utc)
+        self.clock_label.setText("   ".join(f"{name} {now.astimezone(tz):%H:%M:%S}" for name, tz in _CLOCKS))
+
+
+class MainWindow(QMainWindow):
+    #: The window closed (tabs already shut down): the app shuts the broker down and exits.
+    closed = Signal()
+    #: A tab asked for a practice session.
+    practice_requested = Signal()
+
+    def __init__(self, broker: Broker, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.broker = broker
+        self.settings = settings
+        self.tab_errors: dict[str, str] = {}
+        self.tabs: dict[str, QWidget] = {}
+        self._ever_connected = False
+        self._data_type: MarketDataType | None = None
+        self._shut_down = False
+        self.setWindowTitle(f"IB Panel {__version__}")
+        icon = paths.resource_path("icons", "ibpanel-256.png")
+        if icon.exists():
+            self.setWindowIcon(QIcon(str(icon)))
+
+        self.banner = ConnectionBanner()
+        self.tab_widget = QTabWidget()
+        self.tab_widget.setDocumentMode(True)
+        for name, module, cls in TAB_SPECS:
+            widget = self._build_tab(name, module, cls)
+            self.tabs[name] = widget
+            self.tab_widget.addTab(widget, getattr(widget, "TITLE", name.capitalize()))
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.tab_widget, 1)
+        self.setCentralWidget(central)
+        self.status_bar = StatusBar()
+        self.setStatusBar(self.status_bar)
+        self.clock_timer = QTimer(self)
+        self.clock_timer.setObjectName("statusClock")
+        self.clock_timer.setInterval(1000)
+        self.clock_timer.timeout.connect(self.status_bar.tick_clock)
+        self.clock_timer.start()
+
+        self._wire()
+        broker.state_changed.connect(self._on_state_changed)
+        broker.quotes_updated.connect(self._on_quotes_updated)
+        self._on_state_changed(broker.status)
+        self._restore_window()
+
+    # --- assembly ---------------------------------------------------------------------------
+    def _build_tab(self, name: str, module: str, cls: str) -> QWidget:
+        try:
+            tab_class = getattr(importlib.import_module(module), cls)
+            return tab_class(self.broker, self.settings)
+        except Exception as exc:  # noqa: BLE001 - one broken tab must not stop the panel from starting
+            log.exception("tab %s could not be built", name)
+            self.tab_errors[name] = f"{type(exc).__name__}: {exc}"
+            note = QLabel(f"The {name} tab could not be loaded: {exc}\nDetails are in the log file.")
+            note.setWordWrap(True)
+            return note
+
+    def _wire(self) -> None:
+        def connect(tab: str, signal: str, slot: Any) -> None:
+            sig = getattr(self.tabs.get(tab), signal, None)
+            if sig is not None and hasattr(sig, "connect"):
+                sig.connect(slot)
+
+        connect("positions", "ticket_requested", self.open_ticket)
+        connect("quotes", "ticket_requested", self.open_ticket)
+        connect("positions", "quote_requested", self.show_quote)
+        connect("connection", "start_practice_requested", self.practice_requested.emit)
+        self.banner.go_to_connection.connect(lambda: self.show_tab("connection"))
+
+    def open_ticket(self, request: dict) -> None:
+        """Fill the order ticket (symbol, side, quantity, limit price) and switch to it."""
+        ticket = self.tabs.get("ticket")
+        prefill = getattr(ticket, "prefill", None)
+        if prefill is not None:
+            prefill(request)
+            self.show_tab("ticket")
+
+    def show_quote(self, symbol: str) -> None:
+        """Add the symbol to the watchlist and switch to Quotes."""
+        quotes = self.tabs.get("quotes")
+        for method in ("add_symbol", "add_to_watchlist", "show_symbol"):
+            add = getattr(quotes, method, None)
+            if add is not None:
+                add(symbol)
+                break
+        self.show_tab("quotes")
+
+    def tab(self, name: str) -> QWidget:
+        return self.tabs[name]
+
+    def show_tab(self, name: str) -> None:
+        if name in self.tabs:
+            self.tab_widget.setCurrentWidget(self.tabs[name])
+
+    def current_tab_name(self) -> str:
+        current = self.tab_widget.currentWidget()
+        return next((name for name, widget in self.tabs.items() if widget is current), TAB_NAMES[0])
+
+    # --- broker events ----------------------------------------------------------------------
+    def _on_state_changed(self, status: ConnectionStatus) -> None:
+        if status.connected:
+            self._ever_connected = True
+        if not status.connected:
+            self._data_type = None
+        self.banner.show_status(status, self._ever_connected)
+        self.status_bar.show_status(status)
+        mode = "" if status.is_paper is None else (" — PAPER" if status.is_paper else " — LIVE")
+        account = f" — {status.account}" if status.account else ""
+        self.setWindowTitle(f"IB Panel {__version__}{account}{mode}")
+
+    def _on_quotes_updated(self, quotes: tuple[Quote, ...]) -> None:
+        if not quotes:
+            return
+        # The worst type in the batch: one delayed symbol makes "delayed" the honest label.
+        data_type = max(q.data_type for q in quotes)
+        if data_type != self._data_type:
+            self._data_type = data_type
+            self.status_bar.show_data_type(data_type)
+
+    # --- window state -----------------------------------------------------------------------
+    def _restore_window(self) -> None:
+        geometry = self.settings.get_bytes("window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1280, 820)
+        state = self.settings.get_bytes("window/state")
+        if state is not None:
+            self.restoreState(state)
+        self.show_tab(self.settings.get("window/tab", "connection"))
+
+    def save_window(self) -> None:
+        self.settings.set("window/geometry", self.saveGeometry())
+        self.settings.set("window/state", self.saveState())
+        self.settings.set("window/tab", self.current_tab_name())
+        self.settings.sync()
+
+    def shutdown(self) -> None:
+        """Save window state, stop every tab (timers, event subscriptions). Idempotent."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self.save_window()
+        self.clock_timer.stop()
+        self.broker.state_changed.disconnect(self._on_state_changed)
+        self.broker.quotes_updated.disconnect(self._on_quotes_updated)
+        for name, widget in self.tabs.items():
+            stop = getattr(widget, "shutdown", None)
+            if stop is None:
+                continue
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - keep shutting the others down
+                log.exception("tab %s failed to shut down", name)
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.shutdown()
+        event.accept()
+        self.closed.emit()
