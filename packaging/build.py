@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke-timeout", type=float, default=120.0, help="seconds before the smoke test counts as hung")
     parser.add_argument("--archive", action="store_true", help="pack the bundle (.tar.gz / .zip / .dmg)")
     parser.add_argument("--top", type=int, default=8, help="how many of the biggest parts to list")
+    parser.add_argument("--max-mb", type=float, default=None, help="fail if the bundle is larger (CI: 250)")
     args = parser.parse_args(argv)
 
     version = package_version()
@@ -156,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bundle size: {size / 1e6:.1f} MB in {files} files (limit {SIZE_LIMIT_MB} MB)")
     for part_size, name in biggest_parts(bundle, args.top):
         print(f"  {part_size / 1e6:8.1f} MB  {name}")
+    if args.max_mb is not None and size > args.max_mb * 1e6:
+        raise SystemExit(f"bundle: FAILED: {size / 1e6:.1f} MB is over the {args.max_mb:.0f} MB limit")
     if size > SIZE_LIMIT_MB * 1e6:
         print(f"bundle: WARNING: larger than {SIZE_LIMIT_MB} MB", flush=True)
     if args.smoke:
