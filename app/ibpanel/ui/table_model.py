@@ -230,6 +230,10 @@ class KeyedTableModel(QAbstractTableModel):
         self._dirty.clear()
         self.endResetModel()
 
+    def request_flush(self) -> None:
+        """Run the flush (and ``before_flush``) on the next timer tick even if no row changed."""
+        self._schedule()
+
     def touch(self, key: Hashable) -> None:
         """Repaint a row on the next flush without changing it (e.g. an expiring flash)."""
         if key in self._rows:
@@ -412,7 +416,7 @@ class KeyedTableModel(QAbstractTableModel):
         writer.writerow([c.title for c in self.columns])
         for key in self._keys:
             row = self._rows[key]
-            writer.writerow([csv_value(c.kind, c.read(row)) if c.display is None else c.text(row) for c in self.columns])
+            writer.writerow([csv_value(c.kind, c.read(row)) for c in self.columns])
         text = buffer.getvalue()
         if out is not None:
             out.write(text)
@@ -431,3 +435,73 @@ class KeyedTableModel(QAbstractTableModel):
             row = self.row(position)
             lines.append("\t".join(c.text(row) for c in self.columns))
         return "\n".join(lines)
+
+
+# --- small shared view helpers for the tabs ---------------------------------------------------------
+
+
+def make_table_view(model: KeyedTableModel, name: str, settings: Any = None, parent=None):
+    """A QTableView set up the same way everywhere: row selection, model-side sorting, saved columns."""
+    from PySide6.QtWidgets import QAbstractItemView, QTableView
+
+    view = QTableView(parent)
+    view.setObjectName(f"table_{name}")
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setAlternatingRowColors(True)
+    view.setWordWrap(False)
+    view.verticalHeader().setVisible(False)
+    view.verticalHeader().setDefaultSectionSize(22)
+    view.horizontalHeader().setStretchLastSection(True)
+    view.horizontalHeader().setSortIndicatorShown(True)
+    view.setSortingEnabled(True)  # calls model.sort(); the model re-sorts on its flush timer, never per tick
+    if settings is not None:
+        try:
+            settings.restore_header(name, view.horizontalHeader())
+        except Exception:  # noqa: BLE001 - a corrupt saved state must not stop the tab
+            pass
+    return view
+
+
+def selected_positions(view) -> list[int]:
+    return sorted({index.row() for index in view.selectionModel().selectedRows()})
+
+
+class TaskSet:
+    """Background coroutines a tab started; ``cancel()`` on shutdown so nothing outlives the widget.
+
+    A failing task is logged (and reported via ``on_error``) instead of vanishing silently.
+    """
+
+    def __init__(self, on_error: Callable[[BaseException], None] | None = None) -> None:
+        self._tasks: set[Any] = set()
+        self._on_error = on_error
+
+    def spawn(self, coro) -> Any:
+        import asyncio
+
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            import logging
+
+            logging.getLogger(__name__).error("UI task failed", exc_info=exc)
+            if self._on_error is not None:
+                self._on_error(exc)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,189 @@
+"""Price chart for one instrument: historical bars (closes) plus the live last price, with a crosshair.
+
+Speed rules from qt-async-notes: float64 x arrays, 1 px pens, antialias off, clipToView and peak
+downsampling, and redraws only from a timer (25 Hz) when something changed, never per tick.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from ibpanel.broker.exceptions import BrokerError
+from ibpanel.broker.models import Bar, Instrument, Quote
+from ibpanel.ui import formatting as fmt
+from ibpanel.ui.table_model import TaskSet
+
+# bar size -> (duration asked for, bar size string IB understands)
+BAR_SIZES: dict[str, tuple[str, str]] = {
+    "1 min": ("1 D", "1 min"),
+    "5 mins": ("2 D", "5 mins"),
+    "15 mins": ("5 D", "15 mins"),
+    "1 hour": ("1 M", "1 hour"),
+    "1 day": ("1 Y", "1 day"),
+}
+REDRAW_HZ = 25
+LIVE_POINTS_MAX = 20_000
+
+
+class PriceChart(QWidget):
+    """Chart widget. ``set_instrument`` loads bars (async); ``add_quote`` appends a live point.
+
+    Signals: ``bars_loaded(int)`` with the number of bars drawn.
+    """
+
+    bars_loaded = Signal(int)
+
+    def __init__(self, broker, parent=None) -> None:
+        super().__init__(parent)
+        self.broker = broker
+        self.tasks = TaskSet()
+        self.instrument: Instrument | None = None
+        self.bar_x = np.empty(0, dtype=np.float64)
+        self.bar_y = np.empty(0, dtype=np.float64)
+        self.live_x: list[float] = []
+        self.live_y: list[float] = []
+        self.redraws = 0
+        self._dirty = False
+        self._load_seq = 0
+
+        self.bar_size_combo = QComboBox()
+        self.bar_size_combo.setObjectName("barSize")
+        self.bar_size_combo.addItems(list(BAR_SIZES))
+        self.bar_size_combo.setCurrentText("5 mins")
+        self.bar_size_combo.currentTextChanged.connect(lambda _t: self.reload())
+        self.title_label = QLabel("Select a symbol")
+        self.crosshair_label = QLabel("")
+        self.crosshair_label.setObjectName("crosshairLabel")
+
+        self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
+        self.plot.setBackground("w")
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.setClipToView(True)
+        self.plot.setDownsampling(auto=True, mode="peak")
+        self.plot.getPlotItem().setMenuEnabled(False)
+        self.bar_curve = self.plot.plot(pen=pg.mkPen("#0969da", width=1), antialias=False)
+        self.live_curve = self.plot.plot(pen=pg.mkPen("#bf8700", width=1), antialias=False)
+        self.last_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#8c959f", width=1, style=Qt.PenStyle.DashLine))
+        self.plot.addItem(self.last_line, ignoreBounds=True)
+        self.v_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#57606a", width=1))
+        self.h_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#57606a", width=1))
+        self.plot.addItem(self.v_line, ignoreBounds=True)
+        self.plot.addItem(self.h_line, ignoreBounds=True)
+        self._mouse_proxy = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+
+        top = QHBoxLayout()
+        top.addWidget(self.title_label, 1)
+        top.addWidget(self.crosshair_label)
+        top.addWidget(QLabel("Bar size"))
+        top.addWidget(self.bar_size_combo)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.plot, 1)
+
+        self._timer = QTimer(self)
+        self._timer.setObjectName("chartRedraw")
+        self._timer.setInterval(int(1000 / REDRAW_HZ))
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.redraw)
+
+    # --- data ---------------------------------------------------------------------------------
+    def set_instrument(self, instrument: Instrument | None) -> None:
+        if instrument is not None and self.instrument is not None and instrument.key == self.instrument.key:
+            return
+        self.instrument = instrument
+        self.live_x.clear()
+        self.live_y.clear()
+        self.bar_x = np.empty(0, dtype=np.float64)
+        self.bar_y = np.empty(0, dtype=np.float64)
+        self.title_label.setText(instrument.display if instrument else "Select a symbol")
+        self._mark()
+        self.reload()
+
+    def reload(self) -> None:
+        if self.instrument is None or not self.broker.status.connected:
+            return
+        self._load_seq += 1
+        duration, bar_size = BAR_SIZES[self.bar_size_combo.currentText()]
+        self.tasks.spawn(self._load(self.instrument, duration, bar_size, self._load_seq))
+
+    async def _load(self, instrument: Instrument, duration: str, bar_size: str, seq: int) -> None:
+        try:
+            bars: tuple[Bar, ...] = await self.broker.bars(instrument, duration=duration, bar_size=bar_size)
+        except BrokerError as exc:
+            if seq == self._load_seq:
+                self.title_label.setText(f"{instrument.display}: no history ({exc.message})")
+            return
+        if seq != self._load_seq:
+            return  # another symbol or bar size was chosen meanwhile
+        self.bar_x = np.fromiter((b.time.timestamp() for b in bars), dtype=np.float64, count=len(bars))
+        self.bar_y = np.fromiter((b.close for b in bars), dtype=np.float64, count=len(bars))
+        self.title_label.setText(f"{instrument.display} · {bar_size} bars · {len(bars)}")
+        self._mark()
+        self.redraw()
+        self.plot.enableAutoRange()
+        self.bars_loaded.emit(len(bars))
+
+    def add_quote(self, quote: Quote) -> None:
+        """Append the live last price (only for the charted instrument); drawn on the next timer tick."""
+        if self.instrument is None or quote.instrument.key != self.instrument.key or quote.last is None:
+            return
+        stamp = quote.time.timestamp() if isinstance(quote.time, datetime) else time.time()
+        if self.live_y and self.live_x[-1] == stamp and self.live_y[-1] == quote.last:
+            return
+        self.live_x.append(stamp)
+        self.live_y.append(quote.last)
+        if len(self.live_x) > LIVE_POINTS_MAX:
+            del self.live_x[: len(self.live_x) - LIVE_POINTS_MAX]
+            del self.live_y[: len(self.live_y) - LIVE_POINTS_MAX]
+        self._mark()
+
+    def _mark(self) -> None:
+        self._dirty = True
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def redraw(self) -> None:
+        self._timer.stop()
+        if not self._dirty:
+            return
+        self._dirty = False
+        self.redraws += 1
+        self.bar_curve.setData(self.bar_x, self.bar_y)
+        if self.live_x:
+            self.live_curve.setData(np.asarray(self.live_x, dtype=np.float64), np.asarray(self.live_y, dtype=np.float64))
+            self.last_line.setPos(self.live_y[-1])
+            self.last_line.setVisible(True)
+        else:
+            self.live_curve.setData([], [])
+            self.last_line.setVisible(False)
+
+    def point_count(self) -> tuple[int, int]:
+        """(historical bars, live points) currently drawn."""
+        return len(self.bar_curve.xData if self.bar_curve.xData is not None else ()), len(
+            self.live_curve.xData if self.live_curve.xData is not None else ()
+        )
+
+    # --- crosshair ----------------------------------------------------------------------------
+    def _mouse_moved(self, event) -> None:
+        position = event[0]
+        if not self.plot.sceneBoundingRect().contains(position):
+            return
+        point = self.plot.getPlotItem().vb.mapSceneToView(position)
+        self.v_line.setPos(point.x())
+        self.h_line.setPos(point.y())
+        try:
+            when = datetime.fromtimestamp(point.x()).strftime("%Y-%m-%d %H:%M")
+        except (OverflowError, OSError, ValueError):
+            when = ""
+        self.crosshair_label.setText(f"{when}  {fmt.format_price(point.y(), self.instrument)}")
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        self.tasks.cancel()

@@ -1,0 +1,392 @@
+"""Orders tab: open orders (cancel, cancel all, modify), completed orders and fills with commissions.
+
+Confirmations and the modify dialog are opened with ``open()`` (window-modal, no nested event
+loop): a nested ``exec()`` inside an asyncio task would re-enter the qasync loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal, InvalidOperation
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ibpanel.broker.exceptions import BrokerError, OrderRejected
+from ibpanel.broker.models import ConnectionState, ConnectionStatus, Fill, OrderView
+from ibpanel.ui import formatting as fmt
+from ibpanel.ui.table_model import (
+    Column,
+    ColumnKind,
+    KeyedTableModel,
+    TaskSet,
+    make_table_view,
+    selected_positions,
+)
+from ibpanel.ui.ticket_tab import PriceSpinBox
+
+log = logging.getLogger(__name__)
+
+
+def order_key(order: OrderView):
+    """Orders are identified by (clientId, orderId); orders of other sessions (orderId 0) by permId."""
+    if order.order_id:
+        return ("order", order.client_id, order.order_id)
+    return ("perm", order.perm_id)
+
+
+def _order_time(order: OrderView):
+    return order.updated_at or order.created_at
+
+
+def order_columns(*, completed: bool = False) -> tuple[Column, ...]:
+    return (
+        Column("time", "Time", ColumnKind.TIME, value=_order_time if completed else lambda o: o.created_at or o.updated_at),
+        Column("order_id", "Id", ColumnKind.INT),
+        Column("symbol", "Symbol", value=lambda o: o.instrument.display),
+        Column("side", "Side", colour=lambda o: fmt_side_colour(o.side.value)),
+        Column("quantity", "Quantity", ColumnKind.QTY),
+        Column("order_type", "Type"),
+        Column("limit_price", "Limit", ColumnKind.PRICE),
+        Column("stop_price", "Stop", ColumnKind.PRICE),
+        Column("tif", "TIF"),
+        Column("status", "Status", tooltip="IB's order status; the message column says why when refused"),
+        Column("filled", "Filled", ColumnKind.QTY),
+        Column("remaining", "Remaining", ColumnKind.QTY),
+        Column("avg_fill_price", "Avg fill", ColumnKind.PRICE),
+        Column("account", "Account"),
+        Column("message", "Message"),
+    )
+
+
+def fmt_side_colour(side: str):
+    from ibpanel.ui.table_model import NEGATIVE_COLOUR, POSITIVE_COLOUR
+
+    return POSITIVE_COLOUR if side == "BUY" else NEGATIVE_COLOUR
+
+
+FILL_COLUMNS = (
+    Column("time", "Time", ColumnKind.TIME),
+    Column("exec_id", "Exec id"),
+    Column("order_id", "Order", ColumnKind.INT),
+    Column("symbol", "Symbol", value=lambda f: f.instrument.display),
+    Column("side", "Side", colour=lambda f: fmt_side_colour(f.side.value)),
+    Column("quantity", "Quantity", ColumnKind.QTY),
+    Column("price", "Price", ColumnKind.PRICE),
+    Column("value", "Value", ColumnKind.MONEY, value=lambda f: float(f.quantity) * f.price),
+    Column("commission", "Commission", ColumnKind.MONEY,
+           display=lambda v, f: "" if v is None else f"{v:,.2f} {f.commission_currency or ''}".strip()),
+    Column("realized_pnl", "Realized P&L", ColumnKind.PNL, coloured=True),
+    Column("currency", "Currency", value=lambda f: f.instrument.currency),
+    Column("account", "Account"),
+)
+
+
+class ModifyOrderDialog(QDialog):
+    """Change the price and / or quantity of a working order. The broker validates; issues show here."""
+
+    def __init__(self, order: OrderView, broker, tasks: TaskSet, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Modify order {order.order_id}")
+        self.setObjectName("modifyOrderDialog")
+        self.order = order
+        self.broker = broker
+        self._tasks = tasks
+        form = QFormLayout(self)
+        form.addRow("Order", QLabel(
+            f"{order.side.value} {fmt.format_qty(order.quantity)} {order.instrument.display} {order.order_type}"
+        ))
+        lot = max(1, order.instrument.board_lot)
+        self.quantity = QSpinBox()
+        self.quantity.setRange(0, 2_000_000_000)
+        self.quantity.setSingleStep(lot)
+        self.quantity.setValue(int(order.quantity))
+        form.addRow("Quantity", self.quantity)
+        self.limit_price = PriceSpinBox(order.instrument.market)
+        self.stop_price = PriceSpinBox(order.instrument.market)
+        for spin in (self.limit_price, self.stop_price):
+            spin.set_market(order.instrument.market, order.instrument.symbol)
+        if order.limit_price is not None:
+            self.limit_price.set_decimal(order.limit_price)
+            form.addRow("Limit price", self.limit_price)
+        if order.stop_price is not None:
+            self.stop_price.set_decimal(order.stop_price)
+            form.addRow("Stop price", self.stop_price)
+        self.message = QLabel("")
+        self.message.setObjectName("modifyMessage")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #cf222e;")
+        form.addRow(self.message)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.submit)
+        self.buttons.rejected.connect(self.reject)
+        form.addRow(self.buttons)
+
+    def changes(self) -> dict:
+        out: dict = {}
+        quantity = Decimal(self.quantity.value())
+        if quantity != self.order.quantity:
+            out["quantity"] = quantity
+        if self.order.limit_price is not None and self.limit_price.decimal_value() != self.order.limit_price:
+            out["limit_price"] = self.limit_price.decimal_value()
+        if self.order.stop_price is not None and self.stop_price.decimal_value() != self.order.stop_price:
+            out["stop_price"] = self.stop_price.decimal_value()
+        return out
+
+    def submit(self) -> None:
+        changes = self.changes()
+        if not changes:
+            self.message.setText("Nothing changed: edit the price or the quantity, or press Cancel.")
+            return
+        self.buttons.setEnabled(False)
+        self._tasks.spawn(self._send(changes))
+
+    async def _send(self, changes: dict) -> None:
+        try:
+            await self.broker.modify(self.order.order_id, **changes)
+        except OrderRejected as exc:
+            self.message.setText("\n".join(issue.message for issue in exc.issues) or exc.message)
+        except BrokerError as exc:
+            self.message.setText(str(exc))
+        else:
+            self.accept()
+            return
+        finally:
+            self.buttons.setEnabled(True)
+
+
+class OrdersTab(QWidget):
+    """Open orders, completed orders and fills of this TWS session."""
+
+    TAB_NAME = "orders"
+    TITLE = "Orders"
+
+    message_changed = Signal(str)
+
+    def __init__(self, broker, settings, parent=None) -> None:
+        super().__init__(parent)
+        self.broker = broker
+        self.settings = settings
+        self.tasks = TaskSet(on_error=lambda exc: self._say(f"Failed: {exc}"))
+        self.open_model = KeyedTableModel(order_columns(), key=order_key, parent=self)
+        self.completed_model = KeyedTableModel(order_columns(completed=True), key=order_key, parent=self)
+        self.fills_model = KeyedTableModel(FILL_COLUMNS, key=lambda f: f.exec_id, parent=self)
+        self.open_view = make_table_view(self.open_model, "orders_open", settings, self)
+        self.completed_view = make_table_view(self.completed_model, "orders_completed", settings, self)
+        self.fills_view = make_table_view(self.fills_model, "orders_fills", settings, self)
+        self.open_view.doubleClicked.connect(lambda index: self.modify_selected())
+        self.confirm_box: QMessageBox | None = None
+        self.modify_dialog: ModifyOrderDialog | None = None
+
+        self.cancel_button = QPushButton("Cancel order")
+        self.cancel_button.setToolTip("Cancel the selected open orders (Delete)")
+        self.cancel_button.setShortcut(Qt.Key.Key_Delete)
+        self.cancel_button.clicked.connect(self.cancel_selected)
+        self.cancel_all_button = QPushButton("Cancel all…")
+        self.cancel_all_button.setToolTip("Global cancel: every open order on this TWS, after a confirmation")
+        self.cancel_all_button.setStyleSheet("color: #cf222e;")
+        self.cancel_all_button.clicked.connect(self.cancel_all_clicked)
+        self.modify_button = QPushButton("Modify…")
+        self.modify_button.setToolTip("Change the price or quantity of the selected open order (double-click)")
+        self.modify_button.clicked.connect(self.modify_selected)
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.clicked.connect(self._export_clicked)
+        self.message = QLabel("")
+        self.message.setObjectName("ordersMessage")
+        self.message.setWordWrap(True)
+        self.stale_label = QLabel("")
+        self.stale_label.setStyleSheet("color: #9a6700; font-weight: bold;")
+
+        buttons = QHBoxLayout()
+        for button in (self.cancel_button, self.modify_button, self.cancel_all_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.export_button)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.open_view, "Open")
+        self.tabs.addTab(self.completed_view, "Completed")
+        self.tabs.addTab(self.fills_view, "Fills")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.stale_label)
+        layout.addLayout(buttons)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.message)
+
+        broker.order_changed.connect(self._on_order_changed)
+        broker.fill_added.connect(self._on_fill_added)
+        broker.state_changed.connect(self._on_state_changed)
+        self._on_state_changed(broker.status)
+        if broker.status.connected:
+            self.reload()
+
+    # --- data ---------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Take the broker's current lists (after connect / reconnect)."""
+        self.open_model.replace_all(o for o in self.broker.open_orders() if not o.status.is_done)
+        done = {order_key(o): o for o in self.broker.completed_orders()}
+        for order in self.broker.open_orders():
+            if order.status.is_done:
+                done[order_key(order)] = order
+        self.completed_model.replace_all(done.values())
+        self.fills_model.replace_all(self.broker.fills())
+        self.completed_model.sort(0, Qt.SortOrder.DescendingOrder)
+        self.fills_model.sort(0, Qt.SortOrder.DescendingOrder)
+        self._update_buttons()
+
+    def _on_order_changed(self, order: OrderView) -> None:
+        key = order_key(order)
+        if order.status.is_done:
+            self.open_model.remove(key)
+            self.completed_model.upsert(order)
+        else:
+            self.open_model.upsert(order)
+        self._update_buttons()
+
+    def _on_fill_added(self, fill: Fill) -> None:
+        self.fills_model.upsert(fill)
+
+    def _on_state_changed(self, status: ConnectionStatus) -> None:
+        stale = status.state is not ConnectionState.CONNECTED
+        for model in (self.open_model, self.completed_model, self.fills_model):
+            model.set_stale(stale)
+        if stale and (len(self.open_model) or status.state is ConnectionState.DEGRADED):
+            self.stale_label.setText(
+                "Stale: the connection is down or degraded; order states shown are the last received."
+            )
+        else:
+            self.stale_label.setText("")
+        self.stale_label.setVisible(bool(self.stale_label.text()))
+        if status.state is ConnectionState.CONNECTED and not getattr(self, "_was_connected", False):
+            self.reload()
+        self._was_connected = status.state is ConnectionState.CONNECTED
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        live = self.broker.status.connected and not self.broker.status.readonly
+        self.cancel_button.setEnabled(live and len(self.open_model) > 0)
+        self.modify_button.setEnabled(live and len(self.open_model) > 0)
+        self.cancel_all_button.setEnabled(live)
+
+    def _say(self, text: str) -> None:
+        self.message.setText(text)
+        self.message_changed.emit(text)
+
+    # --- actions ------------------------------------------------------------------------------
+    def selected_open_orders(self) -> list[OrderView]:
+        return [self.open_model.row(i) for i in selected_positions(self.open_view)]
+
+    def select_order(self, order_id: int) -> bool:
+        for position, order in enumerate(self.open_model.rows()):
+            if order.order_id == order_id:
+                self.open_view.selectRow(position)
+                return True
+        return False
+
+    def cancel_selected(self) -> None:
+        orders = self.selected_open_orders()
+        if not orders:
+            self._say("Select an open order to cancel.")
+            return
+        for order in orders:
+            self.tasks.spawn(self._cancel(order))
+
+    async def _cancel(self, order: OrderView) -> None:
+        self._say(f"Cancelling order {order.order_id}…")
+        try:
+            result = await self.broker.cancel(order.order_id)
+        except BrokerError as exc:
+            self._say(f"Order {order.order_id}: {exc}")
+            return
+        self._on_order_changed(result)
+        self._say(f"Order {order.order_id} {result.status.value.lower()}.")
+
+    def cancel_all_clicked(self) -> None:
+        count = len(self.open_model)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Cancel all orders",
+            f"Cancel every open order on this TWS ({count} shown here, orders of other programs too)?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
+        box.setObjectName("cancelAllConfirm")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.finished.connect(lambda _result: self._cancel_all_answered(box))
+        self.confirm_box = box
+        box.open()
+
+    def _cancel_all_answered(self, box: QMessageBox) -> None:
+        self.confirm_box = None
+        clicked = box.clickedButton()
+        if clicked is not None and box.standardButton(clicked) == QMessageBox.StandardButton.Yes:
+            self.tasks.spawn(self._cancel_all())
+        else:
+            self._say("Cancel all: nothing was cancelled.")
+        box.deleteLater()
+
+    async def _cancel_all(self) -> None:
+        self._say("Cancelling every open order…")
+        try:
+            await self.broker.cancel_all()
+        except BrokerError as exc:
+            self._say(f"Cancel all failed: {exc}")
+            return
+        self._say("Cancel all sent; orders move to Completed as TWS confirms.")
+
+    def modify_selected(self) -> ModifyOrderDialog | None:
+        orders = self.selected_open_orders()
+        if len(orders) != 1:
+            self._say("Select exactly one open order to modify.")
+            return None
+        dialog = ModifyOrderDialog(orders[0], self.broker, self.tasks, self)
+        dialog.finished.connect(lambda _r: setattr(self, "modify_dialog", None))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.modify_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def export_csv(self, path, which: str = "open") -> int:
+        model = {"open": self.open_model, "completed": self.completed_model, "fills": self.fills_model}[which]
+        return model.export_csv(path)
+
+    def _export_clicked(self) -> None:
+        which = ("open", "completed", "fills")[self.tabs.currentIndex()]
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {which} orders", f"orders-{which}.csv", "CSV files (*.csv)")
+        if path:
+            self.export_csv(path, which)
+
+    # --- tab protocol -------------------------------------------------------------------------
+    def populated(self) -> bool:
+        return self.broker.status.connected
+
+    def shutdown(self) -> None:
+        self.broker.order_changed.disconnect(self._on_order_changed)
+        self.broker.fill_added.disconnect(self._on_fill_added)
+        self.broker.state_changed.disconnect(self._on_state_changed)
+        self.tasks.cancel()
+        for model in (self.open_model, self.completed_model, self.fills_model):
+            model.shutdown()
+        for name, view in (("orders_open", self.open_view), ("orders_completed", self.completed_view),
+                           ("orders_fills", self.fills_view)):
+            self.settings.save_header(name, view.horizontalHeader())
+
+
+def parse_decimal(text: str) -> Decimal | None:
+    try:
+        return Decimal(text.strip().replace(",", ""))
+    except (InvalidOperation, AttributeError):
+        return None

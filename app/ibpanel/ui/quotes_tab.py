@@ -1,0 +1,336 @@
+"""Quotes tab: a saved watchlist (US and HK mixed) with an up / down flash, and a chart of the selected symbol.
+
+Every quote packet only updates the store; the table repaints on its ~10 Hz flush and the chart on
+its 25 Hz timer, so a tick storm costs dictionary writes, not repaints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ibpanel.broker.exceptions import BrokerError
+from ibpanel.broker.models import ConnectionState, ConnectionStatus, Instrument, Quote
+from ibpanel.ui import formatting as fmt
+from ibpanel.ui.chart import PriceChart
+from ibpanel.ui.table_model import (
+    Column,
+    ColumnKind,
+    KeyedTableModel,
+    TaskSet,
+    make_table_view,
+    selected_positions,
+)
+
+WATCHLIST_KEY = "quotes/watchlist"
+DEFAULT_WATCHLIST = ["AAPL", "MSFT", "NVDA", "BRK.B", "0700.HK", "0005.HK", "1299.HK", "2800.HK"]
+FLASH_SECONDS = 0.6
+UP_FLASH = QColor("#dafbe1")
+DOWN_FLASH = QColor("#ffebe9")
+RESOLVE_BATCH = 50
+
+
+def _data_label(quote: Quote) -> str:
+    return "stale" if quote.stale else quote.data_type.label
+
+
+QUOTE_COLUMNS = (
+    Column("symbol", "Symbol", value=lambda q: q.instrument.display),
+    Column("market", "Market", value=lambda q: q.instrument.market.value),
+    Column("bid", "Bid", ColumnKind.PRICE),
+    Column("ask", "Ask", ColumnKind.PRICE),
+    Column("last", "Last", ColumnKind.PRICE),
+    Column("change", "Change", ColumnKind.PRICE, coloured=True, value=lambda q: q.change,
+           display=lambda v, q: "" if v is None else ("+" if v > 0 else "") + fmt.format_price(v, q.instrument)),
+    Column("change_pct", "Change %", ColumnKind.PERCENT, coloured=True, value=lambda q: q.change_pct,
+           display=lambda v, q: fmt.format_percent(v, signed=True)),
+    Column("volume", "Volume", ColumnKind.INT, display=lambda v, q: fmt.format_volume(v)),
+    Column("data_type", "Data", value=_data_label,
+           tooltip="live, delayed (no market-data subscription: about 15 minutes late) or stale (connection down)"),
+    Column("currency", "Currency", value=lambda q: q.instrument.currency),
+)
+_FLASH_COLUMNS = {2, 3, 4}
+
+
+class QuotesTab(QWidget):
+    """Watchlist + chart. Signal ``ticket_requested(dict)`` on double-click (symbol, last price)."""
+
+    TAB_NAME = "quotes"
+    TITLE = "Quotes"
+
+    ticket_requested = Signal(object)
+
+    def __init__(self, broker, settings, parent=None) -> None:
+        super().__init__(parent)
+        self.broker = broker
+        self.settings = settings
+        self.tasks = TaskSet(on_error=lambda exc: self._say(f"Failed: {exc}"))
+        saved = settings.get_json(WATCHLIST_KEY, None)
+        self.watchlist: list[str] = [str(s) for s in saved] if isinstance(saved, list) else list(DEFAULT_WATCHLIST)
+        self.instruments: dict[str, Instrument] = {}  # watchlist text -> resolved instrument
+        self._subscribed: dict[str, Instrument] = {}  # instrument key -> instrument
+        self._flash: dict[str, tuple[int, float]] = {}  # instrument key -> (direction, expires at)
+        self.ticks_applied = 0
+
+        self.model = KeyedTableModel(QUOTE_COLUMNS, key=lambda q: q.instrument.key, parent=self)
+        self.model.background_hook = self._background
+        self.view = make_table_view(self.model, self.TAB_NAME, settings, self)
+        self.view.setSelectionMode(self.view.SelectionMode.SingleSelection)
+        self.view.doubleClicked.connect(lambda index: self.request_ticket(index.row()))
+        self.view.selectionModel().currentRowChanged.connect(lambda current, _prev: self._row_selected(current.row()))
+        self.chart = PriceChart(broker, self)
+
+        self.symbol_edit = QLineEdit()
+        self.symbol_edit.setObjectName("watchSymbol")
+        self.symbol_edit.setPlaceholderText("Add symbol: AAPL, BRK.B, 700, 0700.HK …")
+        self.symbol_edit.returnPressed.connect(self._add_clicked)
+        self.add_button = QPushButton("Add")
+        self.add_button.clicked.connect(self._add_clicked)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setToolTip("Remove the selected symbol (Delete)")
+        self.remove_button.clicked.connect(self.remove_selected)
+        self._delete_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Delete), self.view)
+        self._delete_shortcut.activated.connect(self.remove_selected)
+        self.message = QLabel("")
+        self.message.setObjectName("quotesMessage")
+        self.message.setWordWrap(True)
+        self.stale_label = QLabel("")
+        self.stale_label.setStyleSheet("color: #9a6700; font-weight: bold;")
+
+        controls = QHBoxLayout()
+        controls.addWidget(self.symbol_edit, 1)
+        controls.addWidget(self.add_button)
+        controls.addWidget(self.remove_button)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addLayout(controls)
+        top_layout.addWidget(self.view, 1)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(top)
+        splitter.addWidget(self.chart)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.stale_label)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.message)
+
+        self._flash_timer = QTimer(self)
+        self._flash_timer.setObjectName("quotesFlash")
+        self._flash_timer.setInterval(200)
+        self._flash_timer.timeout.connect(self._expire_flashes)
+
+        broker.quotes_updated.connect(self._on_quotes_updated)
+        broker.state_changed.connect(self._on_state_changed)
+        self._on_state_changed(broker.status)
+
+    # --- watchlist ----------------------------------------------------------------------------
+    def _save(self) -> None:
+        self.settings.set_json(WATCHLIST_KEY, self.watchlist)
+
+    def _add_clicked(self) -> None:
+        text = self.symbol_edit.text().strip()
+        if text:
+            self.add_symbol(text)
+
+    def add_symbol(self, text: str, select: bool = True):
+        """Resolve, subscribe and show ``text``; saved to the watchlist once IB knows it. Returns the task."""
+        return self.tasks.spawn(self._add(text.strip(), select))
+
+    def show_symbol(self, text: str):
+        """Add (if needed) and select a symbol (PositionsTab.quote_requested)."""
+        return self.add_symbol(text, select=True)
+
+    async def _add(self, text: str, select: bool) -> Instrument | None:
+        if not self.broker.status.connected:
+            self._say("Not connected: the symbol is kept and resolved once connected.")
+            if text not in self.watchlist:
+                self.watchlist.append(text)
+                self._save()
+            return None
+        instrument = await self._subscribe_text(text)
+        if instrument is None:
+            return None
+        if text not in self.watchlist and not any(
+            self.instruments.get(s) and self.instruments[s].key == instrument.key for s in self.watchlist if s != text
+        ):
+            self.watchlist.append(text)
+            self._save()
+        if text == self.symbol_edit.text().strip():
+            self.symbol_edit.clear()
+        if select:
+            position = self.model.position_of(instrument.key)
+            if position is not None:
+                self.view.selectRow(position)
+        self._say("")
+        return instrument
+
+    async def _subscribe_text(self, text: str) -> Instrument | None:
+        try:
+            instrument = self.instruments.get(text) or await self.broker.resolve(text)
+        except BrokerError as exc:
+            self._say(f"{text}: {exc}")
+            return None
+        self.instruments[text] = instrument
+        if instrument.key not in self._subscribed:
+            try:
+                quote = await self.broker.subscribe(instrument)
+            except BrokerError as exc:
+                self._say(f"{instrument.display}: {exc}")
+                return None
+            self._subscribed[instrument.key] = instrument
+            self.model.upsert(quote if quote is not None else Quote(instrument))
+        return instrument
+
+    async def load_watchlist(self) -> int:
+        """Resolve and subscribe every saved symbol (in batches); returns how many are shown."""
+        pending = [s for s in self.watchlist if s not in self.instruments or self.instruments[s].key not in self._subscribed]
+        for start in range(0, len(pending), RESOLVE_BATCH):
+            await asyncio.gather(*(self._subscribe_text(s) for s in pending[start:start + RESOLVE_BATCH]))
+        if len(self.model) and self.view.currentIndex().row() < 0:
+            self.view.selectRow(0)
+        return len(self.model)
+
+    def set_watchlist(self, symbols: list[str]):
+        """Replace the watchlist (saved) and load it; returns the loading task."""
+        for key in list(self._subscribed):
+            self._unsubscribe_key(key)
+        self.watchlist = list(dict.fromkeys(s.strip() for s in symbols if s.strip()))
+        self.instruments.clear()
+        self._save()
+        return self.tasks.spawn(self.load_watchlist())
+
+    def _unsubscribe_key(self, key: str) -> None:
+        instrument = self._subscribed.pop(key, None)
+        if instrument is not None:
+            try:
+                self.broker.unsubscribe(instrument)
+            except BrokerError:
+                pass
+        self.model.remove(key)
+        self._flash.pop(key, None)
+
+    def remove_selected(self) -> None:
+        for position in reversed(selected_positions(self.view)):
+            self.remove_key(self.model.key_at(position))
+
+    def remove_key(self, key: str) -> None:
+        self._unsubscribe_key(key)
+        gone = [s for s, inst in self.instruments.items() if inst.key == key]
+        for text in gone:
+            self.instruments.pop(text, None)
+        self.watchlist = [s for s in self.watchlist if s not in gone]
+        self._save()
+        if self.chart.instrument is not None and self.chart.instrument.key == key:
+            self.chart.set_instrument(None)
+
+    # --- broker events ------------------------------------------------------------------------
+    def _on_quotes_updated(self, quotes: tuple[Quote, ...]) -> None:
+        model = self.model
+        chart_key = self.chart.instrument.key if self.chart.instrument is not None else None
+        now = time.monotonic()
+        applied = 0
+        for quote in quotes:
+            key = quote.instrument.key
+            previous = model.row_for_key(key)
+            if previous is None:
+                continue
+            if previous.last is not None and quote.last is not None and quote.last != previous.last:
+                self._flash[key] = (1 if quote.last > previous.last else -1, now + FLASH_SECONDS)
+            model.upsert(quote)
+            applied += 1
+            if key == chart_key:
+                self.chart.add_quote(quote)
+        self.ticks_applied += applied
+        if self._flash and not self._flash_timer.isActive():
+            self._flash_timer.start()
+
+    def _on_state_changed(self, status: ConnectionStatus) -> None:
+        stale = status.state is not ConnectionState.CONNECTED
+        self.model.set_stale(stale)
+        if status.state is ConnectionState.DEGRADED:
+            self.stale_label.setText("Stale: TWS has lost its connection to IB; quotes are not live.")
+        elif stale and len(self.model):
+            self.stale_label.setText("Stale: not connected; these are the last quotes received.")
+        else:
+            self.stale_label.setText("")
+        self.stale_label.setVisible(bool(self.stale_label.text()))
+        if status.connected and any(
+            s not in self.instruments or self.instruments[s].key not in self._subscribed for s in self.watchlist
+        ):
+            self.tasks.spawn(self.load_watchlist())
+
+    # --- flash --------------------------------------------------------------------------------
+    def _background(self, key, _row, column: int):
+        if column not in _FLASH_COLUMNS:
+            return None
+        flash = self._flash.get(key)
+        if flash is None or flash[1] < time.monotonic():
+            return None
+        return UP_FLASH if flash[0] > 0 else DOWN_FLASH
+
+    def _expire_flashes(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, (_d, until) in self._flash.items() if until < now]:
+            del self._flash[key]
+            self.model.touch(key)
+        if not self._flash:
+            self._flash_timer.stop()
+
+    # --- selection, ticket --------------------------------------------------------------------
+    def _row_selected(self, position: int) -> None:
+        if 0 <= position < len(self.model):
+            quote = self.model.row(position)
+            self.chart.set_instrument(quote.instrument)
+            self.chart.add_quote(quote)
+
+    def request_ticket(self, position: int) -> dict | None:
+        if not 0 <= position < len(self.model):
+            return None
+        quote: Quote = self.model.row(position)
+        price = quote.last or quote.close
+        request = {
+            "symbol": quote.instrument.display,
+            "market": quote.instrument.market,
+            "side": None,
+            "quantity": None,
+            "limit_price": fmt.snap_price(quote.instrument.market, Decimal(str(price))) if price else None,
+        }
+        self.ticket_requested.emit(request)
+        return request
+
+    def _say(self, text: str) -> None:
+        self.message.setText(text)
+
+    # --- tab protocol -------------------------------------------------------------------------
+    def populated(self) -> bool:
+        return len(self.model) > 0 and any(q.last is not None or q.bid is not None for q in self.model.rows())
+
+    def shutdown(self) -> None:
+        self.broker.quotes_updated.disconnect(self._on_quotes_updated)
+        self.broker.state_changed.disconnect(self._on_state_changed)
+        self.tasks.cancel()
+        self._flash_timer.stop()
+        self.model.shutdown()
+        self.chart.shutdown()
+        for key in list(self._subscribed):
+            instrument = self._subscribed.pop(key)
+            try:
+                self.broker.unsubscribe(instrument)
+            except BrokerError:
+                pass
+        self.settings.save_header(self.TAB_NAME, self.view.horizontalHeader())
