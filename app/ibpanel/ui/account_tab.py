@@ -73,6 +73,7 @@ class AccountTab(QWidget):
         self.broker = broker
         self.settings = settings
         self._summary: AccountSummary | None = None
+        self._account: str | None = None  # the account of the last status: others' numbers are ignored
         self._pnl: PnL | None = None
         self._stale = True
         self._updated_at: datetime | None = None
@@ -154,7 +155,7 @@ class AccountTab(QWidget):
 
     # --- broker events ----------------------------------------------------------------------
     def _on_account_changed(self, summary: AccountSummary) -> None:
-        if self.broker.status.account and summary.account != self.broker.status.account:
+        if self._account and summary.account != self._account:
             return
         self._summary = summary
         self._updated_at = summary.updated_at or datetime.now(timezone.utc)
@@ -163,7 +164,7 @@ class AccountTab(QWidget):
         self._show()
 
     def _on_pnl_changed(self, pnl: PnL) -> None:
-        if self.broker.status.account and pnl.account != self.broker.status.account:
+        if self._account and pnl.account != self._account:
             return
         self._pnl = pnl
         self._show()
@@ -176,6 +177,7 @@ class AccountTab(QWidget):
             self._chart_x.clear()
             self._chart_y.clear()
             self._chart_dirty = True
+        self._account = status.account
         self.title_label.setText(f"Account {status.account or '—'}")
         if stale != self._stale:
             self._stale = stale

@@ -52,6 +52,9 @@ POPULATE_TIMEOUT_S = 20.0
 def run_gui(args: argparse.Namespace) -> int:
     """Run the panel until it is closed; returns the process exit code."""
     started = time.perf_counter()
+    if args.tab and args.tab not in TAB_NAMES:
+        print(f"ibpanel: --tab must be one of: {', '.join(TAB_NAMES)} (got {args.tab!r})", file=sys.stderr)
+        return 2
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("IB Panel")
     app.setOrganizationName("ibpanel")
@@ -273,8 +276,6 @@ class PanelApp:
         assert window is not None
         tab = self.args.tab
         if tab:
-            if tab not in TAB_NAMES:
-                raise SystemExit(f"--tab must be one of: {', '.join(TAB_NAMES)} (got {tab!r})")
             window.show_tab(tab)
         elif self.first_run:
             window.show_tab("connection")

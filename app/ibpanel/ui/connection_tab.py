@@ -83,7 +83,8 @@ _STATE_TEXT = {
 def classification_text(status: ConnectionStatus) -> tuple[str, str]:
     """(badge text, badge kind) for the account type: PAPER, LIVE or unknown."""
     if status.is_paper is None:
-        return "—", "unknown"
+        # Connected but unclassifiable: the broker treats it as live, and so does the badge.
+        return ("LIVE?", "live") if status.connected else ("—", "unknown")
     return ("PAPER", "paper") if status.is_paper else ("LIVE", "live")
 
 

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from ibpanel import __version__, paths
 from ibpanel.broker.models import ConnectionState, ConnectionStatus, MarketDataType, Quote
 from ibpanel.broker.service import Broker
+from ibpanel.ui.connection_tab import classification_text
 from ibpanel.ui.settings import Settings
 from ibpanel.ui.style import PALETTE, set_prop
 
@@ -126,10 +127,7 @@ class StatusBar(QStatusBar):
         self.light.setStyleSheet(f"color: {colour}; font-size: 13pt;")
         self.state_label.setText(status.state.value.capitalize())
         self.account_label.setText(f"Account {status.account or '—'}")
-        if status.is_paper is None:
-            text, kind = "—", "unknown"
-        else:
-            text, kind = ("PAPER", "paper") if status.is_paper else ("LIVE", "live")
+        text, kind = classification_text(status)
         self.type_badge.setText(text)
         self.type_badge.setToolTip(status.paper_reason)
         set_prop(self.type_badge, "badge", kind)

@@ -1,0 +1,73 @@
+"""Account tab: the practice account's numbers fill in, P&L is coloured, the chart grows, stale is marked."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ibpanel.broker.models import AccountSummary, ConnectionState, ConnectionStatus, PnL
+from ibpanel.ui.account_tab import AccountTab
+from ibpanel.ui.formatting import format_money
+
+
+def _tab(qtbot, broker, settings) -> AccountTab:
+    tab = AccountTab(broker, settings)
+    qtbot.addWidget(tab)
+    tab.show()
+    return tab
+
+
+def test_account_values_fill_in_from_the_exchange(qtbot, broker, ui_settings):
+    tab = _tab(qtbot, broker, ui_settings)
+    qtbot.waitUntil(tab.populated, timeout=10000)
+    summary = broker.account_summary()
+    assert summary is not None and summary.account == broker.status.account
+    assert tab.title_label.text() == f"Account {broker.status.account}"
+    net_liq = tab.cards["net_liquidation"].value.text()
+    assert format_money(summary.net_liquidation) in net_liq
+    for currency in ("USD", "HKD"):
+        text = tab.cards[f"cash:{currency}"].value.text()
+        assert text.endswith(currency) and text != "—"
+    for key in ("buying_power", "available_funds", "excess_liquidity"):
+        assert tab.cards[key].value.text() != "—", key
+    assert not tab.stale_label.isVisible()
+    # The chart collects a point per update and draws from its timer, not per event.
+    qtbot.waitUntil(lambda: tab.chart_points() >= 1, timeout=5000)
+    qtbot.waitUntil(lambda: len(tab.curve.getData()[0] or ()) >= 1, timeout=3000)
+    tab.shutdown()
+    assert not tab.redraw_timer.isActive()
+
+
+def test_stale_when_disconnected_keeps_the_last_numbers(qtbot, broker, ui_settings, run_async):
+    tab = _tab(qtbot, broker, ui_settings)
+    qtbot.waitUntil(tab.populated, timeout=10000)
+    before = tab.cards["net_liquidation"].value.text()
+    run_async(broker.disconnect())
+    qtbot.waitUntil(tab.stale_label.isVisible, timeout=5000)
+    assert tab.stale_label.text().startswith("STALE")
+    assert tab.cards["net_liquidation"].value.text() == before
+    assert tab.cards["net_liquidation"].value.property("stale") == "true"
+    tab.shutdown()
+
+
+def test_pnl_is_coloured_and_other_accounts_ignored(qtbot, make_broker, ui_settings):
+    tab = _tab(qtbot, make_broker(), ui_settings)
+    status = ConnectionStatus(state=ConnectionState.CONNECTED, accounts=("DU1", "DU2"), account="DU1", is_paper=True)
+    tab._on_state_changed(status)
+    tab._on_account_changed(
+        AccountSummary(
+            account="DU1", base_currency="USD", net_liquidation=1_000_000.0,
+            cash_by_currency={"USD": 500_000.0, "HKD": 3_900_000.0, "EUR": 10.0},
+        )
+    )
+    tab._on_pnl_changed(PnL(account="DU1", daily=-1234.5, unrealized=250.0, realized=0.0))
+    assert tab.cards["daily_pnl"].value.property("tone") == "down"
+    assert tab.cards["unrealized_pnl"].value.property("tone") == "up"
+    assert tab.cards["realized_pnl"].value.property("tone") == ""
+    assert "EUR" in tab.cards["cash:EUR"].value.text()  # currencies beyond USD / HKD get their own card
+    tab._on_pnl_changed(PnL(account="DU2", daily=999.0, unrealized=None, realized=None))
+    assert tab.cards["daily_pnl"].value.property("tone") == "down"
+    # Choosing another account clears the first one's numbers until the new ones arrive.
+    tab._on_state_changed(replace(status, account="DU2"))
+    assert tab.cards["net_liquidation"].value.text() == "—"
+    assert tab.chart_points() == 0
+    tab.shutdown()

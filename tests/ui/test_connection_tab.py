@@ -1,0 +1,220 @@
+"""Connection tab against the practice exchange: presets, connect / disconnect, failures and their fixes."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+
+import pytest
+from ibpanel.broker.models import ConnectionState, ConnectionStatus
+from ibpanel.ui.connection_tab import PRESETS, PRESETS_BY_KEY, ConnectionTab
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+
+def _tab(qtbot, broker, settings) -> ConnectionTab:
+    tab = ConnectionTab(broker, settings)
+    qtbot.addWidget(tab)
+    tab.show()
+    return tab
+
+
+def _answer_live_confirmation(qtbot, accept: bool) -> list[str]:
+    """Click the live-connection question when it appears (it runs a nested loop); returns its text."""
+    seen: list[str] = []
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, answer)
+            return
+        seen.append(box.text())
+        button = QMessageBox.StandardButton.Yes if accept else QMessageBox.StandardButton.Cancel
+        qtbot.mouseClick(box.button(button), Qt.MouseButton.LeftButton)
+
+    QTimer.singleShot(20, answer)
+    return seen
+
+
+def _wait_state(qtbot, broker, state: ConnectionState, timeout_ms: int = 15000) -> None:
+    qtbot.waitUntil(lambda: broker.status.state is state, timeout=timeout_ms)
+
+
+def test_presets_fill_the_standard_ports(qtbot, make_broker, ui_settings):
+    tab = _tab(qtbot, make_broker(), ui_settings)
+    expected = {"tws_paper": 7497, "tws_live": 7496, "gateway_paper": 4002, "gateway_live": 4001}
+    for key, port in expected.items():
+        tab.select_preset(key)
+        assert tab.port_spin.value() == port
+        assert tab.params().port == port
+        assert tab.is_live_target() is PRESETS_BY_KEY[key].live
+        assert tab.host_edit.isEnabled() and tab.port_spin.isEnabled()
+    tab.select_preset("practice")
+    # The practice exchange runs in-process: its address is not the user's to type.
+    assert not tab.port_spin.isEnabled() and not tab.host_edit.isEnabled()
+    assert tab.connect_button.text() == "Start practice session"
+    assert [p.label for p in PRESETS] == ["TWS Paper", "TWS Live", "Gateway Paper", "Gateway Live", "Practice exchange"]
+
+
+def test_first_run_defaults_to_tws_paper_with_practice_offered(qtbot, make_broker, ui_settings):
+    assert ui_settings.first_run
+    tab = _tab(qtbot, make_broker(), ui_settings)
+    assert tab.current_preset().key == "tws_paper"
+    assert tab.port_spin.value() == 7497
+    assert tab.client_id_spin.value() == 1
+    assert tab.auto_reconnect_check.isChecked() and not tab.readonly_check.isChecked()
+    assert tab.practice_button.isVisible() and tab.connect_button.isEnabled()
+    assert not tab.disconnect_button.isEnabled()
+
+
+@pytest.mark.parametrize("preset", ["tws_paper", "tws_live", "gateway_paper", "gateway_live"])
+def test_connect_with_each_preset_port_overridden_to_the_exchange(qtbot, sim, make_broker, ui_settings, preset):
+    broker = make_broker()
+    tab = _tab(qtbot, broker, ui_settings)
+    tab.select_preset(preset)
+    assert tab.port_spin.value() == PRESETS_BY_KEY[preset].port
+    tab.port_spin.setValue(sim.port)
+    tab.client_id_spin.setValue(40 + PRESETS.index(PRESETS_BY_KEY[preset]))
+    asked = _answer_live_confirmation(qtbot, accept=True) if PRESETS_BY_KEY[preset].live else []
+
+    qtbot.mouseClick(tab.connect_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(tab.populated, timeout=15000)
+
+    if PRESETS_BY_KEY[preset].live:
+        assert asked and "LIVE" in asked[0]
+    status = broker.status
+    assert status.params.port == sim.port
+    assert tab.state_label.text() == "Connected"
+    assert tab.server_version_label.text() == str(status.server_version)
+    assert tab.accounts_label.text() == ", ".join(status.accounts)
+    assert tab.connection_time_label.text() not in ("", "—")
+    # The practice accounts are DU...: classified paper whatever the preset said.
+    assert tab.account_type_badge.text() == "PAPER"
+    assert not tab.connect_button.isEnabled() and tab.disconnect_button.isEnabled()
+    # The form is remembered for next time.
+    assert ui_settings.get("connection/port", 0) == sim.port
+    assert ui_settings.get("connection/preset", "") == preset
+
+    qtbot.mouseClick(tab.disconnect_button, Qt.MouseButton.LeftButton)
+    _wait_state(qtbot, broker, ConnectionState.DISCONNECTED)
+    qtbot.waitUntil(tab.connect_button.isEnabled, timeout=5000)
+    tab.shutdown()
+
+
+def test_declining_the_live_question_connects_nothing(qtbot, sim, make_broker, ui_settings):
+    broker = make_broker()
+    tab = _tab(qtbot, broker, ui_settings)
+    tab.select_preset("gateway_live")
+    tab.port_spin.setValue(sim.port)
+    asked = _answer_live_confirmation(qtbot, accept=False)
+    qtbot.mouseClick(tab.connect_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "cancelled" in tab.message_log.toPlainText(), timeout=5000)
+    assert asked
+    assert broker.status.state is ConnectionState.DISCONNECTED
+    assert sim.stats.count("START_API") == 0
+    tab.shutdown()
+
+
+def test_several_accounts_give_a_selector_that_switches_the_account(qtbot, sim, make_broker, ui_settings, run_async, connect_params):
+    broker = make_broker()
+    tab = _tab(qtbot, broker, ui_settings)
+    assert run_async(tab.connect_with(connect_params(sim)), timeout=15)
+    accounts = broker.status.accounts
+    assert len(accounts) >= 2
+    combo = tab.account_combo
+    assert combo.isEnabled() and not combo.isEditable()
+    assert [combo.itemText(i) for i in range(combo.count())] == list(accounts)
+    other = next(a for a in accounts if a != broker.status.account)
+    combo.setCurrentText(other)
+    combo.activated.emit(combo.currentIndex())
+    qtbot.waitUntil(lambda: broker.status.account == other, timeout=5000)
+    run_async(broker.disconnect())
+    tab.shutdown()
+
+
+def test_client_id_in_use_shows_the_reason_and_the_suggested_id(qtbot, sim, make_broker, ui_settings, run_async, connect_params):
+    first = make_broker()
+    taken = connect_params(sim, client_id=77)
+    run_async(first.connect(taken), timeout=15)
+
+    second = make_broker()
+    tab = _tab(qtbot, second, ui_settings)
+    ok = run_async(tab.connect_with(taken), timeout=20)
+    assert not ok
+    assert tab.failure_box.isVisible()
+    assert "77" in tab.failure_label.text() and "326" in tab.failure_label.text()
+    assert tab.suggested_id_button.isVisible()
+    suggested = tab._last_failure.suggested_client_id
+    assert suggested is not None and suggested != 77
+    assert str(suggested) in tab.suggested_id_button.text()
+
+    qtbot.mouseClick(tab.suggested_id_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(tab.populated, timeout=15000)
+    assert second.status.params.client_id == suggested
+    assert not tab.failure_box.isVisible()
+    run_async(second.disconnect())
+    tab.shutdown()
+
+
+def test_nothing_listening_says_so_in_one_line_and_offers_practice(qtbot, make_broker, ui_settings, run_async, connect_params):
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    class Closed:
+        pass
+
+    closed = Closed()
+    closed.port = port
+    tab = _tab(qtbot, make_broker(), ui_settings)
+    assert not run_async(tab.connect_with(connect_params(closed)), timeout=15)
+    message = tab.failure_label.text()
+    assert message and "\n" not in message and "Nothing is listening" in message
+    assert str(port) in message
+    assert tab.practice_button.isVisible()
+    assert not tab.suggested_id_button.isVisible()
+    with qtbot.waitSignal(tab.start_practice_requested, timeout=2000):
+        qtbot.mouseClick(tab.practice_button, Qt.MouseButton.LeftButton)
+    tab.shutdown()
+
+
+def test_readonly_connection_shows_the_badge(qtbot, sim, make_broker, ui_settings, run_async, connect_params):
+    broker = make_broker()
+    tab = _tab(qtbot, broker, ui_settings)
+    tab.readonly_check.setChecked(True)
+    params = replace(tab.params(), port=sim.port, client_id=55)
+    assert run_async(tab.connect_with(params), timeout=15)
+    assert broker.status.readonly
+    assert tab.readonly_badge.isVisible()
+    run_async(broker.disconnect())
+    tab.shutdown()
+
+
+def test_live_and_unknown_classification_are_red(qtbot, make_broker, ui_settings):
+    tab = _tab(qtbot, make_broker(), ui_settings)
+    live = ConnectionStatus(
+        state=ConnectionState.CONNECTED, accounts=("U1234567",), account="U1234567", server_version=176,
+        is_paper=False, paper_reason="account U1234567 is live (no DU prefix)",
+    )
+    tab._on_state_changed(live)
+    assert tab.account_type_badge.text() == "LIVE"
+    assert tab.account_type_badge.property("badge") == "live"
+    assert "live" in tab.paper_reason_label.text()
+    tab._on_state_changed(replace(live, is_paper=None, paper_reason="unknown, treated as live"))
+    assert tab.account_type_badge.text() == "LIVE?"
+    assert tab.account_type_badge.property("badge") == "live"
+    tab._on_state_changed(replace(live, is_paper=True))
+    assert tab.account_type_badge.property("badge") == "paper"
+    tab.shutdown()
+
+
+def test_notices_go_to_the_message_log(qtbot, sim, make_broker, ui_settings, run_async, connect_params):
+    broker = make_broker()
+    tab = _tab(qtbot, broker, ui_settings)
+    assert run_async(tab.connect_with(connect_params(sim)), timeout=15)
+    sim.faults.send_connectivity(1100)
+    qtbot.waitUntil(lambda: "[1100]" in tab.message_log.toPlainText(), timeout=5000)
+    sim.faults.send_connectivity(1102)
+    qtbot.waitUntil(lambda: "[1102]" in tab.message_log.toPlainText(), timeout=5000)
+    run_async(broker.disconnect())
+    tab.shutdown()
