@@ -230,7 +230,7 @@ class MainWindow(QMainWindow):
     def show_quote(self, symbol: str) -> None:
         """Add the symbol to the watchlist and switch to Quotes."""
         quotes = self.tabs.get("quotes")
-        for method in ("add_symbol", "add_to_watchlist", "show_symbol"):
+        for method in ("show_symbol", "add_symbol", "add_to_watchlist"):
             add = getattr(quotes, method, None)
             if add is not None:
                 add(symbol)
