@@ -1,0 +1,424 @@
+"""openapi.json (OpenAPI 3.1) for the /api/ibkr endpoints, built from the same field specs that validate.
+
+Served at GET /api/ibkr/openapi.json. Request bodies and query parameters come from
+``ibpanel.api.schemas`` (so they match what is accepted, including ``additionalProperties:
+false``); response shapes are written out here and checked against real answers in tests.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from typing import Any
+
+from ibpanel import __version__
+from ibpanel.api.schemas import (
+    ACCOUNT_QUERY,
+    CONNECT_FIELDS,
+    ORDER_FIELDS,
+    ORDERS_QUERY,
+    QUOTE_QUERY,
+    FieldSpec,
+)
+from ibpanel.api.security import MAX_BODY_BYTES
+
+PREFIX = "/api/ibkr"
+
+
+def _nullable(kind: str | list[str], **extra: Any) -> dict[str, Any]:
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    return {"type": [*kinds, "null"], **extra}
+
+
+NUM = _nullable("number")
+INT = _nullable("integer")
+STR = _nullable("string")
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None, *, closed: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _body_schema(specs: tuple[FieldSpec, ...]) -> dict[str, Any]:
+    return _object(
+        {s.name: s.json_schema() for s in specs},
+        [s.name for s in specs if s.required],
+        closed=True,
+    )
+
+
+def _query_parameters(specs: tuple[FieldSpec, ...]) -> list[dict[str, Any]]:
+    return [
+        {"name": s.name, "in": "query", "required": s.required, "description": s.description, "schema": s.json_schema()}
+        for s in specs
+    ]
+
+
+_INSTRUMENT = {
+    "symbol": {"type": "string", "description": "Display symbol: AAPL, BRK.B, 0700.HK."},
+    "ib_symbol": {"type": "string", "description": "IB's spelling: AAPL, BRK B, 700."},
+    "marketType": {"type": "string", "enum": ["USStock", "HShare"]},
+    "secType": {"type": "string", "enum": ["STK"]},
+    "exchange": {"type": "string"},
+    "primaryExchange": STR,
+    "currency": {"type": "string"},
+    "conId": INT,
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": _object(
+        {
+            "success": {"type": "boolean", "const": False},
+            "error": {"type": "string", "description": "One plain sentence: what happened and what to do."},
+            "field": {"type": "string", "description": "The request field at fault, when there is one."},
+            "code": {"type": "string", "description": "Stable machine-readable reason."},
+            "issues": {
+                "type": "array",
+                "description": "Every rule an order breaks (orderRejected).",
+                "items": _object(
+                    {"field": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}},
+                    ["field", "code", "message"],
+                ),
+            },
+            "advice": {"type": "string"},
+            "suggestedClientId": INT,
+            "data": {"description": "For an order the exchange refused: the order as it stands."},
+        },
+        ["success", "error"],
+    ),
+    "Status": _object(
+        {
+            "connected": {"type": "boolean"},
+            "host": STR,
+            "port": INT,
+            "clientId": INT,
+            "account": STR,
+            "readonly": {"type": "boolean"},
+            "state": {"type": "string", "enum": ["disconnected", "connecting", "connected", "degraded", "reconnecting"]},
+            "accounts": {"type": "array", "items": {"type": "string"}},
+            "paper": _nullable("boolean"),
+            "paperReason": {"type": "string"},
+            "practice": {"type": "boolean", "description": "Connected to the built-in practice exchange."},
+            "serverVersion": INT,
+            "connectionTime": STR,
+            "reconnectAttempt": {"type": "integer"},
+            "nextRetryIn": NUM,
+            "lastFailure": _nullable(
+                "object",
+                properties={
+                    "kind": {"type": "string"},
+                    "message": {"type": "string"},
+                    "advice": {"type": "string"},
+                    "suggestedClientId": INT,
+                },
+            ),
+        },
+        ["connected", "host", "port", "clientId", "account", "readonly", "state"],
+    ),
+    "Order": _object(
+        {
+            "orderId": {"type": "integer"},
+            "permId": INT,
+            "clientId": INT,
+            "journalId": STR,
+            "account": STR,
+            **_INSTRUMENT,
+            "action": {"type": "string", "enum": ["BUY", "SELL"]},
+            "quantity": {"type": "number"},
+            "orderType": {"type": "string", "description": "MKT, LMT, STP, STP LMT (or any type TWS shows)."},
+            "limitPrice": NUM,
+            "stopPrice": NUM,
+            "tif": {"type": "string"},
+            "outsideRth": {"type": "boolean"},
+            "status": {"type": "string"},
+            "filled": {"type": "number"},
+            "remaining": {"type": "number"},
+            "avgFillPrice": NUM,
+            "avgPrice": {**NUM, "description": "POST /order only: the module's name for avgFillPrice."},
+            "message": {"type": "string"},
+            "createdAt": STR,
+            "updatedAt": STR,
+        },
+        ["orderId", "permId", "symbol", "action", "quantity", "orderType", "limitPrice", "status", "filled",
+         "remaining", "avgFillPrice"],
+    ),
+    "Position": _object(
+        {
+            "account": {"type": "string"},
+            **_INSTRUMENT,
+            "quantity": {"type": "number"},
+            "avgCost": {**NUM, "description": "Average cost per share."},
+            "costBasis": {**NUM, "description": "quantity x avgCost."},
+            "marketPrice": NUM,
+            "marketValue": {**NUM, "description": "Real market value: quantity x market price (not cost)."},
+            "unrealizedPnL": NUM,
+            "realizedPnL": NUM,
+        },
+        ["symbol", "ib_symbol", "secType", "exchange", "currency", "quantity", "avgCost", "marketValue",
+         "marketPrice", "unrealizedPnL"],
+    ),
+    "Account": _object(
+        {
+            "account": {"type": "string"},
+            "baseCurrency": STR,
+            "netLiquidation": NUM,
+            "totalCash": NUM,
+            "cashByCurrency": {"type": "object", "additionalProperties": NUM},
+            "buyingPower": NUM,
+            "availableFunds": NUM,
+            "excessLiquidity": NUM,
+            "initMargin": NUM,
+            "maintMargin": NUM,
+            "grossPositionValue": NUM,
+            "unrealizedPnL": NUM,
+            "realizedPnL": NUM,
+            "dailyPnL": NUM,
+            "summary": {
+                "type": "object",
+                "description": "Every account value TWS sent, by tag (base currency when a tag has several).",
+                "additionalProperties": _object(
+                    {"value": {"type": "string"}, "currency": {"type": "string"}}, ["value", "currency"]
+                ),
+            },
+            "values": {
+                "type": "array",
+                "items": _object(
+                    {"tag": {"type": "string"}, "value": {"type": "string"}, "currency": {"type": "string"}},
+                    ["tag", "value", "currency"],
+                ),
+            },
+            "updatedAt": STR,
+        },
+        ["account", "summary"],
+    ),
+    "Quote": _object(
+        {
+            **_INSTRUMENT,
+            "bid": NUM,
+            "ask": NUM,
+            "last": NUM,
+            "bidSize": NUM,
+            "askSize": NUM,
+            "open": NUM,
+            "high": NUM,
+            "low": NUM,
+            "close": {**NUM, "description": "Previous close."},
+            "volume": NUM,
+            "marketDataType": {"type": "integer", "enum": [1, 2, 3, 4],
+                               "description": "1 live, 2 frozen, 3 delayed, 4 delayed-frozen."},
+            "marketDataTypeName": {"type": "string"},
+            "stale": {"type": "boolean"},
+            "time": STR,
+        },
+        ["symbol", "bid", "ask", "last", "high", "low", "volume", "close", "marketDataType"],
+    ),
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _success(data: dict[str, Any] | None, *, message: bool = False) -> dict[str, Any]:
+    props: dict[str, Any] = {"success": {"type": "boolean", "const": True}}
+    required = ["success"]
+    if message:
+        props["message"] = {"type": "string"}
+        required.append("message")
+    if data is not None:
+        props["data"] = data
+        required.append("data")
+    return _object(props, required)
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS_ALWAYS = {
+    "401": "Missing or wrong bearer token (only when the server has a token).",
+    "403": "A cross-origin browser request.",
+    "421": "The Host header does not name this server (DNS rebinding guard).",
+    "500": "Internal error (logged; the answer never holds a stack trace).",
+}
+_ERRORS_BODY = {
+    "413": f"Body larger than {MAX_BODY_BYTES} bytes.",
+    "415": "A body sent without Content-Type: application/json.",
+}
+
+
+def _responses(ok_schema: dict[str, Any], ok_text: str, errors: dict[str, str], *, body: bool = False) -> dict[str, Any]:
+    responses = {"200": _json(ok_schema, ok_text)}
+    merged = {**errors, **(_ERRORS_BODY if body else {}), **_ERRORS_ALWAYS}
+    for code in sorted(merged):
+        responses[code] = _json(_ref("Error"), merged[code])
+    return responses
+
+
+_NOT_CONNECTED = "Bad request (named field), or not connected to IBKR (with what to do)."
+
+
+def _request_body(specs: tuple[FieldSpec, ...], example: dict[str, Any] | None, required: bool) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": _body_schema(specs)}
+    if example is not None:
+        media["example"] = example
+    return {"required": required, "content": {"application/json": media}}
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        f"{PREFIX}/status": {
+            "get": {
+                "operationId": "getStatus",
+                "summary": "Connection status",
+                "responses": _responses(_success(_ref("Status")), "The connection as it stands.", {}),
+            }
+        },
+        f"{PREFIX}/connect": {
+            "post": {
+                "operationId": "connect",
+                "summary": "Connect to TWS / IB Gateway",
+                "description": "Every field is optional (defaults: 127.0.0.1, 7497, clientId 1). On a server started "
+                "with --demo, the paper port 7497 on localhost (or no host / port) connects to the practice exchange.",
+                "requestBody": _request_body(CONNECT_FIELDS, {"host": "127.0.0.1", "port": 7497, "clientId": 1}, False),
+                "responses": _responses(
+                    _success(_ref("Status"), message=True),
+                    "Connected successfully.",
+                    {"400": "Bad field, or the connection failed (plain reason and what to do)."},
+                    body=True,
+                ),
+            }
+        },
+        f"{PREFIX}/disconnect": {
+            "post": {
+                "operationId": "disconnect",
+                "summary": "Disconnect",
+                "responses": _responses(_success(None, message=True), "Disconnected.",
+                                        {"400": "A body with fields (this call takes none)."}, body=True),
+            }
+        },
+        f"{PREFIX}/account": {
+            "get": {
+                "operationId": "getAccount",
+                "summary": "Account values",
+                "parameters": _query_parameters(ACCOUNT_QUERY),
+                "responses": _responses(_success(_ref("Account")), "Account summary and values.",
+                                        {"400": _NOT_CONNECTED, "503": "Account values not received yet."}),
+            }
+        },
+        f"{PREFIX}/positions": {
+            "get": {
+                "operationId": "getPositions",
+                "summary": "Positions",
+                "parameters": _query_parameters(ACCOUNT_QUERY),
+                "responses": _responses(_success({"type": "array", "items": _ref("Position")}), "Positions.",
+                                        {"400": _NOT_CONNECTED}),
+            }
+        },
+        f"{PREFIX}/orders": {
+            "get": {
+                "operationId": "getOrders",
+                "summary": "Orders (open by default)",
+                "parameters": _query_parameters(ORDERS_QUERY),
+                "responses": _responses(_success({"type": "array", "items": _ref("Order")}), "Orders.",
+                                        {"400": _NOT_CONNECTED}),
+            }
+        },
+        f"{PREFIX}/order": {
+            "post": {
+                "operationId": "placeOrder",
+                "summary": "Place an order",
+                "description": "Validated by the broker exactly like the panel's ticket (read-only, account, whole "
+                "shares and HK board lots, tick size, price sanity, order value). Answers once the exchange "
+                "acknowledged the order (market orders: once filled, or shortly after).",
+                "requestBody": _request_body(
+                    ORDER_FIELDS,
+                    {"symbol": "AAPL", "side": "buy", "quantity": 10, "marketType": "USStock"},
+                    True,
+                ),
+                "responses": _responses(
+                    _success(_ref("Order"), message=True),
+                    "Sent and acknowledged: orderId, status, filled, avgPrice, journalId.",
+                    {
+                        "400": "Bad field, every broken trading rule (issues), or not connected.",
+                        "422": "Sent, but the exchange refused it (data holds the order).",
+                    },
+                    body=True,
+                ),
+            }
+        },
+        f"{PREFIX}/order/{{orderId}}": {
+            "delete": {
+                "operationId": "cancelOrder",
+                "summary": "Cancel an order; answers once the exchange confirmed the cancel",
+                "parameters": [
+                    {"name": "orderId", "in": "path", "required": True, "description": "orderId from GET /orders.",
+                     "schema": {"type": "integer", "minimum": 0, "maximum": 2147483647}}
+                ],
+                "responses": _responses(
+                    _success(_ref("Order"), message=True),
+                    "Cancelled (confirmed by the exchange).",
+                    {
+                        "400": "Not an order number, or not connected.",
+                        "404": "No such order.",
+                        "409": "The order can no longer be cancelled (filled or already cancelled).",
+                        "504": "The exchange did not confirm the cancel in time.",
+                    },
+                ),
+            }
+        },
+        f"{PREFIX}/quote": {
+            "get": {
+                "operationId": "getQuote",
+                "summary": "One quote",
+                "parameters": _query_parameters(QUOTE_QUERY),
+                "responses": _responses(
+                    _success(_ref("Quote")),
+                    "A quote, marked with its market data type.",
+                    {"400": "Bad or unknown symbol, or not connected.", "504": "No quote arrived in time."},
+                ),
+            }
+        },
+        f"{PREFIX}/openapi.json": {
+            "get": {
+                "operationId": "getOpenApi",
+                "summary": "This document",
+                "responses": {
+                    "200": {"description": "OpenAPI 3.1 document.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    **{code: _json(_ref("Error"), text) for code, text in _ERRORS_ALWAYS.items()},
+                },
+            }
+        },
+    }
+
+
+@lru_cache(maxsize=1)
+def _document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "IB Panel local API",
+            "version": __version__,
+            "description": "The trading module's /api/ibkr endpoints, served by IB Panel over its broker service "
+            "(same connection, journal and safety rules as the panel). Every answer is JSON with success, and "
+            "data / message on success or error (one plain sentence) on failure.",
+        },
+        "servers": [{"url": "http://127.0.0.1:5000"}],
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "description": "Required when the server was started with a token."}},
+        },
+        "security": [{}, {"bearerAuth": []}],
+        "paths": _paths(),
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy of the document (callers may edit theirs, e.g. to set servers)."""
+    return copy.deepcopy(_document())

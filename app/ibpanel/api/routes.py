@@ -1,0 +1,388 @@
+"""The /api/ibkr endpoints over one Broker: the trading module's API, answered by the panel's service.
+
+Every handler is a thin translation: parse (schemas), call the broker, shape the answer. Trading
+rules live in the broker only, so the API refuses exactly what the panel refuses, and its orders
+land in the same journal and the same Orders tab (``OrderRequest.source == "api"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from ibpanel.api.schemas import (
+    ACCOUNT_QUERY,
+    CONNECT_FIELDS,
+    ORDERS_QUERY,
+    QUOTE_QUERY,
+    ApiError,
+    account_json,
+    bad_request,
+    order_json,
+    order_request_from_body,
+    parse_fields,
+    parse_json_object,
+    parse_query,
+    placed_order_json,
+    position_json,
+    quote_json,
+    status_json,
+)
+from ibpanel.api.security import NOT_CONNECTED_ADVICE, error_response
+from ibpanel.broker.exceptions import NotConnected
+from ibpanel.broker.models import (
+    AccountSummary,
+    ConnectionParams,
+    Market,
+    OrderStatus,
+    OrderType,
+    OrderView,
+)
+from ibpanel.broker.service import Broker
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/ibkr"
+PAPER_PORTS = (7497, 4002)  # TWS paper, Gateway paper: where a practice server sends "connect"
+ORDER_ACK_TIMEOUT = 2.0  # seconds POST /order waits for the exchange to acknowledge
+MARKET_FILL_WAIT = 0.5  # after the acknowledgement, how long a market order may take to report its fill
+ACCOUNT_WAIT = 3.0  # after connecting, account values arrive a moment later
+QUOTE_TIMEOUT = 5.0
+
+PracticeTarget = Callable[[], "tuple[str, int] | None"]
+
+
+def practice_target_from(practice: Any) -> PracticeTarget | None:
+    """Accept (host, port), a port number, an object with ``.port`` (a SimServer), or a callable."""
+    if practice is None:
+        return None
+    if callable(practice) and not hasattr(practice, "port"):
+        return practice
+    if isinstance(practice, tuple):
+        host, port = practice
+        return lambda: (str(host), int(port))
+    if isinstance(practice, int):
+        return lambda: ("127.0.0.1", practice)
+    if hasattr(practice, "port"):
+        host = getattr(getattr(practice, "config", None), "host", None) or "127.0.0.1"
+        return lambda: (host, int(practice.port)) if practice.port else None
+    raise TypeError(f"practice must be (host, port), a port, or an object with .port, not {type(practice).__name__}")
+
+
+@dataclass
+class ApiState:
+    broker: Broker
+    practice: PracticeTarget | None = None
+    connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+STATE_KEY: web.AppKey[ApiState] = web.AppKey("ibpanel_api_state", ApiState)
+
+
+def _state(request: web.Request) -> ApiState:
+    return request.app[STATE_KEY]
+
+
+def ok(data: Any = None, message: str | None = None, status: int = 200) -> web.Response:
+    body: dict[str, Any] = {"success": True}
+    if message is not None:
+        body["message"] = message
+    if data is not None:
+        body["data"] = data
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, allow_nan=False)
+
+
+def _require_connected(broker: Broker) -> None:
+    status = broker.status
+    if status.connected:
+        return
+    state = status.state.value
+    detail = "" if state == "disconnected" else f" (connection state: {state})"
+    raise ApiError(400, f"Not connected to IBKR{detail}. {NOT_CONNECTED_ADVICE}", code="not_connected")
+
+
+def _account_param(broker: Broker, account: str | None) -> str | None:
+    if not account:
+        return None
+    if account not in broker.accounts:
+        known = ", ".join(broker.accounts) or "none"
+        raise bad_request(f"Unknown account {account!r}; the managed accounts are: {known}.", "account")
+    return account
+
+
+def _is_practice(state: ApiState) -> bool:
+    target = state.practice() if state.practice else None
+    params = state.broker.status.params
+    return bool(target and params and (params.host, params.port) == target)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    return parse_json_object(await request.read())
+
+
+# --- connection -------------------------------------------------------------------------------
+
+
+async def get_status(request: web.Request) -> web.Response:
+    state = _state(request)
+    return ok(status_json(state.broker.status, practice=_is_practice(state)))
+
+
+def _resolve_target(state: ApiState, host: str, port: int, explicit: set[str]) -> tuple[str, int, str]:
+    """Where a /connect really goes. On a practice server the paper ports go to the practice exchange."""
+    target = state.practice() if state.practice else None
+    if target is None:
+        return host, port, ""
+    loopback = host.strip().lower() in ("127.0.0.1", "localhost", "::1")
+    if (host, port) == target:
+        return host, port, ""
+    if loopback and port in PAPER_PORTS:
+        note = f" (practice exchange on port {target[1]}: this server runs with --demo)"
+        return target[0], target[1], note
+    if "port" in explicit or "host" in explicit:
+        raise bad_request(
+            f"This server runs the practice exchange (--demo); connect with the paper port 7497 (or leave out "
+            f"host and port) to reach it. Port {port} on {host} would be a real TWS / IB Gateway: restart "
+            "`ibpanel serve` without --demo for that.",
+            "port",
+        )
+    return target[0], target[1], ""
+
+
+async def post_connect(request: web.Request) -> web.Response:
+    state = _state(request)
+    raw = await _body(request)
+    fields = parse_fields(CONNECT_FIELDS, raw)
+    host, port, note = _resolve_target(state, fields["host"].strip(), fields["port"], set(raw))
+    params = ConnectionParams(
+        host=host,
+        port=port,
+        client_id=fields["clientId"],
+        account=fields["account"],
+        readonly=fields["readonly"],
+        timeout=float(fields["timeout"]),
+    )
+    broker = state.broker
+    async with state.connect_lock:
+        current = broker.status
+        same = (
+            current.connected
+            and current.params is not None
+            and (current.params.host, current.params.port, current.params.client_id, current.readonly)
+            == (params.host, params.port, params.client_id, params.readonly)
+        )
+        if same:
+            # Already there (e.g. `serve --demo` connected at start): keep the session, apply the account.
+            if params.account and params.account != current.account:
+                broker.set_account(params.account)
+            return ok(status_json(broker.status, practice=_is_practice(state)), "Connected successfully" + note)
+        if current.state.value != "disconnected":
+            await broker.disconnect()
+        status = await broker.connect(params)
+    return ok(status_json(status, practice=_is_practice(state)), "Connected successfully" + note)
+
+
+async def post_disconnect(request: web.Request) -> web.Response:
+    state = _state(request)
+    parse_fields((), await _body(request))
+    async with state.connect_lock:
+        await state.broker.disconnect()
+    return ok(message="Disconnected")
+
+
+# --- account ----------------------------------------------------------------------------------
+
+
+async def _wait_for_summary(broker: Broker, account: str | None) -> AccountSummary | None:
+    summary = broker.account_summary(account)
+    if summary is not None:
+        return summary
+    arrived = asyncio.get_running_loop().create_future()
+
+    def on_account(value: AccountSummary) -> None:
+        if not arrived.done() and (account is None or value.account == account):
+            arrived.set_result(value)
+
+    broker.account_changed.connect(on_account)
+    try:
+        await asyncio.wait_for(arrived, ACCOUNT_WAIT)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        broker.account_changed.disconnect(on_account)
+    return broker.account_summary(account)
+
+
+async def get_account(request: web.Request) -> web.Response:
+    broker = _state(request).broker
+    query = parse_query(ACCOUNT_QUERY, request.query, request.query)
+    _require_connected(broker)
+    account = _account_param(broker, query["account"])
+    summary = await _wait_for_summary(broker, account)
+    if summary is None:
+        raise ApiError(503, "Account values have not arrived from TWS yet; try again in a few seconds.",
+                       code="not_ready")
+    pnl = broker.pnl(account)
+    return ok(account_json(summary, pnl.daily if pnl else None))
+
+
+async def get_positions(request: web.Request) -> web.Response:
+    broker = _state(request).broker
+    query = parse_query(ACCOUNT_QUERY, request.query, request.query)
+    _require_connected(broker)
+    account = _account_param(broker, query["account"])
+    return ok([position_json(p) for p in broker.positions(account)])
+
+
+async def get_orders(request: web.Request) -> web.Response:
+    broker = _state(request).broker
+    query = parse_query(ORDERS_QUERY, request.query, request.query)
+    _require_connected(broker)
+    account = _account_param(broker, query["account"])
+    which = query["status"]
+    orders: list[OrderView] = []
+    if which in ("open", "all"):
+        orders.extend(broker.open_orders())
+    if which in ("completed", "all"):
+        seen = {o.order_id for o in orders}
+        orders.extend(o for o in broker.completed_orders() if o.order_id not in seen)
+    if account:
+        orders = [o for o in orders if o.account == account]
+    return ok([order_json(o) for o in orders])
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+_UNACKNOWLEDGED = (OrderStatus.UNCONFIRMED, OrderStatus.PENDING_SUBMIT)
+
+
+def _settled(order: OrderView, acknowledged_at: float | None, now: float) -> bool:
+    """Can POST /order answer now? Done orders, acknowledged non-market ones, or market orders that waited."""
+    if order.status.is_done:
+        return True
+    if order.status in _UNACKNOWLEDGED:
+        return False
+    if order.order_type != OrderType.MKT.value:
+        return True
+    return acknowledged_at is not None and now - acknowledged_at >= MARKET_FILL_WAIT
+
+
+async def _await_acknowledgement(broker: Broker, first: OrderView) -> OrderView:
+    """Follow the order's events until the exchange acknowledged it (and a market order filled), or time out."""
+    loop = asyncio.get_running_loop()
+    latest = first
+    changed = asyncio.Event()
+
+    def on_order(view: OrderView) -> None:
+        nonlocal latest
+        if view.order_id == first.order_id and (first.client_id is None or view.client_id in (None, first.client_id)):
+            latest = view
+            changed.set()
+
+    broker.order_changed.connect(on_order)
+    try:
+        current = broker.order(first.order_id)
+        if current is not None:
+            latest = current
+        deadline = loop.time() + ORDER_ACK_TIMEOUT
+        acknowledged_at: float | None = None
+        while True:
+            now = loop.time()
+            if acknowledged_at is None and latest.status not in _UNACKNOWLEDGED:
+                acknowledged_at = now
+            if _settled(latest, acknowledged_at, now) or now >= deadline:
+                return latest
+            wake = deadline if acknowledged_at is None else min(deadline, acknowledged_at + MARKET_FILL_WAIT)
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), max(0.0, wake - now))
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        broker.order_changed.disconnect(on_order)
+
+
+async def post_order(request: web.Request) -> web.Response:
+    broker = _state(request).broker
+    order_request = order_request_from_body(await _body(request))
+    _require_connected(broker)
+    try:
+        first = await broker.place(order_request)
+    except NotConnected:
+        raise ApiError(400, f"Not connected to IBKR. {NOT_CONNECTED_ADVICE}", code="not_connected") from None
+    view = await _await_acknowledgement(broker, first)
+    if view.status in (OrderStatus.REJECTED, OrderStatus.INACTIVE) or (
+        view.status in (OrderStatus.CANCELLED, OrderStatus.API_CANCELLED) and view.filled == 0 and view.message
+        and view.tif != "IOC"
+    ):
+        reason = view.message or f"status {view.status.value}"
+        return error_response(
+            422,
+            {"success": False, "error": f"The exchange refused order {view.order_id}: {reason}", "code": "exchange_rejected",
+             "data": placed_order_json(view)},
+        )
+    return ok(placed_order_json(view), f"Order {view.order_id} {view.status.value}")
+
+
+def _order_id(request: web.Request) -> int:
+    text = request.match_info["order_id"]
+    if not text.isdigit() or len(text) > 10 or int(text) > 2**31 - 1:
+        raise bad_request(f"Order id {text[:20]!r} is not an order number; use the orderId from GET /api/ibkr/orders.",
+                          "orderId")
+    return int(text)
+
+
+async def delete_order(request: web.Request) -> web.Response:
+    broker = _state(request).broker
+    order_id = _order_id(request)
+    _require_connected(broker)
+    view = await broker.cancel(order_id)
+    return ok(order_json(view), f"Order {order_id} cancelled")
+
+
+# --- market data ------------------------------------------------------------------------------
+
+
+async def get_quote(request: web.Request) -> web.Response:
+    broker = _state(request).broker
+    query = parse_query(QUOTE_QUERY, request.query, request.query)
+    symbol = query["symbol"].strip()
+    if not symbol:
+        raise bad_request("Query parameter 'symbol' is empty: give a US ticker or a Hong Kong code.", "symbol")
+    market = Market.from_market_type(query["marketType"]) if query["marketType"] else None
+    _require_connected(broker)
+    instrument = await broker.resolve(symbol, market)
+    quote = await broker.snapshot(instrument, timeout=QUOTE_TIMEOUT)
+    return ok(quote_json(quote))
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    from ibpanel.api.openapi import openapi_document
+
+    return web.json_response(openapi_document(), dumps=_dumps)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(f"{PREFIX}/status", get_status)
+    app.router.add_post(f"{PREFIX}/connect", post_connect)
+    app.router.add_post(f"{PREFIX}/disconnect", post_disconnect)
+    app.router.add_get(f"{PREFIX}/account", get_account)
+    app.router.add_get(f"{PREFIX}/positions", get_positions)
+    app.router.add_get(f"{PREFIX}/orders", get_orders)
+    app.router.add_post(f"{PREFIX}/order", post_order)
+    app.router.add_delete(f"{PREFIX}/order/{{order_id}}", delete_order)
+    app.router.add_get(f"{PREFIX}/quote", get_quote)
+    app.router.add_get(f"{PREFIX}/openapi.json", get_openapi)
+
+
+__all__ = ["ApiState", "STATE_KEY", "add_routes", "practice_target_from"]

@@ -1,0 +1,542 @@
+"""Request parsing and response shapes of the local REST API (the trading module's /api/ibkr).
+
+Every request body and query is described once, here, as a tuple of :class:`FieldSpec`; the
+same descriptions validate requests and generate ``openapi.json``, so the document cannot drift
+from what the server accepts. Anything malformed raises :class:`ApiError` (HTTP 400) naming the
+field. Responses are built from the broker's frozen dataclasses: prices as JSON numbers,
+unknown values as ``null``, never NaN.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ibpanel.broker.models import (
+    AccountSummary,
+    ConnectionStatus,
+    Instrument,
+    Market,
+    OrderRequest,
+    OrderType,
+    OrderView,
+    Position,
+    Quote,
+    Side,
+    TimeInForce,
+    ValidationIssue,
+)
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """An answer other than success: HTTP ``status`` and one plain sentence that says what to do."""
+
+    def __init__(self, status: int, message: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"success": False, "error": self.message}
+        if self.field is not None:
+            payload["field"] = self.field
+        payload.update(self.extra)
+        return payload
+
+
+def bad_request(message: str, field: str | None = None, **extra: Any) -> ApiError:
+    return ApiError(400, message, field=field, **extra)
+
+
+# --- field descriptions -----------------------------------------------------------------------
+
+_JSON_TYPE_WORDS = {"string": "a string", "integer": "a whole number", "number": "a number", "boolean": "true or false"}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of a JSON body or query string. ``choices`` are matched case-insensitively."""
+
+    name: str
+    kind: str  # JSON type: "string", "integer", "number", "boolean"
+    description: str
+    required: bool = False
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: float | None = None
+    max_length: int | None = None
+    example: Any = None
+
+    def json_schema(self) -> dict[str, Any]:
+        """The OpenAPI schema of this field."""
+        schema: dict[str, Any] = {"type": self.kind, "description": self.description}
+        if self.choices:
+            # Both spellings are listed so generated clients and fuzzers see every accepted value.
+            schema["enum"] = list(dict.fromkeys([*self.choices, *(c.upper() for c in self.choices)]))
+        if self.minimum is not None:
+            schema["minimum"] = self.minimum
+        if self.maximum is not None:
+            schema["maximum"] = self.maximum
+        if self.exclusive_minimum is not None:
+            schema["exclusiveMinimum"] = self.exclusive_minimum
+        if self.max_length is not None:
+            schema["maxLength"] = self.max_length
+        if self.default is not None:
+            schema["default"] = self.default
+        if self.example is not None:
+            schema["example"] = self.example
+        return schema
+
+
+def _check_value(spec: FieldSpec, value: Any) -> Any:
+    """Type- and range-check one JSON value; returns it normalised (choices lower-cased)."""
+    kind = spec.kind
+    if kind == "boolean":
+        ok = isinstance(value, bool)
+    elif kind == "integer":
+        # bool is an int in Python; JSON true is not a number. 10.0 is accepted as 10.
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if not ok and isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value, ok = int(value), True
+    elif kind == "number":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            raise bad_request(f"Field '{spec.name}' must be a finite number.", spec.name)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise bad_request(
+            f"Field '{spec.name}' must be {_JSON_TYPE_WORDS[kind]}, not {_json_type_name(value)}.", spec.name
+        )
+    if kind == "string":
+        if spec.max_length is not None and len(value) > spec.max_length:
+            raise bad_request(f"Field '{spec.name}' is longer than {spec.max_length} characters.", spec.name)
+        if spec.choices:
+            folded = value.strip().lower()
+            for choice in spec.choices:
+                if choice.lower() == folded:
+                    return choice
+            raise bad_request(
+                f"Field '{spec.name}' must be one of {', '.join(spec.choices)} (got {value[:40]!r}).", spec.name
+            )
+        if "\x00" in value:
+            raise bad_request(f"Field '{spec.name}' contains a NUL character.", spec.name)
+    if kind in ("integer", "number"):
+        if spec.minimum is not None and value < spec.minimum:
+            raise bad_request(f"Field '{spec.name}' must be at least {_num(spec.minimum)}.", spec.name)
+        if spec.maximum is not None and value > spec.maximum:
+            raise bad_request(f"Field '{spec.name}' must be at most {_num(spec.maximum)}.", spec.name)
+        if spec.exclusive_minimum is not None and value <= spec.exclusive_minimum:
+            raise bad_request(f"Field '{spec.name}' must be greater than {_num(spec.exclusive_minimum)}.", spec.name)
+    return value
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _json_type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def parse_fields(specs: tuple[FieldSpec, ...], data: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``data`` against ``specs``: unknown, missing, mistyped fields -> ApiError(400) naming it.
+
+    Returns every field: given values checked and normalised, absent ones as their default.
+    A JSON ``null`` counts as absent for optional fields.
+    """
+    by_name = {s.name: s for s in specs}
+    for key in data:
+        if key not in by_name:
+            known = ", ".join(by_name) or "none"
+            raise bad_request(f"Unknown field '{str(key)[:40]}'. Accepted fields: {known}.", str(key)[:40])
+    values: dict[str, Any] = {}
+    for spec in specs:
+        raw = data.get(spec.name)
+        if raw is None:
+            if spec.required:
+                raise bad_request(f"Field '{spec.name}' is required: {spec.description}", spec.name)
+            values[spec.name] = spec.default
+            continue
+        values[spec.name] = _check_value(spec, raw)
+    return values
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """Decode a request body that must be one JSON object; an empty body is ``{}``."""
+    if not raw.strip():
+        return {}
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request("The request body is not UTF-8 text; send a JSON object.") from None
+    try:
+        # NaN / Infinity are not JSON: refuse them instead of letting them reach a price.
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise bad_request(f"The request body is not valid JSON ({_short(exc)}); send a JSON object.") from None
+    if not isinstance(data, dict):
+        raise bad_request(f"The request body must be a JSON object, not {_json_type_name(data)}.")
+    return data
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_query(specs: tuple[FieldSpec, ...], query: Mapping[str, str], multi: Any = None) -> dict[str, Any]:
+    """Check a query string: every parameter is a string here; integers and booleans are converted."""
+    data: dict[str, Any] = {}
+    for key in query:
+        if multi is not None and len(multi.getall(key)) > 1:
+            raise bad_request(f"Query parameter '{key[:40]}' is given more than once.", key[:40])
+        value = query[key]
+        spec = next((s for s in specs if s.name == key), None)
+        if spec is not None and spec.kind == "boolean":
+            folded = value.strip().lower()
+            if folded not in ("true", "false", "1", "0"):
+                raise bad_request(f"Query parameter '{key}' must be true or false.", key)
+            data[key] = folded in ("true", "1")
+        elif spec is not None and spec.kind == "integer":
+            try:
+                data[key] = int(value)
+            except ValueError:
+                raise bad_request(f"Query parameter '{key}' must be a whole number.", key) from None
+        else:
+            data[key] = value
+    return parse_fields(specs, data)
+
+
+# --- request bodies ---------------------------------------------------------------------------
+
+CONNECT_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("host", "string", "TWS / IB Gateway host.", default="127.0.0.1", max_length=255, example="127.0.0.1"),
+    FieldSpec(
+        "port",
+        "integer",
+        "API socket port: TWS paper 7497, TWS live 7496, Gateway paper 4002, Gateway live 4001.",
+        default=7497,
+        minimum=1,
+        maximum=65535,
+        example=7497,
+    ),
+    FieldSpec("clientId", "integer", "API client id; each program on one TWS needs its own.", default=1,
+              minimum=0, maximum=2147483646, example=1),
+    FieldSpec("account", "string", "Account to use when several are managed (empty: the first).", default="",
+              max_length=64),
+    FieldSpec("readonly", "boolean", "Connect read-only: queries only, every order is refused.", default=False),
+    FieldSpec("timeout", "number", "Seconds to wait for the connection.", default=8.0, exclusive_minimum=0,
+              maximum=60),
+)
+
+ORDER_SIDES = ("buy", "sell")
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
+_ORDER_TYPE_ALIASES = {"mkt": "market", "lmt": "limit", "stp": "stop", "stp lmt": "stop_limit",
+                       "stp_lmt": "stop_limit", "stop limit": "stop_limit", "stoplimit": "stop_limit"}
+MARKET_TYPES = ("USStock", "HShare", "US", "HK")
+TIFS = ("DAY", "GTC", "IOC")
+_MAX_PRICE = 1_000_000_000  # a sanity ceiling on JSON numbers; the broker's order value limit is far below
+
+ORDER_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("symbol", "string", "US ticker (AAPL, BRK.B) or Hong Kong code (0700.HK, 00700, 700).",
+              required=True, max_length=32, example="AAPL"),
+    FieldSpec("side", "string", "buy or sell.", required=True, choices=ORDER_SIDES, example="buy"),
+    FieldSpec("quantity", "number", "Shares; whole shares, and whole board lots in Hong Kong.", required=True,
+              exclusive_minimum=0, maximum=_MAX_PRICE, example=10),
+    FieldSpec("marketType", "string", "USStock or HShare (detected from the symbol when left out).",
+              choices=MARKET_TYPES, example="USStock"),
+    FieldSpec("orderType", "string", "market (default), limit, stop or stop_limit (MKT, LMT, STP, STP LMT accepted).",
+              choices=(*ORDER_TYPES, "MKT", "LMT", "STP", "STP LMT"), default="market", example="limit"),
+    FieldSpec("price", "number", "Limit price (limit, stop_limit); the trigger price of a stop order when "
+              "stopPrice is left out.", exclusive_minimum=0, maximum=_MAX_PRICE, example=300),
+    FieldSpec("stopPrice", "number", "Trigger price of a stop or stop_limit order.", exclusive_minimum=0,
+              maximum=_MAX_PRICE),
+    FieldSpec("tif", "string", "Time in force: DAY (default), GTC or IOC.", choices=TIFS, default="DAY"),
+    FieldSpec("outsideRth", "boolean", "Allow the order to work outside regular trading hours.", default=False),
+    FieldSpec("account", "string", "Account for the order (default: the connected account).", max_length=64),
+)
+
+QUOTE_QUERY: tuple[FieldSpec, ...] = (
+    FieldSpec("symbol", "string", "US ticker or Hong Kong code.", required=True, max_length=32, example="AAPL"),
+    FieldSpec("marketType", "string", "USStock or HShare (detected from the symbol when left out).",
+              choices=MARKET_TYPES),
+)
+
+ACCOUNT_QUERY: tuple[FieldSpec, ...] = (
+    FieldSpec("account", "string", "Which managed account (default: the connected account).", max_length=64),
+)
+
+ORDERS_QUERY: tuple[FieldSpec, ...] = (
+    *ACCOUNT_QUERY,
+    FieldSpec("status", "string", "open (default: working orders), completed, or all.",
+              choices=("open", "completed", "all"), default="open"),
+)
+
+
+def to_decimal(value: int | float) -> Decimal:
+    """A JSON number as Decimal, by its shortest repr (300.1 -> Decimal('300.1'), not binary noise)."""
+    try:
+        return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+    except InvalidOperation:  # pragma: no cover - finite floats always convert
+        raise bad_request(f"{value!r} is not a number.") from None
+
+
+_TYPE_FROM_API = {"market": OrderType.MKT, "limit": OrderType.LMT, "stop": OrderType.STP,
+                  "stop_limit": OrderType.STP_LMT, "MKT": OrderType.MKT, "LMT": OrderType.LMT,
+                  "STP": OrderType.STP, "STP LMT": OrderType.STP_LMT}
+
+
+def order_request_from_body(body: Mapping[str, Any]) -> OrderRequest:
+    """Turn a POST /order body into the broker's OrderRequest (source "api"); ApiError 400 on bad shape.
+
+    Only the shape is checked here; every trading rule (lots, ticks, read-only, accounts, limits)
+    is the broker's, so the panel and the API refuse exactly the same orders.
+    """
+    data = dict(body)
+    if isinstance(data.get("orderType"), str):
+        alias = _ORDER_TYPE_ALIASES.get(data["orderType"].strip().lower())
+        if alias:
+            data["orderType"] = alias
+    fields = parse_fields(ORDER_FIELDS, data)
+    order_type = _TYPE_FROM_API[fields["orderType"]]
+    price, stop = fields["price"], fields["stopPrice"]
+    if order_type is OrderType.MKT and body.get("orderType") is None and price is not None:
+        raise bad_request(
+            "A price was given without an orderType: send \"orderType\": \"limit\" for a limit order, "
+            "or leave out the price for a market order.",
+            "orderType",
+        )
+    if order_type is OrderType.MKT and (price is not None or stop is not None):
+        raise bad_request("A market order takes no price: leave out price / stopPrice, or use orderType limit.",
+                          "price" if price is not None else "stopPrice")
+    if order_type is OrderType.LMT and stop is not None:
+        raise bad_request("A limit order takes no stopPrice: use orderType stop_limit for a stop-limit order.",
+                          "stopPrice")
+    if order_type is OrderType.STP and stop is None:
+        stop, price = price, None  # the module's single "price" field is the trigger of a stop order
+    market = Market.from_market_type(fields["marketType"]) if fields["marketType"] else None
+    return OrderRequest(
+        symbol=fields["symbol"].strip(),
+        side=Side.BUY if fields["side"] == "buy" else Side.SELL,
+        quantity=to_decimal(fields["quantity"]),
+        order_type=order_type,
+        limit_price=None if price is None else to_decimal(price),
+        stop_price=None if stop is None else to_decimal(stop),
+        tif=TimeInForce(fields["tif"]),
+        outside_rth=fields["outsideRth"],
+        account=fields["account"] or None,
+        market=market,
+        source="api",
+    )
+
+
+# Broker issue fields -> the API's field names, so a 400 names what the caller sent.
+_ISSUE_FIELD_NAMES = {
+    "limit_price": "price",
+    "stop_price": "stopPrice",
+    "order_type": "orderType",
+    "outside_rth": "outsideRth",
+    "market": "marketType",
+    "take_profit": "takeProfit",
+    "stop_loss": "stopLoss",
+}
+
+
+def api_field_name(broker_field: str) -> str:
+    return _ISSUE_FIELD_NAMES.get(broker_field, broker_field)
+
+
+def issue_json(issue: ValidationIssue) -> dict[str, str]:
+    return {"field": api_field_name(issue.field), "code": issue.code, "message": issue.message}
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+def num(value: Any) -> int | float | None:
+    """A JSON-safe number: Decimal/float/int -> int when whole Decimal, float otherwise; NaN/inf -> None."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def status_json(status: ConnectionStatus, *, practice: bool = False) -> dict[str, Any]:
+    params = status.params
+    failure = status.failure
+    return {
+        "connected": status.connected,
+        "host": params.host if params else None,
+        "port": params.port if params else None,
+        "clientId": params.client_id if params else None,
+        "account": status.account or (params.account if params and params.account else None),
+        "readonly": bool(status.readonly),
+        "state": status.state.value,
+        "accounts": list(status.accounts),
+        "paper": status.is_paper,
+        "paperReason": status.paper_reason,
+        "practice": practice,
+        "serverVersion": status.server_version,
+        "connectionTime": status.connection_time,
+        "reconnectAttempt": status.reconnect_attempt,
+        "nextRetryIn": num(status.next_retry_in),
+        "lastFailure": None
+        if failure is None
+        else {
+            "kind": failure.kind.value,
+            "message": failure.message,
+            "advice": failure.advice,
+            "suggestedClientId": failure.suggested_client_id,
+        },
+    }
+
+
+def _instrument_fields(instrument: Instrument) -> dict[str, Any]:
+    return {
+        "symbol": instrument.display,
+        "ib_symbol": instrument.symbol,
+        "marketType": "HShare" if instrument.market is Market.HK else "USStock",
+        "secType": "STK",
+        "exchange": instrument.exchange,
+        "primaryExchange": instrument.primary_exchange,
+        "currency": instrument.currency,
+        "conId": instrument.con_id,
+    }
+
+
+def order_json(order: OrderView) -> dict[str, Any]:
+    return {
+        "orderId": order.order_id,
+        "permId": order.perm_id,
+        "clientId": order.client_id,
+        "journalId": order.journal_id,
+        "account": order.account,
+        **_instrument_fields(order.instrument),
+        "action": order.side.value,
+        "quantity": num(order.quantity),
+        "orderType": order.order_type,
+        "limitPrice": num(order.limit_price),
+        "stopPrice": num(order.stop_price),
+        "tif": order.tif,
+        "outsideRth": order.outside_rth,
+        "status": order.status.value,
+        "filled": num(order.filled),
+        "remaining": num(order.remaining),
+        "avgFillPrice": num(order.avg_fill_price),
+        "message": order.message,
+        "createdAt": order.created_at.isoformat() if order.created_at else None,
+        "updatedAt": order.updated_at.isoformat() if order.updated_at else None,
+    }
+
+
+def placed_order_json(order: OrderView) -> dict[str, Any]:
+    """POST /order's data: the module's {orderId, status, filled, avgPrice} plus the journal id and the rest."""
+    data = order_json(order)
+    data["avgPrice"] = data["avgFillPrice"]
+    return data
+
+
+def position_json(position: Position) -> dict[str, Any]:
+    return {
+        "account": position.account,
+        **_instrument_fields(position.instrument),
+        "quantity": num(position.quantity),
+        "avgCost": num(position.avg_cost),
+        "costBasis": num(position.cost_basis),
+        "marketPrice": num(position.market_price),
+        "marketValue": num(position.market_value),
+        "unrealizedPnL": num(position.unrealized_pnl),
+        "realizedPnL": num(position.realized_pnl),
+    }
+
+
+def account_json(summary: AccountSummary, daily_pnl: float | None = None) -> dict[str, Any]:
+    """The module's {account, summary:{Tag:{value, currency}}} plus named numeric fields.
+
+    When TWS sends one tag in several currencies, ``summary`` keeps the base-currency row
+    (or "BASE") and ``values`` lists every row.
+    """
+    base = summary.base_currency
+    chosen: dict[str, tuple[int, dict[str, str]]] = {}
+    for value in summary.values:
+        rank = 0 if value.currency in ("BASE", base) else 1 if not value.currency else 2
+        current = chosen.get(value.tag)
+        if current is None or rank < current[0]:
+            chosen[value.tag] = (rank, {"value": value.value, "currency": value.currency})
+    return {
+        "account": summary.account,
+        "baseCurrency": base,
+        "netLiquidation": num(summary.net_liquidation),
+        "totalCash": num(summary.total_cash),
+        "cashByCurrency": {cur: num(v) for cur, v in summary.cash_by_currency.items()},
+        "buyingPower": num(summary.buying_power),
+        "availableFunds": num(summary.available_funds),
+        "excessLiquidity": num(summary.excess_liquidity),
+        "initMargin": num(summary.init_margin),
+        "maintMargin": num(summary.maint_margin),
+        "grossPositionValue": num(summary.gross_position_value),
+        "unrealizedPnL": num(summary.unrealized_pnl),
+        "realizedPnL": num(summary.realized_pnl),
+        "dailyPnL": num(summary.daily_pnl if summary.daily_pnl is not None else daily_pnl),
+        "summary": {tag: entry for tag, (_, entry) in chosen.items()},
+        "values": [{"tag": v.tag, "value": v.value, "currency": v.currency} for v in summary.values],
+        "updatedAt": summary.updated_at.isoformat() if summary.updated_at else None,
+    }
+
+
+def quote_json(quote: Quote) -> dict[str, Any]:
+    return {
+        **_instrument_fields(quote.instrument),
+        "bid": num(quote.bid),
+        "ask": num(quote.ask),
+        "last": num(quote.last),
+        "bidSize": num(quote.bid_size),
+        "askSize": num(quote.ask_size),
+        "open": num(quote.open),
+        "high": num(quote.high),
+        "low": num(quote.low),
+        "close": num(quote.close),
+        "volume": num(quote.volume),
+        "marketDataType": int(quote.data_type),
+        "marketDataTypeName": quote.data_type.label,
+        "stale": quote.stale,
+        "time": quote.time.isoformat() if quote.time else None,
+    }
