@@ -23,6 +23,7 @@ import threading
 import time
 import traceback
 from collections.abc import Coroutine
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,16 @@ import qasync  # isort: skip
 
 from ibpanel import __version__, paths
 from ibpanel.broker.events import Event
-from ibpanel.broker.models import ConnectionParams, ConnectionState
+from ibpanel.broker.models import (
+    ConnectionParams,
+    ConnectionState,
+    OrderRequest,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 from ibpanel.broker.service import Broker
+from ibpanel.ui.formatting import snap_price
 from ibpanel.ui.main_window import TAB_NAMES, MainWindow
 from ibpanel.ui.settings import Settings
 from ibpanel.ui.style import apply_theme
@@ -47,6 +56,9 @@ SMOKE_FAILED = "IBPANEL SMOKE FAILED"
 JOURNAL_FILE = "journal.sqlite3"
 LOG_FILE = "ibpanel.log"
 POPULATE_TIMEOUT_S = 20.0
+#: Market buys placed on the practice exchange before a --demo screenshot (symbol, shares: whole HK lots).
+SAMPLE_TRADES = (("AAPL", 100), ("MSFT", 60), ("NVDA", 40), ("0700.HK", 300), ("0005.HK", 800), ("1299.HK", 400))
+SAMPLE_RESTING = ("AMZN", 25)
 
 
 def run_gui(args: argparse.Namespace) -> int:
@@ -227,7 +239,7 @@ class PanelApp:
         self._quit = asyncio.Event()
         self.reporter.install(loop)
         try:
-            self.broker = Broker(journal_path=paths.data_dir(self.profile) / JOURNAL_FILE)
+            self.broker = Broker(journal_path=journal_path(self.profile))
             self.window = window = MainWindow(self.broker, self.settings)
             window.closed.connect(self.request_quit)
             window.practice_requested.connect(lambda: self.spawn(self.start_practice()))
@@ -343,7 +355,11 @@ class PanelApp:
         args = self.args
         token = args.api_token or os.environ.get("IBPANEL_API_TOKEN")
         try:
-            self.api_handle = await start_api(self.broker, host=args.api_host, port=args.api_port, token=token)
+            # In a practice session the API's /connect to a paper port goes to the in-process exchange.
+            practice = (lambda: ("127.0.0.1", self.sim.port) if self.sim is not None else None) if args.demo else None
+            self.api_handle = await start_api(
+                self.broker, host=args.api_host, port=args.api_port, token=token, practice=practice
+            )
         except Exception as exc:  # noqa: BLE001 - the window is still useful without the API
             self.reporter.report("The local REST API did not start", exc)
             return
@@ -399,8 +415,11 @@ class PanelApp:
         window = self.window
         assert window is not None
         name = self.args.tab or window.current_tab_name()
-        if self.args.demo and not await self.start_practice():
-            print(f"screenshot: could not start the practice session: {self.broker.status.failure}", file=sys.stderr)
+        if self.args.demo:
+            if await self.start_practice():
+                await self._sample_activity()
+            else:
+                print(f"screenshot: could not start the practice session: {self.broker.status.failure}", file=sys.stderr)
         window.show_tab(name)
         tab = window.tabs[name]
         populated_fn = getattr(tab, "populated", None)
@@ -416,6 +435,38 @@ class PanelApp:
             return 1
         print(f"IBPANEL SCREENSHOT {path} tab={name} populated={int(populated)}", flush=True)
         return 0
+
+    async def _sample_activity(self) -> None:
+        """Screenshots of a practice session: a few real trades on the practice exchange, so tables show rows.
+
+        Only with ``--demo --screenshot``: market buys (US and HK, whole board lots), one resting
+        limit order below the market, and a filled-in ticket. All go through the broker like a click.
+        """
+        broker, window = self.broker, self.window
+        assert broker is not None and window is not None
+        account_tab = window.tabs["account"]
+        await self._wait_until(account_tab.populated, POPULATE_TIMEOUT_S)
+        for symbol, quantity in SAMPLE_TRADES:
+            try:
+                await broker.place(OrderRequest(symbol=symbol, side=Side.BUY, quantity=Decimal(quantity), order_type=OrderType.MKT))
+            except Exception as exc:  # noqa: BLE001 - a screenshot with fewer rows is still a screenshot
+                log.warning("sample trade %s %s not placed: %s", symbol, quantity, exc)
+        try:
+            instrument = await broker.resolve(SAMPLE_RESTING[0])
+            quote = await broker.snapshot(instrument)
+            last = quote.last or quote.bid or quote.close
+            if last:
+                price = snap_price(instrument.market, Decimal(str(last)) * Decimal("0.97"))
+                await broker.place(
+                    OrderRequest(
+                        symbol=SAMPLE_RESTING[0], side=Side.BUY, quantity=Decimal(SAMPLE_RESTING[1]),
+                        order_type=OrderType.LMT, limit_price=price, tif=TimeInForce.GTC,
+                    )
+                )
+        except Exception as exc:  # noqa: BLE001
+            log.warning("sample resting order not placed: %s", exc)
+        window.open_ticket({"symbol": "AAPL", "side": "BUY", "quantity": Decimal(100), "limit_price": None})
+        await self._wait_until(lambda: len(broker.positions()) >= len(SAMPLE_TRADES), 10.0)
 
     # --- desktop integration ----------------------------------------------------------------
     def _bring_to_front(self) -> None:
@@ -489,6 +540,16 @@ class PanelApp:
         if self.sim is not None:
             sim, self.sim = self.sim, None
             await asyncio.get_running_loop().run_in_executor(None, sim.__exit__, None, None, None)
+
+
+def journal_path(profile: str) -> Path:
+    """The profile's order journal: the broker's own default, so the panel and ``ibpanel serve`` share it."""
+    try:
+        from ibpanel.broker.journal import default_journal_path
+
+        return Path(default_journal_path(profile))
+    except ImportError:
+        return paths.data_dir(profile) / JOURNAL_FILE
 
 
 def _seconds_since_process_start() -> float | None:
