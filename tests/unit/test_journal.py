@@ -201,6 +201,17 @@ def test_reconcile_matches_by_journal_id_then_perm_id_and_settles_the_unknown(jo
     assert journal.reconcile([SeenOrder(acked, 31, 888, "Submitted", Decimal(0))]) == []  # idempotent
 
 
+def test_pending_submit_without_perm_id_counts_as_unacknowledged(journal):
+    local_only = journal.record_intent(hk_buy(), TENCENT, None)
+    acked = journal.record_intent(hk_buy(), TENCENT, None)
+    journal.update(local_only, status="PendingSubmit", order_id=60)  # ib_async's status before TWS answered
+    journal.update(acked, status="PendingSubmit", order_id=61, perm_id=6161)  # TWS gave it a permId
+    changed = journal.reconcile([])
+    assert [e.journal_id for e in changed] == [local_only]
+    assert journal.entry(local_only).status == "NotSent"
+    assert journal.entry(acked).status == "PendingSubmit"
+
+
 def test_partial_sync_does_not_settle_unconfirmed(journal):
     jid = journal.record_intent(hk_buy(), TENCENT, None)
     assert journal.reconcile([], full_sync=False) == []

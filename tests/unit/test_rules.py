@@ -327,3 +327,14 @@ def test_bad_time_zone_and_hours_are_refused():
         TradingSessions.parse("2025-01-02:0930-1600", "", "US/Eastern")
     with pytest.raises(ValueError):
         TradingSessions.parse("20250102:9999-1600", "", "US/Eastern")
+
+
+def test_hours_as_real_tws_sends_them():
+    # Recorded from a real TWS (shared/golden/tws-recorded/contract_details_eurusd.txt): overnight sessions.
+    recorded = ("20231203:1715-20231204:1700;20231204:1715-20231205:1700;20231205:1715-20231206:1700;"
+                "20231206:1715-20231207:1700;20231207:1715-20231208:1700")
+    s = TradingSessions.parse(recorded, recorded, "US/Eastern")
+    assert len(s.liquid) == 5
+    assert s.state(utc(2023, 12, 4, 22, 0)) == "closed"  # 17:00-17:15 EST daily break
+    assert s.state(utc(2023, 12, 4, 22, 15)) == "regular"
+    assert s.next_open(utc(2023, 12, 4, 22, 5)) == utc(2023, 12, 4, 22, 15)

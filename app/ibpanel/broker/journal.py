@@ -44,6 +44,7 @@ _REF_RE = re.compile(r"^ibp:(?P<id>[0-9]{6}-[0-9a-f]{8})(?:/(?P<leg>[a-z]{1,8}))
 
 UNCONFIRMED = OrderStatus.UNCONFIRMED.value
 NOT_SENT = OrderStatus.NOT_SENT.value
+PENDING_SUBMIT = OrderStatus.PENDING_SUBMIT.value
 _DONE = {s.value for s in OrderStatus if s.is_done}
 NEVER_REACHED_TWS = "never reached TWS: not among its open orders, completed orders or executions"
 
@@ -514,7 +515,7 @@ class OrderJournal:
 
         Matching is by journal id (from orderRef), else by permId. With ``full_sync`` (TWS's open
         orders, completed orders and executions were all read), an Unconfirmed entry TWS does not
-        know becomes NotSent. Working entries TWS does not list are left as they are (TWS keeps
+        know becomes NotSent (so does a PendingSubmit one without a permId: TWS never acknowledged it). Working entries TWS does not list are left as they are (TWS keeps
         completed orders and executions only for a while, so silence proves nothing about them).
         """
         changed: set[str] = set()
@@ -544,7 +545,11 @@ class OrderJournal:
                                avg_fill_price=item.avg_fill_price, message=item.message):
                     changed.add(journal_id)
             if full_sync:
-                rows = conn.execute("SELECT journal_id FROM orders WHERE status = ?", (UNCONFIRMED,)).fetchall()
+                # PendingSubmit without a permId is ib_async's own status before TWS acknowledged: same as Unconfirmed.
+                rows = conn.execute(
+                    "SELECT journal_id FROM orders WHERE status = ? OR (status = ? AND COALESCE(perm_id, 0) = 0)",
+                    (UNCONFIRMED, PENDING_SUBMIT),
+                ).fetchall()
                 for (journal_id,) in rows:
                     if journal_id not in matched:
                         self._apply(conn, journal_id, kind="reconcile", status=NOT_SENT, message=NEVER_REACHED_TWS)
