@@ -296,8 +296,8 @@ class Accounts:
         currency, ledger keys per currency plus a "BASE" row."""
         t = self._totals(account)
         base = self.base_currency
-        available = t["equity"] - t["init"]
-        excess = t["equity"] - t["maint"]
+        available = _money(t["equity"] - t["init"])  # rounded first so BuyingPower is exactly 4x what is shown
+        excess = _money(t["equity"] - t["maint"])
         net_liq = t["net_liq"]
         rows: list[tuple[str, str, str]] = [
             ("AccountCode", account, ""),

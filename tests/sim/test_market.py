@@ -1,0 +1,372 @@
+"""Unit and property tests of the practice exchange's instruments, tick tables, price paths and sessions."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ibpanel.paths import resource_path
+from ibpanel.sim.market import SYNTHETIC_CON_ID_BASE, InstrumentBook, Market, MarketRules, parse_bar_size
+
+UTC = timezone.utc
+NY = ZoneInfo("America/New_York")
+HK = ZoneInfo("Asia/Hong_Kong")
+
+
+class FakeClock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def book() -> InstrumentBook:
+    return InstrumentBook.load()
+
+
+@pytest.fixture(scope="module")
+def rules() -> MarketRules:
+    return MarketRules.load()
+
+
+def make_market(book, rules, seed=1, mode="always", now=None):
+    clock = FakeClock(now or datetime(2026, 11, 24, 15, 0, tzinfo=UTC))  # a Tuesday
+    return Market(book, rules, seed=seed, session_mode=mode, clock=clock), clock
+
+
+def con(book, symbol):
+    return book.find(symbol)[0].con_id
+
+
+# ----- instrument data ------------------------------------------------------------------------------------
+
+def test_data_files_are_json_with_an_about_text():
+    for name in ("instruments.json", "market_rules.json", "commissions.json"):
+        data = json.loads(resource_path("sim", name).read_text())
+        assert len(data["about"]) > 100, name
+
+
+def test_book_lists_enough_us_and_hk_stocks_with_the_required_symbols(book):
+    us = [i for i in book.all() if i.currency == "USD"]
+    hk = [i for i in book.all() if i.currency == "HKD"]
+    assert len(us) >= 20 and len(hk) >= 15
+    for symbol in ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "BRK B", "JPM", "V"):
+        (inst,) = book.find(symbol, exchange="SMART", currency="USD")
+        assert inst.board_lot == 1 and inst.market_rule_id == 26 and inst.time_zone == "US/Eastern"
+    for code in ("700", "5", "1299", "941", "2800", "883", "9618", "9988", "3690", "388", "1810", "2318", "939",
+                 "1398", "11", "16", "2388"):
+        (inst,) = book.find(code, exchange="SEHK", currency="HKD")
+        assert inst.primary_exchange == "SEHK" and inst.time_zone == "Asia/Hong_Kong"
+
+
+@pytest.mark.parametrize("code,lot", [("700", 100), ("5", 400), ("1299", 200), ("941", 500), ("2800", 500),
+                                      ("883", 1000), ("9618", 50)])
+def test_hk_board_lots_match_the_published_ones(book, code, lot):
+    inst = book.find(code)[0]
+    assert inst.board_lot == lot
+    assert inst.size_increment == lot and inst.min_size == lot
+
+
+def test_every_reference_price_is_on_its_tick_and_con_ids_are_unique(book, rules):
+    con_ids = [i.con_id for i in book.all()]
+    assert len(con_ids) == len(set(con_ids))
+    for inst in book.all():
+        assert rules.on_tick(inst.market_rule_id, inst.ref_price), inst.symbol
+        assert len(inst.market_rule_ids.split(",")) == len(inst.valid_exchanges.split(","))
+
+
+def test_etf_keeps_the_older_wider_hk_table(book):
+    tracker = book.find("2800")[0]
+    tencent = book.find("700")[0]
+    assert tracker.stock_type == "ETF" and tracker.market_rule_id != tencent.market_rule_id
+
+
+def test_find_uses_ib_matching_semantics(book):
+    aapl = book.find("aapl")
+    assert [i.symbol for i in aapl] == ["AAPL"]
+    assert book.find("AAPL", exchange="SMART") == aapl
+    assert book.find("AAPL", exchange="NASDAQ") == aapl  # a listed exchange, not only SMART
+    assert book.find("AAPL", currency="HKD") == []
+    assert book.find("AAPL", exchange="SEHK") == []
+    assert book.find("AAPL", primary_exchange="NYSE") == []
+    assert book.find("", con_id=265598) == aapl
+    assert book.find("MSFT", con_id=265598) == []
+    assert book.find("NOSUCH") == []
+    assert book.find("BRK B")[0].primary_exchange == "NYSE"
+    assert book.by_con_id(265598).symbol == "AAPL" and book.by_con_id(1) is None
+
+
+def test_synthetic_instruments_use_the_reserved_con_id_range(rules):
+    book = InstrumentBook.load(synthetic=25)
+    synthetic = [i for i in book.all() if i.symbol.startswith("SYM")]
+    assert [i.symbol for i in synthetic][:2] == ["SYM0001", "SYM0002"] and len(synthetic) == 25
+    assert synthetic[0].con_id == SYNTHETIC_CON_ID_BASE + 1
+    assert all(rules.on_tick(26, i.ref_price) and i.currency == "USD" for i in synthetic)
+
+
+# ----- market rules ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rule,price,increment", [
+    (26, "0.9999", "0.0001"), (26, "1", "0.01"), (26, "230.15", "0.01"),
+    (1723, "0.2", "0.001"), (1723, "0.25", "0.005"), (1723, "9.99", "0.01"), (1723, "19.99", "0.01"),
+    (1723, "20", "0.02"), (1723, "49.98", "0.02"), (1723, "50", "0.05"), (1723, "600", "0.5"),
+    (1724, "15", "0.02"), (1724, "26", "0.05"),
+])
+def test_increment_is_the_row_at_or_below_the_price(rules, rule, price, increment):
+    assert rules.increment(rule, Decimal(price)) == Decimal(increment)
+
+
+def test_on_tick(rules):
+    assert rules.on_tick(1723, Decimal("600.5")) and not rules.on_tick(1723, Decimal("600.1"))
+    assert rules.on_tick(26, Decimal("0.8512")) and not rules.on_tick(26, Decimal("1.001"))
+    assert not rules.on_tick(26, Decimal(0)) and not rules.on_tick(26, Decimal("-1"))
+    assert rules.round_to_tick(1723, Decimal("600.3")) == Decimal("600.0")
+    assert rules.round_to_tick(1723, Decimal("600.3"), up=True) == Decimal("600.5")
+
+
+# ----- quotes and paths ------------------------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), steps=st.integers(1, 60))
+def test_quotes_stay_on_the_tick_one_or_two_ticks_wide(book, rules, seed, steps):
+    market, _ = make_market(book, rules, seed=seed)
+    for _ in range(steps):
+        market.advance()
+    for inst in book.all():
+        top = market.top(inst.con_id)
+        rule = inst.market_rule_id
+        assert top.bid < top.ask, inst.symbol
+        assert rules.on_tick(rule, top.bid) and rules.on_tick(rule, top.ask) and rules.on_tick(rule, top.last)
+        one_up = top.bid + rules.increment(rule, top.bid)
+        two_up = one_up + rules.increment(rule, one_up)
+        assert top.ask in (one_up, two_up), inst.symbol
+        unit = inst.board_lot if inst.board_lot > 1 else 100
+        assert top.bid_size % unit == 0 and top.ask_size % unit == 0 and top.bid_size > 0
+        assert top.last_size % inst.board_lot == 0
+        assert top.low <= top.last <= top.high and top.volume >= 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(units=st.integers(1, 9_995_000))
+def test_integer_tick_grid_agrees_with_the_decimal_rules(book, rules, units):
+    market, _ = make_market(book, rules)
+    for rule_id in rules.ids():
+        grid = market._grids[rule_id]
+        price = Decimal(units).scaleb(-grid.exponent)
+        floored = grid.to_decimal(grid.floor(units))
+        assert rules.on_tick(rule_id, floored) and floored <= price
+        assert floored == rules.round_to_tick(rule_id, price)
+
+
+def test_a_seed_reproduces_the_same_path_and_another_seed_does_not(book, rules):
+    def path(seed, advance_others=True):
+        market, _ = make_market(book, rules, seed=seed)
+        target = con(book, "700")
+        seen = []
+        for _ in range(50):
+            market.advance(None if advance_others else [target])
+            top = market.top(target)
+            seen.append((top.bid, top.ask, top.last, top.volume))
+        return seen
+
+    assert path(7) == path(7)
+    assert path(7) != path(8)
+    # an instrument's path does not depend on which other instruments were advanced
+    assert path(7) == path(7, advance_others=False)
+
+
+def test_advance_reports_changes_and_updates_the_day_stats(book, rules):
+    market, _ = make_market(book, rules)
+    aapl = con(book, "AAPL")
+    changed = set()
+    for _ in range(20):
+        changed.update(market.advance([aapl, con(book, "MSFT")]))
+    assert changed <= {aapl, con(book, "MSFT")} and aapl in changed
+    top = market.top(aapl)
+    assert top.volume > 0 and top.close == Decimal("230.00")
+    assert market.advance([12345]) == []  # unknown con_ids are skipped
+
+
+def test_top_returns_a_copy(book, rules):
+    market, _ = make_market(book, rules)
+    aapl = con(book, "AAPL")
+    top = market.top(aapl)
+    top.bid = Decimal(1)
+    assert market.top(aapl).bid != Decimal(1)
+    with pytest.raises(KeyError, match="not listed"):
+        market.top(42)
+
+
+def test_levels_walk_away_from_the_touch_on_the_tick(book, rules):
+    market, _ = make_market(book, rules)
+    tencent = con(book, "700")
+    market.advance()
+    top = market.top(tencent)
+    asks = market.levels(tencent, "BUY", depth=5)
+    bids = market.levels(tencent, "SELL", depth=5)
+    assert asks[0] == (top.ask, top.ask_size) and bids[0] == (top.bid, top.bid_size)
+    assert [p for p, _ in asks] == sorted(p for p, _ in asks) and len(asks) == 5
+    assert [p for p, _ in bids] == sorted((p for p, _ in bids), reverse=True)
+    assert all(rules.on_tick(1723, p) and s % 100 == 0 for p, s in asks + bids)
+
+
+def test_record_trade_prints_on_the_tape(book, rules):
+    market, _ = make_market(book, rules)
+    aapl = con(book, "AAPL")
+    before = market.top(aapl).volume
+    market.record_trade(aapl, Decimal("231.00"), Decimal(300))
+    top = market.top(aapl)
+    assert top.last == Decimal("231.00") and top.volume == before + 300 and top.high >= Decimal("231.00")
+
+
+# ----- bars ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("duration,bar_size,count", [("1 D", "1 hour", 24), ("3600 S", "5 mins", 12),
+                                                     ("1800 S", "5 secs", 360), ("1 D", "15 mins", 96)])
+def test_intraday_bars_end_at_the_live_last_price(book, rules, duration, bar_size, count):
+    market, clock = make_market(book, rules)
+    aapl = con(book, "AAPL")
+    for _ in range(10):
+        market.advance()
+    bars = market.bars(aapl, None, duration, bar_size)
+    assert len(bars) == count
+    assert bars[-1][4] == market.top(aapl).last
+    step = timedelta(seconds=parse_bar_size(bar_size))
+    assert all(b[0] - a[0] == step for a, b in zip(bars, bars[1:], strict=False))
+    assert bars[-1][0] <= clock.now < bars[-1][0] + step
+    for _t, o, h, low, c, volume, wap, n in bars:
+        assert low <= min(o, c) <= max(o, c) <= h and low <= wap <= h
+        assert all(rules.on_tick(26, p) for p in (o, h, low, c))
+        assert volume > 0 and n > 0
+    assert market.bars(aapl, None, duration, bar_size) == bars  # deterministic
+
+
+def test_daily_bars_skip_weekends_and_differ_per_seed(book, rules):
+    market, _ = make_market(book, rules)
+    tencent = con(book, "700")
+    bars = market.bars(tencent, None, "1 M", "1 day")
+    assert 20 <= len(bars) <= 23
+    assert all(t.astimezone(HK).weekday() < 5 for t, *_ in bars)
+    assert all(rules.on_tick(1723, p) for bar in bars for p in bar[1:5])
+    other, _ = make_market(book, rules, seed=2)
+    assert other.bars(tencent, None, "1 M", "1 day")[:-1] != bars[:-1]
+
+
+def test_bars_ending_in_the_past_and_midpoint_bars(book, rules):
+    market, clock = make_market(book, rules)
+    aapl = con(book, "AAPL")
+    full = market.bars(aapl, None, "1 D", "1 hour")
+    earlier = market.bars(aapl, clock.now - timedelta(hours=5), "5 D", "1 hour")  # not 5 days: 120 bars
+    assert earlier[-1][0] == full[-6][0] and earlier[-1][1:5] == full[-6][1:5]  # same path, overlapping bars agree
+    mid = market.bars(aapl, None, "1 D", "1 hour", what="MIDPOINT")
+    assert mid[-1][5] == -1 and mid[-1][7] == -1
+
+
+@pytest.mark.parametrize("duration,bar_size", [("1 X", "1 min"), ("D 1", "1 min"), ("1 D", "7 fortnights"),
+                                               ("10 Y", "1 secs")])
+def test_unreadable_or_huge_bar_requests_raise_value_error(book, rules, duration, bar_size):
+    market, _ = make_market(book, rules)
+    with pytest.raises(ValueError):
+        market.bars(con(book, "AAPL"), None, duration, bar_size)
+
+
+# ----- sessions --------------------------------------------------------------------------------------------
+
+def at(tz, y, mo, d, h, mi):
+    return datetime(y, mo, d, h, mi, tzinfo=tz).astimezone(UTC)
+
+
+@pytest.mark.parametrize("local,state", [((10, 0), "open"), ((8, 0), "pre"), ((17, 0), "post"),
+                                         ((21, 0), "closed"), ((3, 59), "closed"), ((9, 30), "open")])
+def test_us_sessions(book, rules, local, state):
+    market, _ = make_market(book, rules, mode="real")
+    assert market.session_state(con(book, "AAPL"), at(NY, 2026, 11, 24, *local)) == state
+
+
+@pytest.mark.parametrize("local,state", [((10, 0), "open"), ((9, 10), "pre"), ((12, 30), "lunch"),
+                                         ((13, 0), "open"), ((16, 5), "post"), ((17, 0), "closed")])
+def test_hk_sessions_with_lunch(book, rules, local, state):
+    market, _ = make_market(book, rules, mode="real")
+    assert market.session_state(con(book, "700"), at(HK, 2026, 11, 24, *local)) == state
+
+
+def test_weekend_is_closed_and_always_mode_is_open(book, rules):
+    real, _ = make_market(book, rules, mode="real")
+    always, _ = make_market(book, rules)
+    saturday = at(NY, 2026, 11, 28, 11, 0)
+    assert real.session_state(con(book, "AAPL"), saturday) == "closed"
+    assert always.session_state(con(book, "AAPL"), saturday) == "open"
+    assert always.accepts_order(con(book, "700"), outside_rth=False, now=saturday)
+
+
+def test_outside_rth_is_respected(book, rules):
+    market, _ = make_market(book, rules, mode="real")
+    aapl, tencent = con(book, "AAPL"), con(book, "700")
+    pre = at(NY, 2026, 11, 24, 7, 0)
+    assert not market.accepts_order(aapl, outside_rth=False, now=pre)
+    assert market.accepts_order(aapl, outside_rth=True, now=pre)
+    assert market.accepts_order(aapl, outside_rth=False, now=at(NY, 2026, 11, 24, 11, 0))
+    lunch = at(HK, 2026, 11, 24, 12, 30)
+    assert not market.accepts_order(tencent, outside_rth=True, now=lunch)  # SEHK has no outside-RTH trading
+
+
+def test_closed_markets_do_not_move_in_real_mode(book, rules):
+    market, clock = make_market(book, rules, mode="real", now=at(NY, 2026, 11, 24, 11, 0))  # HK 00:00 closed
+    aapl, tencent = con(book, "AAPL"), con(book, "700")
+    changed = set()
+    for _ in range(10):
+        changed.update(market.advance())
+    assert aapl in changed and tencent not in changed
+
+
+def test_trading_hours_in_tws_format(book, rules):
+    market, _ = make_market(book, rules, mode="real", now=at(NY, 2026, 11, 24, 11, 0))
+    trading, liquid = market.trading_hours(con(book, "AAPL"))
+    assert trading.startswith("20261124:0400-20261124:2000;") and "20261128:CLOSED" in trading
+    assert liquid.startswith("20261124:0930-20261124:1600")
+    hk_trading, hk_liquid = market.trading_hours(con(book, "700"))
+    assert "20261125:0930-20261125:1200;20261125:1300-20261125:1600" in hk_liquid
+    pattern = re.compile(r"^(\d{8}:(CLOSED|\d{4}-\d{8}:\d{4}))(;\d{8}:(CLOSED|\d{4}-\d{8}:\d{4}))*$")
+    assert pattern.match(trading) and pattern.match(hk_trading)
+    always, _ = make_market(book, rules)
+    assert pattern.match(always.trading_hours(con(book, "AAPL"))[0])
+
+
+def test_a_new_local_day_rolls_the_close(book, rules):
+    market, clock = make_market(book, rules)
+    aapl = con(book, "AAPL")
+    for _ in range(20):
+        market.advance([aapl])
+    last = market.top(aapl).last
+    clock.now += timedelta(days=1)
+    market.advance([aapl])
+    top = market.top(aapl)
+    assert top.close == last and top.volume == top.last_size
+
+
+def test_state_round_trip_continues_the_same_path(book, rules):
+    market, _ = make_market(book, rules, seed=3)
+    for _ in range(10):
+        market.advance()
+    saved = json.loads(json.dumps(market.to_dict()))
+    for _ in range(10):
+        market.advance()
+    expected = {i.con_id: market.top(i.con_id) for i in book.all()}
+    restored, _ = make_market(book, rules, seed=3)
+    restored.load_dict(saved)
+    for _ in range(10):
+        restored.advance()
+    assert {i.con_id: restored.top(i.con_id) for i in book.all()} == expected
+
+
+def test_unknown_session_mode_is_refused(book, rules):
+    with pytest.raises(ValueError, match="always"):
+        Market(book, rules, session_mode="sometimes")
