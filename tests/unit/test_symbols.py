@@ -132,8 +132,12 @@ def test_display_form_round_trips(text):
     assert instrument_from_spec(spec).display == spec.display
 
 
-@settings(max_examples=300)
-@given(st.text(max_size=40), st.sampled_from([None, "US", "HK", "USStock", "HShare", Market.US, Market.HK]))
+near_valid = st.text(alphabet="0123456789ABHKSUabhkus.:-/ $!\t", max_size=14)
+
+
+@settings(max_examples=400)
+@given(st.one_of(st.text(max_size=40), near_valid),
+       st.sampled_from([None, "US", "HK", "USStock", "HShare", Market.US, Market.HK]))
 def test_random_text_raises_only_symbol_error(text, hint):
     try:
         spec = parse_symbol(text, hint)
