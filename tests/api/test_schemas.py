@@ -6,7 +6,6 @@ import math
 from decimal import Decimal
 
 import pytest
-
 from ibpanel.api.schemas import (
     CONNECT_FIELDS,
     ApiError,
