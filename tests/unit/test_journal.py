@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from ibpanel.broker.journal import (
     NEVER_REACHED_TWS,
     ORDER_REF_PREFIX,
+    JournalError,
     OrderJournal,
     SeenOrder,
     default_journal_path,
@@ -317,5 +318,14 @@ def test_newer_schema_is_refused(tmp_path):
     conn = sqlite3.connect(str(path))
     conn.execute("PRAGMA user_version=99")
     conn.close()
-    with pytest.raises(RuntimeError, match="newer IB Panel"):
+    with pytest.raises(JournalError, match="newer IB Panel") as info:
         OrderJournal(path)
+    assert "another profile" in info.value.advice
+
+
+def test_damaged_file_gets_a_plain_error(tmp_path):
+    path = tmp_path / "j.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(JournalError, match="cannot be opened") as info:
+        OrderJournal(path)
+    assert "move it aside" in info.value.advice

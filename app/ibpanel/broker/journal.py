@@ -32,6 +32,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from ibpanel import paths
+from ibpanel.broker.exceptions import BrokerError
 from ibpanel.broker.models import Instrument, JournalEntry, OrderRequest, OrderStatus
 
 ORDER_REF_PREFIX = "ibp:"  # orderRef = ORDER_REF_PREFIX + journal_id
@@ -47,6 +48,10 @@ NOT_SENT = OrderStatus.NOT_SENT.value
 PENDING_SUBMIT = OrderStatus.PENDING_SUBMIT.value
 _DONE = {s.value for s in OrderStatus if s.is_done}
 NEVER_REACHED_TWS = "never reached TWS: not among its open orders, completed orders or executions"
+
+
+class JournalError(BrokerError):
+    """The journal file cannot be opened (locked, damaged, or from a newer app)."""
 
 
 def default_journal_path(profile: str = paths.DEFAULT_PROFILE) -> Path:
@@ -214,16 +219,22 @@ class OrderJournal:
         # isolation_level=None: we BEGIN/COMMIT ourselves, so the intent commit is explicit.
         self._conn = sqlite3.connect(str(self.path), timeout=5.0, isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise JournalError(
+                f"The order journal {self.path} cannot be opened ({exc}).",
+                "Close other copies of IB Panel using this profile; if the file is damaged, move it aside "
+                "(nothing at IBKR depends on it) and restart, or use another profile.",
+            ) from exc
+
+    def _open(self) -> None:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            self._conn.close()
-            raise RuntimeError(
-                f"The order journal {self.path} was written by a newer IB Panel (schema {version}); "
-                "update the app or use another profile."
-            )
+            raise sqlite3.DatabaseError(f"written by a newer IB Panel, schema {version}; update the app")
         with self._tx():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
