@@ -1,0 +1,40 @@
+"""Order ticket widgets without a connection: market detection and tick-stepped price boxes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ibpanel.broker.models import Market
+from ibpanel.ui.ticket_tab import PriceSpinBox, detect_market
+
+
+def test_detect_market_from_typed_text():
+    assert detect_market("AAPL") is Market.US
+    assert detect_market("brk b") is Market.US
+    assert detect_market("700") is Market.HK
+    assert detect_market("0700.hk") is Market.HK
+    assert detect_market("HK:5") is Market.HK
+    assert detect_market("  ") is None
+
+
+def test_price_box_steps_by_the_tick_of_each_band(qtbot):
+    box = PriceSpinBox()
+    qtbot.addWidget(box)
+    box.set_market(Market.HK, "700")
+    box.set_decimal(Decimal("19.99"))
+    box.stepBy(1)
+    assert box.decimal_value() == Decimal("20")
+    box.stepBy(1)
+    assert box.decimal_value() == Decimal("20.02")  # 20-50 band: 0.02
+    box.stepBy(-2)
+    assert box.decimal_value() == Decimal("19.99")
+    box.set_decimal(Decimal("385.3"))  # off the 0.20 tick: first step rounds in the direction of travel
+    box.stepBy(1)
+    assert box.decimal_value() == Decimal("385.4")
+    assert box.text() == "385.40"
+    box.set_market(Market.US)
+    box.set_decimal(Decimal("1.00"))
+    box.stepBy(-1)
+    assert box.decimal_value() == Decimal("0.9999")  # sub-dollar ticks
+    box.set_decimal(Decimal("150.005"))
+    assert box.text() == "150.005"  # a typed off-tick digit stays visible
