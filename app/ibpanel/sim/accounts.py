@@ -201,7 +201,7 @@ class Accounts:
     # ----- reads ------------------------------------------------------------------------------------------
     def positions(self, account: str) -> list[PositionState]:
         """Every position the account held today, including ones closed to zero (TWS reports those too)."""
-        return [PositionState(**{**vars(p), "avg_cost": _tidy(p.avg_cost)})
+        return [PositionState(**{**vars(p), "avg_cost": _tidy(p.avg_cost), "realized_pnl": _tidy(p.realized_pnl)})
                 for p in self._acct(account).positions.values()]
 
     def _mark(self, con_id: int) -> Decimal:
