@@ -37,13 +37,22 @@ class Recorder:
         Recorder.made.append(self)
 
 
+class VersionPart:
+    """Stands in for a class of PyInstaller's Windows version-resource module."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.args!r}, {self.kwargs!r})"
+
+
 def _kind(name: str) -> type:
     return type(name, (Recorder,), {})
 
 
-@pytest.fixture(scope="module")
-def spec(tmp_path_factory):
-    """Run packaging/ibpanel.spec with recorders; returns {class name: [recorded calls]}."""
+def run_spec(platform: str) -> types.SimpleNamespace:
+    """Run packaging/ibpanel.spec as if on ``platform``, with recorders instead of PyInstaller's classes."""
     hooks = types.ModuleType("PyInstaller.utils.hooks")
     hooks.collect_submodules = lambda package, **_: [package + ".cli"]
     stubs = {
@@ -51,15 +60,27 @@ def spec(tmp_path_factory):
         "PyInstaller.utils": types.ModuleType("PyInstaller.utils"),
         "PyInstaller.utils.hooks": hooks,
     }
+    if platform == "win32":
+        # The Windows version resource is built with PyInstaller's own (pure Python) classes.
+        # The real module needs pywin32 / pefile; record the structure the spec builds instead.
+        versioninfo = types.ModuleType("PyInstaller.utils.win32.versioninfo")
+        for name in ("VSVersionInfo", "FixedFileInfo", "StringFileInfo", "StringTable", "StringStruct",
+                     "VarFileInfo", "VarStruct"):
+            setattr(versioninfo, name, type(name, (VersionPart,), {}))
+        stubs["PyInstaller.utils.win32"] = types.ModuleType("PyInstaller.utils.win32")
+        stubs["PyInstaller.utils.win32"].versioninfo = versioninfo
+        stubs["PyInstaller.utils.win32.versioninfo"] = versioninfo
     saved = {name: sys.modules.get(name) for name in stubs}
-    saved_path = list(sys.path)
+    saved_path, saved_platform = list(sys.path), sys.platform
     sys.modules.update(stubs)
     Recorder.made = []
     kinds = {name: _kind(name) for name in ("Analysis", "PYZ", "EXE", "COLLECT", "BUNDLE")}
     namespace = {"SPECPATH": str(SPEC.parent), "__file__": str(SPEC), **kinds}
     try:
+        sys.platform = platform
         exec(compile(SPEC.read_text(encoding="utf-8"), str(SPEC), "exec"), namespace)
     finally:
+        sys.platform = saved_platform
         sys.path[:] = saved_path
         for name, module in saved.items():
             if module is None:
@@ -70,6 +91,11 @@ def spec(tmp_path_factory):
     for made in Recorder.made:
         calls.setdefault(type(made).__name__, []).append(made)
     return types.SimpleNamespace(calls=calls, namespace=namespace)
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return run_spec("linux")
 
 
 def test_spec_builds_one_folder_windowed_panel_and_console_sim(spec):
@@ -84,11 +110,33 @@ def test_spec_builds_one_folder_windowed_panel_and_console_sim(spec):
     (collect,) = spec.calls["COLLECT"]
     assert collect.kwargs["name"] == "ibpanel" and collect.kwargs["strip"] is False
     assert spec.namespace["VERSION"] == __version__
-    if sys.platform == "darwin":
-        (bundle,) = spec.calls["BUNDLE"]
-        assert bundle.kwargs["name"].endswith(".app") and bundle.kwargs["version"] == __version__
-    else:
-        assert "BUNDLE" not in spec.calls
+    assert "BUNDLE" not in spec.calls  # only macOS wraps the folder in a .app
+
+
+def test_spec_on_macos_makes_a_foreground_app_with_the_icns_icon():
+    mac = run_spec("darwin")
+    (bundle,) = mac.calls["BUNDLE"]
+    assert bundle.kwargs["name"].endswith(".app") and bundle.kwargs["version"] == __version__
+    assert bundle.args[0] is mac.calls["COLLECT"][0]
+    plist = bundle.kwargs["info_plist"]
+    assert plist["CFBundleShortVersionString"] == __version__
+    # COLLECT inherits console=True from the sim; without this the panel would have no Dock icon.
+    assert plist["LSBackgroundOnly"] is False
+    assert Path(bundle.kwargs["icon"]).name == "ibpanel.icns" and Path(bundle.kwargs["icon"]).is_file()
+    first_exe = mac.calls["COLLECT"][0].args[0]
+    assert first_exe.kwargs["name"] == "ibpanel"  # BUNDLE's CFBundleExecutable is the first executable
+
+
+def test_spec_on_windows_sets_the_ico_icon_and_a_version_resource():
+    win = run_spec("win32")
+    panel = next(e for e in win.calls["EXE"] if e.kwargs["name"] == "ibpanel")
+    assert Path(panel.kwargs["icon"]).name == "ibpanel.ico" and Path(panel.kwargs["icon"]).is_file()
+    resource = panel.kwargs["version"]
+    assert type(resource).__name__ == "VSVersionInfo"
+    text = repr(resource)
+    assert f"('ProductVersion', '{__version__}')" in text and "('ProductName', 'IB Panel')" in text
+    numbers = tuple(int(p) for p in __version__.split(".")) + (0,) * (4 - len(__version__.split(".")))
+    assert resource.kwargs["ffi"].kwargs["filevers"] == numbers
 
 
 def test_spec_excludes_unused_qt_but_keeps_what_the_panel_and_pyqtgraph_need(spec):
