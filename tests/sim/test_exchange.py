@@ -403,6 +403,7 @@ def test_queries_filter_by_client_account_symbol_and_time(venue):
     assert [o.order_id for o in ex.open_orders(2)] == [50] and ex.open_orders(1) == []
     assert len(ex.orders_of(2)) == 2 and len(ex.completed_orders()) == 2
     assert ex.next_order_id_hint() == 51
+    assert ex.working_con_ids() == {venue.con("MSFT")}
 
 
 def test_state_round_trip_keeps_orders_fills_and_ids(venue, book, rules):

@@ -611,6 +611,10 @@ class Exchange:
             out.append(e)
         return out
 
+    def working_con_ids(self) -> set[int]:
+        """Instruments with working orders: advance these too (not only subscribed ones) so orders can fill."""
+        return set(self._working_by_con)
+
     def next_order_id_hint(self) -> int:
         """For NEXT_VALID_ID: above every order id seen."""
         return self._max_order_id + 1

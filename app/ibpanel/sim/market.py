@@ -16,7 +16,8 @@ import math
 import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from copy import copy
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
@@ -236,6 +237,7 @@ class _TickGrid:
         self.incs = [int(inc * scale) for _, inc in rows]
         # quantum per row, so public Decimals print with the tick's decimals (230.15, not 230.1500)
         self.quanta = [inc.normalize() if inc.normalize().as_tuple().exponent < 0 else Decimal(1) for _, inc in rows]
+        self._decimals: dict[int, Decimal] = {}  # units -> public Decimal (Decimals are immutable: safe to share)
 
     def floor(self, units: int) -> int:
         inc = self.incs[bisect_right(self.edges, units) - 1]
@@ -257,8 +259,13 @@ class _TickGrid:
         return int(price * self.scale)
 
     def to_decimal(self, units: int) -> Decimal:
-        quantum = self.quanta[max(bisect_right(self.edges, units) - 1, 0)]
-        return Decimal(units).scaleb(-self.exponent).quantize(quantum)
+        cached = self._decimals.get(units)
+        if cached is None:
+            if len(self._decimals) > 200_000:  # paths wander slowly; a full reset now and then is enough
+                self._decimals.clear()
+            quantum = self.quanta[max(bisect_right(self.edges, units) - 1, 0)]
+            cached = self._decimals[units] = Decimal(units).scaleb(-self.exponent).quantize(quantum)
+        return cached
 
 
 @dataclass
@@ -368,7 +375,7 @@ class Market:
                          last=dec(p.last), last_size=p.last_size, volume=p.volume, open=dec(p.open),
                          high=dec(p.high), low=dec(p.low), close=dec(p.close), time=p.time)
             p.top_cache = cached
-        return replace(cached)
+        return copy(cached)
 
     def advance(self, con_ids: Iterable[int] | None = None) -> list[int]:
         """One random-walk step for those instruments (default all); returns the con_ids whose Top changed.
@@ -379,6 +386,7 @@ class Market:
         paths = self._paths
         ids = paths.keys() if con_ids is None else con_ids
         trading_by_tz: dict[str, bool] = {}
+        day_by_tz: dict[str, date] = {}
         changed = []
         for con_id in ids:
             p = paths.get(con_id)
@@ -393,7 +401,11 @@ class Market:
                     trading_by_tz[tz] = moving
                 if not moving:
                     continue
-            self._roll_day_if_needed(p, now)
+            day = day_by_tz.get(inst.time_zone)
+            if day is None:
+                day = day_by_tz[inst.time_zone] = self._local_day(inst, now)
+            if day != p.day:
+                self._roll_day(p, day)
             if self._step(p):
                 p.time = now
                 p.top_cache = None
@@ -451,14 +463,14 @@ class Market:
     def _local_day(self, inst: SimInstrument, now: datetime) -> date:
         return now.astimezone(ZoneInfo(inst.time_zone)).date()
 
-    def _roll_day_if_needed(self, p: _Path, now: datetime) -> None:
-        day = self._local_day(p.inst, now)
-        if day != p.day:
-            p.day = day
-            p.close = p.last
-            p.open = p.high = p.low = p.last
-            p.volume = 0
-            p.last_size = 0
+    @staticmethod
+    def _roll_day(p: _Path, day: date) -> None:
+        """A new local trading day: the previous close is the last price; day stats restart."""
+        p.day = day
+        p.close = p.last
+        p.open = p.high = p.low = p.last
+        p.volume = 0
+        p.last_size = 0
 
     def levels(self, con_id: int, side: str, depth: int = 5) -> list[tuple[Decimal, int]]:
         """The synthetic book a taker of ``side`` walks: "BUY" -> asks ascending, "SELL" -> bids descending.
@@ -633,9 +645,9 @@ class Market:
 
     def end_of_day(self) -> None:
         """Start a new trading day now: previous close = last, day stats reset (used by 'real' mode / tests)."""
+        now = self.clock()
         for p in self._paths.values():
-            p.day = None
-            self._roll_day_if_needed(p, self.clock())
+            self._roll_day(p, self._local_day(p.inst, now))
             p.top_cache = None
 
     # ----- persistence ------------------------------------------------------------------------------------
