@@ -489,3 +489,27 @@ def test_random_order_flow_conserves_quantities_and_cash(book, rules, script, se
     hk_short = [p for p in venue.accounts.positions("DU111111")
                 if book.by_con_id(p.con_id).currency == "HKD" and p.quantity < 0]
     assert hk_short == []  # practice mode never shorts HK stocks
+
+
+weird_numbers = st.one_of(
+    st.none(), st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=True, allow_infinity=True), st.sampled_from(["", "abc", "1e400", "1.7976931348623157E308"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(qty=weird_numbers, lmt=weird_numbers, aux=weird_numbers,
+       order_type=st.sampled_from(["MKT", "LMT", "STP", "STP LMT", "stplmt", "", None, "XYZ"]),
+       action=st.sampled_from(["BUY", "SELL", "sell", "", None, "SHORT"]),
+       symbol=st.sampled_from(["AAPL", "700", "PNNY"]))
+def test_garbage_orders_are_answered_never_raised(book, rules, qty, lmt, aux, order_type, action, symbol):
+    venue = Venue(book, rules)
+    order = SimOrder(client_id=1, order_id=1, account="DU111111", con_id=venue.con(symbol), action=action,
+                     total_qty=qty, order_type=order_type, lmt_price=lmt, aux_price=aux)
+    venue.exchange.place(order)
+    events = venue.take()
+    assert events  # every order gets an answer: accepted, filled or rejected with a code
+    for e in errors(events):
+        assert e[0] in (110, 201, 321, 387, 434, 10243) and e[1]
+    for ex in execs(events):
+        assert rules.on_tick(book.by_con_id(ex.con_id).market_rule_id, ex.price)

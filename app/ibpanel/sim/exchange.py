@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from ibpanel.sim.accounts import Accounts
@@ -37,6 +37,9 @@ DONE_STATES = ("Filled", "Cancelled", "Inactive")
 ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT")
 TIFS = ("DAY", "GTC", "IOC", "FOK")
 _BOOK_DEPTH = 5
+_MAX_QUANTITY = Decimal(1_000_000_000)
+_MAX_PRICE = Decimal(10_000_000)  # above any listed stock; the HK table itself ends at 9,995
+_UNSET_PRICE = Decimal("1e300")  # the wire's UNSET_DOUBLE (1.7976931348623157E308) means "no price"
 # SMART fills are reported with the venue that executed them, as TWS does
 _VENUE = {"NASDAQ": "ISLAND", "NYSE": "NYSE", "ARCA": "ARCA", "AMEX": "AMEX", "BATS": "BATS", "SEHK": "SEHK"}
 
@@ -154,6 +157,18 @@ class _Rejected(Exception):
         self.text = text
 
 
+def _as_decimal(value: object) -> Decimal | None:
+    """Decimal of a number or numeric text; None for anything else (never raises)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return Decimal(str(value)) if isinstance(value, (int, float, str)) else None
+    except (InvalidOperation, ValueError):
+        return None
+
+
 def tidy(value: Decimal) -> Decimal:
     """At most 8 decimals, no trailing zeros, never exponent notation (230, 230.5, 230.33333333)."""
     value = value.quantize(Decimal("0.00000001"))
@@ -197,9 +212,9 @@ class Exchange:
     def place(self, order: SimOrder) -> None:
         """Place a new order, or modify the working order with the same (client_id, order_id)."""
         self._max_order_id = max(self._max_order_id, order.order_id)
-        order.order_type = order.order_type.upper().replace("STPLMT", "STP LMT")
-        order.tif = (order.tif or "DAY").upper()
-        order.action = order.action.upper()
+        order.order_type = str(order.order_type or "").strip().upper().replace("STPLMT", "STP LMT")
+        order.tif = str(order.tif or "DAY").strip().upper()
+        order.action = str(order.action or "").strip().upper()
         existing = self._orders.get(order.key)
         if existing is not None:
             self._modify(existing, order)
@@ -271,7 +286,10 @@ class Exchange:
         return inst
 
     def _validate_size_and_prices(self, order: SimOrder, inst: SimInstrument) -> None:
-        qty = Decimal(order.total_qty)
+        qty = _as_decimal(order.total_qty)
+        if qty is None or not qty.is_finite() or qty > _MAX_QUANTITY:
+            raise _Rejected(321, f"Error validating request.-'bQ' : cause - The order size {order.total_qty!r} is "
+                                 f"not a usable quantity (whole shares up to {_MAX_QUANTITY:,}).")
         order.total_qty = qty
         if qty <= 0:
             raise _Rejected(434, "The order size cannot be zero.")
@@ -279,23 +297,12 @@ class Exchange:
             raise _Rejected(10243, "Fractional-sized order cannot be placed via API for this contract.")
         if inst.board_lot > 1 and qty % inst.board_lot != 0:
             raise _Rejected(321, TEXT_ODD_LOT)
-        rules = self.market.rules
         needs_limit = order.order_type in ("LMT", "STP LMT")
         needs_stop = order.order_type in ("STP", "STP LMT")
         if needs_limit:
-            if order.lmt_price is None or Decimal(order.lmt_price) <= 0:
-                raise _Rejected(321, "Error validating request.-'bC' : cause - A limit price is required for "
-                                     f"{order.order_type} orders.")
-            order.lmt_price = Decimal(order.lmt_price)
-            if not rules.on_tick(inst.market_rule_id, order.lmt_price):
-                raise _Rejected(110, TEXT_OFF_TICK)
+            order.lmt_price = self._checked_price(order.lmt_price, "limit", order, inst)
         if needs_stop:
-            if order.aux_price is None or Decimal(order.aux_price) <= 0:
-                raise _Rejected(321, "Error validating request.-'bC' : cause - A stop price is required for "
-                                     f"{order.order_type} orders.")
-            order.aux_price = Decimal(order.aux_price)
-            if not rules.on_tick(inst.market_rule_id, order.aux_price):
-                raise _Rejected(110, TEXT_OFF_TICK)
+            order.aux_price = self._checked_price(order.aux_price, "stop", order, inst)
         if inst.market == "HK" and order.action == "SELL" and not order.what_if:
             held = sum((p.quantity for p in self.accounts.positions(order.account) if p.con_id == inst.con_id), ZERO)
             pending = sum((o.remaining for o in self._working_by_con.get(inst.con_id, {}).values()
@@ -305,6 +312,16 @@ class Exchange:
             if qty - already > held - pending:
                 raise _Rejected(201, "Order rejected - reason:Short sale of Hong Kong stocks is not available in "
                                      f"the practice exchange (holding {held - pending}, selling {qty}).")
+
+    def _checked_price(self, value: object, what: str, order: SimOrder, inst: SimInstrument) -> Decimal:
+        """A positive finite price on the instrument's tick, or the TWS rejection (321 missing, 110 off tick)."""
+        price = _as_decimal(value)
+        if price is None or not price.is_finite() or price <= 0 or price >= _UNSET_PRICE:
+            raise _Rejected(321, f"Error validating request.-'bC' : cause - A {what} price is required for "
+                                 f"{order.order_type} orders.")
+        if price > _MAX_PRICE or not self.market.rules.on_tick(inst.market_rule_id, price):
+            raise _Rejected(110, TEXT_OFF_TICK)
+        return price
 
     def _reference_price(self, order: SimOrder, inst: SimInstrument) -> Decimal:
         top = self.market.top(inst.con_id)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from copy import copy
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -214,9 +214,12 @@ class MarketRules:
 
     def on_tick(self, rule_id: int, price: Decimal) -> bool:
         """True when ``price`` is positive and a whole multiple of its increment."""
-        if price <= 0:
+        try:
+            if not price.is_finite() or price <= 0:
+                return False
+            return price % self.increment(rule_id, price) == 0
+        except InvalidOperation:  # too many digits to divide exactly: certainly not a price on a tick
             return False
-        return price % self.increment(rule_id, price) == 0
 
     def round_to_tick(self, rule_id: int, price: Decimal, up: bool = False) -> Decimal:
         """The nearest on-tick price at or below (or, with ``up``, at or above) ``price``."""
