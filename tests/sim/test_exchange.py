@@ -513,3 +513,16 @@ def test_garbage_orders_are_answered_never_raised(book, rules, qty, lmt, aux, or
         assert e[0] in (110, 201, 321, 387, 434, 10243) and e[1]
     for ex in execs(events):
         assert rules.on_tick(book.by_con_id(ex.con_id).market_rule_id, ex.price)
+
+
+def test_a_failing_listener_does_not_half_book_a_fill(book, rules, caplog):
+    venue = Venue(book, rules)
+
+    def explode(event):
+        raise RuntimeError("encoder bug")
+
+    venue.exchange.listener = explode
+    venue.place("AAPL", qty=10, order_type="MKT")
+    (pos,) = venue.accounts.positions("DU111111")
+    assert pos.quantity == 10 and venue.exchange.executions()[0].shares == 10
+    assert "listener failed" in caplog.text

@@ -21,6 +21,7 @@ pinned down (documented in the final report too):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ from zoneinfo import ZoneInfo
 from ibpanel.sim.accounts import Accounts
 from ibpanel.sim.market import Market, SimInstrument
 
+log = logging.getLogger(__name__)
 UTC = timezone.utc
 ZERO = Decimal(0)
 WORKING_STATES = ("PendingSubmit", "PreSubmitted", "Submitted")
@@ -200,7 +202,11 @@ class Exchange:
 
     # ----- events -----------------------------------------------------------------------------------------
     def _emit(self, event: object) -> None:
-        self.listener(event)
+        # a failing listener must not leave an order half-booked: log it and carry on
+        try:
+            self.listener(event)
+        except Exception:
+            log.exception("practice exchange listener failed on %s", type(event).__name__)
 
     def _updated(self, order: SimOrder) -> None:
         self._emit(OrderUpdated(_snapshot(order)))
