@@ -260,6 +260,18 @@ def test_daily_bars_skip_weekends_and_differ_per_seed(book, rules):
     assert other.bars(tencent, None, "1 M", "1 day")[:-1] != bars[:-1]
 
 
+def test_todays_daily_bar_is_the_live_day_and_yesterday_closes_at_the_previous_close(book, rules):
+    market, _ = make_market(book, rules)
+    aapl = con(book, "AAPL")
+    for _ in range(30):
+        market.advance([aapl])
+    top = market.top(aapl)
+    bars = market.bars(aapl, None, "1 W", "1 day")
+    _t, o, h, low, c, volume, _wap, _n = bars[-1]
+    assert (o, h, low, c, volume) == (top.open, top.high, top.low, top.last, top.volume)
+    assert bars[-2][4] == top.close
+
+
 def test_bars_ending_in_the_past_and_midpoint_bars(book, rules):
     market, clock = make_market(book, rules)
     aapl = con(book, "AAPL")

@@ -528,9 +528,13 @@ class Market:
             base_volume = p.inst.avg_daily_volume * bar_s / 23400
         grid = p.grid
         salt = self.seed * 1_000_003 + con_id * 7919 + bar_s
-        close = float(p.last)
+        # today's daily bar is the live day (open/high/low/last/volume); older bars walk back from the prior close
+        live_today = None
+        if bar_s == 86400 and p.volume > 0 and chain[-1].astimezone(ZoneInfo(p.inst.time_zone)).date() == p.day:
+            live_today = chain[-1]
+        close = float(p.close if live_today else p.last)
         ohlc: dict[datetime, tuple[float, float]] = {}
-        for t in reversed(chain):
+        for t in reversed(chain[:-1] if live_today else chain):
             open_ = close / math.exp(_normal(_splitmix(salt ^ int(t.timestamp()))) * sigma)
             ohlc[t] = (open_, close)
             close = open_
@@ -540,6 +544,13 @@ class Market:
         is_trades = what.upper() == "TRADES"
         out = []
         for t in wanted:
+            if t == live_today:
+                count = max(1, p.volume // (100 * p.trade_unit))
+                wap = (Decimal(p.high + p.low + p.last) / 3).scaleb(-grid.exponent).quantize(Decimal("0.0001"))
+                volume = p.volume if is_trades else -1
+                out.append((t, dec(p.open), dec(p.high), dec(p.low), dec(p.last), volume, wap,
+                            count if is_trades else -1))
+                continue
             o_units, c_units = ohlc[t]
             h = _splitmix(salt ^ (int(t.timestamp()) * 3 + 1))
             wick_hi = ((h & 0xFFFF) / 65536.0) * sigma * 0.8
