@@ -362,6 +362,16 @@ def test_real_sessions_hold_orders_until_the_open_and_expire_day_orders(book, ru
     assert statuses(venue.take(), rth_only.order_id) == ["Cancelled"]  # yesterday's DAY order expired
 
 
+def test_a_day_order_placed_after_the_close_is_for_the_next_session(book, rules):
+    evening = datetime(2026, 11, 27, 21, 0, tzinfo=NY).astimezone(UTC)  # a Friday night
+    venue = Venue(book, rules, mode="real", now=evening)
+    order = venue.place("AAPL", qty=10, order_type="MKT")
+    assert statuses(venue.take()) == ["PreSubmitted"]
+    venue.clock.now = datetime(2026, 11, 30, 9, 45, tzinfo=NY).astimezone(UTC)  # Monday
+    venue.step()
+    assert statuses(venue.take(), order.order_id) == ["Submitted", "Filled"]
+
+
 # ----- brackets and OCA ------------------------------------------------------------------------------------
 
 def test_bracket_children_wait_for_the_parent_and_cancel_each_other(venue):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
@@ -157,6 +157,21 @@ class _Rejected(Exception):
         super().__init__(text)
         self.code = code
         self.text = text
+
+
+def _trading_day(inst: SimInstrument, when: datetime, outside_rth: bool) -> date:
+    """The local trading day an order placed at ``when`` belongs to: after the close, the next weekday."""
+    local = when.astimezone(ZoneInfo(inst.time_zone))
+    if inst.market == "HK":
+        close_hhmm = 1610
+    else:
+        close_hhmm = 2000 if outside_rth else 1600
+    day = local.date()
+    if local.hour * 100 + local.minute >= close_hhmm:
+        day += timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
 
 
 def _as_decimal(value: object) -> Decimal | None:
@@ -587,9 +602,12 @@ class Exchange:
                 self._activate(order)
 
     def _expired(self, order: SimOrder) -> bool:
+        """A DAY order lives until the close of the trading day it was placed for."""
+        if order.created is None:
+            return False
         inst = self.market.book.by_con_id(order.con_id)
-        tz = ZoneInfo(inst.time_zone)
-        return order.created is not None and order.created.astimezone(tz).date() != self.clock().astimezone(tz).date()
+        return _trading_day(inst, order.created, order.outside_rth) < _trading_day(inst, self.clock(),
+                                                                                      order.outside_rth)
 
     def end_of_day(self) -> None:
         """Expire every working DAY order (Cancelled, no 202), as at the close."""
