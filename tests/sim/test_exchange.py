@@ -521,6 +521,10 @@ def test_garbage_orders_are_answered_never_raised(book, rules, qty, lmt, aux, or
     assert events  # every order gets an answer: accepted, filled or rejected with a code
     for e in errors(events):
         assert e[0] in (110, 201, 321, 387, 434, 10243) and e[1]
+    for e in events:
+        if isinstance(e, OrderUpdated):  # what the server encodes is always numeric
+            assert e.order.remaining.is_finite() and e.order.total_qty >= 0
+            assert all(p is None or p.is_finite() for p in (e.order.lmt_price, e.order.aux_price))
     for ex in execs(events):
         assert rules.on_tick(book.by_con_id(ex.con_id).market_rule_id, ex.price)
 

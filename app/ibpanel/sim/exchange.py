@@ -236,6 +236,11 @@ class Exchange:
         order.order_type = str(order.order_type or "").strip().upper().replace("STPLMT", "STP LMT")
         order.tif = str(order.tif or "DAY").strip().upper()
         order.action = str(order.action or "").strip().upper()
+        # prices: a number or None ("unset", also the wire's UNSET_DOUBLE); never NaN / inf / text
+        for name in ("lmt_price", "aux_price"):
+            price = _as_decimal(getattr(order, name))
+            usable = price is not None and price.is_finite() and price < _UNSET_PRICE
+            setattr(order, name, price if usable else None)
         existing = self._orders.get(order.key)
         if existing is not None:
             self._modify(existing, order)
@@ -273,6 +278,9 @@ class Exchange:
 
     def _reject(self, order: SimOrder, code: int, text: str) -> None:
         """A new order TWS refuses: the error, then the order reported Inactive (kept for completed orders)."""
+        # whatever garbage came in, the stored and echoed order carries numbers the server can encode
+        qty = _as_decimal(order.total_qty)
+        order.total_qty = qty if qty is not None and qty.is_finite() and qty >= 0 else ZERO
         self._error(order, code, text)
         order.status = "Inactive"
         order.completed_time = self.clock()
