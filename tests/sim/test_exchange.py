@@ -328,6 +328,15 @@ def test_order_beyond_margin_is_rejected_201(book, rules):
     assert code == 201 and "EQUITY WITH LOAN VALUE" in text and "INITIAL MARGIN" in text
 
 
+def test_modify_beyond_margin_is_refused_and_the_order_stays(book, rules):
+    venue = Venue(book, rules, cash={"USD": D(10_000)})
+    order = venue.place("AAPL", qty=10, lmt="200.00")
+    venue.take()
+    venue.exchange.place(venue.order("AAPL", qty=1000, lmt="200.00", order_id=order.order_id))
+    ((code, _text),) = errors(venue.take())
+    assert code == 201 and venue.exchange.order(1, order.order_id).total_qty == 10
+
+
 def test_single_account_is_the_default_allocation(book, rules):
     venue = Venue(book, rules, accounts=("DU555555",))
     venue.place("AAPL", qty=1, order_type="MKT", account="")

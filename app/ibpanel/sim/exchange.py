@@ -84,6 +84,8 @@ class SimOrder:
     completed_time: datetime | None = None
     completed_status: str = ""
     extra: dict = field(default_factory=dict)  # wire fields the server keeps and echoes
+    commission_charged: Decimal = ZERO  # commission booked so far (the per-order minimum applies once)
+    triggered: bool = False  # a STP / STP LMT whose stop was touched
 
     @property
     def remaining(self) -> Decimal:
@@ -403,9 +405,10 @@ class Exchange:
             return
         try:
             inst = self._validate(new)
-            if Decimal(new.total_qty) < existing.filled:
+            if new.total_qty < existing.filled:
                 raise _Rejected(321, "Error validating request.-'bQ' : cause - The new quantity "
                                      f"{new.total_qty} is below the {existing.filled} already filled.")
+            self._check_funds(replace(new, total_qty=new.total_qty - existing.filled), inst)
         except _Rejected as rej:
             self._error(new, rej.code, rej.text)  # the working order stays as it was
             return
@@ -447,12 +450,12 @@ class Exchange:
             if order.tif in ("IOC", "FOK") and order.transmit and not order.parent_id:
                 self._finish(order, "Cancelled")  # IOC cannot wait for the session
             return
-        if order.order_type in ("STP", "STP LMT") and not order.extra.get("triggered"):
+        if order.order_type in ("STP", "STP LMT") and not order.triggered:
             if not self._stop_triggered(order):
                 if order.tif in ("IOC", "FOK"):
                     self._finish(order, "Cancelled")
                 return
-            order.extra["triggered"] = True
+            order.triggered = True
         if order.status != "Submitted":
             order.status = "Submitted"
             self._updated(order)
@@ -494,13 +497,13 @@ class Exchange:
     def _fill(self, order: SimOrder, inst: SimInstrument, price: Decimal, qty: Decimal) -> None:
         now = self.clock()
         before_value = order.avg_fill_price * order.filled
-        charged = Decimal(order.extra.get("commission_charged", "0"))
+        charged = order.commission_charged
         cum_qty = order.filled + qty
         avg = (before_value + price * qty) / cum_qty
         # the per-order minimum applies to the order, not to each partial fill
         total_commission, ccy = self.accounts.commission(inst, cum_qty, avg)
         commission = max(total_commission - charged, ZERO)
-        order.extra["commission_charged"] = str(charged + commission)
+        order.commission_charged = charged + commission
         held = sum((p.quantity for p in self.accounts.positions(order.account) if p.con_id == inst.con_id), ZERO)
         closing = held != 0 and (held > 0) != (order.action == "BUY")
         realized = self.accounts.apply_fill(order.account, inst, order.action, qty, price, commission)
@@ -695,7 +698,8 @@ class Exchange:
         self._executions = [_execution_from_json(e) for e in d.get("executions", [])]
 
 
-_DECIMAL_ORDER_FIELDS = ("total_qty", "lmt_price", "aux_price", "filled", "avg_fill_price", "last_fill_price")
+_DECIMAL_ORDER_FIELDS = ("total_qty", "lmt_price", "aux_price", "filled", "avg_fill_price", "last_fill_price",
+                         "commission_charged")
 _TIME_ORDER_FIELDS = ("created", "completed_time")
 
 
