@@ -1,0 +1,1301 @@
+"""The practice exchange's TWS socket server: sessions, request dispatch, market data fan-out, persistence.
+
+Embedding::
+
+    cfg = SimConfig(port=0, accounts=("DU111111", "DU222222"), seed=1)
+    server = SimServer(cfg); await server.start(); server.port ... await server.stop()   # on this loop
+    with SimThread(cfg) as sim: sim.port; sim.faults.drop_all()                          # own thread
+
+One asyncio loop serves every client. Replies to a client are queued and written once per loop turn, so a
+market-data tick that touches a thousand subscriptions makes one ``write`` per client. Nothing a client
+sends can stop the server: a malformed message is logged and answered with an error where TWS would,
+and the other clients keep being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from ibpanel.sim import protocol as P
+from ibpanel.sim.accounts import Accounts
+from ibpanel.sim.exchange import (
+    AccountTouched,
+    Exchange,
+    Executed,
+    OrderError,
+    OrderUpdated,
+    SimExecution,
+    SimOrder,
+    WhatIfResult,
+)
+from ibpanel.sim.faults import CONNECTIVITY_TEXTS, Faults, Stats
+from ibpanel.sim.market import InstrumentBook, Market, MarketRules, SimInstrument
+
+log = logging.getLogger("ibpanel.sim")
+UTC = timezone.utc
+STATE_FORMAT = 1
+PACING_LIMIT = 50  # client messages per second TWS accepts
+PACING_DISCONNECT = 2 * PACING_LIMIT  # a client this far over the limit is cut off, as TWS eventually does
+ACCOUNT_PUSH_SECONDS = 1.0  # live account values / portfolio / PnL cadence while prices move
+STATE_SAVE_SECONDS = 0.5
+
+TEXT_CLIENT_ID_IN_USE = "Unable to connect as the client id is already in use. Retry with a unique client id."
+TEXT_READ_ONLY = ("Error validating request.-'bN' : cause - The API interface is currently in Read-Only mode.")
+TEXT_NO_SECURITY = "No security definition has been found for the request"
+TEXT_NOT_SUBSCRIBED = ("Requested market data is not subscribed. Delayed market data is available."
+                       "Error&{exchange}/TOP/ALL")
+TEXT_DELAYED = "Requested market data is not subscribed. Displaying delayed market data."
+TEXT_DUPLICATE_TICKER = "Duplicate ticker id"
+TEXT_MAX_TICKERS = "Max number of tickers has been reached"
+TEXT_PACING = "Max rate of messages per second has been exceeded:max=50 rcvd={count}"
+TEXT_HIST_PACING = "Historical Market Data Service error message:Historical data request pacing violation"
+TEXT_HIST_NO_DATA = "Historical Market Data Service error message:HMDS query returned no data: {reason}"
+FARM_NOTICES = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2104, "Market data farm connection is OK:hkfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+
+# tick types: (bid, ask, last, bid size, ask size, last size, high, low, volume, close, open)
+LIVE_TICKS = (1, 2, 4, 0, 3, 5, 6, 7, 8, 9, 14)
+DELAYED_TICKS = (66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76)
+
+
+@dataclass
+class SimConfig:
+    """How to run the practice exchange. ``port=0`` picks a free port (read it back from ``.port``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    accounts: tuple[str, ...] = ("DU111111", "DU222222")
+    seed: int = 1
+    session_mode: str = "always"  # "always" open, or "real" US/HK sessions incl. the HK lunch break
+    quote_interval: float = 0.25  # seconds between quote updates of every instrument
+    synthetic_symbols: int = 0  # extra generated US instruments SYM0001.. (benchmarks)
+    state_file: str | Path | None = None
+    log_requests: bool = False
+    starting_cash: dict[str, Decimal] | None = None  # None: the data file's default
+    market_data_live: bool = True
+    readonly: bool = False
+    pacing: bool = False
+    delay_replies: float = 0.0
+    refuse_for: float = 0.0  # refuse connections for this long after start (a TWS that is restarting)
+    max_market_data_lines: int = 0  # 0 = unlimited (TWS's default is 100; benchmarks stream 1000)
+    account_push_seconds: float = ACCOUNT_PUSH_SECONDS
+
+
+class _Subscription:
+    """One market-data line of one client: what was last sent, so a tick sends only what changed."""
+
+    __slots__ = ("req_id", "req_text", "con_id", "inst", "delayed", "last")
+
+    def __init__(self, req_id: int, inst: SimInstrument, delayed: bool):
+        self.req_id = req_id
+        self.req_text = str(req_id)
+        self.con_id = inst.con_id
+        self.inst = inst
+        self.delayed = delayed
+        self.last: list[str | None] = [None] * 11
+
+
+class ClientSession(asyncio.Protocol):
+    """One client socket: greeting, version check, START_API, then framed requests."""
+
+    def __init__(self, server: SimServer):
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.phase = "greeting"
+        self._greeting = b""
+        self._frames = P.FrameBuffer()
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self.client_id: int | None = None
+        self.peer = "?"
+        self.closed = False
+        self.market_data_type = 1
+        self.subs: dict[int, _Subscription] = {}
+        self.account_updates: str | None = None  # account of reqAccountUpdates(True, acct)
+        self.multi_subs: dict[int, str] = {}  # reqId -> account ("" = all)
+        self.positions_subscribed = False
+        self.pnl_subs: dict[int, str] = {}
+        self.pnl_single_subs: dict[int, tuple[str, int]] = {}
+        self.summary_subs: dict[int, tuple[str, ...]] = {}
+        self.message_times: deque[float] = deque()
+        self.hist_requests: deque[tuple[float, tuple]] = deque()
+
+    # ----- asyncio.Protocol -------------------------------------------------------------------------------
+    def connection_made(self, transport):  # type: ignore[override]
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.server.sessions.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._receive(data)
+        except Exception:  # a bug on one connection must not take the server down
+            log.exception("client %s: unexpected error; closing this connection", self.describe())
+            self.close()
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.server.forget(self)
+
+    # ----- output -----------------------------------------------------------------------------------------
+    def send(self, message: bytes) -> None:
+        """Queue one framed message; the queue is written once per loop turn (or after the reply delay)."""
+        if self.closed:
+            return
+        self._out.append(message)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            delay = self.server.faults.reply_delay
+            if delay > 0:
+                self.server.loop.call_later(delay, self.flush)
+            else:
+                self.server.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and not self.closed and self.transport is not None:
+            data = b"".join(self._out)
+            self._out.clear()
+            self.transport.write(data)
+
+    def close(self, flush: bool = True) -> None:
+        """Close after writing what is queued (``flush``) or at once."""
+        if self.closed:
+            return
+        if flush:
+            self.flush()
+        self.closed = True
+        if self.transport is not None:
+            if flush:
+                self.transport.close()
+            else:
+                self.transport.abort()
+        self.server.forget(self)
+
+    def describe(self) -> str:
+        return f"{self.peer} clientId={self.client_id}" if self.client_id is not None else self.peer
+
+    # ----- input ------------------------------------------------------------------------------------------
+    def _receive(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.phase == "greeting":
+            self._greeting += data
+            if len(self._greeting) < len(P.GREETING):
+                if not P.GREETING.startswith(self._greeting):
+                    self._reject_greeting()
+                return
+            if not self._greeting.startswith(P.GREETING):
+                self._reject_greeting()
+                return
+            data = self._greeting[len(P.GREETING):]
+            self._greeting = b""
+            self.phase = "version"
+        try:
+            payloads = self._frames.feed(data)
+        except P.ProtocolError as exc:
+            log.warning("client %s: %s; closing", self.describe(), exc)
+            self.close()
+            return
+        for payload in payloads:
+            if self.closed:
+                return
+            if self.phase == "version":
+                self._on_version(payload)
+            else:
+                self.server.handle_message(self, payload)
+
+    def _reject_greeting(self) -> None:
+        log.warning("client %s did not start with the TWS API greeting 'API\\0'; closing", self.peer)
+        self.close()
+
+    def _on_version(self, payload: bytes) -> None:
+        text = payload.decode("ascii", "replace").rstrip("\0")
+        try:
+            low, high, _options = P.parse_version_range(text)
+        except P.ProtocolError as exc:
+            log.warning("client %s: %s; closing", self.peer, exc)
+            self.close()
+            return
+        if not low <= P.SERVER_VERSION <= high:
+            log.warning("client %s asks for API versions %d..%d, which exclude the simulator's version %d; "
+                        "closing (use a client that supports server version %d)", self.peer, low, high,
+                        P.SERVER_VERSION, P.SERVER_VERSION)
+            self.close()
+            return
+        self.phase = "started"
+        now = datetime.now(UTC)
+        # ibapi reads only the first message of this buffer, so the hello goes out alone
+        self.send(P.server_hello(now.strftime("%Y%m%d %H:%M:%S") + " UTC"))
+
+
+class SimServer:
+    """The practice exchange on the current asyncio loop. ``faults``, ``stats`` and ``port`` are public."""
+
+    def __init__(self, config: SimConfig | None = None):
+        self.config = config or SimConfig()
+        cfg = self.config
+        if not cfg.accounts:
+            raise ValueError("the practice exchange needs at least one account id, e.g. DU111111")
+        self.book = InstrumentBook.load(synthetic=cfg.synthetic_symbols)
+        self.rules = MarketRules.load()
+        self.market = Market(self.book, self.rules, seed=cfg.seed, session_mode=cfg.session_mode)
+        self.accounts = Accounts(list(cfg.accounts), self.market, starting_cash=cfg.starting_cash)
+        self.exchange = Exchange(self.market, self.accounts, self._on_venue_event)
+        self.stats = Stats()
+        self.faults = Faults(self)
+        self.quote_interval = float(cfg.quote_interval)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop_thread_id: int | None = None
+        self.sessions: set[ClientSession] = set()
+        self.by_client_id: dict[int, ClientSession] = {}
+        self._subs_by_con: dict[int, dict[tuple[int, int], _Subscription]] = {}
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._port = cfg.port
+        self._refuse_handle: asyncio.TimerHandle | None = None
+        self._connectivity_lost = False
+        self._dirty_accounts: set[str] = set()
+        self._account_flush_scheduled = False
+        self._sent_positions: dict[str, set[int]] = {}
+        self._sent_portfolio: dict[tuple[int, str], set[int]] = {}
+        self._state_dirty = False
+        self._last_account_push = 0.0
+        self._records: dict[int, P.ContractRecord] = {}
+        self._state_path = Path(cfg.state_file) if cfg.state_file else None
+        if self._state_path is not None:
+            self._load_state()
+
+    # ----- lifecycle --------------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._port
+
+    async def start(self) -> None:
+        """Listen (port 0 -> an ephemeral port) and start the quote clock."""
+        self.loop = asyncio.get_running_loop()
+        self.loop_thread_id = threading.get_ident()
+        await self._listen()
+        log.info("practice exchange listening on %s:%d (accounts %s, seed %d, session %s)", self.config.host,
+                 self._port, ",".join(self.config.accounts), self.config.seed, self.config.session_mode)
+        self._tasks.append(asyncio.create_task(self._quote_clock(), name="sim-quotes"))
+        if self._state_path is not None:
+            self._tasks.append(asyncio.create_task(self._state_writer(), name="sim-state"))
+        if self.config.refuse_for > 0:
+            self.refuse_connections(self.config.refuse_for)
+
+    async def _listen(self) -> None:
+        self._server = await self.loop.create_server(
+            lambda: ClientSession(self), self.config.host, self._port, reuse_address=True)
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Close every client, stop listening, save the state file one last time."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks.clear()
+        if self._refuse_handle is not None:
+            self._refuse_handle.cancel()
+            self._refuse_handle = None
+        for session in list(self.sessions):
+            session.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self._state_path is not None:
+            self.save_state()
+
+    # ----- faults -----------------------------------------------------------------------------------------
+    def drop_all_clients(self) -> None:
+        log.info("fault: dropping %d client connection(s)", len(self.sessions))
+        for session in list(self.sessions):
+            session.close(flush=False)
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Stop listening for ``seconds`` (connections are refused), then listen on the same port again."""
+        log.info("fault: refusing connections for %.1f s", seconds)
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._refuse_handle is not None:
+            self._refuse_handle.cancel()
+
+        def relisten() -> None:
+            self._refuse_handle = None
+            task = self.loop.create_task(self._listen())
+            self._tasks.append(task)
+
+        self._refuse_handle = self.loop.call_later(max(seconds, 0.0), relisten)
+
+    def broadcast_connectivity(self, code: int) -> None:
+        self._connectivity_lost = code == 1100
+        if code == 1101:  # data lost: TWS drops every market-data line; clients must subscribe again
+            for session in self.sessions:
+                for sub in list(session.subs.values()):
+                    self._drop_subscription(session, sub)
+        message = P.error_message(-1, code, CONNECTIVITY_TEXTS[code])
+        for session in self.started_sessions():
+            session.send(message)
+
+    def set_quote_interval(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError("quote interval must be > 0 seconds")
+        self.quote_interval = float(seconds)
+
+    def started_sessions(self) -> list[ClientSession]:
+        return [s for s in self.sessions if s.client_id is not None and not s.closed]
+
+    def forget(self, session: ClientSession) -> None:
+        self.sessions.discard(session)
+        if session.client_id is not None and self.by_client_id.get(session.client_id) is session:
+            del self.by_client_id[session.client_id]
+        for sub in list(session.subs.values()):
+            self._drop_subscription(session, sub)
+
+    # ----- dispatch ---------------------------------------------------------------------------------------
+    def handle_message(self, session: ClientSession, payload: bytes) -> None:
+        fields = P.split_fields(payload)
+        try:
+            request = P.decode_request(fields)
+        except P.ProtocolError as exc:
+            self.stats.add("MALFORMED")
+            log.warning("client %s sent a malformed message (%s); ignored", session.describe(), exc)
+            session.send(P.error_message(-1, 320, f"Error reading request: {exc}"))
+            return
+        self.stats.add(request.name)
+        if self.config.log_requests:
+            log.info("client %s -> %s %s", session.describe(), request.name, ",".join(fields[1:])[:300])
+        if self.faults.pacing and not self._within_pacing(session):
+            return
+        if session.client_id is None and request.msg_id != 71:
+            log.warning("client %s sent %s before START_API; ignored", session.describe(), request.name)
+            return
+        handler = self._handlers.get(request.msg_id)
+        if handler is None:
+            log.warning("client %s: %s is not supported by the practice exchange", session.describe(),
+                        request.name)
+            req_id = _int_or(fields[2] if len(fields) > 2 else "", -1)
+            session.send(P.error_message(req_id, 321, f"Error validating request: {request.name} is not "
+                                                      "supported by the practice exchange"))
+            return
+        try:
+            handler(self, session, request.args)
+        except P.ProtocolError as exc:
+            log.warning("client %s: %s", session.describe(), exc)
+            session.send(P.error_message(-1, 320, f"Error reading request: {exc}"))
+        except Exception:  # log and keep serving: one bad request must not stop the exchange
+            log.exception("client %s: error while handling %s", session.describe(), request.name)
+            session.send(P.error_message(-1, 320, f"Error processing request {request.name}"))
+
+    def _within_pacing(self, session: ClientSession) -> bool:
+        now = time.monotonic()
+        times = session.message_times
+        times.append(now)
+        while times and now - times[0] > 1.0:
+            times.popleft()
+        count = len(times)
+        if count <= PACING_LIMIT:
+            return True
+        session.send(P.error_message(-1, 100, TEXT_PACING.format(count=count)))
+        if count > PACING_DISCONNECT:
+            log.warning("client %s sent %d messages in one second; disconnecting", session.describe(), count)
+            session.close()
+        return False
+
+    # ----- handshake --------------------------------------------------------------------------------------
+    def _on_start_api(self, session: ClientSession, req: P.StartApi) -> None:
+        if session.client_id is not None:
+            return
+        other = self.by_client_id.get(req.client_id)
+        if other is not None and not other.closed:
+            log.warning("client %s asked for clientId %d, which is in use; error 326 and close", session.peer,
+                        req.client_id)
+            session.send(P.error_message(-1, 326, TEXT_CLIENT_ID_IN_USE))
+            session.close()
+            return
+        session.client_id = req.client_id
+        self.by_client_id[req.client_id] = session
+        log.info("client %s connected", session.describe())
+        session.send(P.managed_accounts(self.config.accounts))
+        session.send(P.next_valid_id(self.exchange.next_order_id_hint()))
+        for code, text in FARM_NOTICES:
+            session.send(P.error_message(-1, code, text))
+
+    # ----- contracts --------------------------------------------------------------------------------------
+    def _record(self, inst: SimInstrument) -> P.ContractRecord:
+        rec = self._records.get(inst.con_id)
+        if rec is None:
+            rec = P.ContractRecord(
+                con_id=inst.con_id, symbol=inst.symbol, sec_type=inst.sec_type, exchange=inst.exchange,
+                primary_exchange=inst.primary_exchange, currency=inst.currency, local_symbol=inst.local_symbol,
+                trading_class=inst.trading_class, market_name=inst.market_name or inst.trading_class,
+                min_tick=inst.min_tick, order_types=inst.order_types, valid_exchanges=inst.valid_exchanges,
+                long_name=inst.long_name, industry=inst.industry, category=inst.category,
+                subcategory=inst.subcategory, time_zone=inst.time_zone, market_rule_ids=inst.market_rule_ids,
+                stock_type=inst.stock_type, min_size=inst.min_size, size_increment=inst.size_increment,
+                suggested_size_increment=inst.size_increment,
+            )
+            self._records[inst.con_id] = rec
+        return rec
+
+    def find_instruments(self, spec: P.ContractSpec) -> list[SimInstrument]:
+        """IB's matching over the book; SMART with HKD (or an HK code) also finds SEHK stocks."""
+        sec_type = spec.sec_type.upper()
+        if sec_type and sec_type != "STK":
+            return []
+        symbol = spec.symbol or spec.local_symbol
+        if not symbol and not spec.con_id:
+            return []
+        found = self.book.find(symbol, sec_type="STK", exchange=spec.exchange, currency=spec.currency,
+                               primary_exchange=spec.primary_exchange, con_id=spec.con_id)
+        if not found and spec.exchange.upper() == "SMART":
+            found = [i for i in self.book.find(symbol, sec_type="STK", currency=spec.currency,
+                                               primary_exchange=spec.primary_exchange, con_id=spec.con_id)
+                     if i.exchange == "SEHK"]
+        return found
+
+    def resolve(self, spec: P.ContractSpec) -> SimInstrument | None:
+        found = self.find_instruments(spec)
+        return found[0] if len(found) == 1 else None
+
+    def _on_contract_details(self, session: ClientSession, req: P.ContractDetailsRequest) -> None:
+        found = self.find_instruments(req.contract)
+        if not found:
+            session.send(P.error_message(req.req_id, 200, TEXT_NO_SECURITY))
+            return
+        for inst in found:
+            rec = self._record(inst)
+            trading, liquid = self.market.trading_hours(inst.con_id)
+            exchange = req.contract.exchange.upper() or inst.exchange
+            if exchange != inst.exchange and exchange not in inst.valid_exchanges.split(","):
+                exchange = inst.exchange
+            rec = _replace_record(rec, exchange=exchange, trading_hours=trading, liquid_hours=liquid)
+            session.send(P.contract_data(req.req_id, rec))
+        session.send(P.contract_data_end(req.req_id))
+
+    def _on_market_rule(self, session: ClientSession, args: tuple) -> None:
+        (rule_id,) = args
+        try:
+            rows = self.rules.rows(rule_id)
+        except KeyError:
+            session.send(P.error_message(-1, 321, f"Error validating request: market rule {rule_id} is unknown"))
+            return
+        session.send(P.market_rule(rule_id, rows))
+
+    def _on_current_time(self, session: ClientSession, args: tuple) -> None:
+        session.send(P.current_time(int(time.time())))
+
+    # ----- market data ------------------------------------------------------------------------------------
+    def _on_market_data_type(self, session: ClientSession, args: tuple) -> None:
+        (data_type,) = args
+        if data_type not in (1, 2, 3, 4):
+            session.send(P.error_message(-1, 321, f"Error validating request: market data type {data_type} "
+                                                  "is not 1, 2, 3 or 4"))
+            return
+        session.market_data_type = data_type
+
+    def _on_market_data(self, session: ClientSession, req: P.MktDataRequest) -> None:
+        inst = self.resolve(req.contract)
+        if inst is None:
+            session.send(P.error_message(req.req_id, 200, TEXT_NO_SECURITY))
+            return
+        if not req.snapshot and req.req_id in session.subs:
+            session.send(P.error_message(req.req_id, 322, TEXT_DUPLICATE_TICKER))
+            return
+        limit = self.config.max_market_data_lines
+        if limit and not req.snapshot and len(session.subs) >= limit:
+            session.send(P.error_message(req.req_id, 101, TEXT_MAX_TICKERS))
+            return
+        delayed = False
+        if not self.faults.market_data_live:
+            if session.market_data_type in (1, 2):
+                session.send(P.error_message(req.req_id, 354, TEXT_NOT_SUBSCRIBED.format(
+                    exchange=inst.primary_exchange)))
+                return
+            delayed = True
+            session.send(P.error_message(req.req_id, 10167, TEXT_DELAYED))
+        data_type = session.market_data_type if delayed else 1
+        if not delayed and session.market_data_type in (2, 4) and not self._trading(inst):
+            data_type = 2  # frozen: the last values of a closed market
+        sub = _Subscription(req.req_id, inst, delayed)
+        session.send(P.market_data_type(req.req_id, data_type))
+        session.send(P.tick_req_params(req.req_id, inst.min_tick, "9c0001" if inst.exchange == "SMART" else
+                                       inst.exchange, 3))
+        self._send_quote(session, sub, self.market.top(inst.con_id), full=True)
+        if req.snapshot or req.regulatory_snapshot:
+            session.send(P.tick_snapshot_end(req.req_id))
+            return
+        session.subs[req.req_id] = sub
+        self._subs_by_con.setdefault(inst.con_id, {})[(id(session), req.req_id)] = sub
+
+    def _trading(self, inst: SimInstrument) -> bool:
+        return self.market.session_state(inst.con_id) in ("open", "pre", "post")
+
+    def _on_cancel_market_data(self, session: ClientSession, args: tuple) -> None:
+        (req_id,) = args
+        sub = session.subs.get(req_id)
+        if sub is None:
+            session.send(P.error_message(req_id, 300, f"Can't find EId with tickerId:{req_id}"))
+            return
+        self._drop_subscription(session, sub)
+
+    def _drop_subscription(self, session: ClientSession, sub: _Subscription) -> None:
+        session.subs.pop(sub.req_id, None)
+        by_con = self._subs_by_con.get(sub.con_id)
+        if by_con is not None:
+            by_con.pop((id(session), sub.req_id), None)
+            if not by_con:
+                del self._subs_by_con[sub.con_id]
+
+    def _send_quote(self, session: ClientSession, sub: _Subscription, top, full: bool = False) -> None:
+        """Send the ticks of ``top`` that differ from what this line last got (all of them when ``full``)."""
+        values = _quote_texts(top)
+        send = session.send
+        ticks = DELAYED_TICKS if sub.delayed else LIVE_TICKS
+        last = sub.last
+        req = sub.req_text
+        # bid/ask/last travel as TICK_PRICE with their size; a size-only change as TICK_SIZE
+        for i, size_i, mask in ((0, 3, "1"), (1, 4, "1"), (2, 5, "0")):
+            price, size = values[i], values[size_i]
+            if full or price != last[i] or (i == 2 and values[size_i] != "0" and top_is_new_print(last, values)):
+                send(_tick_price_bytes(req, ticks[i], price, size, mask))
+                last[i] = price
+                last[size_i] = size
+            elif size != last[size_i]:
+                send(_tick_size_bytes(req, ticks[size_i], size))
+                last[size_i] = size
+        for i in (6, 7, 9, 10):  # high, low, close, open
+            if full or values[i] != last[i]:
+                send(_tick_price_bytes(req, ticks[i], values[i], "0", "0"))
+                last[i] = values[i]
+        if full or values[8] != last[8]:
+            send(_tick_size_bytes(req, ticks[8], values[8]))
+            last[8] = values[8]
+
+    async def _quote_clock(self) -> None:
+        while True:
+            await asyncio.sleep(self.quote_interval)
+            try:
+                self.tick()
+            except Exception:  # the clock must keep running whatever one step does
+                log.exception("quote clock step failed")
+
+    def tick(self) -> None:
+        """One market step: move prices, let the exchange match, stream quotes, push account updates."""
+        if self._connectivity_lost:
+            return
+        changed = self.market.advance()
+        if changed:
+            self._state_dirty = True
+            self.exchange.on_market(changed)
+            subs_by_con = self._subs_by_con
+            sessions = {id(s): s for s in self.sessions}
+            for con_id in changed:
+                subs = subs_by_con.get(con_id)
+                if not subs:
+                    continue
+                top = self.market.top(con_id)
+                for (session_key, _req), sub in subs.items():
+                    session = sessions.get(session_key)
+                    if session is not None:
+                        self._send_quote(session, sub, top)
+        now = time.monotonic()
+        if now - self._last_account_push >= self.config.account_push_seconds:
+            self._last_account_push = now
+            self._push_live_accounts()
+
+    # ----- historical data --------------------------------------------------------------------------------
+    def _on_historical_data(self, session: ClientSession, req: P.HistoricalDataRequest) -> None:
+        inst = self.resolve(req.contract)
+        if inst is None:
+            session.send(P.error_message(req.req_id, 200, TEXT_NO_SECURITY))
+            return
+        if self.faults.pacing and self._historical_pacing_violated(session, req, inst):
+            session.send(P.error_message(req.req_id, 162, TEXT_HIST_PACING))
+            return
+        try:
+            end = _parse_end_time(req.end, inst.time_zone)
+        except ValueError as exc:
+            session.send(P.error_message(req.req_id, 321, f"Error validating request.-'bP' : cause - {exc}"))
+            return
+        try:
+            bars = self.market.bars(inst.con_id, end, req.duration, req.bar_size, req.what_to_show or "TRADES")
+        except ValueError as exc:
+            session.send(P.error_message(req.req_id, 321, f"Error validating request.-'bP' : cause - {exc}"))
+            return
+        if not bars:
+            session.send(P.error_message(req.req_id, 162, TEXT_HIST_NO_DATA.format(reason="no bars in range")))
+            return
+        zone = ZoneInfo(inst.time_zone)
+        daily = _bar_is_daily(req.bar_size)
+        rows = []
+        for when, o, h, low, c, volume, wap, count in bars:
+            if daily:
+                label = when.astimezone(zone).strftime("%Y%m%d")
+            elif req.format_date == 2:
+                label = str(int(when.timestamp()))
+            else:
+                label = when.astimezone(zone).strftime("%Y%m%d %H:%M:%S") + " " + inst.time_zone
+            rows.append((label, o, h, low, c, volume, wap, count))
+        real_end = end or datetime.now(UTC)
+        start = bars[0][0]
+        fmt = "%Y%m%d %H:%M:%S"
+        session.send(P.historical_data(req.req_id, start.astimezone(zone).strftime(fmt) + " " + inst.time_zone,
+                                       real_end.astimezone(zone).strftime(fmt) + " " + inst.time_zone, rows))
+
+    def _historical_pacing_violated(self, session: ClientSession, req: P.HistoricalDataRequest,
+                                    inst: SimInstrument) -> bool:
+        now = time.monotonic()
+        key = (inst.con_id, req.end, req.duration, req.bar_size, req.what_to_show)
+        history = session.hist_requests
+        while history and now - history[0][0] > 600:
+            history.popleft()
+        identical = any(k == key and now - t < 15 for t, k in history)
+        same_contract = sum(1 for t, k in history if k[0] == inst.con_id and now - t < 2)
+        history.append((now, key))
+        return identical or same_contract >= 6 or len(history) > 60
+
+    def _on_cancel_historical(self, session: ClientSession, args: tuple) -> None:
+        return  # bars are sent at once; nothing keeps running
+
+    # ----- orders -----------------------------------------------------------------------------------------
+    def _on_place_order(self, session: ClientSession, req: P.PlaceOrderRequest) -> None:
+        if self.faults.readonly:
+            session.send(P.error_message(req.order_id, 321, TEXT_READ_ONLY))
+            return
+        reason = self.faults.take_reject_reason()
+        if reason is not None:
+            session.send(P.error_message(req.order_id, 201, f"Order rejected - reason:{reason}"))
+            return
+        inst = self.resolve(req.contract)
+        existing = self.exchange.order(session.client_id, req.order_id)
+        if inst is None and existing is not None and req.contract.con_id == 0 and not req.contract.symbol:
+            inst = self.book.by_con_id(existing.con_id)
+        if inst is None:
+            session.send(P.error_message(req.order_id, 200, TEXT_NO_SECURITY))
+            return
+        account = req.account or (existing.account if existing else self.config.accounts[0])
+        extra = {k: _json_value(v) for k, v in req.wire.items()}
+        extra["exchange"] = req.contract.exchange.upper() or inst.exchange
+        order = SimOrder(
+            client_id=session.client_id, order_id=req.order_id, account=account, con_id=inst.con_id,
+            action=req.action, total_qty=req.total_qty if req.total_qty is not None else Decimal(0),
+            order_type=req.order_type, lmt_price=req.lmt_price, aux_price=req.aux_price, tif=req.tif,
+            outside_rth=req.outside_rth, order_ref=req.order_ref, parent_id=req.parent_id,
+            transmit=req.transmit, oca_group=req.oca_group, what_if=req.what_if, extra=extra,
+        )
+        self.exchange.place(order)
+
+    def _on_cancel_order(self, session: ClientSession, args: tuple) -> None:
+        order_id = args[0]
+        if self.faults.readonly:
+            session.send(P.error_message(order_id, 321, TEXT_READ_ONLY))
+            return
+        self.exchange.cancel(session.client_id, order_id)
+
+    def _on_global_cancel(self, session: ClientSession, args: tuple) -> None:
+        if self.faults.readonly:
+            session.send(P.error_message(-1, 321, TEXT_READ_ONLY))
+            return
+        self.exchange.global_cancel()
+
+    def _on_open_orders(self, session: ClientSession, args: tuple, every_client: bool = False) -> None:
+        if self.faults.readonly:
+            session.send(P.error_message(-1, 321, TEXT_READ_ONLY))
+            return
+        orders = self.exchange.open_orders(None if every_client else session.client_id)
+        for order in orders:
+            self._send_order(session, order)
+        session.send(P.open_order_end())
+
+    def _on_all_open_orders(self, session: ClientSession, args: tuple) -> None:
+        self._on_open_orders(session, args, every_client=True)
+
+    def _on_auto_open_orders(self, session: ClientSession, args: tuple) -> None:
+        if self.faults.readonly:
+            session.send(P.error_message(-1, 321, TEXT_READ_ONLY))
+
+    def _on_completed_orders(self, session: ClientSession, args: tuple) -> None:
+        if self.faults.readonly:
+            session.send(P.error_message(-1, 321, TEXT_READ_ONLY))
+            return
+        for order in self.exchange.completed_orders():
+            inst = self.book.by_con_id(order.con_id)
+            if inst is None:
+                continue
+            session.send(P.completed_order(self._order_record(inst, order), self._echo(order, inst)))
+        session.send(P.completed_orders_end())
+
+    def _on_req_ids(self, session: ClientSession, args: tuple) -> None:
+        session.send(P.next_valid_id(self.exchange.next_order_id_hint()))
+
+    def _order_record(self, inst: SimInstrument, order: SimOrder) -> P.ContractRecord:
+        rec = self._record(inst)
+        exchange = order.extra.get("exchange") or inst.exchange
+        return rec if exchange == rec.exchange else _replace_record(rec, exchange=exchange)
+
+    def _echo(self, order: SimOrder, inst: SimInstrument, margins: dict | None = None) -> P.OrderEcho:
+        x = order.extra
+        completed = ""
+        if order.completed_time is not None:
+            completed = P.tws_time(order.completed_time, inst.time_zone)
+        return P.OrderEcho(
+            order_id=order.order_id, client_id=order.client_id, perm_id=order.perm_id, action=order.action,
+            total_qty=_num(order.total_qty), order_type=order.order_type, lmt_price=_num_or_none(order.lmt_price),
+            aux_price=_num_or_none(order.aux_price), tif=order.tif, account=order.account,
+            order_ref=order.order_ref, oca_group=order.oca_group, outside_rth=order.outside_rth,
+            parent_id=order.parent_id, status=order.status, what_if=order.what_if, margins=margins,
+            filled=_num(order.filled), completed_time=completed, completed_status=order.completed_status,
+            good_till_date=x.get("goodTillDate", ""), good_after_time=x.get("goodAfterTime", ""),
+            open_close=x.get("openClose", ""), origin=int(x.get("origin", 0) or 0), hidden=bool(x.get("hidden")),
+            oca_type=int(x.get("ocaType", 0) or 0), all_or_none=bool(x.get("allOrNone")), wire=x,
+        )
+
+    def _send_order(self, session: ClientSession, order: SimOrder) -> None:
+        inst = self.book.by_con_id(order.con_id)
+        if inst is None:
+            return
+        session.send(P.open_order(self._order_record(inst, order), self._echo(order, inst)))
+        session.send(_order_status_bytes(order))
+
+    # ----- venue events -----------------------------------------------------------------------------------
+    def _on_venue_event(self, event: object) -> None:
+        """Route one exchange event to the client that owns the order (by clientId)."""
+        self._state_dirty = True
+        if isinstance(event, AccountTouched):
+            self._dirty_accounts.add(event.account)
+            if not self._account_flush_scheduled and self.loop is not None:
+                self._account_flush_scheduled = True
+                self.loop.call_soon(self._flush_accounts)
+            return
+        order = event.order  # type: ignore[attr-defined]
+        session = self.by_client_id.get(order.client_id)
+        if session is None or session.closed:
+            return
+        if isinstance(event, OrderUpdated):
+            self._send_order(session, order)
+        elif isinstance(event, Executed):
+            self._send_execution(session, -1, event.execution)
+        elif isinstance(event, OrderError):
+            session.send(P.error_message(order.order_id, event.code, event.text))
+        elif isinstance(event, WhatIfResult):
+            inst = self.book.by_con_id(order.con_id)
+            if inst is not None:
+                margins = {k: _margin_text(v) for k, v in event.margins.items()}
+                session.send(P.open_order(self._order_record(inst, order), self._echo(order, inst, margins)))
+
+    def _send_execution(self, session: ClientSession, req_id: int, e: SimExecution) -> None:
+        inst = self.book.by_con_id(e.con_id)
+        if inst is None:
+            return
+        rec = self._record(inst)
+        rec = _replace_record(rec, exchange=e.exchange) if e.exchange != rec.exchange else rec
+        echo = P.ExecutionEcho(
+            req_id=req_id, order_id=e.order_id, exec_id=e.exec_id, time=P.tws_time(e.time, inst.time_zone),
+            account=e.account, exchange=e.exchange, side=e.side, shares=_num(e.shares), price=_num(e.price),
+            perm_id=e.perm_id, client_id=e.client_id, cum_qty=_num(e.cum_qty), avg_price=_num(e.avg_price),
+            order_ref=e.order_ref,
+        )
+        session.send(P.execution_data(rec, echo))
+        session.send(P.commission_report(e.exec_id, _num(e.commission), e.commission_currency,
+                                         None if e.realized_pnl is None else _num(e.realized_pnl)))
+
+    def _on_executions(self, session: ClientSession, req: P.ExecutionsRequest) -> None:
+        since = _parse_filter_time(req.time)
+        side = {"BUY": "BOT", "SELL": "SLD"}.get(req.side.upper(), req.side.upper())
+        for e in self.exchange.executions(client_id=req.client_id or None, account=req.account,
+                                          symbol=req.symbol, since=since):
+            if side and e.side != side:
+                continue
+            self._send_execution(session, req.req_id, e)
+        session.send(P.execution_data_end(req.req_id))
+
+    # ----- accounts ---------------------------------------------------------------------------------------
+    def _known_account(self, session: ClientSession, account: str, req_id: int) -> bool:
+        if account in self.config.accounts:
+            return True
+        session.send(P.error_message(req_id, 321, f"Error validating request: account {account!r} is not one "
+                                                  f"of {','.join(self.config.accounts)}"))
+        return False
+
+    def _on_positions(self, session: ClientSession, args: tuple) -> None:
+        session.positions_subscribed = True
+        for account in self.config.accounts:
+            for message in self._position_messages(account, only_held=True):
+                session.send(message)
+        session.send(P.position_end())
+
+    def _on_cancel_positions(self, session: ClientSession, args: tuple) -> None:
+        session.positions_subscribed = False
+
+    def _position_messages(self, account: str, only_held: bool = False) -> list[bytes]:
+        out = []
+        held = set()
+        for pos in self.accounts.positions(account):
+            inst = self.book.by_con_id(pos.con_id)
+            if inst is None or (only_held and pos.quantity == 0):
+                continue
+            held.add(pos.con_id)
+            out.append(P.position_data(account, self._record(inst), _num(pos.quantity), _num(pos.avg_cost)))
+        previously = self._sent_positions.get(account, set())
+        if not only_held:
+            for con_id in previously - held:  # a closed position is reported once with quantity 0
+                inst = self.book.by_con_id(con_id)
+                if inst is not None:
+                    out.append(P.position_data(account, self._record(inst), 0, 0))
+        self._sent_positions[account] = held | (previously if only_held else set())
+        return out
+
+    def _account_value_messages(self, account: str) -> list[bytes]:
+        return [P.account_value(key, value, currency, account)
+                for key, value, currency in self.accounts.account_values(account)]
+
+    def _portfolio_messages(self, session: ClientSession, account: str) -> list[bytes]:
+        out = []
+        held = set()
+        for inst, position, price, value, avg_cost, unrealized, realized in self.accounts.portfolio(account):
+            held.add(inst.con_id)
+            out.append(P.portfolio_value(self._record(inst), _num(position), _num(price), _num(value),
+                                         _num(avg_cost), _num(unrealized), _num(realized), account))
+        key = (id(session), account)
+        for con_id in self._sent_portfolio.get(key, set()) - held:
+            inst = self.book.by_con_id(con_id)
+            if inst is not None:
+                out.append(P.portfolio_value(self._record(inst), 0, 0, 0, 0, 0, 0, account))
+        self._sent_portfolio[key] = held
+        return out
+
+    def _on_account_updates(self, session: ClientSession, args: tuple) -> None:
+        subscribe, account = args
+        if not subscribe:
+            session.account_updates = None
+            return
+        account = account or self.config.accounts[0]
+        if not self._known_account(session, account, -1):
+            return
+        session.account_updates = account
+        self._send_account_download(session, account, end=True)
+
+    def _send_account_download(self, session: ClientSession, account: str, end: bool) -> None:
+        for message in self._account_value_messages(account):
+            session.send(message)
+        for message in self._portfolio_messages(session, account):
+            session.send(message)
+        session.send(P.account_update_time(datetime.now(UTC).strftime("%H:%M")))
+        if end:
+            session.send(P.account_download_end(account))
+
+    def _on_account_updates_multi(self, session: ClientSession, args: tuple) -> None:
+        req_id, account, _model, _ledger = args
+        accounts = self._multi_accounts(account)
+        if accounts is None:
+            self._known_account(session, account, req_id)
+            return
+        session.multi_subs[req_id] = account
+        self._send_multi(session, req_id, accounts)
+        session.send(P.account_update_multi_end(req_id))
+
+    def _multi_accounts(self, account: str) -> list[str] | None:
+        if account in ("", "All"):
+            return list(self.config.accounts)
+        return [account] if account in self.config.accounts else None
+
+    def _send_multi(self, session: ClientSession, req_id: int, accounts: Iterable[str]) -> None:
+        for acct in accounts:
+            for key, value, currency in self.accounts.account_values(acct):
+                session.send(P.account_update_multi(req_id, acct, "", key, value, currency))
+
+    def _on_cancel_account_updates_multi(self, session: ClientSession, args: tuple) -> None:
+        session.multi_subs.pop(args[0], None)
+
+    def _on_account_summary(self, session: ClientSession, args: tuple) -> None:
+        req_id, _group, tags = args
+        wanted = tuple(t.strip() for t in tags.split(",") if t.strip())
+        session.summary_subs[req_id] = wanted
+        for account in self.config.accounts:
+            for tag, value, currency in self.accounts.summary(account, wanted):
+                session.send(P.account_summary(req_id, account, tag, value, currency))
+        session.send(P.account_summary_end(req_id))
+
+    def _on_cancel_account_summary(self, session: ClientSession, args: tuple) -> None:
+        session.summary_subs.pop(args[0], None)
+
+    def _on_pnl(self, session: ClientSession, args: tuple) -> None:
+        req_id, account, _model = args
+        if not self._known_account(session, account, req_id):
+            return
+        session.pnl_subs[req_id] = account
+        self._send_pnl(session, req_id, account)
+
+    def _send_pnl(self, session: ClientSession, req_id: int, account: str) -> None:
+        daily, unrealized, realized = self.accounts.pnl(account)
+        session.send(P.pnl(req_id, _num(daily), _num(unrealized), _num(realized)))
+
+    def _on_cancel_pnl(self, session: ClientSession, args: tuple) -> None:
+        session.pnl_subs.pop(args[0], None)
+
+    def _on_pnl_single(self, session: ClientSession, args: tuple) -> None:
+        req_id, account, _model, con_id = args
+        if not self._known_account(session, account, req_id):
+            return
+        if self.book.by_con_id(con_id) is None:
+            session.send(P.error_message(req_id, 200, TEXT_NO_SECURITY))
+            return
+        session.pnl_single_subs[req_id] = (account, con_id)
+        self._send_pnl_single(session, req_id, account, con_id)
+
+    def _send_pnl_single(self, session: ClientSession, req_id: int, account: str, con_id: int) -> None:
+        pos, daily, unrealized, realized, value = self.accounts.pnl_single(account, con_id)
+        session.send(P.pnl_single(req_id, _num(pos), _num(daily), _num(unrealized), _num(realized), _num(value)))
+
+    def _on_cancel_pnl_single(self, session: ClientSession, args: tuple) -> None:
+        session.pnl_single_subs.pop(args[0], None)
+
+    def _flush_accounts(self) -> None:
+        """After fills: positions, account values and portfolio of the touched accounts, to subscribers."""
+        self._account_flush_scheduled = False
+        accounts, self._dirty_accounts = self._dirty_accounts, set()
+        for account in accounts:
+            position_messages = None
+            for session in self.started_sessions():
+                if session.positions_subscribed:
+                    if position_messages is None:
+                        position_messages = self._position_messages(account)
+                    for message in position_messages:
+                        session.send(message)
+                if session.account_updates == account:
+                    self._send_account_download(session, account, end=False)
+                for req_id, acct in session.multi_subs.items():
+                    if acct in ("", "All", account):
+                        self._send_multi(session, req_id, [account])
+                for req_id, acct in session.pnl_subs.items():
+                    if acct == account:
+                        self._send_pnl(session, req_id, account)
+                for req_id, (acct, con_id) in session.pnl_single_subs.items():
+                    if acct == account:
+                        self._send_pnl_single(session, req_id, acct, con_id)
+
+    def _push_live_accounts(self) -> None:
+        """Prices moved: values of accounts that hold something change, so subscribers get them again."""
+        holding = {a for a in self.config.accounts if any(p.quantity != 0 for p in self.accounts.positions(a))}
+        for session in self.started_sessions():
+            if session.account_updates in holding:
+                self._send_account_download(session, session.account_updates, end=False)
+            for req_id, acct in session.multi_subs.items():
+                self._send_multi(session, req_id, [a for a in (self._multi_accounts(acct) or []) if a in holding])
+            for req_id, acct in session.pnl_subs.items():
+                self._send_pnl(session, req_id, acct)
+            for req_id, (acct, con_id) in session.pnl_single_subs.items():
+                self._send_pnl_single(session, req_id, acct, con_id)
+
+    # ----- persistence ------------------------------------------------------------------------------------
+    def _load_state(self) -> None:
+        path = self._state_path
+        if path is None or not path.exists():
+            return
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"state file {path} cannot be read ({exc}); move it away to start fresh") from exc
+        if data.get("format") != STATE_FORMAT:
+            raise ValueError(f"state file {path} has format {data.get('format')!r}, expected {STATE_FORMAT}; "
+                             "move it away to start fresh")
+        self.market.load_dict(data.get("market", {}))
+        self.accounts.load_dict(data.get("accounts", {}))
+        self.exchange.load_dict(data.get("exchange", {}))
+        log.info("practice exchange state restored from %s", path)
+
+    def save_state(self) -> None:
+        """Write the state file now (atomically: temporary file, fsync, rename over the old one)."""
+        if self._state_path is not None:
+            self._write_state(self._snapshot_text())
+
+    async def _state_writer(self) -> None:
+        while True:
+            await asyncio.sleep(STATE_SAVE_SECONDS)
+            if self._state_dirty:
+                try:
+                    # serialised on the loop (consistent), written on a worker thread (fsync is slow)
+                    await asyncio.to_thread(self._write_state, self._snapshot_text())
+                except Exception:
+                    log.exception("could not write the state file %s", self._state_path)
+
+    def _snapshot_text(self) -> str:
+        self._state_dirty = False
+        data = {
+            "format": STATE_FORMAT, "saved": datetime.now(UTC).isoformat(),
+            "account_ids": list(self.config.accounts), "market": self.market.to_dict(),
+            "accounts": self.accounts.to_dict(), "exchange": self.exchange.to_dict(),
+        }
+        return json.dumps(data, default=str, separators=(",", ":"))
+
+    def _write_state(self, text: str) -> None:
+        path = self._state_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX only)
+            dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    _handlers: dict = {}
+
+
+SimServer._handlers = {
+    71: SimServer._on_start_api,
+    1: SimServer._on_market_data,
+    2: SimServer._on_cancel_market_data,
+    3: SimServer._on_place_order,
+    4: SimServer._on_cancel_order,
+    5: SimServer._on_open_orders,
+    6: SimServer._on_account_updates,
+    7: SimServer._on_executions,
+    8: SimServer._on_req_ids,
+    9: SimServer._on_contract_details,
+    15: SimServer._on_auto_open_orders,
+    16: SimServer._on_all_open_orders,
+    20: SimServer._on_historical_data,
+    25: SimServer._on_cancel_historical,
+    49: SimServer._on_current_time,
+    58: SimServer._on_global_cancel,
+    59: SimServer._on_market_data_type,
+    61: SimServer._on_positions,
+    62: SimServer._on_account_summary,
+    63: SimServer._on_cancel_account_summary,
+    64: SimServer._on_cancel_positions,
+    76: SimServer._on_account_updates_multi,
+    77: SimServer._on_cancel_account_updates_multi,
+    91: SimServer._on_market_rule,
+    92: SimServer._on_pnl,
+    93: SimServer._on_cancel_pnl,
+    94: SimServer._on_pnl_single,
+    95: SimServer._on_cancel_pnl_single,
+    99: SimServer._on_completed_orders,
+}
+
+
+class SimThread:
+    """A SimServer on its own thread and loop: for sync tests, the panel's demo mode and benchmarks.
+
+    ``port``, ``faults`` and ``stats`` are safe to use from any thread. Use as a context manager or call
+    ``start()`` / ``stop()``.
+    """
+
+    def __init__(self, config: SimConfig | None = None):
+        self.config = config or SimConfig()
+        self.server: SimServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self) -> SimThread:
+        self._thread = threading.Thread(target=self._run, name="ibpanel-sim", daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise RuntimeError(f"practice exchange failed to start: {self._error}") from self._error
+        if self.server is None:
+            raise RuntimeError("practice exchange did not start within 30 s")
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            server = SimServer(self.config)
+            loop.run_until_complete(server.start())
+            self.server = server
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def stop(self) -> None:
+        if self._loop is None or self.server is None or self._thread is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop)
+        try:
+            future.result(timeout=30)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def __enter__(self) -> SimThread:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def faults(self) -> Faults:
+        return self.server.faults
+
+    @property
+    def stats(self) -> Stats:
+        return self.server.stats
+
+    def set_quote_interval(self, seconds: float) -> None:
+        self._loop.call_soon_threadsafe(self.server.set_quote_interval, seconds)
+
+    def call(self, fn, *args):
+        """Run ``fn(*args)`` on the server's loop and return its result (for tests that inspect the venue)."""
+
+        async def run():
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
+
+
+# ----- helpers -----------------------------------------------------------------------------------------------
+def _replace_record(rec: P.ContractRecord, **changes) -> P.ContractRecord:
+    from dataclasses import replace
+
+    return replace(rec, **changes)
+
+
+def _num(value) -> str:
+    """Decimal/int -> wire text without exponent or trailing zeros (230.5, 100, -3.25)."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value():
+            return str(value.quantize(Decimal(1)))
+        return format(value.normalize(), "f")
+    return P.field_text(value)
+
+
+def _num_or_none(value):
+    return None if value is None else _num(value)
+
+
+def _margin_text(value) -> str:
+    if isinstance(value, Decimal):
+        return _num(value)
+    return str(value)
+
+
+def _json_value(value):
+    if isinstance(value, Decimal):
+        return _num(value)
+    return value
+
+
+def _int_or(text: str, default: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+def _order_status_bytes(order: SimOrder) -> bytes:
+    return P.order_status(order.order_id, order.status, _num(order.filled), _num(order.remaining),
+                          _num(order.avg_fill_price), order.perm_id, order.parent_id,
+                          _num(order.last_fill_price), order.client_id, "", 0)
+
+
+def _quote_texts(top) -> list[str]:
+    """Top -> the 11 wire values in LIVE_TICKS order."""
+    return [_num(top.bid), _num(top.ask), _num(top.last), str(top.bid_size), str(top.ask_size),
+            str(top.last_size), _num(top.high), _num(top.low), str(top.volume), _num(top.close), _num(top.open)]
+
+
+def top_is_new_print(last: list, values: list) -> bool:
+    """A trade at the same price as the previous one still counts: the volume moved."""
+    return values[8] != last[8]
+
+
+def _tick_price_bytes(req: str, tick_type: int, price: str, size: str, mask: str) -> bytes:
+    payload = f"1\x006\x00{req}\x00{tick_type}\x00{price}\x00{size}\x00{mask}\x00".encode()
+    return len(payload).to_bytes(4, "big") + payload
+
+
+def _tick_size_bytes(req: str, tick_type: int, size: str) -> bytes:
+    payload = f"2\x006\x00{req}\x00{tick_type}\x00{size}\x00".encode()
+    return len(payload).to_bytes(4, "big") + payload
+
+
+def _bar_is_daily(bar_size: str) -> bool:
+    unit = bar_size.strip().split()[-1].lower() if bar_size.strip() else ""
+    return unit in ("day", "days", "week", "weeks", "month", "months")
+
+
+def _parse_end_time(text: str, zone_name: str) -> datetime | None:
+    """endDateTime of reqHistoricalData: "" (now), "YYYYMMDD HH:MM:SS [zone]", "YYYYMMDD-HH:MM:SS" (UTC)."""
+    text = text.strip()
+    if not text:
+        return None
+    if "-" in text and " " not in text:
+        return datetime.strptime(text, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
+    parts = text.split(" ")
+    parts = [p for p in parts if p]
+    if len(parts) == 1 and len(parts[0]) == 8:
+        return datetime.strptime(parts[0], "%Y%m%d").replace(tzinfo=ZoneInfo(zone_name))
+    if len(parts) < 2:
+        raise ValueError(f"end time {text!r} is not 'YYYYMMDD HH:MM:SS [zone]'")
+    moment = datetime.strptime(parts[0] + " " + parts[1], "%Y%m%d %H:%M:%S")
+    zone = parts[2] if len(parts) > 2 else zone_name
+    try:
+        tz = UTC if zone.upper() in ("UTC", "GMT") else ZoneInfo(zone)
+    except Exception:
+        raise ValueError(f"end time zone {zone!r} is unknown") from None
+    return moment.replace(tzinfo=tz)
+
+
+def _parse_filter_time(text: str) -> datetime | None:
+    """ExecutionFilter.time "YYYYMMDD-HH:MM:SS" (UTC) or "YYYYMMDD HH:MM:SS"; empty -> None."""
+    text = text.strip()
+    if not text:
+        return None
+    for fmt in ("%Y%m%d-%H:%M:%S", "%Y%m%d %H:%M:%S", "%Y%m%d"):
+        try:
+            return datetime.strptime(text[:17], fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return datetime.now(UTC) - timedelta(days=1)
+
+
+__all__ = ["ClientSession", "SimConfig", "SimServer", "SimThread"]
