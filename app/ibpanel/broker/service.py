@@ -22,22 +22,39 @@ pnl_changed        PnL                              daily / unrealized / realize
 
 Errors: ``ibpanel.broker.exceptions`` (NotConnected, ConnectError, SymbolError, OrderRejected,
 OrderNotFound, NotCancellable, BrokerTimeout), each with ``message`` and ``advice``.
+
+Safety: read-only sessions, account checks, lots, ticks, fat-finger and value limits are all
+enforced inside ``place`` / ``modify`` / ``preview``; the journal records the intent before a
+byte is sent and is reconciled with TWS on every connect and reconnect; a reconnect never
+re-sends an order.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from ib_async import IB, Contract
+
+from ibpanel.broker import errors
+from ibpanel.broker import journal as journal_mod
+from ibpanel.broker.account import AccountBook
+from ibpanel.broker.convert import bare_instrument, dec, int_id, rule_ids, split_list
 from ibpanel.broker.events import Event
+from ibpanel.broker.exceptions import BrokerError, BrokerTimeout, NotConnected, SymbolError
 from ibpanel.broker.models import (
     AccountSummary,
     Bar,
     ConnectionParams,
+    ConnectionState,
     ConnectionStatus,
     Fill,
     Instrument,
     Market,
+    Notice,
     OrderRequest,
     OrderView,
     PnL,
@@ -46,6 +63,20 @@ from ibpanel.broker.models import (
     ValidationIssue,
     WhatIf,
 )
+from ibpanel.broker.orders import OrderBook
+from ibpanel.broker.quotes import QuoteBook
+from ibpanel.broker.rules import TickTable, board_lot, fallback_tick_table, is_hk_etf
+from ibpanel.broker.session import Session
+from ibpanel.broker.symbols import ContractCache, SymbolSpec, choose_primary_exchange, parse_symbol
+
+log = logging.getLogger(__name__)
+
+# Reference price for the fat-finger rule when the stock is not streamed: how long to wait.
+_REFERENCE_SNAPSHOT_TIMEOUT = 2.0
+# How long a snapshot price stays good enough as the fat-finger reference.
+_REFERENCE_MAX_AGE = 5.0
+# Startup requests we add to ib_async's own sync (all clients' open orders) get this long.
+_SYNC_TIMEOUT = 4.0
 
 
 class Broker:
@@ -67,37 +98,273 @@ class Broker:
         self.fill_added = Event("fill_added")
         self.quotes_updated = Event("quotes_updated")
         self.pnl_changed = Event("pnl_changed")
-        raise NotImplementedError
+
+        self._ib = IB()
+        self._ib.RaiseRequestErrors = False
+        self.journal = journal_mod.OrderJournal(journal_path or journal_mod.default_journal_path())
+        self._cache = ContractCache()
+        self._contracts: dict[int, Contract] = {}
+        self._rule_of: dict[int, int] = {}
+        self._etf: set[int] = set()
+        self._tick_tables: dict[int, TickTable] = {}
+        self._reference_prices: dict[int, tuple[Decimal | None, float]] = {}
+        self._account_task: asyncio.Task | None = None
+        self.last_reconcile: list = []  # journal entries the last reconcile changed (for the UI / tests)
+        self._session = Session(
+            self._ib, backoff=reconnect_backoff, on_status=self._on_status, on_ready=self._on_ready,
+            on_lost=self._on_lost, on_data_lost=self._on_data_lost,
+        )
+        self._quotes = QuoteBook(
+            self._ib, contract_for=self._contract, is_connected=lambda: self._session.connected,
+            on_quotes=self.quotes_updated.emit,
+        )
+        self._orders = OrderBook(
+            self._ib, self.journal, self, is_connected=lambda: self._session.connected,
+            session_info=self._session_info,
+            max_order_value=max_order_value if max_order_value is not None else {},
+            fat_finger_pct=fat_finger_pct, on_change=self.order_changed.emit,
+        )
+        self._account = AccountBook(
+            self._ib, self.journal, instrument_for=self.instrument_for, price_of=self._quotes.last_price,
+            selected=lambda: self._session.status.account, on_account=self.account_changed.emit,
+            on_positions=self.positions_changed.emit, on_fill=self.fill_added.emit, on_pnl=self.pnl_changed.emit,
+        )
+        self._ib.errorEvent += self._on_ib_error
 
     # --- connection -------------------------------------------------------------------------
     @property
-    def status(self) -> ConnectionStatus: ...
+    def status(self) -> ConnectionStatus:
+        return self._session.status
 
     async def connect(self, params: ConnectionParams) -> ConnectionStatus:
         """Connect; raises ConnectError (with .failure: kind, message, advice, suggested_client_id)."""
+        return await self._session.connect(params)
 
     async def disconnect(self) -> None:
         """Disconnect politely and stop auto-reconnect. Safe to call when not connected."""
+        await self._session.disconnect()
+        self._quotes.on_connection_lost()
+        self._orders.mark_stale()
 
     def set_account(self, account: str) -> None:
         """Choose which managed account the views and new orders use. Raises BrokerError if unknown."""
+        accounts = self.accounts
+        if account not in accounts:
+            raise BrokerError(f"Account {account} is not managed by this login.",
+                              f"Use one of: {', '.join(accounts) or 'none (connect first)'}.")
+        if account == self._session.status.account:
+            return
+        self._session.set_account(account)
+        if self._session.connected:
+            self._account_task = asyncio.ensure_future(self._account.select(account))
 
     async def close(self) -> None:
         """Disconnect and close the journal (app shutdown)."""
+        await self.disconnect()
+        task, self._account_task = self._account_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self.journal.close()
+
+    def _session_info(self) -> tuple[bool, tuple[str, ...], str | None]:
+        status = self._session.status
+        readonly = status.readonly or (status.params.readonly if status.params else False)
+        return readonly, status.accounts, status.account
+
+    def _on_status(self, status: ConnectionStatus) -> None:
+        if status.state is ConnectionState.DEGRADED:
+            self._quotes.set_stale(True)
+        elif status.state is ConnectionState.CONNECTED:
+            self._quotes.set_stale(False)
+        self.state_changed.emit(status)
+
+    def _on_lost(self) -> None:
+        self._quotes.on_connection_lost()
+        self._orders.mark_stale()
+
+    def _on_data_lost(self) -> None:
+        self._quotes.resubscribe()
+
+    async def _on_ready(self, reconnected: bool) -> None:
+        """After every (re)connect: account stream, orders, journal reconcile, fills, P&L, quotes."""
+        status = self._session.status
+        params = status.params
+        account = status.account
+        if account and params is not None and not params.account and len(status.accounts) > 1:
+            # ib_async streams the portfolio only when it is told which account: tell it
+            await self._account.select(account)
+        full_sync = not (params and params.readonly)
+        if full_sync:
+            try:  # ib_async read this client's open orders; orders of other clients matter for the journal
+                await asyncio.wait_for(self._ib.reqAllOpenOrdersAsync(), _SYNC_TIMEOUT)
+            except asyncio.TimeoutError:
+                log.warning("all-open-orders request timed out; journal reconcile limited to this client")
+                full_sync = False
+            except Exception:  # noqa: BLE001
+                log.warning("all-open-orders request failed", exc_info=True)
+                full_sync = False
+        self._orders.resync()
+        self._reconcile(full_sync)
+        self._account.resync(status.accounts)
+        if reconnected:
+            self._quotes.resubscribe()
+
+    def _reconcile(self, full_sync: bool) -> None:
+        seen: list[journal_mod.SeenOrder] = []
+        for trade in self._ib.trades():
+            order = trade.order
+            if order.whatIf:
+                continue
+            parsed = journal_mod.parse_order_ref(order.orderRef)
+            view = self._orders.order(order.orderId) if order.orderId else None
+            seen.append(journal_mod.SeenOrder(
+                journal_id=parsed[0] if parsed else None, leg=parsed[1] if parsed else None,
+                order_id=order.orderId or None, perm_id=int_id(order.permId) or int_id(trade.orderStatus.permId),
+                status=trade.orderStatus.status if trade.orderStatus.status != "ValidationError" else None,
+                filled=dec(trade.orderStatus.filled) if trade.orderStatus.filled else None,
+                avg_fill_price=view.avg_fill_price if view else None,
+                client_id=order.clientId or None,
+            ))
+        for fill in self._ib.fills():
+            parsed = journal_mod.parse_order_ref(fill.execution.orderRef)
+            if parsed is None:
+                continue
+            seen.append(journal_mod.SeenOrder(
+                journal_id=parsed[0], leg=parsed[1], order_id=fill.execution.orderId or None,
+                perm_id=int_id(fill.execution.permId), status=None, client_id=fill.execution.clientId or None,
+            ))
+        try:
+            self.last_reconcile = self.journal.reconcile(seen, full_sync=full_sync)
+        except Exception:  # noqa: BLE001 - reconcile trouble must not block the connection
+            log.exception("journal reconcile failed")
+
+    def _on_ib_error(self, req_id: int, code: int, text: str, contract: object = None) -> None:
+        info = errors.describe(code, text)
+        self.notice.emit(Notice(
+            time=datetime.now(timezone.utc), code=code, text=text, message=info.message,
+            advice=info.advice, severity=info.severity, req_id=req_id,
+        ))
 
     # --- symbols and rules ------------------------------------------------------------------
     async def resolve(self, text: str, market: Market | None = None) -> Instrument:
         """Parse what the user typed and qualify it with IB (cached). Raises SymbolError."""
+        spec = parse_symbol(text, market)
+        cached = self._cache.get(spec)
+        if cached is not None:
+            return cached
+        if not self._session.connected:
+            raise NotConnected()
+        return await self._qualify(spec)
+
+    async def _qualify(self, spec: SymbolSpec) -> Instrument:
+        probe = Contract(secType="STK", symbol=spec.symbol, exchange=spec.exchange, currency=spec.currency)
+        try:
+            details_list = await asyncio.wait_for(self._ib.reqContractDetailsAsync(probe), 10)
+        except asyncio.TimeoutError as exc:
+            raise BrokerTimeout(f"IB did not answer the lookup of {spec.display} in time.", "Try again.") from exc
+        details_list = [d for d in details_list or [] if d.contract and d.contract.secType == "STK"]
+        if not details_list:
+            raise SymbolError(f"IB has no {'Hong Kong' if spec.market is Market.HK else 'US'} stock {spec.display}.",
+                              "Check the symbol (US tickers such as AAPL, HK codes such as 700).")
+        index = 0
+        if len(details_list) > 1:
+            index = choose_primary_exchange([d.contract.primaryExchange for d in details_list]) or 0
+        details = details_list[index]
+        contract = details.contract
+        lot = board_lot(spec.market, contract.symbol, details.minSize, details.sizeIncrement)
+        exchanges = split_list(details.validExchanges)
+        rules = rule_ids(details.marketRuleIds)
+        if rules:
+            wanted = spec.exchange
+            rule = rules[exchanges.index(wanted)] if wanted in exchanges and exchanges.index(wanted) < len(rules) \
+                else rules[0]
+            self._rule_of[contract.conId] = rule
+        if (details.stockType or "").upper() == "ETF" or (spec.market is Market.HK and is_hk_etf(contract.symbol)):
+            self._etf.add(contract.conId)
+        instrument = Instrument(
+            symbol=contract.symbol, market=spec.market, exchange=spec.exchange, currency=contract.currency,
+            con_id=contract.conId, primary_exchange=contract.primaryExchange or None,
+            long_name=details.longName or None, local_symbol=contract.localSymbol or None,
+            min_tick=dec(details.minTick), board_lot=lot.size, lot_source=lot.source, market_rule_ids=rules,
+            order_types=split_list(details.orderTypes), time_zone=details.timeZoneId or None,
+            trading_hours=details.tradingHours or None, liquid_hours=details.liquidHours or None,
+        )
+        contract.exchange = spec.exchange  # route SMART for US even if IB answered with a venue
+        self._contracts[contract.conId] = contract
+        self._cache.put(spec, instrument)
+        return instrument
+
+    def contract(self, instrument: Instrument) -> Contract:
+        """The ib_async Contract to send for an instrument (internal to broker/)."""
+        known = self._contracts.get(instrument.con_id or 0)
+        if known is not None:
+            return known
+        return Contract(secType="STK", conId=instrument.con_id or 0, symbol=instrument.symbol,
+                        exchange=instrument.exchange, currency=instrument.currency,
+                        primaryExchange=instrument.primary_exchange or "")
+
+    _contract = contract
+
+    def instrument_for(self, contract: Contract) -> Instrument:
+        """Our Instrument for a contract TWS sent (resolved one if cached, else a bare one)."""
+        known = self._cache.by_con_id(contract.conId) if contract.conId else None
+        return known if known is not None else bare_instrument(contract)
+
+    async def tick_table(self, instrument: Instrument) -> TickTable:
+        """IB's market rule for the instrument's exchange, else the fallback table (``.source`` says which)."""
+        con_id = instrument.con_id or 0
+        rule = self._rule_of.get(con_id)
+        if rule is not None:
+            table = self._tick_tables.get(rule)
+            if table is None and self._session.connected:
+                increments = await self._ib.reqMarketRuleAsync(rule)
+                if increments:
+                    table = TickTable.from_market_rule(increments, source=f"IB market rule {rule}")
+                    self._tick_tables[rule] = table
+            if table is not None:
+                return table
+        return fallback_tick_table(instrument.market, etf=con_id in self._etf)
+
+    async def reference_price(self, instrument: Instrument) -> Decimal | None:
+        """The last trade (else mid, else close) for the fat-finger rule; None when none is to be had.
+
+        A streamed quote is used as is; otherwise one snapshot, remembered for a few seconds so a
+        burst of orders in an unwatched stock does not wait for a quote each time.
+        """
+        con_id = instrument.con_id or 0
+        price = self._quotes.last_price(instrument)
+        if price is None:
+            loop = asyncio.get_running_loop()
+            remembered = self._reference_prices.get(con_id)
+            if remembered is not None and loop.time() - remembered[1] < _REFERENCE_MAX_AGE:
+                return remembered[0]
+            if not self._session.connected:
+                return None
+            try:
+                quote = await self._quotes.snapshot(instrument, _REFERENCE_SNAPSHOT_TIMEOUT)
+            except (BrokerTimeout, BrokerError):
+                return None
+            price = quote.last if quote.last is not None else (
+                (quote.bid + quote.ask) / 2 if quote.bid is not None and quote.ask is not None else quote.close)
+            if price is None:
+                return None
+            self._reference_prices[con_id] = (dec(price), loop.time())
+        return dec(price)
 
     # --- orders -----------------------------------------------------------------------------
     async def check(self, request: OrderRequest) -> tuple[ValidationIssue, ...]:
         """Every rule the request breaks (empty when it may be sent). Sends nothing."""
+        issues, _instrument = await self._orders.check(request)
+        return issues
 
     async def place(self, request: OrderRequest) -> OrderView:
         """Validate (raises OrderRejected), journal the intent, send. Returns the first snapshot."""
+        return await self._orders.place(request)
 
     async def preview(self, request: OrderRequest, timeout: float = 5.0) -> WhatIf:
         """What-if: commission and margin change. Validates first. Raises BrokerTimeout."""
+        return await self._orders.preview(request, timeout)
 
     async def modify(
         self,
@@ -108,46 +375,65 @@ class Broker:
         stop_price: Decimal | None = None,
     ) -> OrderView:
         """Change a working order (validated like a new one). Raises OrderNotFound / NotCancellable."""
+        return await self._orders.modify(order_id, quantity=quantity, limit_price=limit_price, stop_price=stop_price)
 
     async def cancel(self, order_id: int, timeout: float = 5.0) -> OrderView:
         """Cancel and wait until the exchange confirms. Raises OrderNotFound, NotCancellable, BrokerTimeout."""
+        return await self._orders.cancel(order_id, timeout)
 
     async def cancel_all(self) -> None:
         """Global cancel (every open order of every client on this TWS)."""
+        await self._orders.cancel_all()
 
-    def open_orders(self) -> tuple[OrderView, ...]: ...
+    def open_orders(self) -> tuple[OrderView, ...]:
+        return self._orders.open_orders()
 
-    def completed_orders(self) -> tuple[OrderView, ...]: ...
+    def completed_orders(self) -> tuple[OrderView, ...]:
+        return self._orders.completed_orders()
 
-    def order(self, order_id: int) -> OrderView | None: ...
+    def order(self, order_id: int) -> OrderView | None:
+        return self._orders.order(order_id)
 
-    def fills(self) -> tuple[Fill, ...]: ...
+    def fills(self) -> tuple[Fill, ...]:
+        return self._account.fills()
 
     # --- account ----------------------------------------------------------------------------
     @property
-    def accounts(self) -> tuple[str, ...]: ...
+    def accounts(self) -> tuple[str, ...]:
+        return self._session.status.accounts
 
-    def account_summary(self, account: str | None = None) -> AccountSummary | None: ...
+    def account_summary(self, account: str | None = None) -> AccountSummary | None:
+        return self._account.summary(account)
 
-    def positions(self, account: str | None = None) -> tuple[Position, ...]: ...
+    def positions(self, account: str | None = None) -> tuple[Position, ...]:
+        return self._account.positions(account)
 
-    def pnl(self, account: str | None = None) -> PnL | None: ...
+    def pnl(self, account: str | None = None) -> PnL | None:
+        return self._account.pnl(account)
 
     # --- market data ------------------------------------------------------------------------
     async def subscribe(self, instrument: Instrument) -> Quote:
         """Stream quotes for the instrument (idempotent, reference counted); falls back to delayed."""
+        return await self._quotes.subscribe(instrument)
 
-    def unsubscribe(self, instrument: Instrument) -> None: ...
+    def unsubscribe(self, instrument: Instrument) -> None:
+        self._quotes.unsubscribe(instrument)
 
     async def snapshot(self, instrument: Instrument, timeout: float = 5.0) -> Quote:
         """One quote (from the stream if subscribed). Raises BrokerTimeout."""
+        return await self._quotes.snapshot(instrument, timeout)
 
     def quote(self, instrument: Instrument) -> Quote | None:
         """The latest streamed quote, or None."""
+        return self._quotes.quote(instrument)
 
     async def bars(self, instrument: Instrument, duration: str = "1 D", bar_size: str = "5 mins") -> tuple[Bar, ...]:
         """Historical bars (TRADES) for the chart."""
+        if not self._session.connected:
+            raise NotConnected()
+        return await self._quotes.bars(instrument, duration, bar_size)
 
     # --- journal ----------------------------------------------------------------------------
     def export_journal_csv(self, path: Path) -> int:
         """Write the order journal to CSV; returns the number of rows."""
+        return self.journal.export_csv(path)

@@ -1,0 +1,191 @@
+"""Account state: values per account and currency, positions with real market value, fills, daily P&L.
+
+ib_async keeps the raw rows; this module turns them into our models and coalesces bursts (TWS
+sends dozens of ACCT_VALUE rows per update) into one ``account_changed`` / ``positions_changed``
+emit per loop turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ib_async import IB
+
+from ibpanel.broker import journal as journal_mod
+from ibpanel.broker.convert import (
+    account_summary,
+    account_value,
+    fill_model,
+    num,
+    position_from_portfolio,
+    position_from_position,
+)
+from ibpanel.broker.models import AccountSummary, Fill, Instrument, PnL, Position
+
+log = logging.getLogger(__name__)
+
+
+class AccountBook:
+    """Emits through the callbacks given; ``selected()`` names the account the views show."""
+
+    def __init__(
+        self,
+        ib: IB,
+        journal: journal_mod.OrderJournal,
+        *,
+        instrument_for: Callable[[object], Instrument],
+        price_of: Callable[[Instrument], float | None],
+        selected: Callable[[], str | None],
+        on_account: Callable[[AccountSummary], None],
+        on_positions: Callable[[tuple[Position, ...]], None],
+        on_fill: Callable[[Fill], None],
+        on_pnl: Callable[[PnL], None],
+    ) -> None:
+        self.ib = ib
+        self.journal = journal
+        self._instrument_for = instrument_for
+        self._price_of = price_of
+        self._selected = selected
+        self._on_account = on_account
+        self._on_positions = on_positions
+        self._on_fill = on_fill
+        self._on_pnl = on_pnl
+        self._fills: dict[str, Fill] = {}
+        self._pnl: dict[str, PnL] = {}
+        self._pnl_requested: set[str] = set()
+        self._dirty_account = False
+        self._dirty_positions = False
+        self._flush_scheduled = False
+        ib.accountValueEvent += self._on_account_value
+        ib.updatePortfolioEvent += self._on_portfolio
+        ib.positionEvent += self._on_position
+        ib.execDetailsEvent += self._on_exec
+        ib.commissionReportEvent += self._on_commission
+        ib.pnlEvent += self._on_pnl_event
+
+    # --- queries -------------------------------------------------------------------------------
+    def summary(self, account: str | None) -> AccountSummary | None:
+        account = account or self._selected()
+        if not account:
+            return None
+        rows = [account_value(v) for v in self.ib.accountValues(account)]
+        if not rows:
+            return None
+        pnl = self._pnl.get(account)
+        return account_summary(account, rows, pnl.daily if pnl else None)
+
+    def positions(self, account: str | None) -> tuple[Position, ...]:
+        account = account or self._selected()
+        out: dict[tuple[str, int], Position] = {}
+        for item in self.ib.portfolio(account or ""):
+            position = position_from_portfolio(item, self._instrument_for(item.contract))
+            out[(item.account, item.contract.conId)] = position
+        # reqPositions covers accounts without a portfolio stream; prices come from our quotes
+        for pos in self.ib.positions(account or ""):
+            key = (pos.account, pos.contract.conId)
+            if key in out:
+                continue
+            instrument = self._instrument_for(pos.contract)
+            out[key] = position_from_position(pos, instrument, self._price_of(instrument))
+        return tuple(p for p in out.values() if p.quantity != 0)
+
+    def fills(self) -> tuple[Fill, ...]:
+        return tuple(sorted(self._fills.values(), key=lambda f: f.time))
+
+    def pnl(self, account: str | None) -> PnL | None:
+        return self._pnl.get(account or self._selected() or "")
+
+    # --- ib_async events -----------------------------------------------------------------------
+    def _schedule(self) -> None:
+        if self._flush_scheduled:
+            return
+        self._flush_scheduled = True
+        try:
+            asyncio.get_running_loop().call_soon(self._flush)
+        except RuntimeError:  # no running loop (shutdown): flush now
+            self._flush()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._dirty_account:
+            self._dirty_account = False
+            summary = self.summary(None)
+            if summary is not None:
+                self._on_account(summary)
+        if self._dirty_positions:
+            self._dirty_positions = False
+            self._on_positions(self.positions(None))
+
+    def _on_account_value(self, value: object) -> None:
+        if getattr(value, "account", None) == self._selected():
+            self._dirty_account = True
+            self._schedule()
+
+    def _on_portfolio(self, item: object) -> None:
+        self._dirty_positions = True
+        self._schedule()
+
+    def _on_position(self, position: object) -> None:
+        self._dirty_positions = True
+        self._schedule()
+
+    def _record_fill(self, fill: object) -> Fill:
+        model = fill_model(fill, self._instrument_for(fill.contract))  # type: ignore[attr-defined]
+        journal_id = journal_mod.journal_id_from_order_ref(fill.execution.orderRef or "")  # type: ignore[attr-defined]
+        if journal_id:
+            try:
+                self.journal.add_fill(journal_id, model.exec_id, model.quantity, model.price, model.time)
+                if model.commission is not None:
+                    self.journal.add_commission(model.exec_id, model.commission, model.commission_currency or "")
+            except Exception:  # noqa: BLE001 - never lose the live fill over a journal error
+                log.exception("journal fill write failed")
+        return model
+
+    def _on_exec(self, trade: object, fill: object) -> None:
+        model = self._record_fill(fill)
+        if self._fills.get(model.exec_id) != model:
+            self._fills[model.exec_id] = model
+            self._on_fill(model)
+
+    def _on_commission(self, trade: object, fill: object, report: object) -> None:
+        self._on_exec(trade, fill)
+
+    def _on_pnl_event(self, pnl: object) -> None:
+        model = PnL(account=pnl.account, daily=num(pnl.dailyPnL),  # type: ignore[attr-defined]
+                    unrealized=num(pnl.unrealizedPnL), realized=num(pnl.realizedPnL))  # type: ignore[attr-defined]
+        if self._pnl.get(model.account) == model:
+            return
+        self._pnl[model.account] = model
+        self._on_pnl(model)
+        if model.account == self._selected():
+            self._dirty_account = True  # daily P&L is part of the summary
+            self._schedule()
+
+    # --- connection changes --------------------------------------------------------------------
+    def resync(self, accounts: tuple[str, ...]) -> None:
+        """After (re)connect: fills from ib_async's execution sync, P&L streams, one fresh emit."""
+        for fill in self.ib.fills():
+            model = self._record_fill(fill)
+            if self._fills.get(model.exec_id) != model:
+                self._fills[model.exec_id] = model
+                self._on_fill(model)
+        self._pnl_requested.clear()
+        for account in accounts:
+            try:
+                self.ib.reqPnL(account)
+                self._pnl_requested.add(account)
+            except Exception:  # noqa: BLE001 - P&L is optional; TWS may refuse it
+                log.debug("reqPnL failed for %s", account, exc_info=True)
+        self._dirty_account = self._dirty_positions = True
+        self._flush()
+
+    async def select(self, account: str) -> None:
+        """Switch the portfolio stream (TWS streams one account at a time) to ``account``."""
+        try:
+            await asyncio.wait_for(self.ib.reqAccountUpdatesAsync(account), 8)
+        except asyncio.TimeoutError:
+            log.warning("account updates for %s timed out", account)
+        self._dirty_account = self._dirty_positions = True
+        self._flush()

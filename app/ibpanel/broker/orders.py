@@ -1,0 +1,518 @@
+"""Orders: OrderRequest -> validation -> journal intent -> ib_async placeOrder, and the views after.
+
+Every order the panel or the API sends passes through :meth:`OrderBook.place`; there is no
+other path to ``ib.placeOrder`` in the project, so read-only, lot, tick, fat-finger and value
+rules cannot be bypassed by a front door.
+
+Order identity: IB keys an order by (clientId, orderId) while it lives and by permId forever;
+TWS completed orders come back without an orderId. Views are stored under (clientId, orderId)
+when there is one, else under the permId, and a permId seen later folds into the same view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+from ib_async import IB, Contract, Order, Trade
+
+from ibpanel.broker import errors
+from ibpanel.broker import journal as journal_mod
+from ibpanel.broker.convert import int_id, now_utc, order_status, order_view, what_if_model
+from ibpanel.broker.exceptions import (
+    BrokerError,
+    BrokerTimeout,
+    NotCancellable,
+    NotConnected,
+    OrderNotFound,
+    OrderRejected,
+    SymbolError,
+)
+from ibpanel.broker.models import (
+    Instrument,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderView,
+    Side,
+    TimeInForce,
+    ValidationIssue,
+    WhatIf,
+)
+from ibpanel.broker.rules import BoardLot, TickTable, check_quantity
+
+log = logging.getLogger(__name__)
+
+OrderKey = tuple[Any, ...]
+# Statuses only TWS sends: the order reached it.
+_ACK_STATUSES = frozenset({"PreSubmitted", "Submitted", "Filled", "PendingCancel", "ApiCancelled"})
+# Codes that end an order's life at IB for sure (rejected outright).
+_REJECT_CODES = frozenset({201, 203, 10147, 10148, 10149})
+
+
+class Catalog(Protocol):
+    """What the order book needs from the broker's symbol / rule cache."""
+
+    async def resolve(self, text: str, market: Any = None) -> Instrument: ...
+    def contract(self, instrument: Instrument) -> Contract: ...
+    async def tick_table(self, instrument: Instrument) -> TickTable: ...
+    async def reference_price(self, instrument: Instrument) -> Decimal | None: ...
+    def instrument_for(self, contract: Contract) -> Instrument: ...
+
+
+class OrderBook:
+    """Places, tracks and changes orders. ``on_change(OrderView)`` is called on every new snapshot."""
+
+    def __init__(
+        self,
+        ib: IB,
+        journal: journal_mod.OrderJournal,
+        catalog: Catalog,
+        *,
+        is_connected: Callable[[], bool],
+        session_info: Callable[[], tuple[bool, tuple[str, ...], str | None]],  # readonly, accounts, account
+        max_order_value: dict[str, Decimal],
+        fat_finger_pct: Decimal,
+        on_change: Callable[[OrderView], None],
+    ) -> None:
+        self.ib = ib
+        self.journal = journal
+        self.catalog = catalog
+        self._is_connected = is_connected
+        self._session_info = session_info
+        self.max_order_value = {k.upper(): Decimal(str(v)) for k, v in max_order_value.items()}
+        self.fat_finger_pct = Decimal(str(fat_finger_pct))
+        self._on_change = on_change
+        self._views: dict[OrderKey, OrderView] = {}
+        self._perm_index: dict[int, OrderKey] = {}
+        self._trades: dict[OrderKey, Trade] = {}
+        self._messages: dict[OrderKey, str] = {}
+        self._created: dict[OrderKey, datetime] = {}
+        self._cancel_waiters: dict[OrderKey, list[asyncio.Future]] = {}
+        self._acked: set[OrderKey] = set()  # TWS reported a working / final status for it
+        ib.newOrderEvent += self._on_trade
+        ib.openOrderEvent += self._on_trade
+        ib.orderStatusEvent += self._on_trade
+        ib.orderModifyEvent += self._on_trade
+        ib.cancelOrderEvent += self._on_trade
+        ib.errorEvent += self._on_error
+
+    # --- lookups -------------------------------------------------------------------------------
+    def _client_id(self) -> int:
+        return int(self.ib.client.clientId)
+
+    def _key_of(self, trade: Trade) -> OrderKey:
+        order = trade.order
+        perm = int_id(order.permId) or int_id(trade.orderStatus.permId)
+        if perm and perm in self._perm_index:
+            return self._perm_index[perm]
+        key: OrderKey = (order.clientId, order.orderId) if order.orderId and order.orderId > 0 else ("perm", perm)
+        if perm:
+            self._perm_index[perm] = key
+        return key
+
+    def _find_key(self, order_id: int) -> OrderKey | None:
+        own = (self._client_id(), order_id)
+        if own in self._views:
+            return own
+        for key in self._views:
+            if key[0] != "perm" and key[1] == order_id:
+                return key
+        return None
+
+    def order(self, order_id: int) -> OrderView | None:
+        key = self._find_key(order_id)
+        return self._views.get(key) if key else None
+
+    def open_orders(self) -> tuple[OrderView, ...]:
+        return tuple(v for v in self._views.values() if not v.status.is_done)
+
+    def completed_orders(self) -> tuple[OrderView, ...]:
+        return tuple(v for v in self._views.values() if v.status.is_done)
+
+    # --- ib_async events -> views --------------------------------------------------------------
+    def _on_trade(self, trade: Trade) -> None:
+        if trade.order.whatIf:
+            return
+        self._update(trade)
+
+    def _update(self, trade: Trade, *, status: OrderStatus | None = None) -> OrderView:
+        key = self._key_of(trade)
+        self._trades[key] = trade
+        previous = self._views.get(key)
+        new_status = status or order_status(trade.orderStatus.status, previous.status if previous else None)
+        if trade.orderStatus.status in _ACK_STATUSES:
+            self._acked.add(key)
+        if previous is not None and previous.status is OrderStatus.REJECTED and new_status in (
+                OrderStatus.CANCELLED, OrderStatus.INACTIVE):
+            new_status = OrderStatus.REJECTED  # ib_async / TWS call a refused order Cancelled / Inactive
+        journal_id = journal_mod.journal_id_from_order_ref(trade.order.orderRef or "")
+        instrument = self.catalog.instrument_for(trade.contract)
+        created = self._created.setdefault(key, previous.created_at if previous and previous.created_at else now_utc())
+        view = order_view(trade, instrument, journal_id=journal_id, status=new_status,
+                          message=self._messages.get(key, ""), created_at=created)
+        if previous is not None and not view.order_id:  # completed orders come back without an orderId
+            view = replace(view, order_id=previous.order_id, client_id=previous.client_id or view.client_id)
+        if previous is not None and _same(previous, view):
+            return previous
+        self._views[key] = view
+        if journal_id and (previous is None or previous.status != view.status or previous.filled != view.filled
+                           or previous.perm_id != view.perm_id):
+            self._journal(lambda: self.journal.update(
+                journal_id, status=view.status.value, perm_id=view.perm_id, order_id=view.order_id or None,
+                filled=view.filled, avg_fill_price=view.avg_fill_price))
+        self._on_change(view)
+        self._wake_cancel_waiters(key, view)
+        return view
+
+    def _on_error(self, req_id: int, code: int, text: str, contract: object = None) -> None:
+        if req_id <= 0:
+            return
+        key = (self._client_id(), req_id)
+        view = self._views.get(key)
+        trade = self._trades.get(key)
+        if view is None or trade is None:
+            return
+        info = errors.describe(code, text)
+        if code == 161:
+            self._fail_cancel_waiters(key, NotCancellable(info.message, info.advice))
+            return
+        if code == 202:  # the cancel confirmation itself: the status message says it all
+            return
+        self._messages[key] = f"{info.message} ({code})"
+        if view.journal_id:
+            self._journal(lambda: self.journal.add_error(view.journal_id, code, text))
+        status = None
+        never_acknowledged = key not in self._acked
+        if code in _REJECT_CODES or (not info.order_warning and never_acknowledged):
+            status = OrderStatus.REJECTED
+        elif code == 110 and never_acknowledged:
+            status = OrderStatus.REJECTED  # a new order off the tick is refused
+        self._update(trade, status=status)
+
+    def resync(self) -> None:
+        """After (re)connect: fold every trade ib_async now knows (open + completed) into our views."""
+        for trade in self.ib.trades():
+            if not trade.order.whatIf:
+                self._update(trade)
+
+    def _journal(self, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception:  # noqa: BLE001 - a journal hiccup must not lose the live view
+            log.exception("order journal update failed")
+
+    # --- validation ----------------------------------------------------------------------------
+    async def check(self, request: OrderRequest) -> tuple[tuple[ValidationIssue, ...], Instrument | None]:
+        """Every rule ``request`` breaks, and the instrument when the symbol resolved. Sends nothing."""
+        issues: list[ValidationIssue] = []
+        readonly, accounts, default_account = self._session_info()
+        if readonly:
+            issues.append(ValidationIssue(
+                "session", "readonly",
+                "This session is read-only, so orders are blocked: reconnect with read-only off to trade."))
+        account = request.account or default_account
+        if request.account and accounts and request.account not in accounts:
+            issues.append(ValidationIssue(
+                "account", "unknown_account",
+                f"Account {request.account} is not managed by this login: use one of {', '.join(accounts)}."))
+        elif not account and len(accounts) > 1:
+            issues.append(ValidationIssue(
+                "account", "no_account", f"Choose the account for this order: one of {', '.join(accounts)}."))
+
+        order_type = _enum_or_none(OrderType, request.order_type)
+        if order_type is None:
+            issues.append(ValidationIssue(
+                "order_type", "unknown_order_type",
+                f"Order type {_shown(request.order_type)} is not supported: use MKT, LMT, STP or STP LMT."))
+        tif = _enum_or_none(TimeInForce, request.tif)
+        if tif is None:
+            issues.append(ValidationIssue(
+                "tif", "unknown_tif", f"Time in force {_shown(request.tif)} is not supported: use DAY, GTC or IOC."))
+        if _enum_or_none(Side, request.side) is None:
+            issues.append(ValidationIssue("side", "unknown_side", f"Side {_shown(request.side)} is not BUY or SELL."))
+
+        quantity = _decimal(request.quantity)
+        if quantity is None or quantity <= 0 or quantity != quantity.to_integral_value():
+            issues.append(ValidationIssue(
+                "quantity", "bad_quantity",
+                f"Quantity {_shown(request.quantity)} is not a positive whole number of shares: enter one such as 100."))
+            quantity = None
+
+        instrument: Instrument | None = None
+        try:
+            instrument = await self.catalog.resolve(request.symbol, request.market)
+        except SymbolError as exc:
+            issues.append(ValidationIssue("symbol", "unknown_symbol", f"{exc.message} {exc.advice}".strip()))
+        if instrument is None:
+            return tuple(issues), None
+
+        if order_type is not None and instrument.order_types and order_type.value not in instrument.order_types:
+            issues.append(ValidationIssue(
+                "order_type", "order_type_not_allowed",
+                f"{instrument.display} does not take {order_type.value} orders at IB: use LMT."))
+        if quantity is not None:
+            problem = check_quantity(quantity, _lot_of(instrument))
+            if problem:
+                issues.append(ValidationIssue("quantity", "odd_lot" if "lot" in problem else "bad_quantity", problem))
+
+        prices: list[tuple[str, Decimal]] = []
+        needs_limit = order_type in (OrderType.LMT, OrderType.STP_LMT)
+        needs_stop = order_type in (OrderType.STP, OrderType.STP_LMT)
+        for field, value, needed in (("limit_price", request.limit_price, needs_limit),
+                                     ("stop_price", request.stop_price, needs_stop)):
+            label = "Limit price" if field == "limit_price" else "Stop price"
+            if value is None:
+                if needed:
+                    issues.append(ValidationIssue(
+                        field, "price_missing", f"{label} is missing: a {order_type.value} order needs one."))  # type: ignore[union-attr]
+                continue
+            if order_type is not None and not needed:
+                issues.append(ValidationIssue(
+                    field, "price_not_used",
+                    f"{label} is set but a {order_type.value} order does not use it: clear it or change the order type."))
+                continue
+            price = _decimal(value)
+            if price is None or price <= 0:
+                issues.append(ValidationIssue(field, "bad_price", f"{label} {_shown(value)} must be a positive number."))
+                continue
+            prices.append((field, price))
+        for field, value in (("take_profit", request.take_profit), ("stop_loss", request.stop_loss)):
+            if value is None:
+                continue
+            price = _decimal(value)
+            if price is None or price <= 0:
+                issues.append(ValidationIssue(field, "bad_price", f"{field.replace('_', ' ').capitalize()} must be a positive number."))
+                continue
+            prices.append((field, price))
+
+        if prices:
+            table = await self.catalog.tick_table(instrument)
+            for field, price in prices:
+                if not table.is_on_tick(price):
+                    down, up = table.round(price, "down"), table.round(price, "up")
+                    issues.append(ValidationIssue(
+                        field, "off_tick",
+                        f"{price} is not on the price tick of {instrument.display} ({table.increment(price)} at this "
+                        f"price, from the {table.source}): use {down} or {up}."))
+
+        reference = await self.catalog.reference_price(instrument)
+        if reference is not None and reference > 0:
+            for field, price in prices:
+                if field not in ("limit_price", "stop_price"):
+                    continue
+                distance = abs(price - reference) / reference * 100
+                if distance > self.fat_finger_pct:
+                    issues.append(ValidationIssue(
+                        field, "fat_finger",
+                        f"{price} is {distance:.1f}% away from the last trade {reference} (limit {self.fat_finger_pct}%): "
+                        "check the price, or raise the fat-finger limit in the settings."))
+        limit = self.max_order_value.get(instrument.currency.upper())
+        if limit is not None and quantity is not None:
+            unit = next((p for f, p in prices if f == "limit_price"), None) or next(
+                (p for f, p in prices if f == "stop_price"), None) or reference
+            if unit is not None:
+                value = unit * quantity
+                if value > limit:
+                    issues.append(ValidationIssue(
+                        "quantity", "order_value",
+                        f"Order value {value:,.2f} {instrument.currency} is above the limit of {limit:,.2f} "
+                        f"{instrument.currency}: lower the quantity, or raise the limit in the settings."))
+        return tuple(issues), instrument
+
+    # --- placing -------------------------------------------------------------------------------
+    def _build_order(self, request: OrderRequest, account: str | None) -> Order:
+        order_type = OrderType(request.order_type)
+        order = Order(
+            action=Side(request.side).value,
+            totalQuantity=float(Decimal(request.quantity)),
+            orderType=order_type.value,
+            tif=TimeInForce(request.tif).value,
+            outsideRth=bool(request.outside_rth),
+            account=account or "",
+        )
+        if order_type in (OrderType.LMT, OrderType.STP_LMT):
+            order.lmtPrice = float(Decimal(request.limit_price))  # type: ignore[arg-type]
+        if order_type in (OrderType.STP, OrderType.STP_LMT):
+            order.auxPrice = float(Decimal(request.stop_price))  # type: ignore[arg-type]
+        return order
+
+    async def place(self, request: OrderRequest) -> OrderView:
+        if not self._is_connected():
+            raise NotConnected()
+        issues, instrument = await self.check(request)
+        if issues:
+            raise OrderRejected(issues)
+        assert instrument is not None
+        if not self._is_connected():
+            raise NotConnected()
+        _readonly, _accounts, default_account = self._session_info()
+        account = request.account or default_account
+        contract = self.catalog.contract(instrument)
+        order = self._build_order(request, account)
+        # The intent is durable before a single byte leaves: a crash from here on leaves an
+        # UNCONFIRMED entry that the next reconcile settles from what TWS knows.
+        journal_id = self.journal.record_intent(request, instrument, account)
+        order.orderRef = journal_mod.ORDER_REF_PREFIX + journal_id
+        try:
+            order.orderId = self.ib.client.getReqId()
+            trade = self.ib.placeOrder(contract, order)
+        except Exception as exc:
+            reason = f"send failed: {exc}"
+            self._journal(lambda: self.journal.mark_not_sent(journal_id, reason))
+            raise BrokerError(f"The order could not be sent: {exc}.",
+                              "Nothing reached TWS; check the connection and send it again.") from exc
+        self._journal(lambda: self.journal.mark_sent(journal_id, order.orderId, self._client_id()))
+        return self._update(trade)
+
+    async def preview(self, request: OrderRequest, timeout: float) -> WhatIf:
+        if not self._is_connected():
+            raise NotConnected()
+        issues, instrument = await self.check(request)
+        if issues:
+            raise OrderRejected(issues)
+        assert instrument is not None
+        _readonly, _accounts, default_account = self._session_info()
+        order = self._build_order(request, request.account or default_account)
+        try:
+            # whatIfOrderAsync has no timeout and hangs when TWS leaves the margins empty.
+            state = await asyncio.wait_for(self.ib.whatIfOrderAsync(self.catalog.contract(instrument), order), timeout)
+        except asyncio.TimeoutError as exc:
+            raise BrokerTimeout(f"TWS did not answer the what-if preview within {timeout:g} s.",
+                                "Try again; if it keeps failing the account may not allow a margin preview.") from exc
+        if state is None:
+            raise BrokerError("TWS refused the what-if preview.", "See the log for IB's reason.")
+        return what_if_model(state)
+
+    def _own_trade(self, order_id: int) -> tuple[OrderKey, OrderView, Trade]:
+        key = self._find_key(order_id)
+        if key is None:
+            raise OrderNotFound(f"There is no order {order_id}.", "Refresh the Orders tab and pick a listed order.")
+        view, trade = self._views[key], self._trades.get(key)
+        if view.status.is_done:
+            raise NotCancellable(f"Order {order_id} is already {view.status.value.lower()}.",
+                                 "Nothing to change: it is no longer working.")
+        if trade is None or key[0] != self._client_id():
+            raise BrokerError(f"Order {order_id} belongs to another program (client id {view.client_id}).",
+                              "Change it in TWS or in the program that placed it.")
+        return key, view, trade
+
+    async def modify(self, order_id: int, *, quantity: Decimal | None, limit_price: Decimal | None,
+                     stop_price: Decimal | None) -> OrderView:
+        if not self._is_connected():
+            raise NotConnected()
+        key, view, trade = self._own_trade(order_id)
+        request = OrderRequest(
+            symbol=view.instrument.display, market=view.instrument.market, side=view.side,
+            quantity=quantity if quantity is not None else view.quantity,
+            order_type=_enum_or_none(OrderType, view.order_type) or view.order_type,  # type: ignore[arg-type]
+            limit_price=limit_price if limit_price is not None else view.limit_price,
+            stop_price=stop_price if stop_price is not None else view.stop_price,
+            tif=_enum_or_none(TimeInForce, view.tif) or view.tif,  # type: ignore[arg-type]
+            outside_rth=view.outside_rth, account=view.account,
+        )
+        issues, _instrument = await self.check(request)
+        if issues:
+            raise OrderRejected(issues)
+        order = copy.copy(trade.order)
+        order.totalQuantity = float(Decimal(request.quantity))
+        if request.limit_price is not None:
+            order.lmtPrice = float(Decimal(request.limit_price))
+        if request.stop_price is not None:
+            order.auxPrice = float(Decimal(request.stop_price))
+        if view.journal_id:
+            self._journal(lambda: self.journal.update(
+                view.journal_id, message=f"modify: quantity {request.quantity}, limit {request.limit_price}, "
+                                         f"stop {request.stop_price}"))
+        trade.order.totalQuantity, trade.order.lmtPrice, trade.order.auxPrice = (
+            order.totalQuantity, order.lmtPrice, order.auxPrice)
+        self.ib.placeOrder(trade.contract, trade.order)
+        return self._update(trade)
+
+    async def cancel(self, order_id: int, timeout: float) -> OrderView:
+        if not self._is_connected():
+            raise NotConnected()
+        readonly, _a, _b = self._session_info()
+        if readonly:
+            raise BrokerError("This session is read-only, so cancels are blocked too.",
+                              "Reconnect with read-only off, or cancel in TWS.")
+        key, view, trade = self._own_trade(order_id)
+        waiter: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._cancel_waiters.setdefault(key, []).append(waiter)
+        try:
+            self.ib.cancelOrder(trade.order)
+            return await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError as exc:
+            raise BrokerTimeout(f"TWS did not confirm the cancel of order {order_id} within {timeout:g} s.",
+                                "Check the Orders tab: it may still be working.") from exc
+        finally:
+            waiters = self._cancel_waiters.get(key, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+
+    def _wake_cancel_waiters(self, key: OrderKey, view: OrderView) -> None:
+        if not view.status.is_done:
+            return
+        for waiter in self._cancel_waiters.pop(key, []):
+            if waiter.done():
+                continue
+            if view.status in (OrderStatus.CANCELLED, OrderStatus.API_CANCELLED):
+                waiter.set_result(view)
+            else:
+                waiter.set_exception(NotCancellable(
+                    f"Order {view.order_id} was {view.status.value.lower()} before the cancel arrived.",
+                    "Check the Fills and Positions tabs."))
+
+    def _fail_cancel_waiters(self, key: OrderKey, exc: BrokerError) -> None:
+        for waiter in self._cancel_waiters.pop(key, []):
+            if not waiter.done():
+                waiter.set_exception(exc)
+
+    async def cancel_all(self) -> None:
+        if not self._is_connected():
+            raise NotConnected()
+        readonly, _a, _b = self._session_info()
+        if readonly:
+            raise BrokerError("This session is read-only, so cancels are blocked too.",
+                              "Reconnect with read-only off, or cancel in TWS.")
+        self.ib.reqGlobalCancel()
+
+    def mark_stale(self) -> None:
+        """Forget ib_async's live objects after a drop; views stay, trades come back on resync."""
+        self._trades.clear()
+
+
+def _same(a: OrderView, b: OrderView) -> bool:
+    return replace(a, updated_at=None) == replace(b, updated_at=None)
+
+
+def _enum_or_none(enum: Any, value: object) -> Any:
+    try:
+        return enum(value.value if hasattr(value, "value") else str(value).strip().upper())
+    except (ValueError, AttributeError):
+        return None
+
+
+def _shown(value: object) -> str:
+    return repr(getattr(value, "value", value))
+
+
+def _decimal(value: object) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        result = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return result if result.is_finite() else None
+
+
+def _lot_of(instrument: Instrument) -> BoardLot:
+    return BoardLot(instrument.board_lot, instrument.lot_source or "unknown", instrument.symbol, instrument.market)
+

@@ -1,0 +1,368 @@
+"""The connection to TWS / IB Gateway: connect, classify failures, watch the link, reconnect.
+
+State machine (``ConnectionState``)::
+
+    DISCONNECTED --connect()--> CONNECTING --ok--> CONNECTED <--1101/1102-- DEGRADED
+         ^                          |fail                |  --1100-->  DEGRADED
+         |                          v                    | socket lost (auto_reconnect)
+         +------------------- DISCONNECTED               v
+         +--disconnect()------------------------- RECONNECTING --ok--> CONNECTED
+
+Failures are told apart, because each needs a different fix:
+
+* nothing listening: the TCP connect is refused (TWS / Gateway not running, or wrong port);
+* handshake closed: TWS accepted the socket and closed it without a word (API not enabled,
+  or this host is not trusted);
+* client id in use: error 326 before the socket closes; we probe upward for a free id;
+* timeout: something answered but the handshake did not finish in time.
+
+Reconnecting never re-sends an order: the owner's ``on_ready(reconnected=True)`` only
+re-subscribes and re-reads state from TWS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+from ib_async import IB
+
+from ibpanel.broker import errors
+from ibpanel.broker.exceptions import ConnectError
+from ibpanel.broker.models import (
+    ConnectionFailure,
+    ConnectionParams,
+    ConnectionState,
+    ConnectionStatus,
+    FailureKind,
+)
+
+log = logging.getLogger(__name__)
+
+#: How far upward we probe for a free client id after error 326.
+CLIENT_ID_PROBE_SPAN = 8
+# The version range ib_async itself announces; the probe speaks the same handshake.
+_PROBE_VERSIONS = b"v157..178"
+
+
+async def probe_client_id(host: str, port: int, client_id: int, timeout: float = 2.0) -> bool | None:
+    """True if TWS accepts ``client_id`` right now, False if it answers 326 / closes, None if unsure.
+
+    A bare handshake (no ib_async): version exchange, START_API, then wait for the first
+    answer. The socket is closed straight after, so the id is free again for the real connect.
+    """
+    writer = None
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        payload = _PROBE_VERSIONS
+        writer.write(b"API\0" + struct.pack(">I", len(payload)) + payload)
+        await writer.drain()
+
+        async def read_message() -> list[str]:
+            size = struct.unpack(">I", await reader.readexactly(4))[0]
+            body = await reader.readexactly(size)
+            return body.decode("ascii", "replace").split("\0")[:-1]
+
+        async def conversation() -> bool:
+            await read_message()  # server version + connection time
+            start = "\0".join(["71", "2", str(client_id), ""]) + "\0"
+            writer.write(struct.pack(">I", len(start)) + start.encode())
+            await writer.drain()
+            while True:
+                fields = await read_message()
+                if fields and fields[0] in ("15", "9"):  # MANAGED_ACCTS / NEXT_VALID_ID: accepted
+                    return True
+                if fields and fields[0] == "4" and len(fields) > 3 and fields[3] == "326":
+                    return False
+
+        return await asyncio.wait_for(conversation(), timeout)
+    except asyncio.IncompleteReadError:
+        return False  # closed on us: in use
+    except (OSError, asyncio.TimeoutError):
+        return None
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+class Session:
+    """Owns one ``ib_async.IB`` and its connection state. Not public: the Broker wraps it.
+
+    ``on_status(ConnectionStatus)`` is called on every change; ``on_ready(reconnected)`` is awaited
+    after each successful (re)connect, before CONNECTED is announced; ``on_lost()`` runs when the
+    socket drops; ``on_data_lost()`` when TWS says market data subscriptions were lost (1101).
+    """
+
+    def __init__(
+        self,
+        ib: IB,
+        *,
+        backoff: tuple[float, float],
+        on_status: Callable[[ConnectionStatus], None],
+        on_ready: Callable[[bool], Awaitable[None]],
+        on_lost: Callable[[], None],
+        on_data_lost: Callable[[], None],
+    ) -> None:
+        self.ib = ib
+        self.backoff = backoff
+        self._on_status = on_status
+        self._on_ready = on_ready
+        self._on_lost = on_lost
+        self._on_data_lost = on_data_lost
+        self._status = ConnectionStatus()
+        self._params: ConnectionParams | None = None
+        self._attempting = False  # a connect attempt owns the socket: drops are its business
+        self._reconnect_task: asyncio.Task | None = None
+        self.ib.disconnectedEvent += self._on_disconnected
+        self.ib.errorEvent += self._on_error
+
+    # --- state ---------------------------------------------------------------------------------
+    @property
+    def status(self) -> ConnectionStatus:
+        return self._status
+
+    @property
+    def connected(self) -> bool:
+        """True when requests can be sent (CONNECTED or DEGRADED, and the socket is up)."""
+        return self._status.connected and self.ib.isConnected()
+
+    def _set(self, **changes: object) -> None:
+        new = replace(self._status, **changes)  # type: ignore[arg-type]
+        if new != self._status:
+            self._status = new
+            self._on_status(new)
+
+    # --- connect / disconnect ------------------------------------------------------------------
+    async def connect(self, params: ConnectionParams) -> ConnectionStatus:
+        await self._stop_reconnect()
+        self._hang_up()
+        self._params = params
+        self._set(
+            state=ConnectionState.CONNECTING, params=params, failure=None, accounts=(), account=None,
+            reconnect_attempt=0, next_retry_in=None, readonly=params.readonly, is_paper=None, paper_reason="",
+        )
+        try:
+            await self._attempt(params)
+        except ConnectError as exc:
+            self._set(state=ConnectionState.DISCONNECTED, failure=exc.failure)
+            raise
+        if not await self._finish(reconnected=False):
+            failure = errors.connection_failure(
+                FailureKind.OTHER, params.host, params.port, params.client_id,
+                "the connection dropped while reading the account state")
+            self._set(state=ConnectionState.DISCONNECTED, failure=failure)
+            raise ConnectError(failure)
+        return self._status
+
+    async def disconnect(self) -> None:
+        await self._stop_reconnect()
+        self._hang_up()
+        self._set(state=ConnectionState.DISCONNECTED, reconnect_attempt=0, next_retry_in=None)
+
+    def _hang_up(self) -> None:
+        was_attempting, self._attempting = self._attempting, True  # our own hang-up is not a drop
+        try:
+            self.ib.disconnect()
+        except Exception:  # noqa: BLE001 - half-open sockets make ib_async's stats call raise
+            log.debug("ib.disconnect failed; closing the client directly", exc_info=True)
+            with contextlib.suppress(Exception):
+                self.ib.client.disconnect()
+        finally:
+            self._attempting = was_attempting
+
+    async def _finish(self, reconnected: bool) -> bool:
+        """After the socket is ready: accounts, paper/live, the owner's resync, then CONNECTED (True)."""
+        params = self._params
+        assert params is not None
+        accounts = tuple(self.ib.managedAccounts())
+        account = params.account if params.account in accounts else (accounts[0] if accounts else None)
+        if self._status.account in accounts:
+            account = self._status.account  # keep the user's choice across reconnects
+        is_paper, reason = errors.classify_paper(accounts, params.port)
+        self._set(
+            accounts=accounts, account=account, is_paper=is_paper, paper_reason=reason,
+            server_version=self.ib.client.serverVersion(),
+            connection_time=getattr(self.ib.client, "connTime", None) or None,
+        )
+        try:
+            await self._on_ready(reconnected)
+        except Exception:  # noqa: BLE001 - a failed resync must not leave us claiming "connecting"
+            log.exception("resync after connect failed")
+        if self.ib.isConnected():
+            self._set(state=ConnectionState.CONNECTED, failure=None, reconnect_attempt=0, next_retry_in=None)
+            return True
+        log.warning("connection dropped while resynchronising")
+        return False
+
+    def set_account(self, account: str) -> None:
+        self._set(account=account)
+
+    async def _attempt(self, params: ConnectionParams) -> None:
+        """One connect; raises ConnectError with the failure kind told apart."""
+        loop = asyncio.get_running_loop()
+        closed: asyncio.Future[str] = loop.create_future()
+        codes: list[int] = []
+        api_started: list[bool] = []
+
+        def on_api_start() -> None:
+            api_started.append(True)
+
+        def on_error(req_id: int, code: int, text: str, contract: object = None) -> None:
+            codes.append(code)
+
+        def on_socket_closed(msg: str = "") -> None:
+            if not closed.done():
+                closed.set_result(msg)
+
+        self.ib.errorEvent += on_error
+        self.ib.client.apiStart += on_api_start
+        self.ib.client.conn.disconnected += on_socket_closed
+        self._attempting = True
+        task = asyncio.ensure_future(
+            self.ib.connectAsync(
+                params.host, params.port, params.client_id, timeout=params.timeout,
+                readonly=params.readonly, account=params.account,
+            )
+        )
+        try:
+            done, _pending = await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                task.result()
+                if not self.ib.isConnected():
+                    raise ConnectionError("socket closed while synchronising")
+                return
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            if api_started and 326 not in codes:
+                raise ConnectError(errors.connection_failure(
+                    FailureKind.OTHER, params.host, params.port, params.client_id,
+                    "TWS closed the connection while the account state was being read"))
+            raise await self._closed_failure(params, codes, closed.result())
+        except ConnectError:
+            self._hang_up()
+            raise
+        except asyncio.CancelledError:
+            task.cancel()
+            self._hang_up()
+            raise
+        except ConnectionRefusedError as exc:
+            raise ConnectError(errors.connection_failure(
+                FailureKind.NOTHING_LISTENING, params.host, params.port, params.client_id, str(exc))) from exc
+        except asyncio.TimeoutError as exc:
+            self._hang_up()
+            if 326 in codes:
+                raise await self._closed_failure(params, codes, "") from exc
+            raise ConnectError(errors.connection_failure(
+                FailureKind.TIMEOUT, params.host, params.port, params.client_id,
+                f"no answer within {params.timeout:g} s")) from exc
+        except OSError as exc:
+            self._hang_up()
+            kind = FailureKind.NOTHING_LISTENING if _is_refused(exc) else FailureKind.OTHER
+            raise ConnectError(errors.connection_failure(
+                kind, params.host, params.port, params.client_id, str(exc))) from exc
+        except Exception as exc:  # noqa: BLE001 - anything else is still a failed connect, said plainly
+            self._hang_up()
+            if 326 in codes:
+                raise await self._closed_failure(params, codes, "") from exc
+            raise ConnectError(errors.connection_failure(
+                FailureKind.OTHER, params.host, params.port, params.client_id, str(exc) or type(exc).__name__)) from exc
+        finally:
+            self._attempting = False
+            self.ib.errorEvent -= on_error
+            self.ib.client.apiStart -= on_api_start
+            self.ib.client.conn.disconnected -= on_socket_closed
+
+    async def _closed_failure(self, params: ConnectionParams, codes: list[int], detail: str) -> ConnectError:
+        if 326 not in codes:
+            return ConnectError(errors.connection_failure(
+                FailureKind.HANDSHAKE_CLOSED, params.host, params.port, params.client_id, detail))
+        suggested = await self.suggest_client_id(params)
+        failure = errors.connection_failure(
+            FailureKind.CLIENT_ID_IN_USE, params.host, params.port, params.client_id, detail,
+            suggested_client_id=suggested)
+        if suggested is None:  # no free id answered: do not promise one
+            failure = replace(failure, suggested_client_id=None)
+        return ConnectError(failure)
+
+    async def suggest_client_id(self, params: ConnectionParams) -> int | None:
+        """The next client id above ``params.client_id`` that TWS accepts, or None if none answered."""
+        for candidate in range(params.client_id + 1, params.client_id + 1 + CLIENT_ID_PROBE_SPAN):
+            free = await probe_client_id(params.host, params.port, candidate, timeout=min(params.timeout, 2.0))
+            if free:
+                return candidate
+            if free is None:
+                return None  # TWS stopped answering: better no suggestion than a wrong one
+        return None
+
+    # --- link watching and reconnect -----------------------------------------------------------
+    def _on_error(self, req_id: int, code: int, text: str, contract: object = None) -> None:
+        if not self._status.connected:
+            return
+        if code == 1100:
+            self._set(state=ConnectionState.DEGRADED)
+        elif code in (1101, 1102):
+            self._set(state=ConnectionState.CONNECTED)
+            if code == 1101:  # TWS is back but dropped our market data lines
+                self._on_data_lost()
+
+    def _on_disconnected(self) -> None:
+        if self._attempting or self._params is None:
+            return
+        if self._status.state not in (ConnectionState.CONNECTED, ConnectionState.DEGRADED):
+            return
+        log.warning("connection to TWS lost")
+        self._on_lost()
+        lost = ConnectionFailure(FailureKind.NOT_CONNECTED, "The connection to TWS / IB Gateway was lost.",
+                                 "Reconnecting automatically." if self._params.auto_reconnect
+                                 else "Connect again when TWS / IB Gateway is back.")
+        if not self._params.auto_reconnect:
+            self._set(state=ConnectionState.DISCONNECTED, failure=lost)
+            return
+        self._set(state=ConnectionState.RECONNECTING, failure=lost, reconnect_attempt=0)
+        self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
+
+    def retry_delay(self, attempt: int) -> float:
+        """Exponential backoff from the first to the largest delay, with +-25% jitter so clients spread out."""
+        first, largest = self.backoff
+        base = min(largest, first * (2 ** max(attempt - 1, 0)))
+        return max(0.0, base * random.uniform(0.75, 1.25))
+
+    async def _reconnect_loop(self) -> None:
+        params = self._params
+        assert params is not None
+        attempt = 0
+        while True:
+            attempt += 1
+            delay = self.retry_delay(attempt)
+            self._set(state=ConnectionState.RECONNECTING, reconnect_attempt=attempt, next_retry_in=delay)
+            await asyncio.sleep(delay)
+            self._set(next_retry_in=None)
+            try:
+                await self._attempt(params)
+            except ConnectError as exc:
+                log.info("reconnect attempt %d failed: %s", attempt, exc.failure.message)
+                self._set(failure=exc.failure)
+                continue
+            if await self._finish(reconnected=True):
+                self._reconnect_task = None
+                return
+
+    async def _stop_reconnect(self) -> None:
+        task, self._reconnect_task = self._reconnect_task, None
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def _is_refused(exc: OSError) -> bool:
+    import errno
+
+    return isinstance(exc, ConnectionRefusedError) or exc.errno in (errno.ECONNREFUSED, 10061) or (
+        "Connect call failed" in str(exc))

@@ -1,0 +1,148 @@
+"""Connection failures told apart, client id 326 with a probed free id, degraded state,
+auto-reconnect after a drop and after TWS refuses for a while (subscriptions back, no order twice)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from decimal import Decimal
+
+import pytest
+from broker_helpers import make_broker, params, wait_for
+from ibpanel.broker.exceptions import ConnectError
+from ibpanel.broker.models import ConnectionState, FailureKind, OrderRequest, OrderStatus, OrderType, Side
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_nothing_listening(broker):
+    port = _free_port()
+    with pytest.raises(ConnectError) as caught:
+        await broker.connect(params(port, timeout=2))
+    failure = caught.value.failure
+    assert failure.kind is FailureKind.NOTHING_LISTENING
+    assert str(port) in failure.message and "7497" in failure.advice
+    assert broker.status.state is ConnectionState.DISCONNECTED and broker.status.failure == failure
+
+
+async def test_handshake_closed_means_api_not_enabled(broker):
+    async def slam(reader, writer):
+        writer.close()
+
+    server = await asyncio.start_server(slam, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(ConnectError) as caught:
+            await broker.connect(params(port, timeout=3))
+        assert caught.value.failure.kind is FailureKind.HANDSHAKE_CLOSED
+        assert "Enable ActiveX and Socket Clients" in caught.value.failure.advice
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_silent_server_times_out(broker):
+    held = []
+
+    async def mute(reader, writer):
+        held.append(writer)  # keep the socket open and say nothing
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(ConnectError) as caught:
+            await broker.connect(params(port, timeout=0.5))
+        assert caught.value.failure.kind is FailureKind.TIMEOUT
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_client_id_in_use_suggests_a_free_id(tmp_path, sim_server):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = make_broker(tmp_path / "a"), make_broker(tmp_path / "b")
+    try:
+        await first.connect(params(sim_server.port, client_id=5))
+        # occupy 6 as well, so the suggestion must come from probing, not from "+1"
+        third_dir = tmp_path / "c"
+        third_dir.mkdir()
+        third = make_broker(third_dir)
+        await third.connect(params(sim_server.port, client_id=6))
+        with pytest.raises(ConnectError) as caught:
+            await second.connect(params(sim_server.port, client_id=5))
+        failure = caught.value.failure
+        assert failure.kind is FailureKind.CLIENT_ID_IN_USE
+        assert failure.suggested_client_id == 7
+        assert "326" in failure.message
+        status = await second.connect(params(sim_server.port, client_id=failure.suggested_client_id))
+        assert status.state is ConnectionState.CONNECTED
+        await third.close()
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_degraded_on_1100_and_back_on_1102(connected, sim_server):
+    aapl = await connected.resolve("AAPL")
+    await connected.subscribe(aapl)
+    sim_server.faults.send_connectivity(1100)
+    await wait_for(lambda: connected.status.state is ConnectionState.DEGRADED)
+    assert connected.status.connected
+    await wait_for(lambda: (q := connected.quote(aapl)) and q.stale)
+    sim_server.faults.send_connectivity(1102)
+    await wait_for(lambda: connected.status.state is ConnectionState.CONNECTED)
+    assert not connected.quote(aapl).stale
+
+
+async def test_reconnect_after_drop_restores_quotes_and_never_resends(connected, sim_server):
+    sim_server.set_quote_interval(0.05)
+    aapl = await connected.resolve("AAPL")
+    await connected.subscribe(aapl)
+    quote = await wait_for(lambda: (q := connected.quote(aapl)) and q.bid and q)
+    low = (Decimal(str(quote.bid)) * Decimal("0.95")).quantize(Decimal("0.01"))
+    view = await connected.place(OrderRequest("AAPL", Side.BUY, Decimal(3), OrderType.LMT, limit_price=low))
+    await wait_for(lambda: connected.order(view.order_id).status is OrderStatus.SUBMITTED)
+    states = []
+    connected.state_changed.connect(lambda s: states.append(s.state))
+
+    sim_server.faults.drop_all()
+    await wait_for(lambda: ConnectionState.RECONNECTING in states)
+    await wait_for(lambda: connected.status.state is ConnectionState.CONNECTED, timeout=10)
+    # the working order is known again (from TWS's open orders), the same one, not a copy
+    again = await wait_for(lambda: (v := connected.order(view.order_id)) and v.status is OrderStatus.SUBMITTED and v)
+    assert again.perm_id == view.perm_id or view.perm_id is None
+    assert sim_server.stats.count("PLACE_ORDER") == 1
+    assert len([v for v in connected.open_orders() if v.journal_id == view.journal_id]) == 1
+    # quotes flow again on the new connection
+    assert sim_server.stats.count("REQ_MKT_DATA") >= 2
+    before = connected.quote(aapl)
+    await wait_for(lambda: (q := connected.quote(aapl)) and q is not before and not q.stale)
+    # and the order still works: cancel it through the new connection
+    assert (await connected.cancel(view.order_id)).status is OrderStatus.CANCELLED
+
+
+async def test_reconnect_after_refusing_for_a_while(connected, sim_server):
+    sim_server.faults.refuse_for(0.8)
+    sim_server.faults.drop_all()
+    await wait_for(lambda: connected.status.state is ConnectionState.RECONNECTING)
+    await wait_for(lambda: connected.status.reconnect_attempt >= 2, timeout=5)
+    await wait_for(lambda: connected.status.state is ConnectionState.CONNECTED, timeout=10)
+    assert connected.status.reconnect_attempt == 0 and connected.status.failure is None
+    assert await wait_for(lambda: connected.account_summary())
+
+
+async def test_disconnect_stops_auto_reconnect(connected, sim_server):
+    sim_server.faults.refuse_for(5)
+    sim_server.faults.drop_all()
+    await wait_for(lambda: connected.status.state is ConnectionState.RECONNECTING)
+    await connected.disconnect()
+    assert connected.status.state is ConnectionState.DISCONNECTED
+    await asyncio.sleep(0.4)
+    assert connected.status.state is ConnectionState.DISCONNECTED

@@ -1,0 +1,102 @@
+"""Every validation rule refuses before anything is sent: the practice exchange counts PLACE_ORDER."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from broker_helpers import make_broker, params
+from ibpanel.broker.exceptions import BrokerError, OrderRejected
+from ibpanel.broker.models import OrderRequest, OrderType, Side
+
+
+async def _last(broker, text: str) -> Decimal:
+    instrument = await broker.resolve(text)
+    quote = await broker.snapshot(instrument)
+    return Decimal(str(quote.last or quote.bid))
+
+
+async def _refused(broker, request: OrderRequest) -> set[str]:
+    """The issue codes of a refused order (and check() agrees with place())."""
+    with pytest.raises(OrderRejected) as caught:
+        await broker.place(request)
+    codes = {i.code for i in caught.value.issues}
+    assert codes == {i.code for i in await broker.check(request)}
+    assert all(i.message for i in caught.value.issues)
+    return codes
+
+
+async def test_readonly_session_sends_nothing(tmp_path, sim_server):
+    broker = make_broker(tmp_path)
+    try:
+        await broker.connect(params(sim_server.port, readonly=True))
+        assert broker.status.readonly
+        codes = await _refused(broker, OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT))
+        assert "readonly" in codes
+        with pytest.raises(OrderRejected):
+            await broker.preview(OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT))
+        with pytest.raises(BrokerError):
+            await broker.cancel_all()
+        assert sim_server.stats.count("PLACE_ORDER") == 0
+        assert sim_server.stats.count("REQ_GLOBAL_CANCEL") == 0
+    finally:
+        await broker.close()
+
+
+async def test_hk_odd_lot_and_off_tick_refused_before_sending(connected, sim_server):
+    last = await _last(connected, "700")
+    price = (last // Decimal("0.5")) * Decimal("0.5")  # on the 0.50 tick of the 500-1000 band
+    codes = await _refused(connected, OrderRequest("700", Side.BUY, Decimal(150), OrderType.LMT, limit_price=price))
+    assert codes == {"odd_lot"}
+    off = price + Decimal("0.1")
+    issues = await connected.check(OrderRequest("0700.HK", Side.BUY, Decimal(100), OrderType.LMT, limit_price=off))
+    assert [i.code for i in issues] == ["off_tick"]
+    assert str(price) in issues[0].message or str(price + Decimal("0.5")) in issues[0].message  # says what to use
+    assert sim_server.stats.count("PLACE_ORDER") == 0
+
+
+@pytest.mark.parametrize(
+    "changes, code",
+    [
+        ({"quantity": Decimal(0)}, "bad_quantity"),
+        ({"quantity": Decimal("1.5")}, "bad_quantity"),
+        ({"quantity": Decimal(-3)}, "bad_quantity"),
+        ({"limit_price": None}, "price_missing"),
+        ({"limit_price": Decimal(-1)}, "bad_price"),
+        ({"order_type": "TRAIL"}, "unknown_order_type"),
+        ({"tif": "GTD"}, "unknown_tif"),
+        ({"account": "U999999"}, "unknown_account"),
+        ({"symbol": "!!!"}, "unknown_symbol"),
+    ],
+)
+async def test_each_rule_refuses_with_its_code(connected, sim_server, changes, code):
+    last = await _last(connected, "AAPL")
+    base = dict(symbol="AAPL", side=Side.BUY, quantity=Decimal(10), order_type=OrderType.LMT,
+                limit_price=last.quantize(Decimal("0.01")))
+    base.update(changes)
+    codes = await _refused(connected, OrderRequest(**base))
+    assert code in codes
+    assert sim_server.stats.count("PLACE_ORDER") == 0
+
+
+async def test_fat_finger_and_order_value(connected, sim_server):
+    last = await _last(connected, "AAPL")
+    far = (last * Decimal("1.5")).quantize(Decimal("0.01"))
+    assert "fat_finger" in await _refused(
+        connected, OrderRequest("AAPL", Side.SELL, Decimal(1), OrderType.LMT, limit_price=far))
+    near = last.quantize(Decimal("0.01"))
+    big = (Decimal(2_000_000) / near).to_integral_value() + 10  # just above the USD 2,000,000 limit
+    codes = await _refused(connected, OrderRequest("AAPL", Side.BUY, big, OrderType.LMT, limit_price=near))
+    assert codes == {"order_value"}
+    # a market order is valued at the last trade
+    assert "order_value" in await _refused(connected, OrderRequest("AAPL", Side.BUY, big, OrderType.MKT))
+    assert sim_server.stats.count("PLACE_ORDER") == 0
+
+
+async def test_stop_orders_need_stop_price_and_market_orders_take_no_price(connected, sim_server):
+    last = await _last(connected, "AAPL")
+    near = last.quantize(Decimal("0.01"))
+    assert "price_missing" in await _refused(connected, OrderRequest("AAPL", Side.SELL, Decimal(1), OrderType.STP))
+    assert "price_not_used" in await _refused(
+        connected, OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT, limit_price=near))
+    assert sim_server.stats.count("PLACE_ORDER") == 0
