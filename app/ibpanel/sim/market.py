@@ -504,6 +504,8 @@ class Market:
         ``duration`` like "1 D", "3600 S", "2 W", "1 M", "1 Y"; ``bar_size`` like "5 secs", "1 min",
         "15 mins", "1 hour", "1 day". Deterministic for a seed; the newest bar closes at the live last
         price. ``what`` other than TRADES gives volume and count -1, as TWS does for MIDPOINT/BID/ASK.
+        Intraday bars cover the whole clock (also nights and weekends in "real" mode); daily bars are
+        weekdays, today's being the live day. At most 100,000 bars are walked per request.
         Raises ValueError for a duration or bar size it cannot read (the server answers error 321/162).
         """
         p = self._path(con_id)
