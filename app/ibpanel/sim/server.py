@@ -639,12 +639,14 @@ class SimServer:
         try:
             end = _parse_end_time(req.end, inst.time_zone)
         except ValueError as exc:
-            session.send(P.error_message(req.req_id, 321, f"Error validating request.-'bP' : cause - {exc}"))
+            session.send(P.error_message(req.req_id, 162, TEXT_HIST_NO_DATA.format(reason=exc)))
             return
         try:
             bars = self.market.bars(inst.con_id, end, req.duration, req.bar_size, req.what_to_show or "TRADES")
         except ValueError as exc:
-            session.send(P.error_message(req.req_id, 321, f"Error validating request.-'bP' : cause - {exc}"))
+            # TWS answers some of these with 321, which ib_async treats as a warning and then waits forever;
+            # 162 ends the request in every client
+            session.send(P.error_message(req.req_id, 162, TEXT_HIST_NO_DATA.format(reason=exc)))
             return
         if not bars:
             session.send(P.error_message(req.req_id, 162, TEXT_HIST_NO_DATA.format(reason="no bars in range")))

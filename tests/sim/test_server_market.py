@@ -1,0 +1,143 @@
+"""Contract details, market rules, quotes (streaming, snapshot, delayed), bars and time through ib_async."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from ib_async import IB, Contract, Stock
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def ib(sim_server):
+    client = IB()
+    await client.connectAsync("127.0.0.1", sim_server.port, clientId=11, timeout=5)
+    yield client
+    client.disconnect()
+
+
+async def _wait_for(predicate, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_qualify_us_and_hk_stocks(ib):
+    aapl, tencent, hsbc_smart = Stock("AAPL", "SMART", "USD"), Stock("700", "SEHK", "HKD"), Stock("5", "SMART", "HKD")
+    result = await ib.qualifyContractsAsync(aapl, tencent, hsbc_smart)
+    assert [c.conId for c in result] == [265598, 1000700, result[2].conId]
+    assert aapl.primaryExchange == "NASDAQ" and aapl.exchange == "SMART"
+    assert tencent.currency == "HKD" and tencent.exchange == "SEHK"
+    details = await ib.reqContractDetailsAsync(Stock("700", "SEHK", "HKD"))
+    assert len(details) == 1
+    d = details[0]
+    assert d.longName == "TENCENT HOLDINGS LTD"
+    assert d.timeZoneId == "Asia/Hong_Kong"
+    assert d.marketRuleIds and d.minTick == pytest.approx(0.001)
+    assert d.tradingHours and d.liquidHours
+    assert d.minSize == 100 and d.sizeIncrement == 100  # HK board lot
+
+
+async def test_unknown_symbol_gets_error_200(ib):
+    errors = []
+    ib.errorEvent += lambda req_id, code, text, contract: errors.append((code, text))
+    details = await ib.reqContractDetailsAsync(Stock("NOSUCH", "SMART", "USD"))
+    assert details == []
+    assert errors and errors[0][0] == 200
+
+
+async def test_market_rules_us_and_hk(ib):
+    us = await asyncio.wait_for(ib.reqMarketRuleAsync(26), 5)
+    assert [(r.lowEdge, r.increment) for r in us] == [(0.0, 0.0001), (1.0, 0.01)]
+    hk = await asyncio.wait_for(ib.reqMarketRuleAsync(1723), 5)
+    assert len(hk) > 5 and hk[0].lowEdge == 0.0
+
+
+async def test_streaming_quotes_move_and_stay_on_tick(ib, sim_server):
+    contract = Stock("AAPL", "SMART", "USD")
+    await ib.qualifyContractsAsync(contract)
+    ticker = ib.reqMktData(contract)
+    await _wait_for(lambda: ticker.bid > 0 and ticker.ask > 0 and ticker.last > 0)
+    first = (ticker.bid, ticker.ask, ticker.time)
+    seen = set()
+    for _ in range(40):
+        await asyncio.sleep(0.05)
+        seen.add((ticker.bid, ticker.ask))
+        assert ticker.ask > ticker.bid
+        assert round(ticker.bid * 100) == pytest.approx(ticker.bid * 100, abs=1e-6)
+    assert len(seen) > 1, "quotes should move"
+    assert ticker.close > 0 and ticker.high >= ticker.low > 0 and ticker.volume >= 0
+    assert ticker.marketDataType == 1
+    assert first[0] > 0
+    ib.cancelMktData(contract)
+    await asyncio.sleep(0.1)
+    assert not sim_server._subs_by_con
+
+
+async def test_snapshot_ends_and_unsubscribes(ib, sim_server):
+    contract = Stock("MSFT", "SMART", "USD")
+    await ib.qualifyContractsAsync(contract)
+    tickers = await asyncio.wait_for(ib.reqTickersAsync(contract), 5)
+    assert tickers[0].bid > 0 and tickers[0].ask > tickers[0].bid
+    assert not sim_server._subs_by_con
+
+
+async def test_delayed_data_without_subscription(ib, sim_server):
+    sim_server.faults.set_market_data_live(False)
+    errors = []
+    ib.errorEvent += lambda req_id, code, text, contract: errors.append(code)
+    contract = Stock("AAPL", "SMART", "USD")
+    await ib.qualifyContractsAsync(contract)
+    live = ib.reqMktData(contract)
+    await _wait_for(lambda: 354 in errors)
+    assert not live.bid == live.bid or live.bid <= 0  # nothing live arrives
+    ib.cancelMktData(contract)
+    ib.reqMarketDataType(3)
+    msft = Stock("MSFT", "SMART", "USD")
+    await ib.qualifyContractsAsync(msft)
+    delayed = ib.reqMktData(msft)
+    await _wait_for(lambda: 10167 in errors and delayed.marketDataType == 3 and delayed.bid > 0)
+    # ib_async maps delayed tick types 66.. onto the same fields
+    assert delayed.ask > delayed.bid and delayed.last > 0
+
+
+async def test_historical_bars_several_sizes_end_at_live_price(ib):
+    contract = Stock("AAPL", "SMART", "USD")
+    await ib.qualifyContractsAsync(contract)
+    minute = await ib.reqHistoricalDataAsync(contract, "", "1800 S", "1 min", "TRADES", useRTH=False)
+    assert 29 <= len(minute) <= 31
+    assert isinstance(minute[-1].date, dt.datetime) and minute[-1].date.tzinfo is not None
+    for bar in minute:
+        assert bar.high >= max(bar.open, bar.close) and bar.low <= min(bar.open, bar.close)
+        assert bar.volume > 0
+    daily = await ib.reqHistoricalDataAsync(contract, "", "1 M", "1 day", "TRADES", useRTH=True)
+    assert 15 <= len(daily) <= 24
+    assert isinstance(daily[-1].date, dt.date)
+    ticker = ib.reqMktData(contract)
+    await _wait_for(lambda: ticker.last > 0)
+    # the newest bar closes at (or very near, a tick may pass) the live last price
+    assert abs(minute[-1].close - ticker.last) / ticker.last < 0.01
+    epoch = await ib.reqHistoricalDataAsync(contract, "", "300 S", "5 secs", "MIDPOINT", useRTH=False,
+                                            formatDate=2)
+    assert len(epoch) >= 55
+
+
+async def test_historical_bad_bar_size_is_an_error_not_a_hang(ib):
+    errors = []
+    ib.errorEvent += lambda req_id, code, text, contract: errors.append(code)
+    contract = Contract(conId=265598, exchange="SMART")
+    bars = await asyncio.wait_for(
+        ib.reqHistoricalDataAsync(contract, "", "1 D", "7 parsecs", "TRADES", useRTH=False), 5)
+    assert len(bars) == 0
+    assert 162 in errors
+
+
+async def test_current_time(ib):
+    now = await ib.reqCurrentTimeAsync()
+    assert abs((now - dt.datetime.now(dt.timezone.utc)).total_seconds()) < 5
