@@ -164,7 +164,7 @@ def order_view(
     order = trade.order  # type: ignore[attr-defined]
     state = trade.orderStatus  # type: ignore[attr-defined]
     quantity = dec(order.totalQuantity) or Decimal(0)
-    filled = dec(state.filled) or Decimal(0)
+    filled = dec(state.filled) or dec(getattr(order, "filledQuantity", None)) or Decimal(0)  # completed orders
     remaining = dec(state.remaining)
     if status is OrderStatus.FILLED:
         remaining = Decimal(0)

@@ -159,14 +159,20 @@ class OrderBook:
                           message=self._messages.get(key, ""), created_at=created)
         if previous is not None and not view.order_id:  # completed orders come back without an orderId
             view = replace(view, order_id=previous.order_id, client_id=previous.client_id or view.client_id)
+        if previous is not None and view.filled < previous.filled:  # a completed-order echo carries less detail
+            view = replace(view, filled=previous.filled, avg_fill_price=previous.avg_fill_price,
+                           remaining=previous.remaining)
         if previous is not None and _same(previous, view):
             return previous
         self._views[key] = view
         if journal_id and (previous is None or previous.status != view.status or previous.filled != view.filled
                            or previous.perm_id != view.perm_id):
+            # ib_async's local PendingSubmit is not an acknowledgement: the entry stays Unconfirmed until TWS speaks
+            heard = key in self._acked or view.status.is_done
             self._journal(lambda: self.journal.update(
-                journal_id, status=view.status.value, perm_id=view.perm_id, order_id=view.order_id or None,
-                filled=view.filled, avg_fill_price=view.avg_fill_price))
+                journal_id, status=view.status.value if heard else None, perm_id=view.perm_id,
+                order_id=view.order_id or None, filled=view.filled if heard else None,
+                avg_fill_price=view.avg_fill_price))
         self._on_change(view)
         self._wake_cancel_waiters(key, view)
         return view

@@ -221,6 +221,7 @@ class Session:
             if not closed.done():
                 closed.set_result(msg)
 
+        await self._socket_gone()
         self.ib.errorEvent += on_error
         self.ib.client.apiStart += on_api_start
         self.ib.client.conn.disconnected += on_socket_closed
@@ -278,6 +279,26 @@ class Session:
             self.ib.errorEvent -= on_error
             self.ib.client.apiStart -= on_api_start
             self.ib.client.conn.disconnected -= on_socket_closed
+
+    async def _socket_gone(self) -> None:
+        """Wait until the previous socket has finished closing, so its close is not taken for this attempt's."""
+        conn = self.ib.client.conn
+        if conn.transport is None:
+            return
+        gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_closed(msg: str = "") -> None:
+            if not gone.done():
+                gone.set_result(None)
+
+        conn.disconnected += on_closed
+        try:
+            conn.disconnect()
+            await asyncio.wait_for(gone, 2.0)
+        except asyncio.TimeoutError:
+            log.warning("previous TWS socket did not close in time")
+        finally:
+            conn.disconnected -= on_closed
 
     async def _closed_failure(self, params: ConnectionParams, codes: list[int], detail: str) -> ConnectError:
         if 326 not in codes:

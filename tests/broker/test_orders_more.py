@@ -1,0 +1,105 @@
+"""Modify, cancel all, what-if, rejection by the exchange, not-cancellable, completed orders, P&L,
+delayed-data fallback — each against the practice exchange."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from broker_helpers import make_broker, params, wait_for
+from ibpanel.broker.exceptions import NotCancellable, OrderRejected
+from ibpanel.broker.models import MarketDataType, OrderRequest, OrderStatus, OrderType, Side
+
+
+async def _resting_buy(broker, symbol: str = "AAPL", quantity: int = 5, below: str = "0.95"):
+    instrument = await broker.resolve(symbol)
+    quote = await broker.snapshot(instrument)
+    price = (Decimal(str(quote.bid)) * Decimal(below)).quantize(Decimal("0.01"))
+    view = await broker.place(OrderRequest(symbol, Side.BUY, Decimal(quantity), OrderType.LMT, limit_price=price))
+    await wait_for(lambda: broker.order(view.order_id).status is OrderStatus.SUBMITTED)
+    return view, price
+
+
+async def test_modify_price_and_quantity(connected, sim_server):
+    view, price = await _resting_buy(connected)
+    new_price = price - Decimal("0.50")
+    await connected.modify(view.order_id, quantity=Decimal(8), limit_price=new_price)
+    changed = await wait_for(lambda: (v := connected.order(view.order_id)) and v.quantity == 8
+                             and v.limit_price == new_price and v)
+    assert changed.perm_id == view.perm_id or view.perm_id is None
+    await wait_for(lambda: sim_server.stats.count("PLACE_ORDER") == 2)  # modify = PLACE_ORDER, same id
+    assert (await wait_for(lambda: connected.order(view.order_id))).status is OrderStatus.SUBMITTED
+    # a modify is validated like a new order
+    with pytest.raises(OrderRejected) as caught:
+        await connected.modify(view.order_id, limit_price=new_price + Decimal("0.005"))
+    assert {i.code for i in caught.value.issues} == {"off_tick"}
+    assert sim_server.stats.count("PLACE_ORDER") == 2
+    events = [kind for _t, kind, _d in connected.journal.events(view.journal_id)]
+    assert events  # every change is in the journal history
+
+
+async def test_cancel_all_and_not_cancellable(connected, sim_server):
+    first, _ = await _resting_buy(connected)
+    second, _ = await _resting_buy(connected, quantity=2)
+    await connected.cancel_all()
+    await wait_for(lambda: all(connected.order(v.order_id).status is OrderStatus.CANCELLED for v in (first, second)))
+    assert not connected.open_orders()
+    with pytest.raises(NotCancellable):
+        await connected.cancel(first.order_id)
+
+
+async def test_filled_order_is_not_cancellable(connected):
+    view = await connected.place(OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT))
+    await wait_for(lambda: connected.order(view.order_id).status is OrderStatus.FILLED)
+    with pytest.raises(NotCancellable):
+        await connected.cancel(view.order_id)
+    assert connected.journal.entry(view.journal_id).status == "Filled"
+    assert any(v.order_id == view.order_id for v in connected.completed_orders())
+
+
+async def test_exchange_rejection_is_shown_on_the_order(connected, sim_server):
+    sim_server.faults.reject_next_order("insufficient practice")
+    view = await connected.place(OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT))
+    rejected = await wait_for(lambda: (v := connected.order(view.order_id)) and v.status is OrderStatus.REJECTED and v)
+    assert "201" in rejected.message or "reject" in rejected.message.lower()
+    entry = connected.journal.entry(view.journal_id)
+    assert entry.status == "Rejected"
+
+
+async def test_what_if_preview_numbers(connected, sim_server):
+    what_if = await connected.preview(OrderRequest("AAPL", Side.BUY, Decimal(100), OrderType.MKT))
+    assert what_if.commission and what_if.commission > 0 and what_if.commission_currency == "USD"
+    assert what_if.init_margin_change and what_if.init_margin_change > 0
+    assert what_if.equity_with_loan_after and what_if.init_margin_after is not None
+    assert not connected.open_orders()  # nothing was placed
+    with pytest.raises(OrderRejected):
+        await connected.preview(OrderRequest("700", Side.BUY, Decimal(150), OrderType.MKT))
+
+
+async def test_pnl_and_completed_orders_after_reconnect(tmp_path, sim_server):
+    broker = make_broker(tmp_path)
+    try:
+        await broker.connect(params(sim_server.port))
+        view = await broker.place(OrderRequest("AAPL", Side.BUY, Decimal(4), OrderType.MKT))
+        await wait_for(lambda: broker.order(view.order_id).status is OrderStatus.FILLED)
+        pnl = await wait_for(lambda: broker.pnl())
+        assert pnl.account == broker.status.account
+        await broker.disconnect()
+        await broker.connect(params(sim_server.port))
+        done = await wait_for(lambda: next((v for v in broker.completed_orders() if v.journal_id == view.journal_id), None))
+        assert done.status is OrderStatus.FILLED and done.filled == 4
+        fills = [f for f in broker.fills() if f.order_id == view.order_id]
+        assert fills and sum(f.quantity for f in fills) == 4
+    finally:
+        await broker.close()
+
+
+async def test_delayed_fallback_marks_quotes(connected, sim_server):
+    sim_server.faults.set_market_data_live(False)
+    notices = []
+    connected.notice.connect(notices.append)
+    msft = await connected.resolve("MSFT")
+    await connected.subscribe(msft)
+    quote = await wait_for(lambda: (q := connected.quote(msft)) and q.last and q)
+    assert quote.data_type is MarketDataType.DELAYED
+    assert any(n.code in (10167, 354, 10089) for n in notices)
