@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from ibpanel.api.server import ApiHandle, start_api
-from ibpanel.broker.models import ConnectionParams
 from ibpanel.broker.service import Broker
 
 _client_ids = itertools.count(41)
@@ -67,12 +66,6 @@ async def api(broker) -> AsyncIterator[Api]:
     """The API over an unconnected broker."""
     async for client in _serve(broker):
         yield client
-
-
-def sim_params(sim, **overrides) -> ConnectionParams:
-    values = {"host": "127.0.0.1", "port": sim.port, "client_id": next(_client_ids), "timeout": 5.0}
-    values.update(overrides)
-    return ConnectionParams(**values)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -79,6 +79,7 @@ def practice_target_from(practice: Any) -> PracticeTarget | None:
 class ApiState:
     broker: Broker
     practice: PracticeTarget | None = None
+    account: str | None = None  # chosen by /connect's "account" while sharing an existing connection
     connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -111,9 +112,9 @@ def _require_connected(broker: Broker) -> None:
     raise ApiError(400, f"Not connected to IBKR{detail}. {NOT_CONNECTED_ADVICE}", code="not_connected")
 
 
-def _account_param(broker: Broker, account: str | None) -> str | None:
+def _account_param(broker: Broker, account: str | None, default: str | None = None) -> str | None:
     if not account:
-        return None
+        return default
     if account not in broker.accounts:
         known = ", ".join(broker.accounts) or "none"
         raise bad_request(f"Unknown account {account!r}; the managed accounts are: {known}.", "account")
@@ -133,9 +134,15 @@ async def _body(request: web.Request) -> dict[str, Any]:
 # --- connection -------------------------------------------------------------------------------
 
 
+def _status(state: ApiState) -> dict[str, Any]:
+    data = status_json(state.broker.status, practice=_is_practice(state))
+    if state.account:
+        data["account"] = state.account
+    return data
+
+
 async def get_status(request: web.Request) -> web.Response:
-    state = _state(request)
-    return ok(status_json(state.broker.status, practice=_is_practice(state)))
+    return ok(_status(_state(request)))
 
 
 def _resolve_target(state: ApiState, host: str, port: int, explicit: set[str]) -> tuple[str, int, str]:
@@ -159,7 +166,19 @@ def _resolve_target(state: ApiState, host: str, port: int, explicit: set[str]) -
     return target[0], target[1], ""
 
 
+def _same_server(a_host: str, a_port: int, b_host: str, b_port: int) -> bool:
+    loopback = ("127.0.0.1", "localhost", "::1")
+    same_host = a_host.lower() == b_host.lower() or (a_host.lower() in loopback and b_host.lower() in loopback)
+    return same_host and a_port == b_port
+
+
 async def post_connect(request: web.Request) -> web.Response:
+    """Connect, or join the connection the panel (or ``serve``) already has.
+
+    The API shares the broker's one connection: a request for the server it is already connected
+    to succeeds without reconnecting (the clientId stays the connection's own); a request for
+    another server while connected is 409, so a script never pulls the panel's session away.
+    """
     state = _state(request)
     raw = await _body(request)
     fields = parse_fields(CONNECT_FIELDS, raw)
@@ -175,21 +194,32 @@ async def post_connect(request: web.Request) -> web.Response:
     broker = state.broker
     async with state.connect_lock:
         current = broker.status
-        same = (
-            current.connected
-            and current.params is not None
-            and (current.params.host, current.params.port, current.params.client_id, current.readonly)
-            == (params.host, params.port, params.client_id, params.readonly)
-        )
-        if same:
-            # Already there (e.g. `serve --demo` connected at start): keep the session, apply the account.
-            if params.account and params.account != current.account:
-                broker.set_account(params.account)
-            return ok(status_json(broker.status, practice=_is_practice(state)), "Connected successfully" + note)
+        if current.connected and current.params is not None:
+            now = current.params
+            where = f"{now.host}:{now.port} as clientId {now.client_id}"
+            if not _same_server(now.host, now.port, params.host, params.port):
+                raise ApiError(
+                    409,
+                    f"Already connected to {where}; this API shares that connection. "
+                    "POST /api/ibkr/disconnect first to connect elsewhere.",
+                    code="already_connected",
+                )
+            if params.readonly and not current.readonly:
+                raise ApiError(
+                    409,
+                    f"Already connected to {where} with trading enabled; to be read-only, POST /api/ibkr/disconnect "
+                    "first, then connect with readonly true.",
+                    code="already_connected",
+                )
+            state.account = _account_param(broker, params.account)
+            if now.client_id != params.client_id:
+                note += f" (sharing the existing connection, clientId {now.client_id})"
+            return ok(_status(state), "Connected successfully" + note)
         if current.state.value != "disconnected":
-            await broker.disconnect()
-        status = await broker.connect(params)
-    return ok(status_json(status, practice=_is_practice(state)), "Connected successfully" + note)
+            await broker.disconnect()  # a stalled attempt or a reconnect loop: the caller asked for a fresh one
+        state.account = None
+        await broker.connect(params)
+    return ok(_status(state), "Connected successfully" + note)
 
 
 async def post_disconnect(request: web.Request) -> web.Response:
@@ -197,6 +227,7 @@ async def post_disconnect(request: web.Request) -> web.Response:
     parse_fields((), await _body(request))
     async with state.connect_lock:
         await state.broker.disconnect()
+        state.account = None
     return ok(message="Disconnected")
 
 
@@ -224,10 +255,11 @@ async def _wait_for_summary(broker: Broker, account: str | None) -> AccountSumma
 
 
 async def get_account(request: web.Request) -> web.Response:
-    broker = _state(request).broker
+    state = _state(request)
+    broker = state.broker
     query = parse_query(ACCOUNT_QUERY, request.query, request.query)
     _require_connected(broker)
-    account = _account_param(broker, query["account"])
+    account = _account_param(broker, query["account"], state.account)
     summary = await _wait_for_summary(broker, account)
     if summary is None:
         raise ApiError(503, "Account values have not arrived from TWS yet; try again in a few seconds.",
@@ -237,10 +269,11 @@ async def get_account(request: web.Request) -> web.Response:
 
 
 async def get_positions(request: web.Request) -> web.Response:
-    broker = _state(request).broker
+    state = _state(request)
+    broker = state.broker
     query = parse_query(ACCOUNT_QUERY, request.query, request.query)
     _require_connected(broker)
-    account = _account_param(broker, query["account"])
+    account = _account_param(broker, query["account"], state.account)
     return ok([position_json(p) for p in broker.positions(account)])
 
 
@@ -313,9 +346,12 @@ async def _await_acknowledgement(broker: Broker, first: OrderView) -> OrderView:
 
 
 async def post_order(request: web.Request) -> web.Response:
-    broker = _state(request).broker
+    state = _state(request)
+    broker = state.broker
     order_request = order_request_from_body(await _body(request))
     _require_connected(broker)
+    if order_request.account is None and state.account:
+        order_request = replace(order_request, account=state.account)
     try:
         first = await broker.place(order_request)
     except NotConnected:

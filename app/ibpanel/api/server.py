@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,30 @@ async def start_api(
 
 # --- ibpanel serve ----------------------------------------------------------------------------
 
+# `serve --demo` is a sandbox for scripts written against the trading module. Two of its settings
+# exist so the module's README examples run unchanged (see the report / openapi description):
+# practice prices are 2025 levels (Tencent ~HKD 600) while the example sells Tencent at 300, and the
+# practice exchange (like SEHK) refuses naked HK short sales. A --demo server can only connect to
+# its own practice exchange (routes._resolve_target), so neither setting ever meets real money.
+DEMO_FAT_FINGER_PCT = Decimal(80)
+DEMO_STARTER_HOLDINGS: tuple[tuple[str, str, int], ...] = (("700", "SEHK", 1000),)  # IB symbol, exchange, shares
+
+
+def seed_practice_holdings(sim: Any, holdings: tuple[tuple[str, str, int], ...] = DEMO_STARTER_HOLDINGS) -> None:
+    """Give every practice account a starter holding, bought at the practice price without commission.
+
+    Call before any client connects (the positions then arrive with the connection like any other).
+    """
+    for symbol, exchange, shares in holdings:
+        found = sim.book.find(symbol, exchange=exchange)
+        if not found:
+            log.warning("practice starter holding %s not in the instrument data; skipped", symbol)
+            continue
+        instrument = found[0]
+        price = sim.market.top(instrument.con_id).last
+        for account in sim.config.accounts:
+            sim.accounts.apply_fill(account, instrument, "BUY", Decimal(shares), price, Decimal(0))
+
 
 def default_journal_path(profile: str) -> Path:
     """The order journal of a profile: the broker's own default when it has one, so panel and serve share it."""
@@ -176,18 +201,21 @@ async def serve(args: Any, *, ready: asyncio.Future | None = None, stop: asyncio
         except (NotImplementedError, RuntimeError):  # Windows: Ctrl+C arrives as KeyboardInterrupt instead
             pass
 
-    broker = Broker(default_journal_path(profile))
+    demo = bool(getattr(args, "demo", False))
+    broker_options: dict[str, Any] = {"fat_finger_pct": DEMO_FAT_FINGER_PCT} if demo else {}
+    broker = Broker(default_journal_path(profile), **broker_options)
     sim = None
     api: ApiHandle | None = None
     try:
         params = _connect_params_from_args(args)
-        if getattr(args, "demo", False):
+        if demo:
             from ibpanel.sim.server import SimConfig, SimServer
 
             sim_kwargs: dict[str, Any] = {"host": "127.0.0.1", "port": 0}
             if getattr(args, "seed", None) is not None:
                 sim_kwargs["seed"] = args.seed
             sim = SimServer(SimConfig(**sim_kwargs))
+            seed_practice_holdings(sim)
             await sim.start()
             params = ConnectionParams(
                 host="127.0.0.1",

@@ -1,0 +1,213 @@
+"""Every endpoint over real HTTP against the practice exchange: success and error shapes, trading rules."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import socket
+from decimal import ROUND_DOWN, Decimal
+
+import pytest
+from ibpanel.broker.models import ConnectionParams
+
+NOT_CONNECTED = "Not connected to IBKR"
+
+
+async def _eventually(fetch, predicate, timeout=5.0):
+    """Poll ``fetch()`` until ``predicate(result)``; returns the last result."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await fetch()
+        if predicate(result) or asyncio.get_running_loop().time() > deadline:
+            return result
+        await asyncio.sleep(0.1)
+
+
+async def _quote(api, symbol, market):
+    status, body = await api.get("quote", params={"symbol": symbol, "marketType": market})
+    assert status == 200, body
+    return body["data"]
+
+
+def _on_tick(price: float, tick: str) -> Decimal:
+    step = Decimal(tick)
+    return (Decimal(repr(price)) / step).to_integral_value(ROUND_DOWN) * step
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "account", None),
+        ("GET", "positions", None),
+        ("GET", "orders", None),
+        ("GET", "quote?symbol=AAPL", None),
+        ("POST", "order", {"symbol": "AAPL", "side": "buy", "quantity": 10, "marketType": "USStock"}),
+        ("DELETE", "order/1", None),
+    ],
+)
+async def test_not_connected_is_400_with_what_to_do(api, method, path, body):
+    status, answer = await api.call(method, path, json=body)
+    assert status == 400
+    assert answer["success"] is False and answer["error"].startswith(NOT_CONNECTED)
+    assert "POST /api/ibkr/connect" in answer["error"]
+
+
+async def test_status_before_and_after_connect(practice_api):
+    status, body = await practice_api.get("status")
+    assert status == 200 and body["success"] is True
+    assert body["data"]["connected"] is False and body["data"]["state"] == "disconnected"
+    status, body = await practice_api.post("connect", {"host": "127.0.0.1", "port": 7497, "clientId": 7})
+    assert status == 200, body
+    assert body["message"].startswith("Connected successfully")
+    data = body["data"]
+    assert data["connected"] is True and data["clientId"] == 7 and data["practice"] is True
+    assert data["port"] == practice_api.sim.port and data["readonly"] is False
+    assert data["account"] in data["accounts"]
+    # Same target again: still connected, no reconnect needed.
+    status, again = await practice_api.post("connect", {"port": 7497, "clientId": 7})
+    assert status == 200 and again["data"]["connectionTime"] == data["connectionTime"]
+    status, body = await practice_api.post("disconnect")
+    assert (status, body) == (200, {"success": True, "message": "Disconnected"})
+    assert (await practice_api.get("status"))[1]["data"]["connected"] is False
+
+
+async def test_demo_server_refuses_a_real_tws_port(practice_api):
+    status, body = await practice_api.post("connect", {"host": "127.0.0.1", "port": 7496})
+    assert status == 400 and body["field"] == "port" and "--demo" in body["error"]
+
+
+async def test_connect_failure_is_400_with_the_plain_reason(api):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    status, body = await api.post("connect", {"port": free_port, "clientId": 3, "timeout": 2})
+    assert status == 400 and body["success"] is False
+    assert body["code"] == "nothing_listening" and body["error"]
+
+
+async def test_account_positions_and_market_value(connected_api):
+    status, body = await connected_api.get("account")
+    assert status == 200, body
+    account = body["data"]
+    assert account["account"].startswith("DU") and "NetLiquidation" in account["summary"]
+    assert account["netLiquidation"] and account["netLiquidation"] > 0
+
+    order = {"symbol": "AAPL", "side": "buy", "quantity": 10, "marketType": "USStock"}
+    status, placed = await connected_api.post("order", order)
+    assert status == 200, placed
+    assert placed["data"]["status"] == "Filled" and placed["data"]["filled"] == 10
+    assert placed["data"]["avgPrice"] > 0 and placed["data"]["journalId"]
+
+    def has_aapl(result):
+        return any(p["symbol"] == "AAPL" and p["marketPrice"] for p in result[1]["data"])
+
+    status, body = await _eventually(lambda: connected_api.get("positions"), has_aapl)
+    aapl = next(p for p in body["data"] if p["symbol"] == "AAPL")
+    assert aapl["quantity"] == 10 and aapl["secType"] == "STK" and aapl["currency"] == "USD"
+    # marketValue is the market's value (quantity x price), not the cost basis.
+    assert aapl["marketValue"] == pytest.approx(10 * aapl["marketPrice"], rel=1e-6)
+    assert aapl["costBasis"] == pytest.approx(10 * aapl["avgCost"], rel=1e-6)
+
+
+async def test_orders_cancel_semantics(connected_api, broker):
+    quote = await _quote(connected_api, "AAPL", "USStock")
+    resting = _on_tick(quote["bid"] * 0.95, "0.01")  # below the market, within the fat-finger limit
+    status, placed = await connected_api.post(
+        "order", {"symbol": "AAPL", "side": "buy", "quantity": 5, "orderType": "limit", "price": float(resting)})
+    assert status == 200, placed
+    order_id = placed["data"]["orderId"]
+    assert placed["data"]["status"] in ("Submitted", "PreSubmitted")
+
+    status, orders = await connected_api.get("orders")
+    assert status == 200
+    listed = next(o for o in orders["data"] if o["orderId"] == order_id)
+    assert listed["action"] == "BUY" and listed["limitPrice"] == float(resting) and listed["remaining"] == 5
+    assert broker.order(order_id) is not None  # the panel's broker holds the same order
+
+    status, body = await connected_api.delete(f"order/{order_id}")
+    assert status == 200, body
+    assert body["data"]["status"] in ("Cancelled", "ApiCancelled")  # confirmed, not merely requested
+    status, body = await connected_api.delete(f"order/{order_id}")
+    assert status == 409 and body["success"] is False
+    status, body = await connected_api.delete("order/987654")
+    assert status == 404 and body["success"] is False
+    status, body = await connected_api.delete("order/abc")
+    assert status == 400 and body["field"] == "orderId"
+    status, completed = await connected_api.get("orders", params={"status": "completed"})
+    assert any(o["orderId"] == order_id for o in completed["data"])
+
+
+async def test_hk_odd_lot_and_off_tick_are_refused_before_sending(connected_api):
+    sim = connected_api.sim
+    quote = await _quote(connected_api, "0700.HK", "HShare")
+    near = _on_tick(quote["bid"], "0.5")
+    before = sim.stats.count("PLACE_ORDER")
+    status, body = await connected_api.post("order", {"symbol": "700", "side": "buy", "quantity": 50,
+                                                      "marketType": "HShare", "orderType": "limit", "price": float(near)})
+    assert status == 400 and body["field"] == "quantity"
+    assert any(i["code"] == "odd_lot" for i in body["issues"])
+    status, body = await connected_api.post("order", {"symbol": "00700", "side": "buy", "quantity": 100,
+                                                      "orderType": "limit", "price": float(near) + 0.3})
+    assert status == 400 and body["field"] == "price"
+    assert any(i["code"] == "off_tick" for i in body["issues"])
+    assert sim.stats.count("PLACE_ORDER") == before
+
+
+async def test_readonly_blocks_orders_at_the_broker(practice_api):
+    sim = practice_api.sim
+    status, body = await practice_api.post("connect", {"port": 7497, "clientId": 9, "readonly": True})
+    assert status == 200 and body["data"]["readonly"] is True
+    status, body = await practice_api.post("order", {"symbol": "AAPL", "side": "buy", "quantity": 1})
+    assert status == 400 and body["code"] == "order_rejected"
+    assert any(i["code"] == "readonly" for i in body["issues"])
+    assert sim.stats.count("PLACE_ORDER") == 0
+
+
+async def test_quote_success_and_errors(connected_api):
+    quote = await _quote(connected_api, "AAPL", "USStock")
+    assert quote["symbol"] == "AAPL" and quote["marketDataType"] == 1
+    assert 0 < quote["bid"] <= quote["ask"]
+    hk = await _quote(connected_api, "0700.HK", "HShare")
+    assert hk["currency"] == "HKD" and hk["ib_symbol"] == "700"
+    for params in ({"symbol": "ZZZZ", "marketType": "USStock"}, {"symbol": "$$$"}, {"symbol": ""}):
+        status, body = await connected_api.get("quote", params=params)
+        assert 400 <= status < 600 and status != 200, params
+        assert body["success"] is False and body["field"] == "symbol"
+    status, body = await connected_api.get("quote")
+    assert status == 400 and body["field"] == "symbol"
+
+
+async def test_api_orders_are_journaled_as_api(connected_api, broker, tmp_path):
+    status, placed = await connected_api.post("order", {"symbol": "MSFT", "side": "buy", "quantity": 1})
+    assert status == 200, placed
+    out = tmp_path / "journal.csv"
+    broker.export_journal_csv(out)
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    row = next(r for r in rows if r.get("journal_id") == placed["data"]["journalId"])
+    assert row["source"] == "api"
+
+
+async def test_exchange_rejection_is_not_a_success(connected_api, broker):
+    # Broker validation passes (one lot, on tick, near the market) but the practice exchange
+    # refuses HK short sales: the answer must say so, not report success.
+    quote = await _quote(connected_api, "5", "HShare")
+    price = _on_tick(quote["bid"], "0.05")
+    status, body = await connected_api.post("order", {"symbol": "0005.HK", "side": "sell", "quantity": 400,
+                                                      "marketType": "HShare", "orderType": "limit", "price": float(price)})
+    assert status == 422 and body["success"] is False and body["code"] == "exchange_rejected"
+    assert body["data"]["orderId"] > 0
+
+
+async def test_connect_joins_the_existing_connection_and_never_steals_it(api, broker, sim_server):
+    # e.g. the panel's own session
+    await broker.connect(ConnectionParams(host="127.0.0.1", port=sim_server.port, client_id=21, timeout=5.0))
+    status, body = await api.post("connect", {"host": "localhost", "port": sim_server.port, "clientId": 1})
+    assert status == 200 and body["data"]["clientId"] == 21 and "sharing" in body["message"]
+    status, body = await api.post("connect", {"port": 7497})
+    assert status == 409 and body["code"] == "already_connected" and "disconnect" in body["error"]
+    status, body = await api.post("connect", {"port": sim_server.port, "readonly": True})
+    assert status == 409 and "read-only" in body["error"]
+    status, body = await api.post("connect", {"port": sim_server.port, "account": "DU999999"})
+    assert status == 400 and body["field"] == "account"
+    assert broker.status.connected and broker.status.params.client_id == 21

@@ -1,0 +1,98 @@
+"""End to end: `ibpanel serve --demo` as a subprocess, driven by the trading module's own curl examples.
+
+The examples are the module README's, verbatim; only the address changes (tests use an
+ephemeral port, never 5000).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+# Verbatim from the trading module's README ("Usage Examples").
+MODULE_EXAMPLES = r"""
+curl -X POST http://localhost:5000/api/ibkr/connect \
+  -H "Content-Type: application/json" \
+  -d '{"host": "127.0.0.1", "port": 7497, "clientId": 1}'
+
+curl -X POST http://localhost:5000/api/ibkr/order \
+  -H "Content-Type: application/json" \
+  -d '{"symbol": "AAPL", "side": "buy", "quantity": 10, "marketType": "USStock"}'
+
+curl -X POST http://localhost:5000/api/ibkr/order \
+  -H "Content-Type: application/json" \
+  -d '{"symbol": "0700.HK", "side": "sell", "quantity": 100, "marketType": "HShare", "orderType": "limit", "price": 300}'
+
+curl http://localhost:5000/api/ibkr/positions
+"""
+
+
+def _commands(base: str) -> list[list[str]]:
+    joined = MODULE_EXAMPLES.replace("\\\n", " ")
+    return [shlex.split(line.replace("http://localhost:5000", base)) for line in joined.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def demo_server(tmp_path):
+    env = {**os.environ, "IBPANEL_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "ibpanel", "serve", "--demo", "--seed", "7", "--api-port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()  # the one "ready" line
+        match = re.search(r"(http://[^\s/]+:\d+)/api/ibkr", line)
+        assert match, f"no ready line: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+        yield proc, match.group(1).replace("127.0.0.1", "localhost")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, proc.stderr.read()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_module_curl_examples_succeed_against_serve_demo(demo_server):
+    proc, base = demo_server
+    answers = []
+    for command in _commands(base):
+        out = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        answers.append(json.loads(out.stdout))
+    for command, answer in zip(_commands(base), answers, strict=True):
+        assert answer["success"] is True, (command, answer)
+    connect, buy, sell, positions = answers
+    assert connect["message"].startswith("Connected successfully") and connect["data"]["practice"] is True
+    assert buy["data"]["status"] == "Filled" and buy["data"]["filled"] == 10
+    assert sell["data"]["symbol"] == "0700.HK" and sell["data"]["status"] in ("Filled", "Submitted")
+    symbols = {p["symbol"]: p for p in positions["data"]}
+    assert symbols["AAPL"]["quantity"] >= 10
+
+
+def test_serve_stops_cleanly_on_sigterm(demo_server):
+    proc, base = demo_server
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=15)
+    assert proc.returncode == 0
+    assert time.monotonic() - start < 10
+
+
+def test_serve_refuses_an_open_bind_without_token(tmp_path):
+    env = {**os.environ, "IBPANEL_HOME": str(tmp_path / "home")}
+    env.pop("IBPANEL_API_TOKEN", None)
+    out = subprocess.run([sys.executable, "-m", "ibpanel", "serve", "--api-host", "0.0.0.0", "--api-port", "0"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2
+    assert "without a token" in out.stderr and "Traceback" not in out.stderr
