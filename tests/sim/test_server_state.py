@@ -1,0 +1,91 @@
+"""--state: accounts, orders and fills survive a restart, and a kill at any moment leaves a readable file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from ib_async import IB, LimitOrder, MarketOrder, Stock
+from ibpanel.sim.server import SimServer
+
+from tests.conftest import sim_test_config
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def _wait_for(predicate, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_state_survives_restart(tmp_path):
+    state = tmp_path / "sim-state.json"
+    server = SimServer(sim_test_config(state_file=state))
+    await server.start()
+    ib = IB()
+    await ib.connectAsync("127.0.0.1", server.port, clientId=1, timeout=5)
+    aapl = Stock("AAPL", "SMART", "USD")
+    await ib.qualifyContractsAsync(aapl)
+    filled = ib.placeOrder(aapl, MarketOrder("BUY", 25, account="DU111111"))
+    await _wait_for(lambda: filled.orderStatus.status == "Filled")
+    resting = ib.placeOrder(aapl, LimitOrder("BUY", 5, 1.00, account="DU111111", tif="GTC"))
+    await _wait_for(lambda: resting.orderStatus.status == "Submitted")
+    ib.disconnect()
+    await server.stop()
+    assert json.loads(state.read_text())["format"] == 1
+
+    again = SimServer(sim_test_config(state_file=state))
+    await again.start()
+    ib2 = IB()
+    try:
+        await ib2.connectAsync("127.0.0.1", again.port, clientId=1, timeout=5)
+        assert any(p.contract.conId == 265598 and p.position == 25 for p in ib2.positions("DU111111"))
+        assert any(f.execution.permId == filled.order.permId for f in ib2.fills())
+        assert any(t.order.permId == resting.order.permId for t in ib2.openTrades())
+        completed = await ib2.reqCompletedOrdersAsync(False)
+        assert any(t.order.permId == filled.order.permId for t in completed)
+        # order ids keep growing across restarts, so a new order cannot reuse an old id
+        assert ib2.client.getReqId() > resting.order.orderId
+    finally:
+        ib2.disconnect()
+        await again.stop()
+
+
+def test_kill_at_any_moment_leaves_a_readable_state(tmp_path):
+    state = tmp_path / "state.json"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for delay in (0.35, 0.8, 1.3):
+        proc = subprocess.Popen([sys.executable, "-m", "ibpanel.sim.cli", "--port", "0", "--state", str(state),
+                                 "--quote-interval", "0.01", "--synthetic", "300"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        try:
+            proc.stdout.readline()  # listening
+            time.sleep(delay)  # the state is rewritten every 0.5 s while prices move
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        if state.exists():
+            data = json.loads(state.read_text())  # never a torn file
+            assert data["format"] == 1 and "exchange" in data
+    assert state.exists()
+    leftovers = [p for p in tmp_path.iterdir() if p.name != "state.json"]
+    assert all(p.name.endswith(".tmp") for p in leftovers)  # at most an abandoned temp file, never the state
+
+
+async def test_unreadable_state_file_says_what_to_do(tmp_path):
+    state = tmp_path / "broken.json"
+    state.write_text("{not json")
+    with pytest.raises(ValueError, match="move it away"):
+        SimServer(sim_test_config(state_file=state))
