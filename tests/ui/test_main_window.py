@@ -91,15 +91,17 @@ def test_window_state_and_tab_persist(qtbot, make_broker, ui_settings):
     qtbot.addWidget(window)
     window.show()
     assert window.current_tab_name() == "connection"  # first run opens on Connection
-    window.resize(1111, 733)
+    window.resize(701, 533)  # inside the offscreen screen (800 x 600): restoreGeometry clamps to it
     window.show_tab("account")
+    size = (window.width(), window.height())
+    assert size != (1280, 820)  # not the default any more
     window.close()
 
     again = MainWindow(broker, ui_settings)
     qtbot.addWidget(again)
     again.show()
     assert again.current_tab_name() == "account"
-    assert (again.width(), again.height()) == (1111, 733)
+    assert (again.width(), again.height()) == size
     again.close()
 
 

@@ -42,6 +42,7 @@ CASH_CURRENCIES = ("USD", "HKD")
 CHART_REDRAW_MS = 500
 MAX_CHART_POINTS = 20_000
 SAMPLE_EVERY_S = 5.0
+MIN_CHART_SPAN_S = 300.0
 
 
 class MetricCard(QFrame):
@@ -122,11 +123,10 @@ class AccountTab(QWidget):
             pnl_grid.addWidget(card, 0, i)
 
         pg.setConfigOptions(antialias=False)
-        axis = pg.DateAxisItem(orientation="bottom")
-        self.chart = pg.PlotWidget(axisItems={"bottom": axis}, background=PALETTE["base"])
+        axes = {"bottom": pg.DateAxisItem(orientation="bottom"), "left": MoneyAxis(orientation="left")}
+        self.chart = pg.PlotWidget(axisItems=axes, background=PALETTE["base"])
         self.chart.setMinimumHeight(180)
         self.chart.showGrid(x=True, y=True, alpha=0.15)
-        self.chart.setLabel("left", "Net liquidation")
         self.chart.getPlotItem().setMenuEnabled(False)
         self.chart.setMouseEnabled(x=False, y=False)
         self.curve = self.chart.plot([], [], pen=pg.mkPen(PALETTE["accent"], width=1))
@@ -187,7 +187,7 @@ class AccountTab(QWidget):
     def _show(self) -> None:
         s = self._summary
         stale = self._stale
-        base = (s.base_currency if s else None) or ""
+        base = _base_currency(s)
         for key, _caption in METRICS:
             value = getattr(s, key) if s else None
             self.cards[key].show_value(_money(value, base), stale=stale)
@@ -232,7 +232,13 @@ class AccountTab(QWidget):
         if not self._chart_dirty:
             return
         self._chart_dirty = False
-        self.curve.setData(np.asarray(self._chart_x, dtype=np.float64), np.asarray(self._chart_y, dtype=np.float64))
+        x = np.asarray(self._chart_x, dtype=np.float64)
+        self.curve.setData(x, np.asarray(self._chart_y, dtype=np.float64))
+        if len(x) and x[-1] - x[0] < MIN_CHART_SPAN_S:
+            # A young session: show a few minutes ahead so the time axis reads as clock times.
+            self.chart.setXRange(x[0], x[0] + MIN_CHART_SPAN_S, padding=0.02)
+        else:
+            self.chart.enableAutoRange(axis="x")
 
     def chart_points(self) -> int:
         return len(self._chart_x)
@@ -245,6 +251,26 @@ class AccountTab(QWidget):
         self.broker.account_changed.disconnect(self._on_account_changed)
         self.broker.pnl_changed.disconnect(self._on_pnl_changed)
         self.broker.state_changed.disconnect(self._on_state_changed)
+
+
+def _base_currency(summary: AccountSummary | None) -> str:
+    """The account's base currency code; TWS's "BASE" pseudo-currency is not one, so look further."""
+    if summary is None:
+        return ""
+    if summary.base_currency and summary.base_currency != "BASE":
+        return summary.base_currency
+    for row in summary.values:
+        if row.tag == "NetLiquidation" and row.currency not in ("", "BASE"):
+            return row.currency
+    return ""
+
+
+class MoneyAxis(pg.AxisItem):
+    """Whole-number tick labels with thousands separators (pyqtgraph would switch to 1.128e+06)."""
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph override
+        decimals = 0 if spacing >= 1 else 2
+        return [f"{v * scale:,.{decimals}f}" for v in values]
 
 
 def _money(value: float | None, currency: str) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 # PySide6 before qasync: qasync binds to whichever Qt binding is already imported.
-from PySide6.QtCore import QTimer  # isort: skip
+from PySide6.QtCore import QtMsgType, QTimer, qInstallMessageHandler  # isort: skip
 from PySide6.QtGui import QIcon  # isort: skip
 from PySide6.QtWidgets import QApplication, QMessageBox  # isort: skip
 import qasync  # isort: skip
@@ -88,12 +88,35 @@ def run_gui(args: argparse.Namespace) -> int:
             return 0
     panel = PanelApp(args, app, log_path=log_path, started=started, guard=guard)
     try:
-        return qasync.run(panel.main())
+        return _run_on_qt_loop(app, panel.main())
     except KeyboardInterrupt:
         return 130
     finally:
         if guard is not None:
             guard.release()
+
+
+def _run_on_qt_loop(app: QApplication, main: Coroutine[Any, Any, int]) -> int:
+    """asyncio.run on a qasync loop, without qasync.run's global loop policy on Python < 3.12.
+
+    That policy would make every ``asyncio.new_event_loop()`` a Qt loop, including the practice
+    exchange's own thread loop, which then fails to start.
+    """
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 def setup_logging(profile: str, headless: bool) -> Path:
@@ -111,9 +134,25 @@ def setup_logging(profile: str, headless: bool) -> Path:
         err.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         err._ibpanel = True  # type: ignore[attr-defined]
         root.addHandler(err)
+    qInstallMessageHandler(_qt_message)
     # ib_async logs every wire message at INFO; keep the file about the panel.
     logging.getLogger("ib_async").setLevel(logging.WARNING)
     return path
+
+
+_QT_NOISE = ("propagateSizeHints",)  # offscreen platform chatter, not a problem of ours
+
+
+def _qt_message(mode: QtMsgType, _context: Any, message: str) -> None:
+    """Qt's own warnings go to the log file instead of straight to stderr."""
+    if any(noise in message for noise in _QT_NOISE):
+        return
+    level = {
+        QtMsgType.QtDebugMsg: logging.DEBUG,
+        QtMsgType.QtInfoMsg: logging.INFO,
+        QtMsgType.QtWarningMsg: logging.WARNING,
+    }.get(mode, logging.ERROR)
+    logging.getLogger("qt").log(level, "%s", message)
 
 
 def _acquire_instance(profile: str) -> tuple[Any, bool]:
@@ -423,7 +462,9 @@ class PanelApp:
         window.show_tab(name)
         tab = window.tabs[name]
         populated_fn = getattr(tab, "populated", None)
-        populated = await self._wait_until(populated_fn, POPULATE_TIMEOUT_S) if populated_fn else True
+        # Without a session there is nothing to wait for: the window as it is (first run) is the picture.
+        waiting = populated_fn is not None and self.broker.status.state is not ConnectionState.DISCONNECTED
+        populated = await self._wait_until(populated_fn, POPULATE_TIMEOUT_S) if waiting else True
         if not populated:
             print(f"screenshot: the {name} tab was not populated within {POPULATE_TIMEOUT_S:.0f} s", file=sys.stderr)
         # Let coalesced table flushes and chart redraw timers run once more before grabbing.
@@ -554,17 +595,17 @@ def journal_path(profile: str) -> Path:
 
 def _seconds_since_process_start() -> float | None:
     """Seconds since the OS started this process (includes interpreter and import time)."""
-    try:
-        import psutil
-
-        return time.time() - psutil.Process().create_time()
-    except Exception:  # noqa: BLE001 - psutil is optional (tests, not the bundle)
-        pass
-    try:
+    try:  # Linux: 10 ms resolution (psutil's create_time rounds the boot time to whole seconds)
         with open("/proc/self/stat", encoding="ascii") as fh:
             start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
         with open("/proc/uptime", encoding="ascii") as fh:
             uptime = float(fh.read().split()[0])
         return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
     except Exception:  # noqa: BLE001 - not Linux
+        pass
+    try:
+        import psutil
+
+        return time.time() - psutil.Process().create_time()
+    except Exception:  # noqa: BLE001 - psutil is optional (tests, not the bundle)
         return None

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -105,6 +106,7 @@ class ConnectionTab(QWidget):
         self._busy = False
         self._last_failure: ConnectionFailure | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._connected_at: datetime | None = None
         self._build()
         self._load_settings()
         broker.state_changed.connect(self._on_state_changed)
@@ -423,11 +425,18 @@ class ConnectionTab(QWidget):
             )
         if status.connected:
             self.server_version_label.setText(str(status.server_version or "—"))
-            self.connection_time_label.setText(status.connection_time or "—")
+            if status.connection_time:
+                self.connection_time_label.setText(status.connection_time)
+            elif self._connected_at is None:
+                # TWS did not say (or the broker did not pass it on): our own clock is the next best.
+                self._connected_at = datetime.now().astimezone()
+                self.connection_time_label.setText(f"{self._connected_at:%Y-%m-%d %H:%M:%S %Z}")
             self.accounts_label.setText(", ".join(status.accounts) or "—")
             self._fill_accounts(status)
             self._show_failure(None)
-        elif status.failure is not None and status.state is ConnectionState.DISCONNECTED:
+        else:
+            self._connected_at = None
+        if status.failure is not None and status.state is ConnectionState.DISCONNECTED:
             self._show_failure(status.failure)
         self._refresh_buttons()
 
