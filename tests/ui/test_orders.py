@@ -98,7 +98,7 @@ def test_modify_dialog_shows_broker_refusal_then_changes_the_order(qtbot, broker
     new_price = dialog.limit_price.decimal_value()
     assert new_price < original.limit_price
     dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
-    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=10000)
+    qtbot.waitUntil(lambda: tab.modify_dialog is None, timeout=10000)  # accepted and closed
 
     def modified():
         row = next((o for o in tab.open_model.rows() if o.order_id == order_id), None)

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 from ibpanel.broker.models import Market, OrderStatus, Side
+from ibpanel.ui.formatting import tick_at
 from ibpanel.ui.ticket_tab import TicketTab
 from PySide6.QtCore import Qt
 
@@ -44,7 +45,7 @@ def test_hk_odd_lot_and_off_tick_price_show_their_message_and_send_nothing(qtbot
     tab.quantity_spin.setValue(100)
     assert "quantity" not in tab.issues_shown()  # editing the field clears its message
     last = Decimal(str(tab.quote.last))
-    tick = Decimal("0.2") if last >= 200 else Decimal("0.1") if last >= 100 else Decimal("0.05")
+    tick = tick_at(Market.HK, last)
     tab.limit_spin.set_decimal((last / tick).to_integral_value() * tick + tick / 2)  # half a tick off
     qtbot.waitUntil(lambda: tab.submit_button.isEnabled(), timeout=5000)
     qtbot.mouseClick(tab.submit_button, Qt.MouseButton.LeftButton)
@@ -109,7 +110,8 @@ def test_paper_confirmation_shows_the_order_and_submit_cannot_double_send(qtbot,
 
 def test_shortcuts_pick_sides_and_escape_clears(qtbot, broker, ui_settings):
     tab = _ticket(qtbot, broker, ui_settings)
-    tab.activateWindow()
+    with qtbot.waitActive(tab):
+        tab.activateWindow()
     tab.symbol_edit.setFocus()
     qtbot.keyClick(tab.symbol_edit, Qt.Key.Key_F2)
     assert tab.side() is Side.SELL

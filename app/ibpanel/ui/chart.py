@@ -187,3 +187,4 @@ class PriceChart(QWidget):
     def shutdown(self) -> None:
         self._timer.stop()
         self.tasks.cancel()
+        self._mouse_proxy.disconnect()  # SignalProxy owns a timer of its own

@@ -162,10 +162,9 @@ class ModifyOrderDialog(QDialog):
         except BrokerError as exc:
             self.message.setText(str(exc))
         else:
-            self.accept()
+            self.accept()  # closes (and deletes) the dialog
             return
-        finally:
-            self.buttons.setEnabled(True)
+        self.buttons.setEnabled(True)
 
 
 class OrdersTab(QWidget):

@@ -478,10 +478,15 @@ class TaskSet:
     def __init__(self, on_error: Callable[[BaseException], None] | None = None) -> None:
         self._tasks: set[Any] = set()
         self._on_error = on_error
+        self._closed = False
 
     def spawn(self, coro) -> Any:
+        """Start ``coro`` as a task; after ``cancel()`` (the tab shut down) nothing new starts: returns None."""
         import asyncio
 
+        if self._closed:
+            coro.close()  # e.g. a focus-out signal while the widget is being torn down
+            return None
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -503,5 +508,6 @@ class TaskSet:
         return len(self._tasks)
 
     def cancel(self) -> None:
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
