@@ -78,6 +78,31 @@ def test_module_curl_examples_succeed_against_serve_demo(demo_server):
     assert sell["data"]["symbol"] == "0700.HK" and sell["data"]["status"] in ("Filled", "Submitted")
     symbols = {p["symbol"]: p for p in positions["data"]}
     assert symbols["AAPL"]["quantity"] >= 10
+    # The practice account's starter holding of Tencent covered the sale (no HK short selling).
+    assert symbols["0700.HK"]["quantity"] == 900
+
+
+def test_serve_uses_the_profile_journal(demo_server, tmp_path):
+    proc, base = demo_server
+    out = subprocess.run(["curl", "-s", "-X", "POST", f"{base}/api/ibkr/order", "-H", "Content-Type: application/json",
+                          "-d", '{"symbol": "MSFT", "side": "buy", "quantity": 1}'], capture_output=True, text=True,
+                         timeout=30)
+    assert json.loads(out.stdout)["success"] is True
+    assert (tmp_path / "home" / "data" / "journal.sqlite3").exists()
+
+
+def test_serve_connects_at_start_to_a_given_tws(sim, tmp_path):
+    env = {**os.environ, "IBPANEL_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "ibpanel", "serve", "--tws-port", str(sim.port), "--client-id", "4",
+                             "--readonly", "--api-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert f"connected to 127.0.0.1:{sim.port} as clientId 4" in line, line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
+    assert proc.returncode == 0, proc.stderr.read()
 
 
 def test_serve_stops_cleanly_on_sigterm(demo_server):

@@ -283,8 +283,12 @@ def _paths() -> dict[str, Any]:
             "post": {
                 "operationId": "connect",
                 "summary": "Connect to TWS / IB Gateway",
-                "description": "Every field is optional (defaults: 127.0.0.1, 7497, clientId 1). On a server started "
-                "with --demo, the paper port 7497 on localhost (or no host / port) connects to the practice exchange.",
+                "description": "Every field is optional (defaults: 127.0.0.1, 7497, clientId 1). While connected, a "
+                "request for the same server joins the existing connection (its clientId stays), another server is "
+                "409. On a server started with --demo, the paper ports 7497 / 4002 on localhost (or no host / port) "
+                "connect to the practice exchange and other ports are refused; its practice accounts start with "
+                "1,000 shares of 0700.HK (the practice exchange refuses HK short sales) and its fat-finger limit is "
+                "80% (practice prices are 2025 levels; the module's example sells Tencent at 300).",
                 "requestBody": _request_body(CONNECT_FIELDS, {"host": "127.0.0.1", "port": 7497, "clientId": 1}, False),
                 "responses": _responses(
                     _success(_ref("Status"), message=True),
