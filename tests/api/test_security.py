@@ -164,3 +164,13 @@ async def test_internal_errors_never_leak_a_stack_trace(broker, caplog):
         assert "secret internal detail" in caplog.text  # ...but the log has it
     finally:
         await runner.cleanup()
+
+
+async def test_a_taken_port_is_reported_plainly_and_close_is_idempotent(broker):
+    first = await start_api(broker, port=0)
+    try:
+        with pytest.raises(OSError, match="--api-port"):
+            await start_api(broker, port=first.port)
+    finally:
+        await first.close()
+        await first.close()
