@@ -792,7 +792,8 @@ def _contract12(c: ContractRecord, exchange: str) -> list[object]:
 
 
 def position_data(account: str, c: ContractRecord, position: object, avg_cost: object) -> bytes:
-    return encode([POSITION_DATA, 3, account, c.con_id, c.symbol, c.sec_type, "", "0", "", "", c.exchange,
+    # TWS leaves the exchange of a position empty (see golden/position_1.txt); clients qualify by conId
+    return encode([POSITION_DATA, 3, account, c.con_id, c.symbol, c.sec_type, "", "0.0", "", "", "",
                    c.currency, c.local_symbol, c.trading_class, position, avg_cost])
 
 

@@ -846,7 +846,7 @@ class SimServer:
     def _on_positions(self, session: ClientSession, args: tuple) -> None:
         session.positions_subscribed = True
         for account in self.config.accounts:
-            for message in self._position_messages(account, only_held=True):
+            for message in self._position_messages(account, only_held=False):
                 session.send(message)
         session.send(P.position_end())
 
