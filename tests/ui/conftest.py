@@ -171,5 +171,15 @@ def main_window(qtbot, broker, ui_settings):
     window.show()
     yield window
     window.close()
-    active = [t.objectName() or repr(t) for t in window.findChildren(QTimer) if t.isActive()]
+    active = [_describe_timer(t) for t in window.findChildren(QTimer) if t.isActive()]
     assert not active, f"timers still active after the window closed: {active}"
+
+
+def _describe_timer(timer: QTimer) -> str:
+    """The timer's name and its owners' classes: enough to tell whose timer leaked."""
+    chain = []
+    obj = timer.parent()
+    while obj is not None and len(chain) < 4:
+        chain.append(type(obj).__name__ + (f"#{obj.objectName()}" if obj.objectName() else ""))
+        obj = obj.parent()
+    return f"{timer.objectName() or 'QTimer'} (interval {timer.interval()} ms) in {' < '.join(chain)}"
