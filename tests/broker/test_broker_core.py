@@ -154,3 +154,28 @@ async def test_second_broker_does_not_share_state(tmp_path, sim_server):
         assert summary.account == "DU222222"
     finally:
         await a.close()
+
+
+async def test_set_account_switches_views_and_refuses_unknown(connected):
+    from ibpanel.broker.exceptions import BrokerError
+
+    changes = []
+    connected.state_changed.connect(changes.append)
+    summaries = []
+    connected.account_changed.connect(summaries.append)
+    other = next(a for a in connected.accounts if a != connected.status.account)
+    connected.set_account(other)
+    assert connected.status.account == other and changes[-1].account == other
+    await wait_for(lambda: any(s.account == other for s in summaries))
+    assert connected.account_summary().account == other
+    with pytest.raises(BrokerError):
+        connected.set_account("U0000000")
+
+
+async def test_notices_carry_plain_advice(connected):
+    notices = []
+    connected.notice.connect(notices.append)
+    with pytest.raises(SymbolError):
+        await connected.resolve("ZZZZ")
+    notice = await wait_for(lambda: next((n for n in notices if n.code == 200), None))
+    assert notice.message and notice.severity in ("warning", "error") and notice.text

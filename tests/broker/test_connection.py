@@ -146,3 +146,41 @@ async def test_disconnect_stops_auto_reconnect(connected, sim_server):
     assert connected.status.state is ConnectionState.DISCONNECTED
     await asyncio.sleep(0.4)
     assert connected.status.state is ConnectionState.DISCONNECTED
+
+
+async def test_1101_data_lost_resubscribes_market_data(connected, sim_server):
+    aapl = await connected.resolve("AAPL")
+    await connected.subscribe(aapl)
+    assert sim_server.stats.count("REQ_MKT_DATA") == 1
+    sim_server.faults.send_connectivity(1100)
+    await wait_for(lambda: connected.status.state is ConnectionState.DEGRADED)
+    sim_server.faults.send_connectivity(1101)
+    await wait_for(lambda: connected.status.state is ConnectionState.CONNECTED)
+    await wait_for(lambda: sim_server.stats.count("REQ_MKT_DATA") == 2)
+    await wait_for(lambda: (q := connected.quote(aapl)) and q.last and not q.stale)
+
+
+async def test_live_account_ids_make_a_live_session(tmp_path):
+    from ibpanel.sim.server import SimConfig, SimServer
+
+    server = SimServer(SimConfig(port=0, accounts=("U1234567",), quote_interval=0.2))
+    await server.start()
+    broker = make_broker(tmp_path)
+    try:
+        status = await broker.connect(params(server.port))
+        assert status.is_paper is False and "U1234567" in status.paper_reason
+        assert status.account == "U1234567"
+    finally:
+        await broker.close()
+        await server.stop()
+
+
+async def test_quotes_go_stale_when_the_link_drops(connected, sim_server):
+    sim_server.faults.refuse_for(1.0)
+    aapl = await connected.resolve("AAPL")
+    await connected.subscribe(aapl)
+    await wait_for(lambda: (q := connected.quote(aapl)) and q.last)
+    sim_server.faults.drop_all()
+    await wait_for(lambda: connected.quote(aapl).stale)
+    await wait_for(lambda: connected.status.state is ConnectionState.CONNECTED, timeout=10)
+    await wait_for(lambda: not connected.quote(aapl).stale)

@@ -103,3 +103,26 @@ async def test_delayed_fallback_marks_quotes(connected, sim_server):
     quote = await wait_for(lambda: (q := connected.quote(msft)) and q.last and q)
     assert quote.data_type is MarketDataType.DELAYED
     assert any(n.code in (10167, 354, 10089) for n in notices)
+
+
+async def test_bracket_entry_with_take_profit_and_stop_loss(connected, sim_server):
+    aapl = await connected.resolve("AAPL")
+    quote = await connected.snapshot(aapl)
+    entry = (Decimal(str(quote.ask)) + Decimal("0.50")).quantize(Decimal("0.01"))  # marketable: fills now
+    wrong = OrderRequest("AAPL", Side.BUY, Decimal(10), OrderType.LMT, limit_price=entry,
+                         take_profit=entry - Decimal(1), stop_loss=entry + Decimal(1))
+    assert {i.code for i in await connected.check(wrong)} == {"bracket_side"}
+    request = OrderRequest("AAPL", Side.BUY, Decimal(10), OrderType.LMT, limit_price=entry,
+                           take_profit=entry + Decimal(5), stop_loss=entry - Decimal(5))
+    parent = await connected.place(request)
+    await wait_for(lambda: connected.order(parent.order_id).status is OrderStatus.FILLED)
+    assert sim_server.stats.count("PLACE_ORDER") == 3
+    children = await wait_for(lambda: [v for v in connected.open_orders() if v.parent_id == parent.order_id]
+                              if len([v for v in connected.open_orders() if v.parent_id == parent.order_id]) == 2
+                              else None)
+    assert {(c.order_type, c.side) for c in children} == {("LMT", Side.SELL), ("STP", Side.SELL)}
+    assert all(c.journal_id == parent.journal_id and c.quantity == 10 for c in children)
+    entry_row = connected.journal.entry(parent.journal_id)
+    assert entry_row.status == "Filled" and Decimal(entry_row.filled) == 10  # legs never overwrite the entry
+    await connected.cancel_all()
+    await wait_for(lambda: not connected.open_orders())

@@ -17,6 +17,7 @@ from ibpanel.broker import journal as journal_mod
 from ibpanel.broker.convert import (
     account_summary,
     account_value,
+    dec,
     fill_model,
     num,
     position_from_portfolio,
@@ -133,10 +134,14 @@ class AccountBook:
 
     def _record_fill(self, fill: object) -> Fill:
         model = fill_model(fill, self._instrument_for(fill.contract))  # type: ignore[attr-defined]
-        journal_id = journal_mod.journal_id_from_order_ref(fill.execution.orderRef or "")  # type: ignore[attr-defined]
-        if journal_id:
+        parsed = journal_mod.parse_order_ref(fill.execution.orderRef or "")  # type: ignore[attr-defined]
+        if parsed:
+            journal_id, leg = parsed
             try:
-                self.journal.add_fill(journal_id, model.exec_id, model.quantity, model.price, model.time)
+                if leg:  # bracket child: its fills belong to the leg, not to the entry order
+                    self.journal.update_leg(journal_id, leg, filled=dec(fill.execution.cumQty))  # type: ignore[attr-defined]
+                else:
+                    self.journal.add_fill(journal_id, model.exec_id, model.quantity, model.price, model.time)
                 if model.commission is not None:
                     self.journal.add_commission(model.exec_id, model.commission, model.commission_currency or "")
             except Exception:  # noqa: BLE001 - never lose the live fill over a journal error

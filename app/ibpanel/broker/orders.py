@@ -152,7 +152,8 @@ class OrderBook:
         if previous is not None and previous.status is OrderStatus.REJECTED and new_status in (
                 OrderStatus.CANCELLED, OrderStatus.INACTIVE):
             new_status = OrderStatus.REJECTED  # ib_async / TWS call a refused order Cancelled / Inactive
-        journal_id = journal_mod.journal_id_from_order_ref(trade.order.orderRef or "")
+        parsed_ref = journal_mod.parse_order_ref(trade.order.orderRef or "")
+        journal_id, leg = parsed_ref if parsed_ref else (None, None)
         instrument = self.catalog.instrument_for(trade.contract)
         created = self._created.setdefault(key, previous.created_at if previous and previous.created_at else now_utc())
         view = order_view(trade, instrument, journal_id=journal_id, status=new_status,
@@ -169,10 +170,15 @@ class OrderBook:
                            or previous.perm_id != view.perm_id):
             # ib_async's local PendingSubmit is not an acknowledgement: the entry stays Unconfirmed until TWS speaks
             heard = key in self._acked or view.status.is_done
-            self._journal(lambda: self.journal.update(
-                journal_id, status=view.status.value if heard else None, perm_id=view.perm_id,
-                order_id=view.order_id or None, filled=view.filled if heard else None,
-                avg_fill_price=view.avg_fill_price))
+            if leg:  # a bracket child: its own row, never the parent's status
+                self._journal(lambda: self.journal.update_leg(
+                    journal_id, leg, order_id=view.order_id or None, perm_id=view.perm_id,
+                    status=view.status.value if heard else None, filled=view.filled if heard else None))
+            else:
+                self._journal(lambda: self.journal.update(
+                    journal_id, status=view.status.value if heard else None, perm_id=view.perm_id,
+                    order_id=view.order_id or None, filled=view.filled if heard else None,
+                    avg_fill_price=view.avg_fill_price))
         self._on_change(view)
         self._wake_cancel_waiters(key, view)
         return view
@@ -309,6 +315,8 @@ class OrderBook:
                         f"price, from the {table.source}): use {down} or {up}."))
 
         reference = await self.catalog.reference_price(instrument)
+        if request.take_profit is not None or request.stop_loss is not None:
+            issues.extend(self._check_bracket(request, order_type, tif, prices, reference))
         if reference is not None and reference > 0:
             for field, price in prices:
                 if field not in ("limit_price", "stop_price"):
@@ -331,6 +339,32 @@ class OrderBook:
                         f"Order value {value:,.2f} {instrument.currency} is above the limit of {limit:,.2f} "
                         f"{instrument.currency}: lower the quantity, or raise the limit in the settings."))
         return tuple(issues), instrument
+
+    @staticmethod
+    def _check_bracket(request: OrderRequest, order_type: OrderType | None, tif: TimeInForce | None,
+                       prices: list[tuple[str, Decimal]], reference: Decimal | None) -> list[ValidationIssue]:
+        """Take-profit above / stop-loss below the entry for a buy (mirrored for a sell); no IOC parent."""
+        issues = []
+        if tif is TimeInForce.IOC:
+            issues.append(ValidationIssue(
+                "tif", "bracket_tif", "A bracket (take-profit / stop-loss) needs a DAY or GTC entry, not IOC."))
+        given = dict(prices)
+        entry = given.get("limit_price") or given.get("stop_price") or reference
+        buy = _enum_or_none(Side, request.side) is Side.BUY
+        if entry is None:
+            return issues
+        take_profit, stop_loss = given.get("take_profit"), given.get("stop_loss")
+        if take_profit is not None and (take_profit <= entry if buy else take_profit >= entry):
+            issues.append(ValidationIssue(
+                "take_profit", "bracket_side",
+                f"Take-profit {take_profit} must be {'above' if buy else 'below'} the entry price {entry} "
+                f"for a {'buy' if buy else 'sell'}."))
+        if stop_loss is not None and (stop_loss >= entry if buy else stop_loss <= entry):
+            issues.append(ValidationIssue(
+                "stop_loss", "bracket_side",
+                f"Stop-loss {stop_loss} must be {'below' if buy else 'above'} the entry price {entry} "
+                f"for a {'buy' if buy else 'sell'}."))
+        return issues
 
     # --- placing -------------------------------------------------------------------------------
     def _build_order(self, request: OrderRequest, account: str | None) -> Order:
@@ -365,10 +399,17 @@ class OrderBook:
         # The intent is durable before a single byte leaves: a crash from here on leaves an
         # UNCONFIRMED entry that the next reconcile settles from what TWS knows.
         journal_id = self.journal.record_intent(request, instrument, account)
-        order.orderRef = journal_mod.ORDER_REF_PREFIX + journal_id
+        order.orderRef = journal_mod.order_ref(journal_id)
+        children = self._bracket_children(request, order, journal_id)
         try:
             order.orderId = self.ib.client.getReqId()
+            order.transmit = not children  # a bracket goes out when its last child is transmitted
             trade = self.ib.placeOrder(contract, order)
+            for index, child in enumerate(children):
+                child.orderId = self.ib.client.getReqId()
+                child.parentId = order.orderId
+                child.transmit = index == len(children) - 1
+                self._update(self.ib.placeOrder(contract, child))
         except Exception as exc:
             reason = f"send failed: {exc}"
             self._journal(lambda: self.journal.mark_not_sent(journal_id, reason))
@@ -376,6 +417,22 @@ class OrderBook:
                               "Nothing reached TWS; check the connection and send it again.") from exc
         self._journal(lambda: self.journal.mark_sent(journal_id, order.orderId, self._client_id()))
         return self._update(trade)
+
+    @staticmethod
+    def _bracket_children(request: OrderRequest, parent: Order, journal_id: str) -> list[Order]:
+        """Take-profit (LMT) and stop-loss (STP) on the other side, same size, tagged "/tp" and "/sl"."""
+        exit_side = "SELL" if parent.action == "BUY" else "BUY"
+        children = []
+        tif = "GTC" if parent.tif == "GTC" else parent.tif
+        if request.take_profit is not None:
+            children.append(Order(action=exit_side, totalQuantity=parent.totalQuantity, orderType="LMT",
+                                  lmtPrice=float(Decimal(request.take_profit)), tif=tif, account=parent.account,
+                                  outsideRth=parent.outsideRth, orderRef=journal_mod.order_ref(journal_id, "tp")))
+        if request.stop_loss is not None:
+            children.append(Order(action=exit_side, totalQuantity=parent.totalQuantity, orderType="STP",
+                                  auxPrice=float(Decimal(request.stop_loss)), tif=tif, account=parent.account,
+                                  outsideRth=parent.outsideRth, orderRef=journal_mod.order_ref(journal_id, "sl")))
+        return children
 
     async def preview(self, request: OrderRequest, timeout: float) -> WhatIf:
         if not self._is_connected():
