@@ -86,3 +86,23 @@ def test_qasync_loop_runs_coroutines_in_sync_tests(run_async):
         return await fut
 
     assert run_async(work(), timeout=5.0) == 42
+
+
+def test_safety_limits_default_and_from_settings():
+    from decimal import Decimal
+
+    from ibpanel.ui.app import safety_limits
+
+    s = Settings()
+    limits = safety_limits(s)
+    assert limits["max_order_value"] == {"USD": Decimal(1_000_000), "HKD": Decimal(8_000_000)}
+    assert limits["fat_finger_pct"] == Decimal(10)
+    # Written back so the user can find them in settings.ini and change them.
+    assert s.contains("safety/max_order_value_usd") and s.contains("safety/fat_finger_pct")
+    s.set("safety/max_order_value_usd", "250000")
+    s.set("safety/fat_finger_pct", "5")
+    s.set("safety/max_order_value_hkd", "not a number")
+    limits = safety_limits(Settings())
+    assert limits["max_order_value"]["USD"] == Decimal(250_000)
+    assert limits["max_order_value"]["HKD"] == Decimal(8_000_000)
+    assert limits["fat_finger_pct"] == Decimal(5)

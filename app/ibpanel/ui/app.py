@@ -278,7 +278,7 @@ class PanelApp:
         self._quit = asyncio.Event()
         self.reporter.install(loop)
         try:
-            self.broker = Broker(journal_path=journal_path(self.profile))
+            self.broker = Broker(journal_path=journal_path(self.profile), **safety_limits(self.settings))
             self.window = window = MainWindow(self.broker, self.settings)
             window.closed.connect(self.request_quit)
             window.practice_requested.connect(lambda: self.spawn(self.start_practice()))
@@ -581,6 +581,28 @@ class PanelApp:
         if self.sim is not None:
             sim, self.sim = self.sim, None
             await asyncio.get_running_loop().run_in_executor(None, sim.__exit__, None, None, None)
+
+
+#: Refuse a single order worth more than this (per currency) unless the profile's settings say otherwise.
+DEFAULT_MAX_ORDER_VALUE = {"USD": 1_000_000, "HKD": 8_000_000}
+DEFAULT_FAT_FINGER_PCT = 10
+
+
+def safety_limits(settings: Settings) -> dict[str, Any]:
+    """Broker safety limits from the profile's settings (keys ``safety/max_order_value_<ccy>``,
+    ``safety/fat_finger_pct``), written back with their defaults so a user can find and edit them."""
+    limits: dict[str, Decimal] = {}
+    for currency, default in DEFAULT_MAX_ORDER_VALUE.items():
+        key = f"safety/max_order_value_{currency.lower()}"
+        value = settings.get(key, default)
+        if not settings.contains(key):
+            settings.set(key, default)
+        if value and value > 0:
+            limits[currency] = Decimal(value)
+    fat_finger = settings.get("safety/fat_finger_pct", DEFAULT_FAT_FINGER_PCT)
+    if not settings.contains("safety/fat_finger_pct"):
+        settings.set("safety/fat_finger_pct", DEFAULT_FAT_FINGER_PCT)
+    return {"max_order_value": limits, "fat_finger_pct": Decimal(fat_finger if fat_finger > 0 else DEFAULT_FAT_FINGER_PCT)}
 
 
 def journal_path(profile: str) -> Path:
