@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,7 +63,10 @@ def demo_server(tmp_path):
     assert proc.returncode == 0, proc.stderr.read()
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+
+
+@needs_curl
 def test_module_curl_examples_succeed_against_serve_demo(demo_server):
     proc, base = demo_server
     answers = []
@@ -82,6 +86,7 @@ def test_module_curl_examples_succeed_against_serve_demo(demo_server):
     assert symbols["0700.HK"]["quantity"] == 900
 
 
+@needs_curl
 def test_serve_uses_the_profile_journal(demo_server, tmp_path):
     proc, base = demo_server
     out = subprocess.run(["curl", "-s", "-X", "POST", f"{base}/api/ibkr/order", "-H", "Content-Type: application/json",
@@ -121,3 +126,24 @@ def test_serve_refuses_an_open_bind_without_token(tmp_path):
                          capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 2
     assert "without a token" in out.stderr and "Traceback" not in out.stderr
+
+
+@needs_curl
+def test_serve_keeps_serving_when_tws_is_not_there(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    env = {**os.environ, "IBPANEL_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "ibpanel", "serve", "--tws-port", str(free_port), "--api-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert "not connected (" in line and "POST /api/ibkr/connect" in line, line
+        base = re.search(r"(http://[^\s/]+:\d+)/api/ibkr", line).group(1)
+        out = subprocess.run(["curl", "-s", f"{base}/api/ibkr/status"], capture_output=True, text=True, timeout=30)
+        status = json.loads(out.stdout)["data"]
+        assert status["connected"] is False and status["lastFailure"]["kind"] == "nothing_listening"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    assert proc.returncode == 0

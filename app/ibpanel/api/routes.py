@@ -405,7 +405,10 @@ async def get_quote(request: web.Request) -> web.Response:
 async def get_openapi(request: web.Request) -> web.Response:
     from ibpanel.api.openapi import openapi_document
 
-    return web.json_response(openapi_document(), dumps=_dumps)
+    document = openapi_document()
+    # Name the server this copy came from (the Host header was checked by the security middleware).
+    document["servers"] = [{"url": f"http://{request.headers['Host']}"}]
+    return web.json_response(document, dumps=_dumps)
 
 
 def add_routes(app: web.Application) -> None:

@@ -235,7 +235,8 @@ async def serve(args: Any, *, ready: asyncio.Future | None = None, stop: asyncio
                 await broker.connect(params)
                 connected_note = f"connected to {params.host}:{params.port} as clientId {params.client_id}"
             except Exception as exc:  # noqa: BLE001 - keep serving; /connect can retry later
-                connected_note = f"not connected ({exc}); use POST /api/ibkr/connect"
+                reason = " ".join(str(exc).split())  # the ready message stays one line
+                connected_note = f"not connected ({reason}); use POST /api/ibkr/connect"
         practice_note = f", practice exchange on port {sim.port}" if sim is not None else ""
         print(f"IB Panel API ready at {api.url}/api/ibkr ({connected_note}{practice_note})", flush=True)
         if ready is not None and not ready.done():
