@@ -12,6 +12,7 @@ import csv
 from decimal import Decimal
 
 from ibpanel.broker.models import OrderRequest, OrderStatus, OrderType, Side
+from ibpanel.ui.formatting import tick_at
 from ibpanel.ui.orders_tab import OrdersTab
 
 
@@ -27,8 +28,9 @@ def _place_working(run_async, broker, symbol: str, quantity: int) -> int:
     instrument = run_async(broker.resolve(symbol))
     quote = run_async(broker.snapshot(instrument))
     reference = Decimal(str(quote.last or quote.bid or quote.close))
-    tick = Decimal("0.01") if instrument.currency == "USD" else Decimal("0.2")
-    price = (reference * Decimal("0.96") / tick).to_integral_value() * tick
+    target = reference * Decimal("0.96")
+    tick = tick_at(instrument.market, target)
+    price = (target / tick).to_integral_value() * tick
     order = run_async(broker.place(OrderRequest(symbol, Side.BUY, Decimal(quantity), OrderType.LMT, limit_price=price)))
     return order.order_id
 

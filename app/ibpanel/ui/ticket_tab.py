@@ -621,10 +621,9 @@ class TicketTab(QWidget):
         inst = self.instrument
         symbol = inst.display if inst else request.symbol
         parts = [f"{request.side.value} {fmt.format_qty(request.quantity)} {symbol}", request.order_type.value]
-        if request.limit_price is not None:
-            parts.append(f"limit {request.limit_price}")
-        if request.stop_price is not None:
-            parts.append(f"stop {request.stop_price}")
+        for name, price in (("limit", request.limit_price), ("stop", request.stop_price)):
+            if price is not None:
+                parts.append(f"{name} {price:.{fmt.price_decimals(inst, price)}f}")  # exact, no separators
         parts.append(request.tif.value)
         if request.outside_rth:
             parts.append("outside RTH")
