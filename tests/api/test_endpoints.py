@@ -95,11 +95,12 @@ async def test_account_positions_and_market_value(connected_api):
     order = {"symbol": "AAPL", "side": "buy", "quantity": 10, "marketType": "USStock"}
     status, placed = await connected_api.post("order", order)
     assert status == 200, placed
-    assert placed["data"]["status"] == "Filled" and placed["data"]["filled"] == 10
-    assert placed["data"]["avgPrice"] > 0 and placed["data"]["journalId"]
+    assert placed["data"]["status"] in ("Filled", "Submitted") and placed["data"]["journalId"]
+    if placed["data"]["status"] == "Filled":  # the usual case: the practice exchange fills at once
+        assert placed["data"]["filled"] == 10 and placed["data"]["avgPrice"] > 0
 
     def has_aapl(result):
-        return any(p["symbol"] == "AAPL" and p["marketPrice"] for p in result[1]["data"])
+        return any(p["symbol"] == "AAPL" and p["quantity"] == 10 and p["marketPrice"] for p in result[1]["data"])
 
     status, body = await _eventually(lambda: connected_api.get("positions"), has_aapl)
     aapl = next(p for p in body["data"] if p["symbol"] == "AAPL")

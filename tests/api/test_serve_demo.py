@@ -78,9 +78,16 @@ def test_module_curl_examples_succeed_against_serve_demo(demo_server):
         assert answer["success"] is True, (command, answer)
     connect, buy, sell, positions = answers
     assert connect["message"].startswith("Connected successfully") and connect["data"]["practice"] is True
-    assert buy["data"]["status"] == "Filled" and buy["data"]["filled"] == 10
+    assert buy["data"]["symbol"] == "AAPL" and buy["data"]["status"] in ("Filled", "Submitted")
     assert sell["data"]["symbol"] == "0700.HK" and sell["data"]["status"] in ("Filled", "Submitted")
-    symbols = {p["symbol"]: p for p in positions["data"]}
+    # Market orders fill at once on the practice exchange; on a loaded machine the report may trail.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        symbols = {p["symbol"]: p for p in positions["data"]}
+        if symbols.get("AAPL", {}).get("quantity", 0) >= 10 and symbols.get("0700.HK", {}).get("quantity") == 900:
+            break
+        time.sleep(0.2)
+        positions = json.loads(subprocess.run(_commands(base)[-1], capture_output=True, text=True, timeout=30).stdout)
     assert symbols["AAPL"]["quantity"] >= 10
     # The practice account's starter holding of Tencent covered the sale (no HK short selling).
     assert symbols["0700.HK"]["quantity"] == 900
