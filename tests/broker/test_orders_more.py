@@ -126,3 +126,17 @@ async def test_bracket_entry_with_take_profit_and_stop_loss(connected, sim_serve
     assert entry_row.status == "Filled" and Decimal(entry_row.filled) == 10  # legs never overwrite the entry
     await connected.cancel_all()
     await wait_for(lambda: not connected.open_orders())
+
+
+async def test_what_if_times_out_instead_of_hanging(connected, sim_server):
+    from ibpanel.broker.exceptions import BrokerTimeout
+
+    await connected.resolve("AAPL")
+    await connected.snapshot(await connected.resolve("AAPL"))
+    sim_server.faults.delay_replies(3)
+    try:
+        with pytest.raises(BrokerTimeout) as caught:
+            await connected.preview(OrderRequest("AAPL", Side.BUY, Decimal(10), OrderType.MKT), timeout=0.3)
+        assert "0.3" in caught.value.message
+    finally:
+        sim_server.faults.delay_replies(0)

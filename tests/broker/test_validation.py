@@ -100,3 +100,31 @@ async def test_stop_orders_need_stop_price_and_market_orders_take_no_price(conne
     assert "price_not_used" in await _refused(
         connected, OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT, limit_price=near))
     assert sim_server.stats.count("PLACE_ORDER") == 0
+
+
+async def test_tws_in_read_only_api_mode(tmp_path, sim_server):
+    """TWS itself read-only: the connect does not hang on the order sync, and orders are refused here."""
+    sim_server.faults.set_readonly(True)
+    broker = make_broker(tmp_path)
+    try:
+        status = await broker.connect(params(sim_server.port, timeout=3))
+        assert status.readonly
+        issues = await broker.check(OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT))
+        assert [i.code for i in issues] == ["readonly"] and "Read-Only API" in issues[0].message
+        assert sim_server.stats.count("PLACE_ORDER") == 0
+    finally:
+        await broker.close()
+
+
+async def test_tws_switched_to_read_only_rejects_the_order_visibly(connected, sim_server):
+    sim_server.faults.set_readonly(True)
+    view = await connected.place(OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT))
+    from broker_helpers import wait_for
+    from ibpanel.broker.models import OrderStatus
+
+    rejected = await wait_for(lambda: (v := connected.order(view.order_id)) and v.status is OrderStatus.REJECTED and v)
+    assert "321" in rejected.message
+    assert connected.journal.entry(view.journal_id).status == "Rejected"
+    assert connected.status.readonly  # and the next order is stopped before it leaves
+    assert "readonly" in {i.code for i in await connected.check(
+        OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT))}

@@ -76,7 +76,7 @@ class OrderBook:
         catalog: Catalog,
         *,
         is_connected: Callable[[], bool],
-        session_info: Callable[[], tuple[bool, tuple[str, ...], str | None]],  # readonly, accounts, account
+        session_info: Callable[[], tuple[str, tuple[str, ...], str | None]],  # read-only reason, accounts, account
         max_order_value: dict[str, Decimal],
         fat_finger_pct: Decimal,
         on_change: Callable[[OrderView], None],
@@ -204,8 +204,8 @@ class OrderBook:
         never_acknowledged = key not in self._acked
         if code in _REJECT_CODES or (not info.order_warning and never_acknowledged):
             status = OrderStatus.REJECTED
-        elif code == 110 and never_acknowledged:
-            status = OrderStatus.REJECTED  # a new order off the tick is refused
+        elif code in (110, 321) and never_acknowledged:
+            status = OrderStatus.REJECTED  # off the tick / failed TWS validation: a new order is refused
         self._update(trade, status=status)
 
     def resync(self) -> None:
@@ -226,9 +226,7 @@ class OrderBook:
         issues: list[ValidationIssue] = []
         readonly, accounts, default_account = self._session_info()
         if readonly:
-            issues.append(ValidationIssue(
-                "session", "readonly",
-                "This session is read-only, so orders are blocked: reconnect with read-only off to trade."))
+            issues.append(ValidationIssue("session", "readonly", readonly))
         account = request.account or default_account
         if request.account and accounts and request.account not in accounts:
             issues.append(ValidationIssue(
@@ -503,8 +501,7 @@ class OrderBook:
             raise NotConnected()
         readonly, _a, _b = self._session_info()
         if readonly:
-            raise BrokerError("This session is read-only, so cancels are blocked too.",
-                              "Reconnect with read-only off, or cancel in TWS.")
+            raise BrokerError(f"{readonly} Cancels are blocked too.", "Cancel in TWS if it cannot wait.")
         key, view, trade = self._own_trade(order_id)
         waiter: asyncio.Future = asyncio.get_running_loop().create_future()
         self._cancel_waiters.setdefault(key, []).append(waiter)
@@ -542,8 +539,7 @@ class OrderBook:
             raise NotConnected()
         readonly, _a, _b = self._session_info()
         if readonly:
-            raise BrokerError("This session is read-only, so cancels are blocked too.",
-                              "Reconnect with read-only off, or cancel in TWS.")
+            raise BrokerError(f"{readonly} Cancels are blocked too.", "Cancel in TWS if it cannot wait.")
         self.ib.reqGlobalCancel()
 
     def mark_stale(self) -> None:

@@ -167,10 +167,16 @@ class Broker:
             await asyncio.gather(task, return_exceptions=True)
         self.journal.close()
 
-    def _session_info(self) -> tuple[bool, tuple[str, ...], str | None]:
+    def _session_info(self) -> tuple[str, tuple[str, ...], str | None]:
+        """(why orders are blocked, or "" when they are not; managed accounts; selected account)."""
         status = self._session.status
-        readonly = status.readonly or (status.params.readonly if status.params else False)
-        return readonly, status.accounts, status.account
+        reason = ""
+        if status.params is not None and status.params.readonly:
+            reason = "This session is read-only, so orders are blocked: reconnect with read-only off to trade."
+        elif self._session.tws_readonly:
+            reason = ("TWS is in Read-Only API mode, so orders are blocked: untick 'Read-Only API' in TWS > "
+                      "Configure > API > Settings, then reconnect.")
+        return reason, status.accounts, status.account
 
     def _on_status(self, status: ConnectionStatus) -> None:
         if status.state is ConnectionState.DEGRADED:
@@ -194,7 +200,7 @@ class Broker:
         if account and params is not None and not params.account and len(status.accounts) > 1:
             # ib_async streams the portfolio only when it is told which account: tell it
             await self._account.select(account)
-        full_sync = not (params and params.readonly)
+        full_sync = not status.readonly  # without open / completed orders a reconcile would guess
         if full_sync:
             try:  # ib_async read this client's open orders; orders of other clients matter for the journal
                 await asyncio.wait_for(self._ib.reqAllOpenOrdersAsync(), _SYNC_TIMEOUT)

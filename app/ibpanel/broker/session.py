@@ -120,6 +120,7 @@ class Session:
         self._params: ConnectionParams | None = None
         self._attempting = False  # a connect attempt owns the socket: drops are its business
         self._reconnect_task: asyncio.Task | None = None
+        self.tws_readonly = False  # TWS answered 321 "Read-Only" to an order request of ours
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.errorEvent += self._on_error
 
@@ -188,6 +189,7 @@ class Session:
         is_paper, reason = errors.classify_paper(accounts, params.port)
         self._set(
             accounts=accounts, account=account, is_paper=is_paper, paper_reason=reason,
+            readonly=params.readonly or self.tws_readonly,
             server_version=self.ib.client.serverVersion(),
             connection_time=getattr(self.ib.client, "connTime", None) or None,
         )
@@ -216,12 +218,17 @@ class Session:
 
         def on_error(req_id: int, code: int, text: str, contract: object = None) -> None:
             codes.append(code)
+            if code == 321 and req_id <= 0 and not self.tws_readonly:
+                # TWS in Read-Only API mode never ends the open / completed order requests: end them here
+                self.tws_readonly = True
+                loop.call_soon(self._end_order_sync)
 
         def on_socket_closed(msg: str = "") -> None:
             if not closed.done():
                 closed.set_result(msg)
 
         await self._socket_gone()
+        self.tws_readonly = False
         self.ib.errorEvent += on_error
         self.ib.client.apiStart += on_api_start
         self.ib.client.conn.disconnected += on_socket_closed
@@ -280,6 +287,10 @@ class Session:
             self.ib.client.apiStart -= on_api_start
             self.ib.client.conn.disconnected -= on_socket_closed
 
+    def _end_order_sync(self) -> None:
+        for key in ("openOrders", "completedOrders"):
+            self.ib.wrapper._endReq(key)
+
     async def _socket_gone(self) -> None:
         """Wait until the previous socket has finished closing, so its close is not taken for this attempt's."""
         conn = self.ib.client.conn
@@ -324,6 +335,9 @@ class Session:
 
     # --- link watching and reconnect -----------------------------------------------------------
     def _on_error(self, req_id: int, code: int, text: str, contract: object = None) -> None:
+        if code == 321 and "read-only" in (text or "").lower() and self._status.connected and not self.tws_readonly:
+            self.tws_readonly = True  # TWS was switched to Read-Only API mode while we were connected
+            self._set(readonly=True)
         if not self._status.connected:
             return
         if code == 1100:
