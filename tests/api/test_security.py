@@ -174,3 +174,17 @@ async def test_a_taken_port_is_reported_plainly_and_close_is_idempotent(broker):
     finally:
         await first.close()
         await first.close()
+
+
+async def test_extra_host_names_can_be_allowed(broker, monkeypatch):
+    monkeypatch.setenv("IBPANEL_API_ALLOWED_HOSTS", "ibpanel-api, other.internal")
+    handle = await start_api(broker, port=0, allowed_hosts=["panel.local"])
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{handle.port}/api/ibkr/status"
+            for name, expected in (("panel.local", 200), ("ibpanel-api:5000", 200), ("other.internal", 200),
+                                   ("evil.example", 421)):
+                async with session.get(url, headers={"Host": name}) as response:
+                    assert response.status == expected, name
+    finally:
+        await handle.close()
