@@ -139,8 +139,10 @@ def field_text(value: object) -> str:
 
 def encode_payload(fields: Iterable[object]) -> bytes:
     """Fields -> payload bytes (no length prefix). Non-ASCII text is sent as backslash escapes."""
-    text = "\0".join([field_text(f) for f in fields])
-    return (text + "\0").encode("ascii", "backslashreplace")
+    texts = [field_text(f) for f in fields]
+    if not texts:
+        return b""
+    return ("\0".join(texts) + "\0").encode("ascii", "backslashreplace")
 
 
 def encode(fields: Iterable[object]) -> bytes:
