@@ -51,6 +51,7 @@ class PriceChart(QWidget):
         self.redraws = 0
         self._dirty = False
         self._load_seq = 0
+        self._closed = False
 
         self.bar_size_combo = QComboBox()
         self.bar_size_combo.setObjectName("barSize")
@@ -146,7 +147,7 @@ class PriceChart(QWidget):
 
     def _mark(self) -> None:
         self._dirty = True
-        if not self._timer.isActive():
+        if not self._closed and not self._timer.isActive():
             self._timer.start()
 
     def redraw(self) -> None:
@@ -185,6 +186,7 @@ class PriceChart(QWidget):
         self.crosshair_label.setText(f"{when}  {fmt.format_price(point.y(), self.instrument)}")
 
     def shutdown(self) -> None:
+        self._closed = True
         self._timer.stop()
         self.tasks.cancel()
         self._mouse_proxy.disconnect()  # SignalProxy owns a timer of its own

@@ -167,6 +167,7 @@ class KeyedTableModel(QAbstractTableModel):
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
         self._stale = False
+        self._closed = False
         self.background_hook: Callable[[Hashable, Any, int], QColor | None] | None = None
         self.before_flush: Callable[[], None] | None = None
         self._timer = QTimer(self)
@@ -278,6 +279,8 @@ class KeyedTableModel(QAbstractTableModel):
         return self._stale
 
     def shutdown(self) -> None:
+        """Stop the flush timer for good (late writes still land in the store, nothing repaints)."""
+        self._closed = True
         self._timer.stop()
 
     # --- coalescing ---------------------------------------------------------------------------
@@ -288,7 +291,7 @@ class KeyedTableModel(QAbstractTableModel):
         self._schedule()
 
     def _schedule(self) -> None:
-        if not self._timer.isActive():
+        if not self._closed and not self._timer.isActive():
             self._timer.start()
 
     def flush(self) -> int:
