@@ -184,3 +184,25 @@ async def test_quotes_go_stale_when_the_link_drops(connected, sim_server):
     await wait_for(lambda: connected.quote(aapl).stale)
     await wait_for(lambda: connected.status.state is ConnectionState.CONNECTED, timeout=10)
     await wait_for(lambda: not connected.quote(aapl).stale)
+
+
+async def test_manual_reconnect_keeps_quotes_other_tws_forgets_them(connected, sim_server):
+    from ibpanel.sim.server import SimConfig, SimServer
+
+    aapl = await connected.resolve("AAPL")
+    await connected.subscribe(aapl)
+    await connected.disconnect()
+    assert connected.quote(aapl).stale
+    await connected.connect(params(sim_server.port))
+    await wait_for(lambda: sim_server.stats.count("REQ_MKT_DATA") == 2)  # same TWS: the line comes back
+    await wait_for(lambda: not connected.quote(aapl).stale)
+
+    other = SimServer(SimConfig(port=0, quote_interval=0.2, seed=2))
+    await other.start()
+    try:
+        await connected.connect(params(other.port))
+        assert connected.quote(aapl) is None and other.stats.count("REQ_MKT_DATA") == 0
+        assert not connected.open_orders() and not connected.fills()
+    finally:
+        await connected.disconnect()
+        await other.stop()

@@ -168,6 +168,10 @@ class AccountBook:
             self._dirty_account = True  # daily P&L is part of the summary
             self._schedule()
 
+    def forget_fills(self) -> None:
+        self._fills.clear()
+        self._pnl.clear()
+
     # --- connection changes --------------------------------------------------------------------
     def resync(self, accounts: tuple[str, ...]) -> None:
         """After (re)connect: fills from ib_async's execution sync, P&L streams, one fresh emit."""

@@ -542,6 +542,17 @@ class OrderBook:
             raise BrokerError(f"{readonly} Cancels are blocked too.", "Cancel in TWS if it cannot wait.")
         self.ib.reqGlobalCancel()
 
+    def forget_all(self) -> None:
+        """Another TWS: nothing we showed belongs to it (the journal keeps the history)."""
+        for waiters in self._cancel_waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(NotConnected("The connection changed before the cancel was confirmed."))
+        self._cancel_waiters.clear()
+        for store in (self._views, self._perm_index, self._trades, self._messages, self._created):
+            store.clear()
+        self._acked.clear()
+
     def mark_stale(self) -> None:
         """Forget ib_async's live objects after a drop; views stay, trades come back on resync."""
         self._trades.clear()

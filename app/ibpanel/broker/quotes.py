@@ -201,6 +201,15 @@ class QuoteBook:
         self._by_req.clear()
         self.delayed_mode = False
 
+    def forget_all(self) -> None:
+        """Drop every subscription (a different TWS: its conIds may not match); viewers subscribe again."""
+        self.on_connection_lost()
+        self._refs.clear()
+        self._instruments.clear()
+        self._quotes.clear()
+        self._data_type.clear()
+        self._stale = False
+
     def resubscribe(self) -> None:
         """After a reconnect (or 1101): the same subscriptions again, delayed mode restored if it was needed."""
         for con_id in list(self._tickers):

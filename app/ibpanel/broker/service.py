@@ -109,6 +109,7 @@ class Broker:
         self._tick_tables: dict[int, TickTable] = {}
         self._reference_prices: dict[int, tuple[Decimal | None, float]] = {}
         self._account_task: asyncio.Task | None = None
+        self._venue: tuple[str, int] | None = None  # (host, port) of the last connect
         self.last_reconcile: list = []  # journal entries the last reconcile changed (for the UI / tests)
         self._session = Session(
             self._ib, backoff=reconnect_backoff, on_status=self._on_status, on_ready=self._on_ready,
@@ -138,7 +139,22 @@ class Broker:
 
     async def connect(self, params: ConnectionParams) -> ConnectionStatus:
         """Connect; raises ConnectError (with .failure: kind, message, advice, suggested_client_id)."""
+        venue = (params.host, params.port)
+        if self._venue is not None and venue != self._venue:
+            self._forget_venue()  # another TWS: its conIds, orders and quotes are not this one's
+        self._venue = venue
         return await self._session.connect(params)
+
+    def _forget_venue(self) -> None:
+        self._cache.clear()
+        self._contracts.clear()
+        self._rule_of.clear()
+        self._etf.clear()
+        self._tick_tables.clear()
+        self._reference_prices.clear()
+        self._quotes.forget_all()
+        self._orders.forget_all()
+        self._account.forget_fills()
 
     async def disconnect(self) -> None:
         """Disconnect politely and stop auto-reconnect. Safe to call when not connected."""
@@ -213,8 +229,7 @@ class Broker:
         self._orders.resync()
         self._reconcile(full_sync)
         self._account.resync(status.accounts)
-        if reconnected:
-            self._quotes.resubscribe()
+        self._quotes.resubscribe()  # after a reconnect, or a disconnect / connect to the same TWS
 
     def _reconcile(self, full_sync: bool) -> None:
         seen: list[journal_mod.SeenOrder] = []

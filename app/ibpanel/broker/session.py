@@ -206,7 +206,7 @@ class Session:
     def set_account(self, account: str) -> None:
         self._set(account=account)
 
-    async def _attempt(self, params: ConnectionParams) -> None:
+    async def _attempt(self, params: ConnectionParams, probe: bool = True) -> None:
         """One connect; raises ConnectError with the failure kind told apart."""
         loop = asyncio.get_running_loop()
         closed: asyncio.Future[str] = loop.create_future()
@@ -252,7 +252,7 @@ class Session:
                 raise ConnectError(errors.connection_failure(
                     FailureKind.OTHER, params.host, params.port, params.client_id,
                     "TWS closed the connection while the account state was being read"))
-            raise await self._closed_failure(params, codes, closed.result())
+            raise await self._closed_failure(params, codes, closed.result(), probe=probe)
         except ConnectError:
             self._hang_up()
             raise
@@ -266,7 +266,7 @@ class Session:
         except asyncio.TimeoutError as exc:
             self._hang_up()
             if 326 in codes:
-                raise await self._closed_failure(params, codes, "") from exc
+                raise await self._closed_failure(params, codes, "", probe=probe) from exc
             raise ConnectError(errors.connection_failure(
                 FailureKind.TIMEOUT, params.host, params.port, params.client_id,
                 f"no answer within {params.timeout:g} s")) from exc
@@ -278,7 +278,7 @@ class Session:
         except Exception as exc:  # noqa: BLE001 - anything else is still a failed connect, said plainly
             self._hang_up()
             if 326 in codes:
-                raise await self._closed_failure(params, codes, "") from exc
+                raise await self._closed_failure(params, codes, "", probe=probe) from exc
             raise ConnectError(errors.connection_failure(
                 FailureKind.OTHER, params.host, params.port, params.client_id, str(exc) or type(exc).__name__)) from exc
         finally:
@@ -311,11 +311,12 @@ class Session:
         finally:
             conn.disconnected -= on_closed
 
-    async def _closed_failure(self, params: ConnectionParams, codes: list[int], detail: str) -> ConnectError:
+    async def _closed_failure(self, params: ConnectionParams, codes: list[int], detail: str,
+                              probe: bool = True) -> ConnectError:
         if 326 not in codes:
             return ConnectError(errors.connection_failure(
                 FailureKind.HANDSHAKE_CLOSED, params.host, params.port, params.client_id, detail))
-        suggested = await self.suggest_client_id(params)
+        suggested = await self.suggest_client_id(params) if probe else None
         failure = errors.connection_failure(
             FailureKind.CLIENT_ID_IN_USE, params.host, params.port, params.client_id, detail,
             suggested_client_id=suggested)
@@ -380,7 +381,7 @@ class Session:
             await asyncio.sleep(delay)
             self._set(next_retry_in=None)
             try:
-                await self._attempt(params)
+                await self._attempt(params, probe=False)  # no id probing while TWS may still hold our old session
             except ConnectError as exc:
                 log.info("reconnect attempt %d failed: %s", attempt, exc.failure.message)
                 self._set(failure=exc.failure)
