@@ -105,3 +105,35 @@ def test_unknown_messages_are_ignored(qtbot, guards):
     qtbot.waitUntil(lambda: len(activations) == 1, timeout=5000)
     client.disconnectFromServer()
     assert first.is_listening
+
+
+def test_a_second_process_wakes_the_first(qapp):
+    """The real case: two processes, one profile. The first prints when it is asked to come forward."""
+    import subprocess
+    import textwrap
+
+    first_code = textwrap.dedent(
+        """
+        import sys
+        from PySide6.QtCore import QCoreApplication, QTimer
+        from ibpanel.ui import instance
+        app = QCoreApplication(sys.argv)
+        guard = instance.acquire("default")
+        assert guard is not None and guard.is_listening
+        guard.activate_requested.connect(lambda: (print("ACTIVATED", flush=True), app.quit()))
+        print("LISTENING", flush=True)
+        QTimer.singleShot(20000, lambda: app.exit(3))  # never hang the test run
+        sys.exit(app.exec())
+        """
+    )
+    env = dict(os.environ, IBPANEL_HOME=os.environ["IBPANEL_HOME"], QT_QPA_PLATFORM="offscreen")
+    first = subprocess.Popen([sys.executable, "-c", first_code], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "LISTENING"
+        assert instance.acquire("default") is None  # this process is the second launch
+        out, _ = first.communicate(timeout=20)
+        assert "ACTIVATED" in out and first.returncode == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
