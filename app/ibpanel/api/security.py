@@ -177,7 +177,9 @@ def broker_error_to_api(exc: BrokerError) -> ApiError:
     if isinstance(exc, SymbolError):
         return ApiError(400, text, field="symbol", code="bad_symbol")
     if isinstance(exc, OrderNotFound):
-        return ApiError(404, text, code="order_not_found")
+        # The broker's advice speaks of the Orders tab; an API caller lists orders over HTTP.
+        return ApiError(404, f"{exc.message} List the known orders with GET /api/ibkr/orders?status=all.",
+                        code="order_not_found")
     if isinstance(exc, NotCancellable):
         return ApiError(409, text, code="not_cancellable")
     if isinstance(exc, BrokerTimeout):
