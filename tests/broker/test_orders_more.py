@@ -140,3 +140,28 @@ async def test_what_if_times_out_instead_of_hanging(connected, sim_server):
         assert "0.3" in caught.value.message
     finally:
         sim_server.faults.delay_replies(0)
+
+
+async def test_cancel_racing_a_fill_is_not_cancellable(connected, sim_server):
+    aapl = await connected.resolve("AAPL")
+    quote = await connected.snapshot(aapl)
+    marketable = (Decimal(str(quote.ask)) + Decimal("0.20")).quantize(Decimal("0.01"))
+    sim_server.faults.delay_replies(0.3)  # the exchange fills at once; we hear about it late
+    try:
+        view = await connected.place(OrderRequest("AAPL", Side.BUY, Decimal(2), OrderType.LMT, limit_price=marketable))
+        with pytest.raises(NotCancellable):
+            await connected.cancel(view.order_id, timeout=5)
+    finally:
+        sim_server.faults.delay_replies(0)
+    assert (await wait_for(lambda: connected.order(view.order_id))).status is OrderStatus.FILLED
+
+
+async def test_chart_request_refused_by_ib_is_said(connected, sim_server):
+    from ibpanel.broker.exceptions import BrokerError
+
+    sim_server.faults.set_pacing(True)
+    aapl = await connected.resolve("AAPL")
+    assert await connected.bars(aapl, "1 D", "5 mins")
+    with pytest.raises(BrokerError) as caught:  # the identical request within 15 s: IB's pacing error 162
+        await connected.bars(aapl, "1 D", "5 mins")
+    assert "162" in caught.value.message

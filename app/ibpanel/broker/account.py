@@ -196,5 +196,7 @@ class AccountBook:
             await asyncio.wait_for(self.ib.reqAccountUpdatesAsync(account), 8)
         except asyncio.TimeoutError:
             log.warning("account updates for %s timed out", account)
+        except Exception:  # noqa: BLE001 - TWS refused (error already shown as a notice)
+            log.warning("account updates for %s failed", account, exc_info=True)
         self._dirty_account = self._dirty_positions = True
         self._flush()

@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from ib_async import IB, Contract, Order, Trade
+from ib_async.wrapper import RequestError
 
 from ibpanel.broker import errors
 from ibpanel.broker import journal as journal_mod
@@ -195,6 +196,8 @@ class OrderBook:
         if code == 161:
             self._fail_cancel_waiters(key, NotCancellable(info.message, info.advice))
             return
+        if code in (10147, 10148):  # TWS does not know the order we tried to cancel
+            self._fail_cancel_waiters(key, OrderNotFound(info.message, info.advice))
         if code == 202:  # the cancel confirmation itself: the status message says it all
             return
         self._messages[key] = f"{info.message} ({code})"
@@ -447,6 +450,9 @@ class OrderBook:
         except asyncio.TimeoutError as exc:
             raise BrokerTimeout(f"TWS did not answer the what-if preview within {timeout:g} s.",
                                 "Try again; if it keeps failing the account may not allow a margin preview.") from exc
+        except RequestError as exc:
+            info = errors.describe(exc.code, exc.message)
+            raise BrokerError(f"TWS refused the what-if preview: {info.message} ({exc.code})", info.advice) from exc
         if state is None:
             raise BrokerError("TWS refused the what-if preview.", "See the log for IB's reason.")
         return what_if_model(state)

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ib_async import IB, Contract, Ticker
+from ib_async.wrapper import RequestError
 
+from ibpanel.broker import errors
 from ibpanel.broker.convert import bar_model, quote_model
 from ibpanel.broker.exceptions import BrokerError, BrokerTimeout, NotConnected
 from ibpanel.broker.models import Bar, Instrument, MarketDataType, Quote
@@ -258,4 +260,8 @@ class QuoteBook:
         except asyncio.TimeoutError as exc:
             raise BrokerTimeout(f"No chart data for {instrument.display} within {timeout:g} s.",
                                 "IB paces historical requests; wait a few seconds and try again.") from exc
+        except RequestError as exc:
+            info = errors.describe(exc.code, exc.message)
+            raise BrokerError(f"No chart data for {instrument.display}: {info.message} ({exc.code})",
+                              info.advice) from exc
         return tuple(bar_model(b) for b in bars or ())

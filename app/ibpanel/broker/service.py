@@ -38,6 +38,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from ib_async import IB, Contract
+from ib_async.wrapper import RequestError
 
 from ibpanel.broker import errors
 from ibpanel.broker import journal as journal_mod
@@ -100,7 +101,7 @@ class Broker:
         self.pnl_changed = Event("pnl_changed")
 
         self._ib = IB()
-        self._ib.RaiseRequestErrors = False
+        self._ib.RaiseRequestErrors = True  # a request IB refuses raises (with its code) instead of returning []
         self.journal = journal_mod.OrderJournal(journal_path or journal_mod.default_journal_path())
         self._cache = ContractCache()
         self._contracts: dict[int, Contract] = {}
@@ -284,6 +285,11 @@ class Broker:
             details_list = await asyncio.wait_for(self._ib.reqContractDetailsAsync(probe), 10)
         except asyncio.TimeoutError as exc:
             raise BrokerTimeout(f"IB did not answer the lookup of {spec.display} in time.", "Try again.") from exc
+        except RequestError as exc:
+            if exc.code != 200:  # 200 = no such contract, said below in our words
+                info = errors.describe(exc.code, exc.message)
+                raise SymbolError(f"IB refused the lookup of {spec.display}: {info.message}", info.advice) from exc
+            details_list = []
         details_list = [d for d in details_list or [] if d.contract and d.contract.secType == "STK"]
         if not details_list:
             raise SymbolError(f"IB has no {'Hong Kong' if spec.market is Market.HK else 'US'} stock {spec.display}.",
@@ -339,7 +345,10 @@ class Broker:
         if rule is not None:
             table = self._tick_tables.get(rule)
             if table is None and self._session.connected:
-                increments = await self._ib.reqMarketRuleAsync(rule)
+                try:
+                    increments = await self._ib.reqMarketRuleAsync(rule)
+                except RequestError:
+                    increments = None  # fall back to the built-in table below (its .source says so)
                 if increments:
                     table = TickTable.from_market_rule(increments, source=f"IB market rule {rule}")
                     self._tick_tables[rule] = table
