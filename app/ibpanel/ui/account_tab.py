@@ -42,7 +42,7 @@ CASH_CURRENCIES = ("USD", "HKD")
 CHART_REDRAW_MS = 500
 MAX_CHART_POINTS = 20_000
 SAMPLE_EVERY_S = 5.0
-MIN_CHART_SPAN_S = 300.0
+MIN_CHART_SPAN_S = 60.0
 
 
 class MetricCard(QFrame):
@@ -122,7 +122,6 @@ class AccountTab(QWidget):
             card = self.cards[key] = MetricCard(caption)
             pnl_grid.addWidget(card, 0, i)
 
-        pg.setConfigOptions(antialias=False)
         axes = {"bottom": pg.DateAxisItem(orientation="bottom"), "left": MoneyAxis(orientation="left")}
         self.chart = pg.PlotWidget(axisItems=axes, background=PALETTE["base"])
         self.chart.setMinimumHeight(180)

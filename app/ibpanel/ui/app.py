@@ -47,7 +47,7 @@ from ibpanel.broker.service import Broker
 from ibpanel.ui.formatting import snap_price
 from ibpanel.ui.main_window import TAB_NAMES, MainWindow
 from ibpanel.ui.settings import Settings
-from ibpanel.ui.style import apply_theme
+from ibpanel.ui.style import DEFAULT_THEME, apply_theme
 
 log = logging.getLogger("ibpanel.app")
 
@@ -76,7 +76,7 @@ def run_gui(args: argparse.Namespace) -> int:
     icon = paths.resource_path("icons", "ibpanel-256.png")
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
-    apply_theme(app)
+    apply_theme(app, Settings(args.profile).get("ui/theme", DEFAULT_THEME))
     headless = bool(args.smoke_test or args.screenshot)
     log_path = setup_logging(args.profile, headless)
 

@@ -72,6 +72,17 @@ DEFAULT_PRESET = "tws_paper"
 #: Ports TWS / Gateway use for live accounts by default.
 LIVE_PORTS = frozenset(p.port for p in PRESETS if p.live)
 
+SETUP_HELP = (
+    "<ol style='margin-left:-20px'>"
+    "<li>Start <b>TWS</b> or <b>IB Gateway</b> and log in (paper first).</li>"
+    "<li>In TWS: <i>Configure &gt; API &gt; Settings</i>: tick <i>Enable ActiveX and Socket Clients</i>; "
+    "note the <i>Socket port</i>.</li>"
+    "<li>Ports: TWS paper 7497, live 7496; Gateway paper 4002, live 4001.</li>"
+    "<li>Each program on one TWS needs its own <b>client ID</b>.</li>"
+    "<li>Tick <b>Read-only</b> to look without any risk of sending an order.</li>"
+    "</ol>No IB account? Use the <b>practice exchange</b>: same screens, simulated market."
+)
+
 _STATE_TEXT = {
     ConnectionState.DISCONNECTED: "Disconnected",
     ConnectionState.CONNECTING: "Connecting…",
@@ -218,9 +229,17 @@ class ConnectionTab(QWidget):
         self.message_log.setPlaceholderText("Notices from TWS / IB Gateway appear here.")
         log_layout.addWidget(self.message_log)
 
+        help_box = QGroupBox("Before you connect")
+        help_layout = QVBoxLayout(help_box)
+        self.help_label = QLabel(SETUP_HELP)
+        self.help_label.setWordWrap(True)
+        self.help_label.setTextFormat(Qt.TextFormat.RichText)
+        help_layout.addWidget(self.help_label)
+
         left = QVBoxLayout()
         left.addWidget(form_box)
         left.addWidget(self.failure_box)
+        left.addWidget(help_box)
         left.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(info_box, 2)

@@ -1,4 +1,5 @@
-"""The panel's look: one dark style sheet (resources/style/dark.qss) and the colours code needs directly.
+"""The panel's look: a style sheet per theme (resources/style/light.qss, the default, and dark.qss)
+and the colours code needs directly.
 
 Widgets pick their look through dynamic properties the style sheet matches (``badge``, ``role``,
 ``metric``, ``tone``, ``stale``, ``level``); ``set_prop`` changes one and repolishes the widget.
@@ -6,25 +7,50 @@ Widgets pick their look through dynamic properties the style sheet matches (``ba
 
 from __future__ import annotations
 
+import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
 from ibpanel import paths
 
-#: Colours shared with code that paints (charts, table foregrounds).
-PALETTE = {
-    "background": "#161b22",
-    "base": "#0d1117",
-    "text": "#d7dde4",
-    "muted": "#8b949e",
-    "up": "#3fb950",
-    "down": "#f85149",
-    "live": "#da3633",
-    "paper": "#1f6feb",
-    "warning": "#d29922",
-    "accent": "#3b82f6",
-    "grid": "#21262d",
+#: Colours per theme. Light is the default and matches the tabs' own P&L / side colours.
+PALETTES: dict[str, dict[str, str]] = {
+    "light": {
+        "window": "#eef1f4",
+        "background": "#f6f8fa",
+        "base": "#ffffff",
+        "alternate": "#f6f8fa",
+        "text": "#1f2328",
+        "muted": "#59636e",
+        "up": "#1a7f37",
+        "down": "#cf222e",
+        "live": "#cf222e",
+        "paper": "#0969da",
+        "warning": "#9a6700",
+        "accent": "#0969da",
+        "grid": "#eaeef2",
+        "button": "#f6f8fa",
+    },
+    "dark": {
+        "window": "#0f141a",
+        "background": "#161b22",
+        "base": "#0d1117",
+        "alternate": "#121820",
+        "text": "#d7dde4",
+        "muted": "#8b949e",
+        "up": "#3fb950",
+        "down": "#f85149",
+        "live": "#da3633",
+        "paper": "#1f6feb",
+        "warning": "#d29922",
+        "accent": "#3b82f6",
+        "grid": "#21262d",
+        "button": "#21262d",
+    },
 }
+DEFAULT_THEME = "light"
+#: The active theme's colours (``apply_theme`` switches them) for code that paints: charts, lights.
+PALETTE: dict[str, str] = dict(PALETTES[DEFAULT_THEME])
 
 UP = QColor(PALETTE["up"])
 DOWN = QColor(PALETTE["down"])
@@ -55,28 +81,43 @@ def set_prop(widget: QWidget, name: str, value: object) -> None:
     style.polish(widget)
 
 
-def stylesheet(theme: str = "dark") -> str:
+def stylesheet(theme: str = DEFAULT_THEME) -> str:
     try:
-        return paths.resource_path("style", f"{theme}.qss").read_text(encoding="utf-8")
+        sheet = paths.resource_path("style", f"{theme}.qss")
+        # Qt resolves url() against the working directory: point it at the bundled images instead.
+        return sheet.read_text(encoding="utf-8").replace("@STYLE_DIR@", sheet.parent.as_posix())
     except OSError:
         return ""  # a missing sheet leaves Qt's default look; never a reason not to start
 
 
-def apply_theme(app: QApplication, theme: str = "dark") -> None:
-    """Fusion style + the palette + the sheet, and a font that exists on headless Linux too."""
+def apply_theme(app: QApplication, theme: str = DEFAULT_THEME) -> str:
+    """Fusion style + palette + sheet (``theme``: "light" or "dark"), and a font that exists on headless
+    Linux too. Returns the theme applied."""
+    if theme not in PALETTES:
+        theme = DEFAULT_THEME
+    colours = PALETTES[theme]
+    PALETTE.clear()
+    PALETTE.update(colours)
+    for colour, key in ((UP, "up"), (DOWN, "down"), (MUTED, "muted")):
+        colour.setRgba(QColor(colours[key]).rgba())
     app.setStyle("Fusion")
     palette = QPalette()
-    palette.setColor(QPalette.ColorRole.Window, QColor("#0f141a"))
-    palette.setColor(QPalette.ColorRole.WindowText, QColor(PALETTE["text"]))
-    palette.setColor(QPalette.ColorRole.Base, QColor(PALETTE["base"]))
-    palette.setColor(QPalette.ColorRole.AlternateBase, QColor("#121820"))
-    palette.setColor(QPalette.ColorRole.Text, QColor(PALETTE["text"]))
-    palette.setColor(QPalette.ColorRole.Button, QColor("#21262d"))
-    palette.setColor(QPalette.ColorRole.ButtonText, QColor(PALETTE["text"]))
-    palette.setColor(QPalette.ColorRole.Highlight, QColor(PALETTE["paper"]))
-    palette.setColor(QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
-    palette.setColor(QPalette.ColorRole.ToolTipBase, QColor("#1c2128"))
-    palette.setColor(QPalette.ColorRole.ToolTipText, QColor(PALETTE["text"]))
+    role = QPalette.ColorRole
+    for qt_role, key in (
+        (role.Window, "window"),
+        (role.WindowText, "text"),
+        (role.Base, "base"),
+        (role.AlternateBase, "alternate"),
+        (role.Text, "text"),
+        (role.Button, "button"),
+        (role.ButtonText, "text"),
+        (role.Highlight, "accent"),
+        (role.ToolTipBase, "base"),
+        (role.ToolTipText, "text"),
+        (role.PlaceholderText, "muted"),
+    ):
+        palette.setColor(qt_role, QColor(colours[key]))
+    palette.setColor(role.HighlightedText, QColor("#ffffff"))
     app.setPalette(palette)
     font = QFont(app.font())
     # Offscreen Qt has no fontconfig default; name common families so text never renders as boxes.
@@ -84,3 +125,5 @@ def apply_theme(app: QApplication, theme: str = "dark") -> None:
     font.setPointSize(10)
     app.setFont(font)
     app.setStyleSheet(stylesheet(theme))
+    pg.setConfigOptions(antialias=False, background=colours["base"], foreground=colours["muted"])
+    return theme
