@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import fields
+from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -113,14 +114,15 @@ async def headless(port: int, n: int, seconds: float) -> dict:
     await probe
     ib.disconnect()
     wall = wall1 - wall0
-    return {"subscribed": len(qualified), "ticks_per_s": (ticks1 - ticks0) / wall,
+    return {"subscribed": len(qualified), "con_ids": {c.symbol: c.conId for c in qualified},
+            "ticks_per_s": (ticks1 - ticks0) / wall,
             "cpu_pct": 100.0 * (cpu1 - cpu0) / wall, **lag_stats(samples)}
 
 
 # --- the panel: Broker + QuotesTab on qasync ------------------------------------------------------------
 
 
-def ui(port: int, n: int, seconds: float) -> dict:
+def ui(port: int, n: int, seconds: float, con_ids_file: str = "") -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["IBPANEL_HOME"] = tempfile.mkdtemp(prefix="ibpanel-bench-")
     from PySide6.QtWidgets import QApplication
@@ -131,10 +133,11 @@ def ui(port: int, n: int, seconds: float) -> dict:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     with loop:
-        return loop.run_until_complete(_ui_main(port, n, seconds))
+        con_ids = json.loads(Path(con_ids_file).read_text(encoding="utf-8")) if con_ids_file else {}
+        return loop.run_until_complete(_ui_main(port, n, seconds, con_ids))
 
 
-async def _ui_main(port: int, n: int, seconds: float) -> dict:
+async def _ui_main(port: int, n: int, seconds: float, con_ids: dict[str, int]) -> dict:
     from ibpanel.broker.models import ConnectionParams
     from ibpanel.broker.service import Broker
     from ibpanel.ui.quotes_tab import QuotesTab
@@ -147,7 +150,14 @@ async def _ui_main(port: int, n: int, seconds: float) -> dict:
     tab = QuotesTab(broker, settings)
     tab.resize(1280, 900)
     tab.show()
-    await tab.set_watchlist(_symbols(n))
+    if con_ids:
+        # The broker's symbol parser accepts real ticker shapes only (letters), not the synthetic SYM0001:
+        # watch them as already-qualified instruments, with the conIds the headless client looked up.
+        from ibpanel.broker.models import Instrument, Market
+
+        await tab.add_instruments([Instrument(s, Market.US, "SMART", "USD", con_id=int(c)) for s, c in con_ids.items()])
+    else:
+        await tab.set_watchlist(_symbols(n))
     subscribed = len(tab.model)
     await asyncio.sleep(1.5)
     samples: list[float] = []
@@ -176,7 +186,7 @@ async def _ui_main(port: int, n: int, seconds: float) -> dict:
     wall = wall1 - wall0
     return {"subscribed": subscribed, "ticks_per_s": (ticks1 - ticks0) / wall,
             "cpu_pct": 100.0 * (cpu1 - cpu0) / wall, "flushes_per_s": (flushes1 - flushes0) / wall,
-            "dropped_final": dropped, **lag_stats(samples)}
+            "dropped_final": dropped, "message": tab.message.text(), **lag_stats(samples)}
 
 
 # --- orchestration ---------------------------------------------------------------------------------
@@ -219,6 +229,7 @@ def main() -> int:
     parser.add_argument("--rates", default="1,2,4", help="updates per second per symbol")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--no-cold-start", action="store_true")
+    parser.add_argument("--con-ids", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.role == "sim":
@@ -228,7 +239,7 @@ def main() -> int:
         print(json.dumps(asyncio.run(headless(args.port, args.n, args.seconds))))
         return 0
     if args.role == "ui":
-        print(json.dumps(ui(args.port, args.n, args.seconds)))
+        print(json.dumps(ui(args.port, args.n, args.seconds, args.con_ids)))
         return 0
 
     print(f"{'symbols':>7} {'rate':>4} | {'client':<8} {'subs':>5} {'ticks/s':>9} {'lag p50':>8} {'p99':>7} {'max':>7}"
@@ -243,9 +254,14 @@ def main() -> int:
                 port = str(hello["port"])
                 common = ["--port", port, "--n", str(n), "--seconds", str(args.seconds)]
                 results = {}
+                con_ids_file = os.path.join(tempfile.gettempdir(), f"ibpanel-bench-conids-{os.getpid()}.json")
                 for role in ("headless", "ui"):
                     try:
-                        results[role] = _child(role, *common)
+                        extra = ["--con-ids", con_ids_file] if role == "ui" else []
+                        results[role] = _child(role, *common, *extra)
+                        if role == "headless":
+                            with open(con_ids_file, "w", encoding="utf-8") as handle:
+                                json.dump(results[role].pop("con_ids"), handle)
                     except Exception as exc:  # noqa: BLE001 - report and carry on with the next size
                         results[role] = {"error": str(exc).splitlines()[-1] if str(exc) else repr(exc)}
             finally:
@@ -261,10 +277,12 @@ def main() -> int:
                 print(f"{n:>7} {rate:>4g} | {role:<8} {r['subscribed']:>5} {r['ticks_per_s']:>9.0f} {_fmt(r['p50']):>8}"
                       f" {_fmt(r['p99']):>7} {_fmt(r['max']):>7} {r['cpu_pct']:>6.0f} {_fmt(r.get('flushes_per_s')):>7}"
                       f" {r.get('dropped_final', '-')!s:>7} | {_fmt(ratio, '.2f'):>5}")
+                if r.get("message"):
+                    print(f"        ui message: {r['message']}")
             if n == 1000 and rate == 4 and "error" not in results["ui"]:
                 r = results["ui"]
                 target_ok = r["p99"] is not None and r["p99"] < 50 and r["dropped_final"] == 0
-            if hello.get("line_limit_field") == "" and n > 100:
+            if not hello.get("line_limit_field") and n > 100:
                 print(f"        note: SimConfig has no market-data line limit field; {n} lines were not capped")
     if target_ok is not None:
         print(f"target 1,000 symbols x 4/s: p99 < 50 ms and no dropped final values: {'MET' if target_ok else 'NOT MET'}")

@@ -42,6 +42,9 @@ def test_fills_show_with_totals_and_close_position_prefills_the_opposite_side(
     usd_value = sum(p.market_value for p in tab.model.rows() if p.currency == "USD")
     assert abs(totals["USD"]["market_value"] - usd_value) < 0.01
 
+    # % of net liquidation, converted to the base currency, for both markets
+    qtbot.waitUntil(lambda: all(tab.model.data(tab.model.index(i, 8)).endswith("%") for i in range(len(tab.model))),
+                    timeout=10000)
     # display: market column, coloured P&L column exists, currency
     position = next(i for i, p in enumerate(tab.model.rows()) if p.instrument.symbol == "5")
     assert tab.model.data(tab.model.index(position, 0)) == "0005.HK"

@@ -169,3 +169,17 @@ def test_limit_order_works_then_modified_fills_in_orders_positions_and_account(q
     qtbot.waitUntil(lambda: broker.account_summary().cash_by_currency.get("USD") != cash_before, timeout=10000)
     assert broker.account_summary().cash_by_currency["USD"] < cash_before
     assert main_window.tab("account").populated()
+
+
+def test_preview_shows_commission_and_margin_without_placing(qtbot, broker, ui_settings):
+    tab = _ticket(qtbot, broker, ui_settings)
+    _resolve(qtbot, tab, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(100), "limit_price": None})
+    assert tab.estimate_label.text().startswith("≈") and tab.estimate_label.text().endswith("USD")
+    tab.preview_button.click()
+    qtbot.waitUntil(lambda: tab.last_preview is not None, timeout=10000)
+    text = tab.preview_label.text()
+    assert "commission" in text and "USD" in text and "margin" in text
+    assert tab.last_preview.commission is not None and tab.last_preview.commission >= 1.0  # US minimum USD 1
+    assert tab.last_order is None
+    assert not broker.open_orders()  # a what-if never leaves a working order
+    tab.shutdown()

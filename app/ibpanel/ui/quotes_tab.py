@@ -196,6 +196,18 @@ class QuotesTab(QWidget):
             self.model.upsert(quote if quote is not None else Quote(instrument))
         return instrument
 
+    async def add_instruments(self, instruments: list[Instrument]) -> int:
+        """Watch already-qualified instruments (conId known: positions, orders, scripts); saved by display name."""
+        for start in range(0, len(instruments), RESOLVE_BATCH):
+            batch = instruments[start:start + RESOLVE_BATCH]
+            for instrument in batch:
+                self.instruments.setdefault(instrument.display, instrument)
+                if instrument.display not in self.watchlist:
+                    self.watchlist.append(instrument.display)
+            await asyncio.gather(*(self._subscribe_text(i.display) for i in batch))
+        self._save()
+        return len(self.model)
+
     async def load_watchlist(self) -> int:
         """Resolve and subscribe every saved symbol (in batches); returns how many are shown."""
         pending = [s for s in self.watchlist if s not in self.instruments or self.instruments[s].key not in self._subscribed]
