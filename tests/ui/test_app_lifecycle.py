@@ -1,0 +1,60 @@
+"""The app in-process: --demo with --api starts both on the panel's loop; closing the window shuts all down."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+
+import pytest
+from ibpanel.broker.models import ConnectionState
+from ibpanel.cli import build_parser
+from ibpanel.ui.app import PanelApp
+
+
+@pytest.fixture
+def restore_signals():
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+async def _http_get(port: int, path: str) -> tuple[int, dict]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body or b"{}")
+
+
+@pytest.mark.parametrize("how", ["window close", "SIGTERM", "Ctrl+C"])
+def test_shutdown_stops_api_broker_and_exchange(qtbot, qapp, run_async, restore_signals, tmp_path, how):
+    args: argparse.Namespace = build_parser().parse_args(["--demo", "--api", "--api-port", "0"])
+    panel = PanelApp(args, qapp, log_path=tmp_path / "ibpanel.log", started=0.0)
+    main = asyncio.ensure_future(panel.main())
+    qtbot.waitUntil(lambda: panel.broker is not None and panel.broker.status.state is ConnectionState.CONNECTED, timeout=15000)
+    window, broker = panel.window, panel.broker
+    qtbot.waitUntil(window.tabs["account"].populated, timeout=10000)
+    assert panel.sim is not None and panel.api_handle is not None
+    assert window.tabs["connection"].current_preset().key == "practice"
+
+    port = panel.api_handle.port
+    status, body = run_async(_http_get(port, "/api/ibkr/status"))
+    assert status == 200 and json.dumps(body).count("DU") >= 1  # the API serves the panel's own broker
+
+    # Every way out runs the one shutdown path.
+    if how == "window close":
+        window.close()
+    else:
+        signal.raise_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)
+    qtbot.waitUntil(main.done, timeout=20000)
+    assert main.result() == 0
+    assert broker.status.state is ConnectionState.DISCONNECTED
+    assert panel.sim is None  # practice exchange stopped
+    assert len(broker.state_changed) == 0  # every tab unsubscribed
+    with pytest.raises(OSError):
+        run_async(asyncio.open_connection("127.0.0.1", port))  # the API no longer listens
