@@ -11,6 +11,7 @@ product the API, broker and practice exchange share one loop, as they do inside 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from decimal import Decimal
 
@@ -32,7 +33,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-EXAMPLES = 25
+EXAMPLES = int(os.environ.get("IBPANEL_FUZZ_EXAMPLES", "25"))  # per operation and mode; raise it for a deep run
 SKIPPED = ("POST /api/ibkr/connect", "POST /api/ibkr/disconnect")
 
 
@@ -166,7 +167,7 @@ def test_near_valid_orders_reach_the_exchange_only_when_accepted(fuzz_server):
     counts = {"sent": 0, "refused": 0}
     before = fuzz_server.sim.stats.count("PLACE_ORDER")
 
-    @settings(max_examples=60, deadline=None, database=None, phases=[Phase.generate],
+    @settings(max_examples=EXAMPLES * 2, deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(body=_ORDER_BODIES)
     def run(body):
