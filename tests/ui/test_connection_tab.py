@@ -218,3 +218,23 @@ def test_notices_go_to_the_message_log(qtbot, sim, make_broker, ui_settings, run
     qtbot.waitUntil(lambda: "[1102]" in tab.message_log.toPlainText(), timeout=5000)
     run_async(broker.disconnect())
     tab.shutdown()
+
+
+def test_dont_ask_again_for_live_is_remembered_per_profile(qtbot, make_broker, ui_settings):
+    tab = _tab(qtbot, make_broker(), ui_settings)
+    tab.select_preset("tws_live")
+
+    def tick_and_accept() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, tick_and_accept)
+            return
+        box.checkBox().setChecked(True)
+        qtbot.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+
+    QTimer.singleShot(20, tick_and_accept)
+    assert tab.confirm_live() is True
+    assert ui_settings.get("confirm/live_connect", True) is False
+    # Next time: no question at all (a dialog here would block the test until its timeout).
+    assert tab.confirm_live() is True
+    tab.shutdown()

@@ -137,3 +137,13 @@ def test_cross_tab_requests_open_the_ticket(qtbot, main_window):
     if quote_signal is not None:
         quote_signal.emit("MSFT")
         assert main_window.current_tab_name() == "quotes"
+
+
+def test_status_bar_shows_delayed_market_data(qtbot, sim, main_window, broker, run_async):
+    sim.faults.set_market_data_live(False)  # no subscription: the broker falls back to delayed data
+    instrument = run_async(broker.resolve("AAPL"))
+    run_async(broker.subscribe(instrument), timeout=15)
+    badge = main_window.status_bar.data_badge
+    qtbot.waitUntil(lambda: badge.text() == "data delayed", timeout=10000)
+    assert badge.property("badge") == "delayed"
+    broker.unsubscribe(instrument)
