@@ -179,3 +179,15 @@ async def test_notices_carry_plain_advice(connected):
         await connected.resolve("ZZZZ")
     notice = await wait_for(lambda: next((n for n in notices if n.code == 200), None))
     assert notice.message and notice.severity in ("warning", "error") and notice.text
+
+
+async def test_request_spelled_loosely_by_an_api_caller(connected, sim_server):
+    aapl = await connected.resolve("AAPL")
+    quote = await connected.snapshot(aapl)
+    price = str((Decimal(str(quote.bid)) * Decimal("0.97")).quantize(Decimal("0.01")))
+    request = OrderRequest("aapl", "buy", 3, "lmt", limit_price=price, tif="gtc")  # type: ignore[arg-type]
+    assert await connected.check(request) == ()
+    view = await connected.place(request)
+    working = await wait_for(lambda: (v := connected.order(view.order_id)) and v.status is OrderStatus.SUBMITTED and v)
+    assert working.side is Side.BUY and working.quantity == 3 and working.tif == "GTC"
+    assert working.limit_price == Decimal(price)

@@ -369,19 +369,20 @@ class OrderBook:
 
     # --- placing -------------------------------------------------------------------------------
     def _build_order(self, request: OrderRequest, account: str | None) -> Order:
-        order_type = OrderType(request.order_type)
+        # validated already: the enums parse (API callers may pass "buy" / "lmt" spelled their way)
+        order_type = _enum_or_none(OrderType, request.order_type)
         order = Order(
-            action=Side(request.side).value,
-            totalQuantity=float(Decimal(request.quantity)),
+            action=_enum_or_none(Side, request.side).value,
+            totalQuantity=float(_decimal(request.quantity)),
             orderType=order_type.value,
-            tif=TimeInForce(request.tif).value,
+            tif=_enum_or_none(TimeInForce, request.tif).value,
             outsideRth=bool(request.outside_rth),
             account=account or "",
         )
         if order_type in (OrderType.LMT, OrderType.STP_LMT):
-            order.lmtPrice = float(Decimal(request.limit_price))  # type: ignore[arg-type]
+            order.lmtPrice = float(_decimal(request.limit_price))  # type: ignore[arg-type]
         if order_type in (OrderType.STP, OrderType.STP_LMT):
-            order.auxPrice = float(Decimal(request.stop_price))  # type: ignore[arg-type]
+            order.auxPrice = float(_decimal(request.stop_price))  # type: ignore[arg-type]
         return order
 
     async def place(self, request: OrderRequest) -> OrderView:
@@ -487,19 +488,18 @@ class OrderBook:
         issues, _instrument = await self.check(request)
         if issues:
             raise OrderRejected(issues)
+        # a copy: the live Trade keeps what TWS last confirmed until TWS echoes the change
         order = copy.copy(trade.order)
-        order.totalQuantity = float(Decimal(request.quantity))
+        order.totalQuantity = float(_decimal(request.quantity))
         if request.limit_price is not None:
-            order.lmtPrice = float(Decimal(request.limit_price))
+            order.lmtPrice = float(_decimal(request.limit_price))
         if request.stop_price is not None:
-            order.auxPrice = float(Decimal(request.stop_price))
+            order.auxPrice = float(_decimal(request.stop_price))
         if view.journal_id:
             self._journal(lambda: self.journal.update(
                 view.journal_id, message=f"modify: quantity {request.quantity}, limit {request.limit_price}, "
                                          f"stop {request.stop_price}"))
-        trade.order.totalQuantity, trade.order.lmtPrice, trade.order.auxPrice = (
-            order.totalQuantity, order.lmtPrice, order.auxPrice)
-        self.ib.placeOrder(trade.contract, trade.order)
+        self.ib.placeOrder(trade.contract, order)
         return self._update(trade)
 
     async def cancel(self, order_id: int, timeout: float) -> OrderView:

@@ -374,6 +374,7 @@ class Broker:
             try:
                 quote = await self._quotes.snapshot(instrument, _REFERENCE_SNAPSHOT_TIMEOUT)
             except (BrokerTimeout, BrokerError):
+                self._reference_prices[con_id] = (None, loop.time())  # no data: do not wait again per order
                 return None
             price = quote.last if quote.last is not None else (
                 (quote.bid + quote.ask) / 2 if quote.bid is not None and quote.ask is not None else quote.close)
