@@ -212,3 +212,15 @@ async def test_connect_joins_the_existing_connection_and_never_steals_it(api, br
     status, body = await api.post("connect", {"port": sim_server.port, "account": "DU999999"})
     assert status == 400 and body["field"] == "account"
     assert broker.status.connected and broker.status.params.client_id == 21
+
+
+async def test_concurrent_orders_each_sent_once(connected_api):
+    sim = connected_api.sim
+    before = sim.stats.count("PLACE_ORDER")
+    body = {"symbol": "MSFT", "side": "buy", "quantity": 1, "marketType": "USStock"}
+    answers = await asyncio.gather(*(connected_api.post("order", body) for _ in range(15)))
+    assert all(status == 200 for status, _ in answers), answers
+    ids = {answer["data"]["orderId"] for _, answer in answers}
+    journal_ids = {answer["data"]["journalId"] for _, answer in answers}
+    assert len(ids) == len(journal_ids) == 15
+    assert sim.stats.count("PLACE_ORDER") - before == 15
