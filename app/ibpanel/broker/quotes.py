@@ -47,6 +47,7 @@ class QuoteBook:
         self._refs: dict[int, int] = {}
         self._instruments: dict[int, Instrument] = {}
         self._tickers: dict[int, Ticker] = {}
+        self._con_of_ticker: dict[int, int] | None = None  # id(ticker) -> conId, rebuilt after changes
         self._by_req: dict[int, int] = {}  # reqId -> conId
         self._quotes: dict[int, Quote] = {}
         self._data_type: dict[int, MarketDataType] = {}
@@ -91,6 +92,7 @@ class QuoteBook:
             return
         del self._refs[con_id]
         ticker = self._tickers.pop(con_id, None)
+        self._con_of_ticker = None
         self._quotes.pop(con_id, None)
         self._by_req = {r: c for r, c in self._by_req.items() if c != con_id}
         if ticker is not None and self._is_connected():
@@ -103,9 +105,10 @@ class QuoteBook:
         contract = self._contract_for(self._instruments[con_id])
         ticker = self.ib.reqMktData(contract, "", False, False)
         self._tickers[con_id] = ticker
-        for req_id, known in list(self.ib.wrapper.reqId2Ticker.items()):
-            if known is ticker:
-                self._by_req[req_id] = con_id
+        self._con_of_ticker = None
+        req_id = self.ib.wrapper.ticker2ReqId["mktData"].get(ticker)
+        if req_id is not None:
+            self._by_req[req_id] = con_id
 
     async def _wait_first(self, con_id: int) -> None:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -144,7 +147,9 @@ class QuoteBook:
     # --- events --------------------------------------------------------------------------------
     def _on_pending(self, tickers: set[Ticker]) -> None:
         changed = []
-        by_ticker = {id(t): c for c, t in self._tickers.items()}
+        if self._con_of_ticker is None:
+            self._con_of_ticker = {id(t): c for c, t in self._tickers.items()}
+        by_ticker = self._con_of_ticker
         for ticker in tickers:
             con_id = by_ticker.get(id(ticker))
             if con_id is None:
@@ -180,6 +185,7 @@ class QuoteBook:
         if con_id not in self._refs or not self._is_connected():
             return
         old = self._tickers.pop(con_id, None)
+        self._con_of_ticker = None
         if old is not None:
             try:
                 self.ib.cancelMktData(old.contract)
@@ -200,6 +206,7 @@ class QuoteBook:
     def on_connection_lost(self) -> None:
         self.set_stale(True)
         self._tickers.clear()  # ib_async reset its tickers; ours point at dead objects
+        self._con_of_ticker = None
         self._by_req.clear()
         self.delayed_mode = False
 
@@ -214,6 +221,7 @@ class QuoteBook:
 
     def resubscribe(self) -> None:
         """After a reconnect (or 1101): the same subscriptions again, delayed mode restored if it was needed."""
+        self._con_of_ticker = None
         for con_id in list(self._tickers):
             ticker = self._tickers.pop(con_id)
             try:
