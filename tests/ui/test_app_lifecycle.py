@@ -58,3 +58,37 @@ def test_shutdown_stops_api_broker_and_exchange(qtbot, qapp, run_async, restore_
     assert len(broker.state_changed) == 0  # every tab unsubscribed
     with pytest.raises(OSError):
         run_async(asyncio.open_connection("127.0.0.1", port))  # the API no longer listens
+
+
+def _start(args_list, qapp, tmp_path):
+    panel = PanelApp(build_parser().parse_args(args_list), qapp, log_path=tmp_path / "ibpanel.log", started=0.0)
+    return panel, asyncio.ensure_future(panel.main())
+
+
+def test_practice_button_starts_the_exchange_and_connects(qtbot, qapp, restore_signals, tmp_path):
+    from PySide6.QtCore import Qt
+
+    panel, main = _start([], qapp, tmp_path)
+    qtbot.waitUntil(lambda: panel.window is not None and panel.window.isVisible(), timeout=10000)
+    tab = panel.window.tabs["connection"]
+    assert panel.window.current_tab_name() == "connection"  # first run
+    assert tab.current_preset().key == "tws_paper" and tab.practice_button.isVisible()
+    qtbot.mouseClick(tab.practice_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.broker.status.state is ConnectionState.CONNECTED, timeout=15000)
+    assert panel.sim is not None and panel.broker.status.params.port == panel.sim.port
+    assert tab.current_preset().key == "practice"
+    panel.request_quit()
+    qtbot.waitUntil(main.done, timeout=20000)
+    assert main.result() == 0 and panel.sim is None
+
+
+def test_command_line_connection_options_connect_at_start(qtbot, qapp, sim, restore_signals, tmp_path):
+    panel, main = _start(["--tws-port", str(sim.port), "--client-id", "9", "--readonly"], qapp, tmp_path)
+    qtbot.waitUntil(lambda: panel.broker is not None and panel.broker.status.state is ConnectionState.CONNECTED, timeout=15000)
+    status = panel.broker.status
+    assert (status.params.port, status.params.client_id, status.readonly) == (sim.port, 9, True)
+    assert panel.window.status_bar.readonly_badge.isVisible()
+    assert panel.sim is None  # a real endpoint: no practice exchange started
+    panel.request_quit()
+    qtbot.waitUntil(main.done, timeout=20000)
+    assert main.result() == 0
