@@ -295,7 +295,12 @@ class PanelApp:
             if self.args.api:
                 await self._start_api()
             if self.args.smoke_test:
-                return await self._smoke_test()
+                try:
+                    return await self._smoke_test()
+                except Exception as exc:  # noqa: BLE001 - CI needs the reason on one line, then exit 1
+                    log.exception("smoke test failed")
+                    print(f"{SMOKE_FAILED}: {type(exc).__name__}: {exc}", flush=True)
+                    return 1
             if self.args.screenshot:
                 return await self._screenshot(Path(self.args.screenshot))
             self._start_initial_connection()
@@ -330,9 +335,10 @@ class PanelApp:
             window.show_tab(tab)
         elif self.first_run:
             window.show_tab("connection")
-        if self.first_run:
+        connection = window.tabs["connection"]
+        if self.first_run and hasattr(connection, "select_preset"):
             # First run: the paper preset, and the practice exchange offered beside it.
-            window.tabs["connection"].select_preset("tws_paper")
+            connection.select_preset("tws_paper")
 
     def _start_initial_connection(self) -> None:
         args = self.args
