@@ -56,13 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and normalise: ``serve --host/--port`` are aliases of ``--api-host/--api-port``."""
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        if args.api_host_alias:
+        # "is not None": --port 0 (any free port) and an explicit --host are real choices.
+        if args.api_host_alias is not None:
             args.api_host = args.api_host_alias
-        if args.api_port_alias:
+        if args.api_port_alias is not None:
             args.api_port = args.api_port_alias
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "serve":
         from ibpanel.api.server import run_headless
 
         return run_headless(args)
