@@ -206,3 +206,26 @@ async def test_manual_reconnect_keeps_quotes_other_tws_forgets_them(connected, s
     finally:
         await connected.disconnect()
         await other.stop()
+
+
+async def test_disconnect_while_connecting_cancels_the_connect(broker):
+    held = []
+
+    async def mute(reader, writer):
+        held.append(writer)
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        attempt = asyncio.ensure_future(broker.connect(params(port, timeout=5)))
+        await wait_for(lambda: broker.status.state is ConnectionState.CONNECTING and held)
+        await broker.disconnect()
+        with pytest.raises(ConnectError) as caught:
+            await asyncio.wait_for(attempt, 2)
+        assert "cancelled" in caught.value.failure.message
+        assert broker.status.state is ConnectionState.DISCONNECTED
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -121,6 +121,7 @@ class Session:
         self._attempting = False  # a connect attempt owns the socket: drops are its business
         self._reconnect_task: asyncio.Task | None = None
         self.tws_readonly = False  # TWS answered 321 "Read-Only" to an order request of ours
+        self._aborted = False  # disconnect() was called while connect() was running
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.errorEvent += self._on_error
 
@@ -149,20 +150,30 @@ class Session:
             state=ConnectionState.CONNECTING, params=params, failure=None, accounts=(), account=None,
             reconnect_attempt=0, next_retry_in=None, readonly=params.readonly, is_paper=None, paper_reason="",
         )
+        self._aborted = False
         try:
             await self._attempt(params)
         except ConnectError as exc:
-            self._set(state=ConnectionState.DISCONNECTED, failure=exc.failure)
-            raise
-        if not await self._finish(reconnected=False):
-            failure = errors.connection_failure(
+            failure = self._abort_failure(params) if self._aborted else exc.failure
+            self._set(state=ConnectionState.DISCONNECTED, failure=failure)
+            raise ConnectError(failure) from exc
+        if not await self._finish(reconnected=False) or self._aborted:
+            failure = self._abort_failure(params) if self._aborted else errors.connection_failure(
                 FailureKind.OTHER, params.host, params.port, params.client_id,
                 "the connection dropped while reading the account state")
+            self._hang_up()
             self._set(state=ConnectionState.DISCONNECTED, failure=failure)
             raise ConnectError(failure)
         return self._status
 
+    @staticmethod
+    def _abort_failure(params: ConnectionParams) -> ConnectionFailure:
+        return ConnectionFailure(FailureKind.OTHER, f"Connecting to {params.host}:{params.port} was cancelled.",
+                                 "Connect again when you are ready.")
+
     async def disconnect(self) -> None:
+        if self._status.state is ConnectionState.CONNECTING:
+            self._aborted = True  # the pending connect() raises "cancelled" instead of finishing
         await self._stop_reconnect()
         self._hang_up()
         self._set(state=ConnectionState.DISCONNECTED, reconnect_attempt=0, next_retry_in=None)
@@ -177,6 +188,9 @@ class Session:
                 self.ib.client.disconnect()
         finally:
             self._attempting = was_attempting
+        if self.ib.client.connState != self.ib.client.DISCONNECTED:  # mid-handshake: ib.disconnect() skips it
+            with contextlib.suppress(Exception):
+                self.ib.client.disconnect()
 
     async def _finish(self, reconnected: bool) -> bool:
         """After the socket is ready: accounts, paper/live, the owner's resync, then CONNECTED (True)."""
