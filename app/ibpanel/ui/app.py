@@ -58,7 +58,8 @@ LOG_FILE = "ibpanel.log"
 POPULATE_TIMEOUT_S = 20.0
 #: Market buys placed on the practice exchange before a --demo screenshot (symbol, shares: whole HK lots).
 SAMPLE_TRADES = (("AAPL", 100), ("MSFT", 60), ("NVDA", 40), ("0700.HK", 300), ("0005.HK", 800), ("1299.HK", 400))
-SAMPLE_RESTING = ("AMZN", 25)
+#: Resting limit orders away from the market (symbol, side, shares, price as a fraction of the last trade).
+SAMPLE_RESTING = (("AMZN", "BUY", 25, "0.97"), ("0700.HK", "SELL", 100, "1.03"), ("TSLA", "BUY", 10, "0.95"))
 
 
 def run_gui(args: argparse.Namespace) -> int:
@@ -498,20 +499,22 @@ class PanelApp:
                 await broker.place(OrderRequest(symbol=symbol, side=Side.BUY, quantity=Decimal(quantity), order_type=OrderType.MKT))
             except Exception as exc:  # noqa: BLE001 - a screenshot with fewer rows is still a screenshot
                 log.warning("sample trade %s %s not placed: %s", symbol, quantity, exc)
-        try:
-            instrument = await broker.resolve(SAMPLE_RESTING[0])
-            quote = await broker.snapshot(instrument)
-            last = quote.last or quote.bid or quote.close
-            if last:
-                price = snap_price(instrument.market, Decimal(str(last)) * Decimal("0.97"))
+        for symbol, side, quantity, factor in SAMPLE_RESTING:
+            try:
+                instrument = await broker.resolve(symbol)
+                quote = await broker.snapshot(instrument)
+                last = quote.last or quote.bid or quote.close
+                if not last:
+                    continue
+                price = snap_price(instrument.market, Decimal(str(last)) * Decimal(factor))
                 await broker.place(
                     OrderRequest(
-                        symbol=SAMPLE_RESTING[0], side=Side.BUY, quantity=Decimal(SAMPLE_RESTING[1]),
+                        symbol=symbol, side=Side(side), quantity=Decimal(quantity),
                         order_type=OrderType.LMT, limit_price=price, tif=TimeInForce.GTC,
                     )
                 )
-        except Exception as exc:  # noqa: BLE001
-            log.warning("sample resting order not placed: %s", exc)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("sample resting order %s not placed: %s", symbol, exc)
         window.open_ticket({"symbol": "AAPL", "side": "BUY", "quantity": Decimal(100), "limit_price": None})
         await self._wait_until(lambda: len(broker.positions()) >= len(SAMPLE_TRADES), 10.0)
 
