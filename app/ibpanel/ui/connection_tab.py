@@ -9,6 +9,7 @@ in-process practice exchange; the app then calls ``set_practice_port`` and ``con
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from ibpanel.broker.models import (
 )
 from ibpanel.broker.service import Broker
 from ibpanel.ui.settings import Settings
-from ibpanel.ui.style import set_prop
+from ibpanel.ui.style import PALETTE, set_prop
 
 log = logging.getLogger(__name__)
 
@@ -463,10 +464,14 @@ class ConnectionTab(QWidget):
         stamp = notice.time.astimezone().strftime("%H:%M:%S")
         advice = f" — {notice.advice}" if notice.advice else ""
         code = f"[{notice.code}] " if notice.code >= 0 else ""
-        self.append_message(f"{stamp}  {notice.severity.upper():7} {code}{notice.message}{advice}")
+        self.append_message(f"{stamp}  {notice.severity.upper():7} {code}{notice.message}{advice}", notice.severity)
 
-    def append_message(self, line: str) -> None:
-        self.message_log.appendPlainText(line)
+    def append_message(self, line: str, severity: str = "info") -> None:
+        colour = {"error": PALETTE["down"], "warning": PALETTE["warning"]}.get(severity)
+        if colour is None:
+            self.message_log.appendPlainText(line)
+        else:
+            self.message_log.appendHtml(f'<span style="color:{colour}">{html.escape(line)}</span>')
 
     # --- helpers ----------------------------------------------------------------------------
     def _fill_form(self, params: ConnectionParams) -> None:
@@ -511,7 +516,7 @@ class ConnectionTab(QWidget):
         else:
             self.suggested_id_button.hide()
         self.failure_box.show()
-        self.append_message(f"Could not connect: {failure.message} {failure.advice}".strip())
+        self.append_message(f"Could not connect: {failure.message} {failure.advice}".strip(), "error")
 
     def _refresh_buttons(self) -> None:
         state = self.broker.status.state
