@@ -101,9 +101,13 @@ async def headless(port: int, n: int, seconds: float) -> dict:
         counter["ticks"] += len(tickers)
 
     ib.pendingTickersEvent += on_pending
-    for contract in qualified:
-        ib.reqMktData(contract, "", False, False)
-    await asyncio.sleep(1.5)  # warm up: first quotes, snapshots
+    tickers = [ib.reqMktData(contract, "", False, False) for contract in qualified]
+    # ib_async paces requests (~45/s): wait until every line streams before measuring, as the UI run does.
+    for _ in range(450):  # at most 90 s
+        if all(t.last == t.last or t.bid == t.bid for t in tickers):  # NaN != NaN: no data yet
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.5)  # warm up
     samples: list[float] = []
     stop = asyncio.Event()
     probe = asyncio.ensure_future(lag_probe(samples, stop))
