@@ -254,3 +254,26 @@ def test_build_script_reports_the_bundle_it_finds(tmp_path):
     assert f"bundle: {bundle}" in found.stdout
     assert "bundle size: 2.0 MB in 2 files" in found.stdout
     assert "_internal/big.so" in found.stdout.replace("\\", "/")
+
+
+def test_qtgui_hook_leaves_out_the_gtk3_theme_but_keeps_the_other_plugins(spec, monkeypatch):
+    hooks_dir = Path(spec.calls["Analysis"][0].kwargs["hookspath"][0])
+    hook = hooks_dir / "hook-PySide6.QtGui.py"
+    assert hook.is_file()
+    collected = [
+        ("/qt/plugins/platformthemes/libqgtk3.so", "PySide6/Qt/plugins/platformthemes"),
+        ("/qt/plugins/platformthemes/libqxdgdesktopportal.so", "PySide6/Qt/plugins/platformthemes"),
+        ("/qt/plugins/platforms/libqxcb.so", "PySide6/Qt/plugins/platforms"),
+        ("/qt/plugins/platforms/libqoffscreen.so", "PySide6/Qt/plugins/platforms"),
+    ]
+    qt_hooks = types.ModuleType("PyInstaller.utils.hooks.qt")
+    qt_hooks.add_qt6_dependencies = lambda hook_file: (["PySide6.QtCore"], list(collected), [])
+    monkeypatch.setitem(sys.modules, "PyInstaller", types.ModuleType("PyInstaller"))
+    monkeypatch.setitem(sys.modules, "PyInstaller.utils", types.ModuleType("PyInstaller.utils"))
+    monkeypatch.setitem(sys.modules, "PyInstaller.utils.hooks", types.ModuleType("PyInstaller.utils.hooks"))
+    monkeypatch.setitem(sys.modules, "PyInstaller.utils.hooks.qt", qt_hooks)
+    namespace = {"__file__": str(hook)}
+    exec(compile(hook.read_text(encoding="utf-8"), str(hook), "exec"), namespace)
+    kept = [Path(src).name for src, _dest in namespace["binaries"]]
+    assert kept == ["libqxdgdesktopportal.so", "libqxcb.so", "libqoffscreen.so"]
+    assert namespace["hiddenimports"] == ["PySide6.QtCore"]
