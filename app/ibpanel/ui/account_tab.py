@@ -132,7 +132,11 @@ class AccountTab(QWidget):
         self.curve.setClipToView(True)
         self.curve.setDownsampling(auto=True, method="peak")
         chart_box = QGroupBox("Net liquidation this session")
-        QVBoxLayout(chart_box).addWidget(self.chart)
+        chart_layout = QVBoxLayout(chart_box)
+        self.session_change_label = QLabel("Session change —")
+        set_prop(self.session_change_label, "hint", "muted")
+        chart_layout.addWidget(self.session_change_label)
+        chart_layout.addWidget(self.chart)
 
         row = QHBoxLayout()
         row.addWidget(cash_box, 1)
@@ -231,6 +235,17 @@ class AccountTab(QWidget):
         if not self._chart_dirty:
             return
         self._chart_dirty = False
+        if self._chart_y:
+            first, last = self._chart_y[0], self._chart_y[-1]
+            change = last - first
+            pct = f" ({100.0 * change / first:+.2f}%)" if first else ""
+            since = datetime.fromtimestamp(self._chart_x[0]).strftime("%H:%M:%S")
+            self.session_change_label.setText(
+                f"Session change since {since}: {format_pnl(change)} {_base_currency(self._summary)}{pct}".strip()
+            )
+            set_prop(self.session_change_label, "tone", tone(change))
+        else:
+            self.session_change_label.setText("Session change —")
         x = np.asarray(self._chart_x, dtype=np.float64)
         self.curve.setData(x, np.asarray(self._chart_y, dtype=np.float64))
         if len(x) and x[-1] - x[0] < MIN_CHART_SPAN_S:
