@@ -92,3 +92,24 @@ def test_command_line_connection_options_connect_at_start(qtbot, qapp, sim, rest
     panel.request_quit()
     qtbot.waitUntil(main.done, timeout=20000)
     assert main.result() == 0
+
+
+def test_second_launch_brings_the_window_to_the_front(qtbot, qapp, restore_signals, tmp_path):
+    from ibpanel.ui import instance
+    from PySide6.QtCore import Qt
+
+    guard = instance.acquire("default")
+    assert guard is not None
+    panel = PanelApp(build_parser().parse_args([]), qapp, log_path=tmp_path / "ibpanel.log", started=0.0, guard=guard)
+    main = asyncio.ensure_future(panel.main())
+    try:
+        qtbot.waitUntil(lambda: panel.window is not None and panel.window.isVisible(), timeout=10000)
+        panel.window.showMinimized()
+        qtbot.waitUntil(lambda: bool(panel.window.windowState() & Qt.WindowState.WindowMinimized), timeout=2000)
+        assert instance.acquire("default") is None  # a second launch: told the first to come forward
+        qtbot.waitUntil(lambda: not panel.window.windowState() & Qt.WindowState.WindowMinimized, timeout=5000)
+    finally:
+        panel.request_quit()
+        qtbot.waitUntil(main.done, timeout=20000)
+        guard.release()
+    assert main.result() == 0
