@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import os
+import struct
 import threading
 import time
 from collections import deque
@@ -44,6 +45,15 @@ from ibpanel.sim.faults import CONNECTIVITY_TEXTS, Faults, Stats
 from ibpanel.sim.market import InstrumentBook, Market, MarketRules, SimInstrument
 
 log = logging.getLogger("ibpanel.sim")
+_LENGTH = struct.Struct(">I")
+
+
+def _length_text(size: int) -> str:
+    """The 4-byte length prefix as latin-1 text (the session queue holds text)."""
+    return _LENGTH.pack(size).decode("latin-1")
+
+
+_LENGTH_TEXT = [_length_text(n) for n in range(4096)]
 UTC = timezone.utc
 STATE_FORMAT = 1
 PACING_LIMIT = 50  # client messages per second TWS accepts
@@ -100,7 +110,7 @@ class SimConfig:
 class _Subscription:
     """One market-data line of one client: what was last sent, so a tick sends only what changed."""
 
-    __slots__ = ("req_id", "req_text", "con_id", "inst", "delayed", "last")
+    __slots__ = ("req_id", "req_text", "con_id", "inst", "delayed", "last", "prefixes", "tick_texts")
 
     def __init__(self, req_id: int, inst: SimInstrument, delayed: bool):
         self.req_id = req_id
@@ -109,6 +119,9 @@ class _Subscription:
         self.inst = inst
         self.delayed = delayed
         self.last: list[str | None] = [None] * 11
+        # TICK_SIZE / TICK_PRICE payload starts (indexed by "is a price"): message id, version 6, reqId
+        self.prefixes = (f"2\x006\x00{req_id}\x00", f"1\x006\x00{req_id}\x00")
+        self.tick_texts = tuple(str(t) for t in (DELAYED_TICKS if delayed else LIVE_TICKS))
 
 
 class ClientSession(asyncio.Protocol):
@@ -120,11 +133,12 @@ class ClientSession(asyncio.Protocol):
         self.phase = "greeting"
         self._greeting = b""
         self._frames = P.FrameBuffer()
-        self._out: list[bytes] = []
+        self._out: list[str] = []
         self._flush_scheduled = False
         self.client_id: int | None = None
         self.peer = "?"
         self.closed = False
+        self.paused = False
         self.market_data_type = 1
         self.subs: dict[int, _Subscription] = {}
         self.account_updates: str | None = None  # account of reqAccountUpdates(True, acct)
@@ -150,6 +164,14 @@ class ClientSession(asyncio.Protocol):
             log.exception("client %s: unexpected error; closing this connection", self.describe())
             self.close()
 
+    def pause_writing(self) -> None:
+        # the client reads slower than quotes arrive: stop streaming to it (TWS conflates the same way)
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.server.refresh_quotes(self)
+
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.server.forget(self)
@@ -159,8 +181,22 @@ class ClientSession(asyncio.Protocol):
         """Queue one framed message; the queue is written once per loop turn (or after the reply delay)."""
         if self.closed:
             return
-        self._out.append(message)
+        # queued as latin-1 text so the streaming hot path can build messages with plain str concatenation
+        self._out.append(message.decode("latin-1"))
         if not self._flush_scheduled:
+            self._flush_scheduled = True
+            delay = self.server.faults.reply_delay
+            if delay > 0:
+                self.server.loop.call_later(delay, self.flush)
+            else:
+                self.server.loop.call_soon(self.flush)
+
+    def pending(self) -> list[str]:
+        """Framed messages not yet written, as latin-1 text (append, then call ``schedule_flush``)."""
+        return self._out
+
+    def schedule_flush(self) -> None:
+        if not self._flush_scheduled and self._out and not self.closed:
             self._flush_scheduled = True
             delay = self.server.faults.reply_delay
             if delay > 0:
@@ -171,7 +207,7 @@ class ClientSession(asyncio.Protocol):
     def flush(self) -> None:
         self._flush_scheduled = False
         if self._out and not self.closed and self.transport is not None:
-            data = b"".join(self._out)
+            data = "".join(self._out).encode("latin-1")
             self._out.clear()
             self.transport.write(data)
 
@@ -266,7 +302,9 @@ class SimServer:
         self.loop_thread_id: int | None = None
         self.sessions: set[ClientSession] = set()
         self.by_client_id: dict[int, ClientSession] = {}
-        self._subs_by_con: dict[int, dict[tuple[int, int], _Subscription]] = {}
+        self._subs_by_con: dict[int, dict[tuple[ClientSession, int], _Subscription]] = {}
+        self._quotes = _QuoteFeed(self.market)
+        self._quote_states: dict[int, tuple] = {}  # con_id -> state last streamed to its subscribers
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task] = []
         self._port = cfg.port
@@ -544,12 +582,13 @@ class SimServer:
         session.send(P.market_data_type(req.req_id, data_type))
         session.send(P.tick_req_params(req.req_id, inst.min_tick, "9c0001" if inst.exchange == "SMART" else
                                        inst.exchange, 3))
-        self._send_quote(session, sub, self.market.top(inst.con_id), full=True)
+        self._send_quote(session, sub, self._quotes.texts(inst.con_id), full=True)
         if req.snapshot or req.regulatory_snapshot:
             session.send(P.tick_snapshot_end(req.req_id))
             return
         session.subs[req.req_id] = sub
-        self._subs_by_con.setdefault(inst.con_id, {})[(id(session), req.req_id)] = sub
+        self._subs_by_con.setdefault(inst.con_id, {})[(session, req.req_id)] = sub
+        self._quote_states.setdefault(inst.con_id, self._quotes.state(inst.con_id)[0])
 
     def _trading(self, inst: SimInstrument) -> bool:
         return self.market.session_state(inst.con_id) in ("open", "pre", "post")
@@ -562,42 +601,57 @@ class SimServer:
             return
         self._drop_subscription(session, sub)
 
+    def refresh_quotes(self, session: ClientSession) -> None:
+        """Every line of ``session`` gets the full current quote (after a pause in streaming to it)."""
+        for sub in session.subs.values():
+            self._send_quote(session, sub, self._quotes.texts(sub.con_id), full=True)
+
     def _drop_subscription(self, session: ClientSession, sub: _Subscription) -> None:
         session.subs.pop(sub.req_id, None)
         by_con = self._subs_by_con.get(sub.con_id)
         if by_con is not None:
-            by_con.pop((id(session), sub.req_id), None)
+            by_con.pop((session, sub.req_id), None)
             if not by_con:
                 del self._subs_by_con[sub.con_id]
+                self._quote_states.pop(sub.con_id, None)
 
-    def _send_quote(self, session: ClientSession, sub: _Subscription, top, full: bool = False) -> None:
-        """Send the ticks of ``top`` that differ from what this line last got (all of them when ``full``)."""
-        values = _quote_texts(top)
-        send = session.send
+    def _send_quote(self, session: ClientSession, sub: _Subscription, values: list[str], full: bool = False) -> None:
+        """Send the ticks of ``values`` (11 texts, LIVE_TICKS order) that differ from what this line last got."""
+        out = session.pending()
         ticks = DELAYED_TICKS if sub.delayed else LIVE_TICKS
         last = sub.last
         req = sub.req_text
+        new_print = values[8] != last[8]  # volume moved: a trade, even at an unchanged price
         # bid/ask/last travel as TICK_PRICE with their size; a size-only change as TICK_SIZE
         for i, size_i, mask in ((0, 3, "1"), (1, 4, "1"), (2, 5, "0")):
             price, size = values[i], values[size_i]
-            if full or price != last[i] or (i == 2 and values[size_i] != "0" and top_is_new_print(last, values)):
-                send(_tick_price_bytes(req, ticks[i], price, size, mask))
+            if full or price != last[i] or (i == 2 and new_print):
+                out.append(_tick_price_text(req, ticks[i], price, size, mask))
                 last[i] = price
                 last[size_i] = size
             elif size != last[size_i]:
-                send(_tick_size_bytes(req, ticks[size_i], size))
+                out.append(_tick_size_text(req, ticks[size_i], size))
                 last[size_i] = size
         for i in (6, 7, 9, 10):  # high, low, close, open
             if full or values[i] != last[i]:
-                send(_tick_price_bytes(req, ticks[i], values[i], "0", "0"))
+                out.append(_tick_price_text(req, ticks[i], values[i], "0", "0"))
                 last[i] = values[i]
-        if full or values[8] != last[8]:
-            send(_tick_size_bytes(req, ticks[8], values[8]))
+        if full or new_print:
+            out.append(_tick_size_text(req, ticks[8], values[8]))
             last[8] = values[8]
+        session.schedule_flush()
 
     async def _quote_clock(self) -> None:
+        # fixed rate: a step every quote_interval however long the step itself takes; when steps take longer
+        # than the interval the clock runs flat out but still yields so requests are served between steps
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
         while True:
-            await asyncio.sleep(self.quote_interval)
+            deadline += self.quote_interval
+            now = loop.time()
+            if deadline < now - self.quote_interval:
+                deadline = now  # far behind (a stall): do not try to catch up with a burst of steps
+            await asyncio.sleep(max(deadline - now, 0.0))
             try:
                 self.tick()
             except Exception:  # the clock must keep running whatever one step does
@@ -611,21 +665,74 @@ class SimServer:
         if changed:
             self._state_dirty = True
             self.exchange.on_market(changed)
-            subs_by_con = self._subs_by_con
-            sessions = {id(s): s for s in self.sessions}
-            for con_id in changed:
-                subs = subs_by_con.get(con_id)
-                if not subs:
-                    continue
-                top = self.market.top(con_id)
-                for (session_key, _req), sub in subs.items():
-                    session = sessions.get(session_key)
-                    if session is not None:
-                        self._send_quote(session, sub, top)
+            self._stream_quotes(changed)
         now = time.monotonic()
         if now - self._last_account_push >= self.config.account_push_seconds:
             self._last_account_push = now
             self._push_live_accounts()
+
+    def _stream_quotes(self, changed: list[int]) -> None:
+        """Send every subscriber what moved since the last step.
+
+        The hot path of the exchange (1000 symbols x several updates/s): message bodies are built once per
+        instrument as text, then prefixed per line with its reqId and length; one write per client per step.
+        """
+        subs_by_con = self._subs_by_con
+        states = self._quote_states
+        feed = self._quotes
+        paths = feed.paths if feed.fast else None
+        price_text = feed.price_text
+        length = _LENGTH_TEXT
+        touched: set[ClientSession] = set()
+        for con_id in changed:
+            subs = subs_by_con.get(con_id)
+            if not subs:
+                continue
+            if paths is not None:
+                p = paths[con_id]
+                grid = p.grid
+                new = (p.bid, p.ask, p.last, p.bid_size, p.ask_size, p.last_size, p.high, p.low, p.volume,
+                       p.close, p.open)
+            else:
+                new, grid = feed.state(con_id)
+            old = states.get(con_id)
+            states[con_id] = new
+            if old is None or old == new:
+                continue
+            # (is_price, tick index, text after the tick type) for every field that moved
+            moved = []
+            new_print = old[8] != new[8]
+            if old[0] != new[0]:
+                moved.append((True, 0, f"\x00{price_text(new[0], grid)}\x00{new[3]}\x001\x00"))
+            elif old[3] != new[3]:
+                moved.append((False, 3, f"\x00{new[3]}\x00"))
+            if old[1] != new[1]:
+                moved.append((True, 1, f"\x00{price_text(new[1], grid)}\x00{new[4]}\x001\x00"))
+            elif old[4] != new[4]:
+                moved.append((False, 4, f"\x00{new[4]}\x00"))
+            if new_print or old[2] != new[2]:
+                moved.append((True, 2, f"\x00{price_text(new[2], grid)}\x00{new[5]}\x000\x00"))
+            elif old[5] != new[5]:
+                moved.append((False, 5, f"\x00{new[5]}\x00"))
+            if old[6:8] != new[6:8] or old[9:] != new[9:]:
+                for i in (6, 7, 9, 10):
+                    if old[i] != new[i]:
+                        moved.append((True, i, f"\x00{price_text(new[i], grid)}\x000\x000\x00"))
+            if new_print:
+                moved.append((False, 8, f"\x00{new[8]}\x00"))
+            for (session, _req), sub in subs.items():
+                if session.closed or session.paused:
+                    continue
+                prefixes = sub.prefixes
+                ticks = sub.tick_texts
+                append = session._out.append
+                for is_price, i, rest in moved:
+                    body = prefixes[is_price] + ticks[i] + rest
+                    size = len(body)
+                    append((length[size] if size < 4096 else _length_text(size)) + body)
+                touched.add(session)
+        for session in touched:
+            session.schedule_flush()
 
     # ----- historical data --------------------------------------------------------------------------------
     def _on_historical_data(self, session: ClientSession, req: P.HistoricalDataRequest) -> None:
@@ -1239,25 +1346,92 @@ def _order_status_bytes(order: SimOrder) -> bytes:
                           _num(order.last_fill_price), order.client_id, "", 0)
 
 
+def _price_text(value: Decimal) -> str:
+    """A Decimal on the tick as wire text ("230.15"); never exponent notation."""
+    text = str(value)
+    return format(value, "f") if "E" in text else text
+
+
 def _quote_texts(top) -> list[str]:
     """Top -> the 11 wire values in LIVE_TICKS order."""
-    return [_num(top.bid), _num(top.ask), _num(top.last), str(top.bid_size), str(top.ask_size),
-            str(top.last_size), _num(top.high), _num(top.low), str(top.volume), _num(top.close), _num(top.open)]
+    price = _price_text
+    return [price(top.bid), price(top.ask), price(top.last), str(top.bid_size), str(top.ask_size),
+            str(top.last_size), price(top.high), price(top.low), str(top.volume), price(top.close), price(top.open)]
 
 
-def top_is_new_print(last: list, values: list) -> bool:
-    """A trade at the same price as the previous one still counts: the volume moved."""
-    return values[8] != last[8]
+_PRICE_FIELDS = (0, 1, 2, 6, 7, 9, 10)  # indexes of prices in a quote state (the rest are sizes)
 
 
-def _tick_price_bytes(req: str, tick_type: int, price: str, size: str, mask: str) -> bytes:
-    payload = f"1\x006\x00{req}\x00{tick_type}\x00{price}\x00{size}\x00{mask}\x00".encode()
-    return len(payload).to_bytes(4, "big") + payload
+class _QuoteFeed:
+    """Quotes as compact states and wire texts: the hot path of market-data streaming.
+
+    A state is an 11-tuple in LIVE_TICKS order. ``Market.top`` builds Decimals and a fresh ``Top`` per call,
+    too slow for 1000 symbols x several updates/s; when the market exposes its integer per-instrument state
+    (market.py's ``_paths`` with a tick grid) states are integer tuples and prices are formatted through a
+    per-grid text cache. A self-check at start compares both paths and falls back to ``Market.top`` if the
+    internals ever differ.
+    """
+
+    def __init__(self, market: Market):
+        self.market = market
+        self._paths = getattr(market, "_paths", None)
+        self._caches: dict[int, dict[int, str]] = {}
+        self.fast = self._paths is not None and self._self_check()
+        self.paths = self._paths
+
+    def _self_check(self) -> bool:
+        try:
+            for con_id in list(self._paths)[:3]:
+                state, grid = self._fast_state(con_id)
+                fast = [self._text(i, v, grid) for i, v in enumerate(state)]
+                slow = _quote_texts(self.market.top(con_id))
+                if [Decimal(v) for v in fast] != [Decimal(v) for v in slow]:
+                    return False
+            return True
+        except Exception:  # internals changed shape: use the public API
+            return False
+
+    def _fast_state(self, con_id: int):
+        p = self._paths[con_id]
+        return (p.bid, p.ask, p.last, p.bid_size, p.ask_size, p.last_size, p.high, p.low, p.volume, p.close,
+                p.open), p.grid
+
+    def state(self, con_id: int):
+        """(state tuple, grid or None) of one instrument now."""
+        if self.fast:
+            return self._fast_state(con_id)
+        top = self.market.top(con_id)
+        return (top.bid, top.ask, top.last, top.bid_size, top.ask_size, top.last_size, top.high, top.low,
+                top.volume, top.close, top.open), None
+
+    def price_text(self, value, grid) -> str:
+        """Wire text of a price from a state (integer units of ``grid``, or a Decimal when grid is None)."""
+        if grid is None:
+            return _price_text(value)
+        cache = self._caches.get(id(grid))
+        if cache is None or len(cache) > 200_000:
+            cache = self._caches[id(grid)] = {}
+        text = cache.get(value)
+        if text is None:
+            text = cache[value] = _price_text(grid.to_decimal(value))
+        return text
+
+    def _text(self, index: int, value, grid) -> str:
+        return self.price_text(value, grid) if index in _PRICE_FIELDS else str(value)
+
+    def texts(self, con_id: int) -> list[str]:
+        state, grid = self.state(con_id)
+        return [self._text(i, v, grid) for i, v in enumerate(state)]
 
 
-def _tick_size_bytes(req: str, tick_type: int, size: str) -> bytes:
-    payload = f"2\x006\x00{req}\x00{tick_type}\x00{size}\x00".encode()
-    return len(payload).to_bytes(4, "big") + payload
+def _tick_price_text(req: str, tick_type: int, price: str, size: str, mask: str) -> str:
+    payload = f"1\x006\x00{req}\x00{tick_type}\x00{price}\x00{size}\x00{mask}\x00"
+    return _length_text(len(payload)) + payload
+
+
+def _tick_size_text(req: str, tick_type: int, size: str) -> str:
+    payload = f"2\x006\x00{req}\x00{tick_type}\x00{size}\x00"
+    return _length_text(len(payload)) + payload
 
 
 def _bar_is_daily(bar_size: str) -> bool:
