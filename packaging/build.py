@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -88,23 +89,77 @@ def run_pyinstaller(dist: Path, work: Path, clean: bool, version: str) -> None:
     print(f"build: PyInstaller took {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def smoke_test(dist: Path, timeout: float) -> None:
-    """Run the frozen panel's --smoke-test offscreen; fail unless it prints the marker and exits 0."""
-    exe = executable_path(dist)
+def _user_home_env(home: Path) -> dict[str, str]:
+    """Run the frozen app as a user whose home is ``home``, so we can see where it writes.
+
+    On Linux that is platformdirs' real lookup ($HOME, XDG folders unset); elsewhere the user
+    folders come from the OS, so IBPANEL_HOME redirects them instead.
+    """
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    print(f"smoke: {exe} --smoke-test", flush=True)
+    for name in ("IBPANEL_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        env.pop(name, None)
+    if sys.platform.startswith("linux"):
+        env["HOME"] = str(home)
+    else:
+        env["IBPANEL_HOME"] = str(home)
+    return env
+
+
+def _run_frozen(args: list[str], env: dict[str, str], timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.perf_counter()
     try:
-        result = subprocess.run([str(exe), "--smoke-test"], env=env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout,
+                                stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
-        print((exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or "")
-        raise SystemExit(f"smoke: FAILED: no exit within {timeout:.0f} s") from None
-    wall = time.perf_counter() - started
-    sys.stdout.write(result.stdout)
-    sys.stderr.write(result.stderr[-4000:])
-    print(f"smoke: exit status {result.returncode}, wall time {wall:.2f} s (process start to exit)", flush=True)
-    if result.returncode != 0 or SMOKE_MARKER not in result.stdout:
-        raise SystemExit(f"smoke: FAILED: expected exit 0 and {SMOKE_MARKER!r} on stdout")
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        print(out[-4000:])
+        raise SystemExit(f"smoke: FAILED: {' '.join(args)} did not exit within {timeout:.0f} s") from None
+    return result, time.perf_counter() - started
+
+
+def smoke_test(dist: Path, timeout: float) -> None:
+    """Run the frozen app as a user would, offscreen; fail on anything unexpected.
+
+    1. ``ibpanel --smoke-test``: must print the marker (with its start timings) and exit 0.
+    2. ``ibpanel --demo --screenshot``: must write a PNG.
+    3. ``ibpanel-sim --help``: the practice exchange program starts.
+    Settings, journal and logs must land in the user's folders, and nothing is written into the bundle.
+    """
+    exe = executable_path(dist)
+    bundle = bundle_path(dist)
+    files_before = tree_size(bundle)[1]
+    with tempfile.TemporaryDirectory(prefix="ibpanel-smoke-") as tmp:
+        home = Path(tmp)
+        env = _user_home_env(home)
+        print(f"smoke: {exe} --smoke-test", flush=True)
+        result, wall = _run_frozen([str(exe), "--smoke-test"], env, timeout)
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr[-4000:])
+        print(f"smoke: exit status {result.returncode}, wall time {wall:.2f} s (process start to exit)", flush=True)
+        if result.returncode != 0 or SMOKE_MARKER not in result.stdout:
+            raise SystemExit(f"smoke: FAILED: expected exit 0 and {SMOKE_MARKER!r} on stdout")
+
+        shot = home / "screenshot-quotes.png"
+        result, wall = _run_frozen([str(exe), "--demo", "--screenshot", str(shot), "--tab", "quotes"], env, timeout)
+        size = shot.stat().st_size if shot.exists() else 0
+        print(f"smoke: --demo --screenshot: exit status {result.returncode}, {size} bytes, {wall:.2f} s", flush=True)
+        if result.returncode != 0 or size < 10_000:
+            sys.stderr.write(result.stdout[-2000:] + result.stderr[-4000:])
+            raise SystemExit("smoke: FAILED: the frozen app did not write its screenshot")
+
+        sim = executable_path(dist, "ibpanel-sim")
+        result, _wall = _run_frozen([str(sim), "--help"], env, 60)
+        if result.returncode != 0 or "ibpanel-sim" not in result.stdout:
+            sys.stderr.write(result.stdout[-2000:] + result.stderr[-2000:])
+            raise SystemExit("smoke: FAILED: ibpanel-sim --help")
+
+        written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file() and p != shot)
+        print("smoke: user files written: " + ", ".join(written), flush=True)
+        for wanted in ("settings.ini", "journal.sqlite3", "ibpanel.log"):
+            if not any(Path(name).name == wanted for name in written):
+                raise SystemExit(f"smoke: FAILED: no {wanted} in the user's folders")
+    if tree_size(bundle)[1] != files_before:
+        raise SystemExit("smoke: FAILED: the app wrote files into its own bundle")
     print("smoke: passed", flush=True)
 
 
