@@ -141,3 +141,20 @@ async def test_historical_bad_bar_size_is_an_error_not_a_hang(ib):
 async def test_current_time(ib):
     now = await ib.reqCurrentTimeAsync()
     assert abs((now - dt.datetime.now(dt.timezone.utc)).total_seconds()) < 5
+
+
+async def test_keep_up_to_date_bars_follow_the_live_price(ib, sim_server):
+    sim_server.config.account_push_seconds = 0.1
+    contract = Stock("AAPL", "SMART", "USD")
+    await ib.qualifyContractsAsync(contract)
+    bars = await ib.reqHistoricalDataAsync(contract, "", "300 S", "5 secs", "TRADES", useRTH=False,
+                                           keepUpToDate=True)
+    updates = []
+    bars.updateEvent += lambda bar_list, has_new_bar: updates.append(bar_list[-1].close)
+    await _wait_for(lambda: len(updates) >= 3)
+    ticker = ib.reqMktData(contract)
+    await _wait_for(lambda: ticker.last > 0)
+    assert abs(bars[-1].close - ticker.last) / ticker.last < 0.01
+    ib.cancelHistoricalData(bars)
+    await asyncio.sleep(0.1)
+    assert not any(s.live_bars for s in sim_server.sessions)

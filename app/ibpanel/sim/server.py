@@ -42,7 +42,7 @@ from ibpanel.sim.exchange import (
     WhatIfResult,
 )
 from ibpanel.sim.faults import CONNECTIVITY_TEXTS, Faults, Stats
-from ibpanel.sim.market import InstrumentBook, Market, MarketRules, SimInstrument
+from ibpanel.sim.market import InstrumentBook, Market, MarketRules, SimInstrument, parse_bar_size
 
 log = logging.getLogger("ibpanel.sim")
 _LENGTH = struct.Struct(">I")
@@ -124,6 +124,23 @@ class _Subscription:
         self.tick_texts = tuple(str(t) for t in (DELAYED_TICKS if delayed else LIVE_TICKS))
 
 
+@dataclass
+class _LiveBar:
+    """The newest bar of a keepUpToDate historical request, kept moving with the live price."""
+
+    inst: SimInstrument
+    bar_seconds: int
+    daily: bool
+    format_date: int
+    start: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: int
+    seen_volume: int
+
+
 class ClientSession(asyncio.Protocol):
     """One client socket: greeting, version check, START_API, then framed requests."""
 
@@ -149,6 +166,7 @@ class ClientSession(asyncio.Protocol):
         self.summary_subs: dict[int, tuple[str, ...]] = {}
         self.message_times: deque[float] = deque()
         self.hist_requests: deque[tuple[float, tuple]] = deque()
+        self.live_bars: dict[int, _LiveBar] = {}
 
     # ----- asyncio.Protocol -------------------------------------------------------------------------------
     def connection_made(self, transport):  # type: ignore[override]
@@ -670,6 +688,7 @@ class SimServer:
         if now - self._last_account_push >= self.config.account_push_seconds:
             self._last_account_push = now
             self._push_live_accounts()
+            self._push_live_bars()
 
     def _stream_quotes(self, changed: list[int]) -> None:
         """Send every subscriber what moved since the last step.
@@ -774,6 +793,12 @@ class SimServer:
         fmt = "%Y%m%d %H:%M:%S"
         session.send(P.historical_data(req.req_id, start.astimezone(zone).strftime(fmt) + " " + inst.time_zone,
                                        real_end.astimezone(zone).strftime(fmt) + " " + inst.time_zone, rows))
+        if req.keep_up_to_date and end is None:
+            when, o, h, low, c, volume, _wap, _count = bars[-1]
+            top = self.market.top(inst.con_id)
+            session.live_bars[req.req_id] = _LiveBar(
+                inst=inst, bar_seconds=parse_bar_size(req.bar_size), daily=daily, format_date=req.format_date,
+                start=when, open=o, high=h, low=low, close=c, volume=max(volume, 0), seen_volume=top.volume)
 
     def _historical_pacing_violated(self, session: ClientSession, req: P.HistoricalDataRequest,
                                     inst: SimInstrument) -> bool:
@@ -788,7 +813,33 @@ class SimServer:
         return identical or same_contract >= 6 or len(history) > 60
 
     def _on_cancel_historical(self, session: ClientSession, args: tuple) -> None:
-        return  # bars are sent at once; nothing keeps running
+        session.live_bars.pop(args[0], None)
+
+    def _push_live_bars(self) -> None:
+        """keepUpToDate bar requests: the current bar follows the live last price (HISTORICAL_DATA_UPDATE)."""
+        now = datetime.now(UTC)
+        for session in self.started_sessions():
+            for req_id, bar in session.live_bars.items():
+                top = self.market.top(bar.inst.con_id)
+                if not bar.daily:
+                    epoch = int(now.timestamp())
+                    start = datetime.fromtimestamp(epoch - epoch % bar.bar_seconds, UTC)
+                    if start > bar.start:  # a new bar opens at the last price
+                        bar.start, bar.open, bar.high, bar.low, bar.volume = start, top.last, top.last, top.last, 0
+                bar.close = top.last
+                bar.high = max(bar.high, top.last)
+                bar.low = min(bar.low, top.last)
+                bar.volume += max(top.volume - bar.seen_volume, 0)
+                bar.seen_volume = top.volume
+                zone = ZoneInfo(bar.inst.time_zone)
+                if bar.daily:
+                    label = bar.start.astimezone(zone).strftime("%Y%m%d")
+                elif bar.format_date == 2:
+                    label = str(int(bar.start.timestamp()))
+                else:
+                    label = bar.start.astimezone(zone).strftime("%Y%m%d %H:%M:%S") + " " + bar.inst.time_zone
+                session.send(P.historical_data_update(req_id, -1, label, _num(bar.open), _num(bar.close),
+                                                      _num(bar.high), _num(bar.low), _num(bar.close), bar.volume))
 
     # ----- orders -----------------------------------------------------------------------------------------
     def _on_place_order(self, session: ClientSession, req: P.PlaceOrderRequest) -> None:
