@@ -191,3 +191,42 @@ async def test_request_spelled_loosely_by_an_api_caller(connected, sim_server):
     working = await wait_for(lambda: (v := connected.order(view.order_id)) and v.status is OrderStatus.SUBMITTED and v)
     assert working.side is Side.BUY and working.quantity == 3 and working.tif == "GTC"
     assert working.limit_price == Decimal(price)
+
+
+def _ib_objects(value, seen=None) -> list[str]:
+    """Every ib_async object reachable from a model value (dataclasses, tuples, dicts)."""
+    import dataclasses
+
+    seen = seen if seen is not None else set()
+    if id(value) in seen:
+        return []
+    seen.add(id(value))
+    if type(value).__module__.startswith(("ib_async", "eventkit")):
+        return [type(value).__qualname__]
+    found = []
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            found += _ib_objects(getattr(value, field.name), seen)
+    elif isinstance(value, (tuple, list, set, frozenset)):
+        for item in value:
+            found += _ib_objects(item, seen)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found += _ib_objects(key, seen) + _ib_objects(item, seen)
+    return found
+
+
+async def test_nothing_handed_out_is_an_ib_async_object(connected):
+    emitted = []
+    for event in (connected.state_changed, connected.notice, connected.account_changed, connected.positions_changed,
+                  connected.order_changed, connected.fill_added, connected.quotes_updated, connected.pnl_changed):
+        event.connect(lambda *args: emitted.append(args))
+    aapl = await connected.resolve("AAPL")
+    await connected.subscribe(aapl)
+    view = await connected.place(OrderRequest("AAPL", Side.BUY, Decimal(2), OrderType.MKT))
+    await wait_for(lambda: connected.order(view.order_id).status is OrderStatus.FILLED and connected.fills())
+    await wait_for(lambda: connected.positions() and connected.pnl())
+    handed_out = (emitted, connected.status, connected.open_orders(), connected.completed_orders(), connected.fills(),
+                  connected.positions(), connected.account_summary(), connected.pnl(), connected.quote(aapl),
+                  await connected.bars(aapl, "1 D", "1 hour"), await connected.snapshot(aapl), aapl)
+    assert emitted and _ib_objects(handed_out) == []

@@ -121,13 +121,13 @@ class Broker:
             on_quotes=self.quotes_updated.emit,
         )
         self._orders = OrderBook(
-            self._ib, self.journal, self, is_connected=lambda: self._session.connected,
+            self._ib, self.journal, _Catalog(self), is_connected=lambda: self._session.connected,
             session_info=self._session_info,
             max_order_value=max_order_value if max_order_value is not None else {},
             fat_finger_pct=fat_finger_pct, on_change=self.order_changed.emit,
         )
         self._account = AccountBook(
-            self._ib, self.journal, instrument_for=self.instrument_for, price_of=self._quotes.last_price,
+            self._ib, self.journal, instrument_for=self._instrument_for, price_of=self._quotes.last_price,
             selected=lambda: self._session.status.account, on_account=self.account_changed.emit,
             on_positions=self.positions_changed.emit, on_fill=self.fill_added.emit, on_pnl=self.pnl_changed.emit,
         )
@@ -322,8 +322,8 @@ class Broker:
         self._cache.put(spec, instrument)
         return instrument
 
-    def contract(self, instrument: Instrument) -> Contract:
-        """The ib_async Contract to send for an instrument (internal to broker/)."""
+    def _contract(self, instrument: Instrument) -> Contract:
+        """The ib_async Contract to send for an instrument (internal: never handed past broker/)."""
         known = self._contracts.get(instrument.con_id or 0)
         if known is not None:
             return known
@@ -331,9 +331,7 @@ class Broker:
                         exchange=instrument.exchange, currency=instrument.currency,
                         primaryExchange=instrument.primary_exchange or "")
 
-    _contract = contract
-
-    def instrument_for(self, contract: Contract) -> Instrument:
+    def _instrument_for(self, contract: Contract) -> Instrument:
         """Our Instrument for a contract TWS sent (resolved one if cached, else a bare one)."""
         known = self._cache.by_con_id(contract.conId) if contract.conId else None
         return known if known is not None else bare_instrument(contract)
@@ -468,3 +466,25 @@ class Broker:
     def export_journal_csv(self, path: Path) -> int:
         """Write the order journal to CSV; returns the number of rows."""
         return self.journal.export_csv(path)
+
+
+class _Catalog:
+    """What the order book may ask the broker (symbols, contracts, rules, prices); keeps ib objects inside."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    async def resolve(self, text: str, market: Market | None = None) -> Instrument:
+        return await self._broker.resolve(text, market)
+
+    def contract(self, instrument: Instrument) -> Contract:
+        return self._broker._contract(instrument)
+
+    async def tick_table(self, instrument: Instrument) -> TickTable:
+        return await self._broker.tick_table(instrument)
+
+    async def reference_price(self, instrument: Instrument) -> Decimal | None:
+        return await self._broker.reference_price(instrument)
+
+    def instrument_for(self, contract: Contract) -> Instrument:
+        return self._broker._instrument_for(contract)
