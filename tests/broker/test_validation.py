@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from broker_helpers import make_broker, params
+from broker_helpers import make_broker, params, wait_for
 from ibpanel.broker.exceptions import BrokerError, OrderRejected
 from ibpanel.broker.models import OrderRequest, OrderType, Side
 
@@ -118,9 +118,9 @@ async def test_tws_in_read_only_api_mode(tmp_path, sim_server):
 
 async def test_tws_switched_to_read_only_rejects_the_order_visibly(connected, sim_server):
     sim_server.faults.set_readonly(True)
-    view = await connected.place(OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT))
-    from broker_helpers import wait_for
     from ibpanel.broker.models import OrderStatus
+
+    view = await connected.place(OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT))
 
     rejected = await wait_for(lambda: (v := connected.order(view.order_id)) and v.status is OrderStatus.REJECTED and v)
     assert "321" in rejected.message
@@ -128,3 +128,27 @@ async def test_tws_switched_to_read_only_rejects_the_order_visibly(connected, si
     assert connected.status.readonly  # and the next order is stopped before it leaves
     assert "readonly" in {i.code for i in await connected.check(
         OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT))}
+
+
+async def test_tick_table_from_ib_market_rule_with_fallback(connected, sim_server):
+    tencent = await connected.resolve("700")
+    assert tencent.market_rule_ids
+    sim_server.faults.delay_replies(1.5)  # the market rule answer comes too late: built-in table, said so
+    try:
+        fallback = await connected.tick_table(tencent)
+    finally:
+        sim_server.faults.delay_replies(0)
+    assert "fallback" in fallback.source
+    table = await connected.tick_table(tencent)
+    assert "market rule" in table.source and "fallback" not in table.source
+    assert table.increment(Decimal("600")) == Decimal("0.5")
+    last = await _last(connected, "700")
+    off = (last // Decimal("0.5")) * Decimal("0.5") + Decimal("0.2")
+    [issue] = await connected.check(OrderRequest("700", Side.BUY, Decimal(100), OrderType.LMT, limit_price=off))
+    assert issue.code == "off_tick" and "market rule" in issue.message
+
+
+async def test_other_accounts_values_are_there_too(connected):
+    other = next(a for a in connected.accounts if a != connected.status.account)
+    summary = await wait_for(lambda: connected.account_summary(other))
+    assert summary.account == other and summary.net_liquidation
