@@ -56,6 +56,9 @@ SMOKE_FAILED = "IBPANEL SMOKE FAILED"
 JOURNAL_FILE = "journal.sqlite3"
 LOG_FILE = "ibpanel.log"
 POPULATE_TIMEOUT_S = 20.0
+#: Environment switch for tests of the Quick start: exit 0 once the window is populated.
+EXIT_AFTER_POPULATED = "IBPANEL_EXIT_AFTER_POPULATED"
+
 #: Market buys placed on the practice exchange before a --demo screenshot (symbol, shares: whole HK lots).
 SAMPLE_TRADES = (("AAPL", 100), ("MSFT", 60), ("NVDA", 40), ("0700.HK", 300), ("0005.HK", 800), ("1299.HK", 400))
 #: Resting limit orders away from the market (symbol, side, shares, price as a fraction of the last trade).
@@ -305,6 +308,8 @@ class PanelApp:
             if self.args.screenshot:
                 return await self._screenshot(Path(self.args.screenshot))
             self._start_initial_connection()
+            if os.environ.get(EXIT_AFTER_POPULATED) == "1":
+                return await self._exit_once_populated()
             await self._quit.wait()
             return 0
         finally:
@@ -422,6 +427,20 @@ class PanelApp:
                 pass
             await asyncio.sleep(0.05)
         return False
+
+    async def _exit_once_populated(self) -> int:
+        """``IBPANEL_EXIT_AFTER_POPULATED=1``: run normally, exit 0 once the account tab fills in.
+
+        Lets a test run the README's Quick start command (``ibpanel --demo``) exactly as written.
+        """
+        assert self.window is not None and self._quit is not None
+        populated = self.spawn(self._wait_until(self.window.tabs["account"].populated, POPULATE_TIMEOUT_S))
+        quit_wait = asyncio.ensure_future(self._quit.wait())
+        await asyncio.wait({populated, quit_wait}, return_when=asyncio.FIRST_COMPLETED)
+        quit_wait.cancel()
+        ok = populated.done() and populated.result()
+        print(f"IBPANEL POPULATED ok={int(bool(ok))}", flush=True)
+        return 0 if ok else 1
 
     async def _smoke_test(self) -> int:
         window = self.window
