@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 
 import pytest
-from ib_async import IB, Contract, Stock
+from ib_async import IB, Contract, MarketOrder, Stock
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -158,3 +158,22 @@ async def test_keep_up_to_date_bars_follow_the_live_price(ib, sim_server):
     ib.cancelHistoricalData(bars)
     await asyncio.sleep(0.1)
     assert not any(s.live_bars for s in sim_server.sessions)
+
+
+async def test_symbol_search_head_timestamp_positions_multi_and_managed_accounts(ib, sim_server):
+    found = await ib.reqMatchingSymbolsAsync("AAP")
+    assert found and found[0].contract.symbol == "AAPL" and found[0].contract.conId == 265598
+    by_name = await ib.reqMatchingSymbolsAsync("tencent")
+    assert any(d.contract.conId == 1000700 for d in by_name)
+    head = await ib.reqHeadTimeStampAsync(Stock("AAPL", "SMART", "USD"), "TRADES", useRTH=False, formatDate=1)
+    assert head.year < dt.datetime.now().year
+    trade = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 3, account="DU222222"))
+    await _wait_for(lambda: trade.orderStatus.status == "Filled")
+    rows = []
+    ib.wrapper.positionMulti = lambda req_id, account, model, contract, pos, avg: rows.append((account,
+                                                                                              contract.conId, pos))
+    ib.client.reqPositionsMulti(4242, "DU222222", "")
+    await _wait_for(lambda: ("DU222222", 265598, 3.0) in rows)
+    ib.client.reqManagedAccts()
+    await asyncio.sleep(0.1)
+    assert sim_server.stats.count("REQ_MANAGED_ACCTS") == 1

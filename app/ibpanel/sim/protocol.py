@@ -95,6 +95,10 @@ PNL = 94
 PNL_SINGLE = 95
 COMPLETED_ORDER = 101
 COMPLETED_ORDERS_END = 102
+POSITION_MULTI = 71
+POSITION_MULTI_END = 72
+SYMBOL_SAMPLES = 79
+HEAD_TIMESTAMP = 88
 
 OUT_NAMES: dict[int, str] = {
     TICK_PRICE: "TICK_PRICE", TICK_SIZE: "TICK_SIZE", ORDER_STATUS: "ORDER_STATUS", ERR_MSG: "ERR_MSG",
@@ -110,7 +114,8 @@ OUT_NAMES: dict[int, str] = {
     ACCOUNT_UPDATE_MULTI: "ACCOUNT_UPDATE_MULTI", ACCOUNT_UPDATE_MULTI_END: "ACCOUNT_UPDATE_MULTI_END",
     TICK_REQ_PARAMS: "TICK_REQ_PARAMS", HISTORICAL_DATA_UPDATE: "HISTORICAL_DATA_UPDATE",
     MARKET_RULE: "MARKET_RULE", PNL: "PNL", PNL_SINGLE: "PNL_SINGLE", COMPLETED_ORDER: "COMPLETED_ORDER",
-    COMPLETED_ORDERS_END: "COMPLETED_ORDERS_END",
+    COMPLETED_ORDERS_END: "COMPLETED_ORDERS_END", POSITION_MULTI: "POSITION_MULTI",
+    POSITION_MULTI_END: "POSITION_MULTI_END", SYMBOL_SAMPLES: "SYMBOL_SAMPLES", HEAD_TIMESTAMP: "HEAD_TIMESTAMP",
 }
 
 
@@ -667,6 +672,10 @@ _DECODERS = {
     94: _plain("i", "s", "s", "i"),  # reqId, account, modelCode, conId
     95: _plain("i"),
     99: _plain("b"),  # apiOnly
+    81: _plain("i", "s"),  # reqId, pattern
+    87: lambda r: (r.int("reqId"), read_contract(r), r.bool("includeExpired"), r.bool("useRTH"),
+                   r.text("whatToShow"), r.int("formatDate", default=1)),
+    90: _plain("i"),  # cancel head timestamp: reqId
 }
 
 
@@ -797,6 +806,29 @@ def position_data(account: str, c: ContractRecord, position: object, avg_cost: o
     # TWS leaves the exchange of a position empty (see golden/position_1.txt); clients qualify by conId
     return encode([POSITION_DATA, 3, account, c.con_id, c.symbol, c.sec_type, "", "0.0", "", "", "",
                    c.currency, c.local_symbol, c.trading_class, position, avg_cost])
+
+
+def position_multi(req_id: int, account: str, c: ContractRecord, position: object, avg_cost: object,
+                   model_code: str = "") -> bytes:
+    return encode([POSITION_MULTI, 1, req_id, account, c.con_id, c.symbol, c.sec_type, "", "0.0", "", "", "",
+                   c.currency, c.local_symbol, c.trading_class, position, avg_cost, model_code])
+
+
+def position_multi_end(req_id: int) -> bytes:
+    return encode((POSITION_MULTI_END, 1, req_id))
+
+
+def symbol_samples(req_id: int, rows: Sequence[ContractRecord]) -> bytes:
+    """SYMBOL_SAMPLES at 176: per row conId, symbol, secType, primaryExchange, currency, derivative sec
+    types (none), description, issuerId."""
+    fields: list[object] = [SYMBOL_SAMPLES, req_id, len(rows)]
+    for c in rows:
+        fields += [c.con_id, c.symbol, c.sec_type, c.primary_exchange, c.currency, 0, c.long_name, ""]
+    return encode(fields)
+
+
+def head_timestamp(req_id: int, timestamp: str) -> bytes:
+    return encode((HEAD_TIMESTAMP, req_id, timestamp))
 
 
 def position_end() -> bytes:

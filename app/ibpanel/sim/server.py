@@ -453,7 +453,9 @@ class SimServer:
         if handler is None:
             log.warning("client %s: %s is not supported by the practice exchange", session.describe(),
                         request.name)
-            req_id = _int_or(fields[2] if len(fields) > 2 else "", -1)
+            # messages from 79 on carry no version field: their reqId is the second field
+            at = 1 if request.msg_id >= 79 else 2
+            req_id = _int_or(fields[at] if len(fields) > at else "", -1)
             session.send(P.error_message(req_id, 321, f"Error validating request: {request.name} is not "
                                                       "supported by the practice exchange"))
             return
@@ -1011,6 +1013,48 @@ class SimServer:
     def _on_cancel_positions(self, session: ClientSession, args: tuple) -> None:
         session.positions_subscribed = False
 
+    def _on_positions_multi(self, session: ClientSession, args: tuple) -> None:
+        req_id, account, model = args
+        accounts = self._multi_accounts(account)
+        if accounts is None:
+            self._known_account(session, account, req_id)
+            return
+        for acct in accounts:
+            for pos in self.accounts.positions(acct):
+                inst = self.book.by_con_id(pos.con_id)
+                if inst is not None:
+                    session.send(P.position_multi(req_id, acct, self._record(inst), _num(pos.quantity),
+                                                  _num(pos.avg_cost), model))
+        session.send(P.position_multi_end(req_id))
+
+    def _on_nothing_running(self, session: ClientSession, args: tuple) -> None:
+        """Cancels of requests that are answered at once: nothing keeps running, nothing to send."""
+
+    def _on_managed_accounts(self, session: ClientSession, args: tuple) -> None:
+        session.send(P.managed_accounts(self.config.accounts))
+
+    def _on_matching_symbols(self, session: ClientSession, args: tuple) -> None:
+        """Symbol search: symbols starting with the pattern first, then names containing it (16 at most)."""
+        req_id, pattern = args
+        wanted = pattern.strip().upper()
+        rows: list[SimInstrument] = []
+        if wanted:
+            everything = self.book.all()
+            rows = [i for i in everything if i.symbol.upper().startswith(wanted)]
+            rows += [i for i in everything if wanted in i.long_name.upper() and i not in rows]
+        session.send(P.symbol_samples(req_id, [self._record(i) for i in rows[:16]]))
+
+    def _on_head_timestamp(self, session: ClientSession, args: tuple) -> None:
+        req_id, spec, _expired, _rth, _what, format_date = args
+        inst = self.resolve(spec)
+        if inst is None:
+            session.send(P.error_message(req_id, 200, TEXT_NO_SECURITY))
+            return
+        # the practice exchange's synthetic history reaches back as far as anyone asks; say five years
+        first = (datetime.now(UTC) - timedelta(days=5 * 365)).replace(hour=0, minute=0, second=0, microsecond=0)
+        text = str(int(first.timestamp())) if format_date == 2 else first.strftime("%Y%m%d-%H:%M:%S")
+        session.send(P.head_timestamp(req_id, text))
+
     def _position_messages(self, account: str, only_held: bool = False) -> list[bytes]:
         out = []
         held = set()
@@ -1261,6 +1305,12 @@ SimServer._handlers = {
     94: SimServer._on_pnl_single,
     95: SimServer._on_cancel_pnl_single,
     99: SimServer._on_completed_orders,
+    17: SimServer._on_managed_accounts,
+    74: SimServer._on_positions_multi,
+    75: SimServer._on_nothing_running,
+    90: SimServer._on_nothing_running,
+    81: SimServer._on_matching_symbols,
+    87: SimServer._on_head_timestamp,
 }
 
 
