@@ -230,3 +230,9 @@ async def test_nothing_handed_out_is_an_ib_async_object(connected):
                   connected.positions(), connected.account_summary(), connected.pnl(), connected.quote(aapl),
                   await connected.bars(aapl, "1 D", "1 hour"), await connected.snapshot(aapl), aapl)
     assert emitted and _ib_objects(handed_out) == []
+
+
+async def test_account_summary_names_the_real_base_currency(connected):
+    summary = await wait_for(lambda: connected.account_summary())
+    assert summary.base_currency == "USD"
+    assert summary.total_cash is not None and summary.excess_liquidity is not None

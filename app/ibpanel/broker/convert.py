@@ -329,8 +329,11 @@ def account_summary(account: str, values: Iterable[AccountValue], daily_pnl: flo
     by_key: dict[tuple[str, str], str] = {}
     for row in rows:
         by_key[(row.tag, row.currency)] = row.value
-        if row.tag == "Currency" and row.currency == "BASE":
-            base_currency = row.value or None
+        if row.tag == "RealCurrency" and row.value and row.value != "BASE":
+            base_currency = row.value  # TWS names the base currency here; its "Currency" BASE row says "BASE"
+    for row in rows:
+        if base_currency is None and row.tag == "Currency" and row.currency == "BASE" and row.value not in ("", "BASE"):
+            base_currency = row.value
     if base_currency is None:
         for row in rows:
             if row.tag == "NetLiquidation" and row.currency not in ("", "BASE"):
