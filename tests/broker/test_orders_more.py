@@ -102,7 +102,15 @@ async def test_delayed_fallback_marks_quotes(connected, sim_server):
     await connected.subscribe(msft)
     quote = await wait_for(lambda: (q := connected.quote(msft)) and q.last and q)
     assert quote.data_type is MarketDataType.DELAYED
-    assert any(n.code in (10167, 354, 10089) for n in notices)
+    # live was refused (354): the broker asked for delayed data once and requested the line again
+    assert any(n.code == 354 for n in notices)
+    assert sim_server.stats.count("REQ_MARKET_DATA_TYPE") == 1 and sim_server.stats.count("REQ_MKT_DATA") == 2
+    # a second stock goes straight to delayed (TWS says 10167), no new round trip needed
+    aapl = await connected.resolve("AAPL")
+    await connected.subscribe(aapl)
+    second = await wait_for(lambda: (q := connected.quote(aapl)) and q.last and q)
+    assert second.data_type is MarketDataType.DELAYED
+    assert sim_server.stats.count("REQ_MARKET_DATA_TYPE") == 1 and sim_server.stats.count("REQ_MKT_DATA") == 3
 
 
 async def test_bracket_entry_with_take_profit_and_stop_loss(connected, sim_server):
