@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
@@ -64,22 +63,33 @@ async def test_state_survives_restart(tmp_path):
 def test_kill_at_any_moment_leaves_a_readable_state(tmp_path):
     state = tmp_path / "state.json"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    for delay in (0.35, 0.8, 1.3):
+
+    async def trade_until_killed(proc: subprocess.Popen, port: int, delay: float) -> None:
+        ib = IB()
+        await ib.connectAsync("127.0.0.1", port, clientId=1, timeout=5)
+        aapl = Stock("AAPL", "SMART", "USD")
+        await ib.qualifyContractsAsync(aapl)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + delay
+        while loop.time() < end:  # every fill makes the exchange save its state within 0.5 s
+            ib.placeOrder(aapl, MarketOrder("BUY", 1, account="DU111111"))
+            await asyncio.sleep(0.03)
+        proc.send_signal(signal.SIGKILL)
+        ib.disconnect()
+
+    for delay in (0.6, 0.9, 1.25, 1.6):
         proc = subprocess.Popen([sys.executable, "-m", "ibpanel.sim.cli", "--port", "0", "--state", str(state),
-                                 "--quote-interval", "0.01", "--synthetic", "300"],
+                                 "--quote-interval", "0.02", "--synthetic", "200"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         try:
-            proc.stdout.readline()  # listening
-            time.sleep(delay)  # the state is rewritten every 0.5 s while prices move
-            proc.send_signal(signal.SIGKILL)
+            port = int(proc.stdout.readline().split(":")[2].split()[0])
+            asyncio.run(trade_until_killed(proc, port, delay))
             proc.wait(10)
         finally:
             if proc.poll() is None:
                 proc.kill()
-        if state.exists():
-            data = json.loads(state.read_text())  # never a torn file
-            assert data["format"] == 1 and "exchange" in data
-    assert state.exists()
+        data = json.loads(state.read_text())  # never a torn file
+        assert data["format"] == 1 and data["exchange"]["orders"]
     leftovers = [p for p in tmp_path.iterdir() if p.name != "state.json"]
     assert all(p.name.endswith(".tmp") for p in leftovers)  # at most an abandoned temp file, never the state
 

@@ -60,6 +60,7 @@ PACING_LIMIT = 50  # client messages per second TWS accepts
 PACING_DISCONNECT = 2 * PACING_LIMIT  # a client this far over the limit is cut off, as TWS eventually does
 ACCOUNT_PUSH_SECONDS = 1.0  # live account values / portfolio / PnL cadence while prices move
 STATE_SAVE_SECONDS = 0.5
+MARKET_SAVE_SECONDS = 5.0  # price moves alone are saved less often: no disk churn while nothing trades
 
 TEXT_CLIENT_ID_IN_USE = "Unable to connect as the client id is already in use. Retry with a unique client id."
 TEXT_READ_ONLY = ("Error validating request.-'bN' : cause - The API interface is currently in Read-Only mode.")
@@ -332,7 +333,9 @@ class SimServer:
         self._account_flush_scheduled = False
         self._sent_positions: dict[str, set[int]] = {}
         self._sent_portfolio: dict[tuple[int, str], set[int]] = {}
-        self._state_dirty = False
+        self._state_dirty = False  # orders, fills or accounts changed: save within STATE_SAVE_SECONDS
+        self._prices_dirty = False  # only prices moved: save every MARKET_SAVE_SECONDS
+        self._last_state_save = 0.0
         self._last_account_push = 0.0
         self._records: dict[int, P.ContractRecord] = {}
         self._state_path = Path(cfg.state_file) if cfg.state_file else None
@@ -430,6 +433,8 @@ class SimServer:
             del self.by_client_id[session.client_id]
         for sub in list(session.subs.values()):
             self._drop_subscription(session, sub)
+        for key in [k for k in self._sent_portfolio if k[0] == id(session)]:
+            del self._sent_portfolio[key]
 
     # ----- dispatch ---------------------------------------------------------------------------------------
     def handle_message(self, session: ClientSession, payload: bytes) -> None:
@@ -683,7 +688,7 @@ class SimServer:
             return
         changed = self.market.advance()
         if changed:
-            self._state_dirty = True
+            self._prices_dirty = True
             self.exchange.on_market(changed)
             self._stream_quotes(changed)
         now = time.monotonic()
@@ -1240,7 +1245,9 @@ class SimServer:
     async def _state_writer(self) -> None:
         while True:
             await asyncio.sleep(STATE_SAVE_SECONDS)
-            if self._state_dirty:
+            now = time.monotonic()
+            if self._state_dirty or (self._prices_dirty and now - self._last_state_save >= MARKET_SAVE_SECONDS):
+                self._last_state_save = now
                 try:
                     # serialised on the loop (consistent), written on a worker thread (fsync is slow)
                     await asyncio.to_thread(self._write_state, self._snapshot_text())
@@ -1249,6 +1256,7 @@ class SimServer:
 
     def _snapshot_text(self) -> str:
         self._state_dirty = False
+        self._prices_dirty = False
         data = {
             "format": STATE_FORMAT, "saved": datetime.now(UTC).isoformat(),
             "account_ids": list(self.config.accounts), "market": self.market.to_dict(),
