@@ -43,7 +43,7 @@ from ib_async.wrapper import RequestError
 from ibpanel.broker import errors
 from ibpanel.broker import journal as journal_mod
 from ibpanel.broker.account import AccountBook
-from ibpanel.broker.convert import bare_instrument, dec, int_id, rule_ids, split_list
+from ibpanel.broker.convert import bare_instrument, dec, int_id, num, rule_ids, split_list
 from ibpanel.broker.events import Event
 from ibpanel.broker.exceptions import BrokerError, BrokerTimeout, NotConnected, SymbolError
 from ibpanel.broker.models import (
@@ -74,6 +74,9 @@ log = logging.getLogger(__name__)
 
 # Reference price for the fat-finger rule when the stock is not streamed: how long to wait.
 _REFERENCE_SNAPSHOT_TIMEOUT = 2.0
+# Statuses TWS itself reports (ib_async adds its own "ValidationError" for warnings).
+_TWS_STATUSES = frozenset({"PendingSubmit", "PreSubmitted", "Submitted", "PendingCancel", "Cancelled",
+                           "ApiCancelled", "Filled", "Inactive", "ApiPending"})
 # How long a snapshot price stays good enough as the fat-finger reference.
 _REFERENCE_MAX_AGE = 5.0
 # Startup requests we add to ib_async's own sync (all clients' open orders) get this long.
@@ -239,13 +242,14 @@ class Broker:
             if order.whatIf:
                 continue
             parsed = journal_mod.parse_order_ref(order.orderRef)
-            view = self._orders.order(order.orderId) if order.orderId else None
+            state = trade.orderStatus
+            # completed orders carry no ORDER_STATUS: their filled size is on the order itself
+            filled = dec(state.filled) or dec(getattr(order, "filledQuantity", None))
             seen.append(journal_mod.SeenOrder(
                 journal_id=parsed[0] if parsed else None, leg=parsed[1] if parsed else None,
-                order_id=order.orderId or None, perm_id=int_id(order.permId) or int_id(trade.orderStatus.permId),
-                status=trade.orderStatus.status if trade.orderStatus.status != "ValidationError" else None,
-                filled=dec(trade.orderStatus.filled) if trade.orderStatus.filled else None,
-                avg_fill_price=view.avg_fill_price if view else None,
+                order_id=order.orderId or None, perm_id=int_id(order.permId) or int_id(state.permId),
+                status=state.status if state.status in _TWS_STATUSES else None,
+                filled=filled, avg_fill_price=num(state.avgFillPrice) if filled else None,
                 client_id=order.clientId or None,
             ))
         for fill in self._ib.fills():
