@@ -229,3 +229,20 @@ async def test_disconnect_while_connecting_cancels_the_connect(broker):
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_order_cancelled_while_we_were_away_is_settled_on_reconnect(connected, sim_server):
+    aapl = await connected.resolve("AAPL")
+    quote = await connected.snapshot(aapl)
+    low = (Decimal(str(quote.bid)) * Decimal("0.95")).quantize(Decimal("0.01"))
+    view = await connected.place(OrderRequest("AAPL", Side.BUY, Decimal(4), OrderType.LMT, limit_price=low))
+    await wait_for(lambda: connected.order(view.order_id).status is OrderStatus.SUBMITTED)
+    sim_server.faults.refuse_for(0.6)
+    sim_server.faults.drop_all()
+    await wait_for(lambda: connected.status.state is ConnectionState.RECONNECTING)
+    sim_server.exchange.cancel(connected.status.params.client_id, view.order_id)  # e.g. cancelled in TWS itself
+    await wait_for(lambda: connected.status.state is ConnectionState.CONNECTED, timeout=10)
+    settled = await wait_for(lambda: (v := connected.order(view.order_id)) and v.status.is_done and v)
+    assert settled.status is OrderStatus.CANCELLED
+    assert connected.journal.entry(view.journal_id).status == "Cancelled"
+    assert sim_server.stats.count("PLACE_ORDER") == 1
