@@ -10,6 +10,18 @@ One asyncio loop serves every client. Replies to a client are queued and written
 market-data tick that touches a thousand subscriptions makes one ``write`` per client. Nothing a client
 sends can stop the server: a malformed message is logged and answered with an error where TWS would,
 and the other clients keep being served.
+
+Choices where TWS's behaviour was not pinned down:
+- malformed requests get ERR 320 "Error reading request"; requests the exchange does not serve get 321;
+- without a market data subscription (fault), type 1/2 requests get 354, type 3/4 get 10167 + ticks 66-76;
+- bad bar sizes / durations get 162 (TWS sometimes says 321, which ib_async treats as a warning and waits);
+- Read-Only mode answers place/cancel/global cancel/open orders/completed orders with 321, no end markers;
+- "refuse for N s" stops listening (clients see connection refused), existing connections stay up;
+- 1100 pauses streaming until 1101/1102; 1101 (data lost) also drops every market-data line;
+- market-data lines are unlimited unless ``max_market_data_lines`` is set (TWS default 100);
+- positions report an empty exchange, and positions closed today with quantity 0, as TWS does;
+- a client that reads slower than quotes arrive stops getting ticks until its socket drains, then gets the
+  full current quote of every line (TWS conflates similarly).
 """
 
 from __future__ import annotations
