@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 #: IB codes that mean "no live data for this stock on this account".
 NO_LIVE_DATA_CODES = frozenset({10167, 354, 10089})
 # How long subscribe() waits for the first tick before returning an empty quote.
-_FIRST_TICK_WAIT = 1.5
+_FIRST_TICK_WAIT = 0.5  # short: a watchlist subscribes many at once, closed markets send nothing
 
 
 class QuoteBook:
