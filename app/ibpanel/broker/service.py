@@ -84,7 +84,19 @@ _SYNC_TIMEOUT = 4.0
 
 
 class Broker:
-    """See the module docstring for events. Construct once per process; connect many times."""
+    """See the module docstring for events. Construct once per process; connect many times.
+
+    Beyond the contract (additions, safe to use from the UI and the API):
+
+    * ``await tick_table(instrument)`` -> ``rules.TickTable`` from IB's market rule for the stock's
+      exchange (``.source`` says "IB market rule N" or which fallback table was used);
+    * ``await reference_price(instrument)`` -> the Decimal the fat-finger rule compares against;
+    * ``journal`` (the ``OrderJournal``) and ``last_reconcile`` (entries the last connect settled).
+
+    Reconnects keep order views, subscriptions and fills; ``connect()`` to a different host:port
+    forgets them (another TWS has other conIds and orders). ``disconnect()`` during ``connect()``
+    makes that connect raise ConnectError ("cancelled").
+    """
 
     def __init__(
         self,
