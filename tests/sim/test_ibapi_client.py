@@ -32,6 +32,13 @@ class Recorder(EWrapper, EClient):
         self.executions: list = []
         self.commissions: list = []
         self.errors: list[tuple[int, int, str]] = []
+        self.completed: list = []
+        self.bars: list = []
+        self.account_values: list = []
+        self.portfolio: list = []
+        self.positions: list = []
+        self.rules: dict = {}
+        self.done: set[str] = set()
 
     def nextValidId(self, orderId):  # noqa: N802 - ibapi callback names
         self.next_id = orderId
@@ -63,6 +70,37 @@ class Recorder(EWrapper, EClient):
 
     def commissionReport(self, commissionReport):  # noqa: N802 - older ibapi name
         self.commissions.append(commissionReport)
+
+    def completedOrder(self, contract, order, orderState):  # noqa: N802
+        self.completed.append((contract.symbol, order.permId, orderState.status))
+
+    def completedOrdersEnd(self):  # noqa: N802
+        self.done.add("completed")
+
+    def historicalData(self, reqId, bar):  # noqa: N802
+        self.bars.append(bar)
+
+    def historicalDataEnd(self, reqId, start, end):  # noqa: N802
+        self.done.add("bars")
+
+    def updateAccountValue(self, key, val, currency, accountName):  # noqa: N802
+        self.account_values.append((key, val, currency, accountName))
+
+    def updatePortfolio(self, contract, position, marketPrice, marketValue, averageCost,  # noqa: N802
+                        unrealizedPNL, realizedPNL, accountName):
+        self.portfolio.append((contract.conId, position, accountName))
+
+    def accountDownloadEnd(self, accountName):  # noqa: N802
+        self.done.add("account")
+
+    def position(self, account, contract, position, avgCost):
+        self.positions.append((account, contract.conId, position))
+
+    def positionEnd(self):  # noqa: N802
+        self.done.add("positions")
+
+    def marketRule(self, marketRuleId, priceIncrements):  # noqa: N802
+        self.rules[marketRuleId] = priceIncrements
 
     def error(self, reqId, *args):  # errorTime was added in newer ibapi; accept both shapes
         code, text = (args[1], args[2]) if len(args) >= 3 and isinstance(args[1], int) else (args[0], args[1])
@@ -121,6 +159,21 @@ def test_ibapi_core_flow(sim):
         _wait(lambda: "Cancelled" in app.statuses.get(rest_id, []))
         _wait(lambda: any(e[0] == rest_id and e[1] == 202 for e in app.errors))
         assert sim.stats.count("PLACE_ORDER") == 2
+
+        # the rest of the startup replies decode in IB's client too
+        app.reqCompletedOrders(False)
+        app.reqPositions()
+        app.reqAccountUpdates(True, "DU111111")
+        app.reqHistoricalData(7, contract, "", "3600 S", "5 mins", "TRADES", 0, 1, False, [])
+        app.reqMarketRule(26)
+        _wait(lambda: {"completed", "positions", "account", "bars"} <= app.done and 26 in app.rules)
+        assert any(c[1] > 0 and c[2] == "Filled" for c in app.completed)
+        assert ("DU111111", 265598, Decimal(10)) in app.positions
+        assert any(k == "NetLiquidation" and a == "DU111111" for k, _v, _c, a in app.account_values)
+        assert (265598, Decimal(10), "DU111111") in app.portfolio
+        assert 11 <= len(app.bars) <= 13 and all(b.high >= b.low for b in app.bars)
+        assert len(app.rules[26]) == 2
+        assert not [e for e in app.errors if e[1] not in (202, 2104, 2106, 2158)]
     finally:
         app.disconnect()
         reader.join(5)
