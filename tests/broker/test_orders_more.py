@@ -69,6 +69,10 @@ async def test_exchange_rejection_is_shown_on_the_order(connected, sim_server):
 async def test_what_if_preview_numbers(connected, sim_server):
     what_if = await connected.preview(OrderRequest("AAPL", Side.BUY, Decimal(100), OrderType.MKT))
     assert what_if.commission and what_if.commission > 0 and what_if.commission_currency == "USD"
+    # the exchange's own commission model for 100 AAPL (per-share with a minimum: price does not matter here)
+    inst = sim_server.book.by_con_id(265598)
+    expected, currency = sim_server.accounts.commission(inst, Decimal(100), inst.ref_price)
+    assert what_if.commission == pytest.approx(float(expected)) and currency == "USD"
     assert what_if.init_margin_change and what_if.init_margin_change > 0
     assert what_if.equity_with_loan_after and what_if.init_margin_after is not None
     assert not connected.open_orders()  # nothing was placed
