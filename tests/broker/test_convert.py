@@ -34,3 +34,14 @@ def test_empty_ticker_and_portfolio_and_what_if():
     what_if = what_if_model(state)
     assert what_if.init_margin_change is None and what_if.commission is None
     assert what_if.equity_with_loan_after == 1000.5 and not math.isnan(what_if.equity_with_loan_after)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("99999"), places=4))
+def test_wire_prices_round_trip_exactly(price):
+    """A price sent as a float comes back as the same Decimal (no 0.1 -> 0.1000000000000000055)."""
+    assert dec(float(price)) == price
+    assert num(float(price)) == float(price)
