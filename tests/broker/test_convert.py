@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
+from hypothesis import given
+from hypothesis import strategies as st
 from ib_async import Contract, OrderState, PortfolioItem, Ticker
 from ib_async.util import UNSET_DOUBLE, UNSET_INTEGER
 from ibpanel.broker.convert import dec, int_id, num, position_from_portfolio, quote_model, what_if_model
@@ -34,10 +36,6 @@ def test_empty_ticker_and_portfolio_and_what_if():
     what_if = what_if_model(state)
     assert what_if.init_margin_change is None and what_if.commission is None
     assert what_if.equity_with_loan_after == 1000.5 and not math.isnan(what_if.equity_with_loan_after)
-
-
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @given(st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("99999"), places=4))
