@@ -5,6 +5,7 @@ For each watchlist size (default 100, 500, 1,000 synthetic symbols) and each upd
 clients against the same stream, one after the other, each in its own process:
 
 - headless: a bare ib_async client on plain asyncio that only counts ticker updates (the ceiling);
+- broker:   the real Broker on a qasync (Qt) loop, no widgets (what the broker layer itself costs);
 - ui:       the real Broker on a qasync (Qt) loop feeding a shown QuotesTab (table + chart).
 
 Each prints ticks applied per second, event-loop lag (lateness of a 10 ms timer: p50 / p99 / max)
@@ -126,7 +127,7 @@ async def headless(port: int, n: int, seconds: float) -> dict:
 # --- the panel: Broker + QuotesTab on qasync ------------------------------------------------------------
 
 
-def ui(port: int, n: int, seconds: float, con_ids_file: str = "") -> dict:
+def ui(port: int, n: int, seconds: float, con_ids_file: str = "", with_tab: bool = True) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["IBPANEL_HOME"] = tempfile.mkdtemp(prefix="ibpanel-bench-")
     from PySide6.QtWidgets import QApplication
@@ -138,7 +139,35 @@ def ui(port: int, n: int, seconds: float, con_ids_file: str = "") -> dict:
     asyncio.set_event_loop(loop)
     with loop:
         con_ids = json.loads(Path(con_ids_file).read_text(encoding="utf-8")) if con_ids_file else {}
-        return loop.run_until_complete(_ui_main(port, n, seconds, con_ids))
+        main = _ui_main if with_tab else _broker_main
+        return loop.run_until_complete(main(port, n, seconds, con_ids))
+
+
+async def _broker_main(port: int, n: int, seconds: float, con_ids: dict[str, int]) -> dict:
+    """The Broker on the same qasync loop, no widgets: separates the broker's cost from the tab's."""
+    from ibpanel.broker.models import ConnectionParams, Instrument, Market
+    from ibpanel.broker.service import Broker
+
+    broker = Broker(journal_path=None)
+    await broker.connect(ConnectionParams(host="127.0.0.1", port=port, client_id=903, timeout=20, auto_reconnect=False))
+    counter = {"ticks": 0}
+    broker.quotes_updated.connect(lambda quotes: counter.__setitem__("ticks", counter["ticks"] + len(quotes)))
+    instruments = [Instrument(s, Market.US, "SMART", "USD", con_id=int(c)) for s, c in con_ids.items()]
+    for start in range(0, len(instruments), 50):
+        await asyncio.gather(*(broker.subscribe(i) for i in instruments[start:start + 50]))
+    await asyncio.sleep(1.5)
+    samples: list[float] = []
+    stop = asyncio.Event()
+    probe = asyncio.ensure_future(lag_probe(samples, stop))
+    ticks0, cpu0, wall0 = counter["ticks"], time.process_time(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    ticks1, cpu1, wall1 = counter["ticks"], time.process_time(), time.perf_counter()
+    stop.set()
+    await probe
+    await broker.close()
+    wall = wall1 - wall0
+    return {"subscribed": len(instruments), "ticks_per_s": (ticks1 - ticks0) / wall,
+            "cpu_pct": 100.0 * (cpu1 - cpu0) / wall, **lag_stats(samples)}
 
 
 async def _ui_main(port: int, n: int, seconds: float, con_ids: dict[str, int]) -> dict:
@@ -225,7 +254,7 @@ def _fmt(value, spec: str = ".1f") -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--role", default="bench", choices=("bench", "sim", "headless", "ui"))
+    parser.add_argument("--role", default="bench", choices=("bench", "sim", "headless", "broker", "ui"))
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--interval", type=float, default=0.25)
@@ -242,12 +271,12 @@ def main() -> int:
     if args.role == "headless":
         print(json.dumps(asyncio.run(headless(args.port, args.n, args.seconds))))
         return 0
-    if args.role == "ui":
-        print(json.dumps(ui(args.port, args.n, args.seconds, args.con_ids)))
+    if args.role in ("ui", "broker"):
+        print(json.dumps(ui(args.port, args.n, args.seconds, args.con_ids, with_tab=args.role == "ui")))
         return 0
 
     print(f"{'symbols':>7} {'rate':>4} | {'client':<8} {'subs':>5} {'ticks/s':>9} {'lag p50':>8} {'p99':>7} {'max':>7}"
-          f" {'CPU%':>6} {'flush/s':>7} {'dropped':>7} | {'ratio':>5}")
+          f" {'CPU%':>6} {'flush/s':>7} {'dropped':>7} | {'ratio':>5} {'ui/broker':>9}")
     target_ok = None
     for n in (int(s) for s in args.sizes.split(",")):
         for rate in (float(r) for r in args.rates.split(",")):
@@ -259,9 +288,9 @@ def main() -> int:
                 common = ["--port", port, "--n", str(n), "--seconds", str(args.seconds)]
                 results = {}
                 con_ids_file = os.path.join(tempfile.gettempdir(), f"ibpanel-bench-conids-{os.getpid()}.json")
-                for role in ("headless", "ui"):
+                for role in ("headless", "broker", "ui"):
                     try:
-                        extra = ["--con-ids", con_ids_file] if role == "ui" else []
+                        extra = ["--con-ids", con_ids_file] if role != "headless" else []
                         results[role] = _child(role, *common, *extra)
                         if role == "headless":
                             with open(con_ids_file, "w", encoding="utf-8") as handle:
@@ -272,15 +301,18 @@ def main() -> int:
                 sim.stdin.close()
                 sim.wait(timeout=30)
             base = results["headless"].get("ticks_per_s")
-            for role in ("headless", "ui"):
+            for role in ("headless", "broker", "ui"):
                 r = results[role]
                 if "error" in r:
                     print(f"{n:>7} {rate:>4g} | {role:<8} failed: {r['error']}")
                     continue
-                ratio = r["ticks_per_s"] / base if base and role == "ui" else None
+                ratio = r["ticks_per_s"] / base if base and role != "headless" else None
+                via_broker = results["broker"].get("ticks_per_s")
+                if role == "ui" and via_broker:
+                    r["vs_broker"] = r["ticks_per_s"] / via_broker
                 print(f"{n:>7} {rate:>4g} | {role:<8} {r['subscribed']:>5} {r['ticks_per_s']:>9.0f} {_fmt(r['p50']):>8}"
                       f" {_fmt(r['p99']):>7} {_fmt(r['max']):>7} {r['cpu_pct']:>6.0f} {_fmt(r.get('flushes_per_s')):>7}"
-                      f" {r.get('dropped_final', '-')!s:>7} | {_fmt(ratio, '.2f'):>5}")
+                      f" {r.get('dropped_final', '-')!s:>7} | {_fmt(ratio, '.2f'):>5} {_fmt(r.get('vs_broker'), '.2f'):>9}")
                 if r.get("message"):
                     print(f"        ui message: {r['message']}")
             if n == 1000 and rate == 4 and "error" not in results["ui"]:
