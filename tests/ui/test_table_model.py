@@ -197,3 +197,20 @@ def test_no_timer_left_running_after_flush_or_shutdown(model):
     model.upsert(Row("A", 3.0, Decimal(1)))
     model.shutdown()
     assert not model._timer.isActive()
+
+
+def test_table_view_keeps_insertion_order_until_a_header_is_clicked(model, qtbot):
+    from ibpanel.ui.table_model import make_table_view
+
+    for name in "CAB":
+        model.upsert(Row(name, 1.0, Decimal(1)))
+    view = make_table_view(model, "test")
+    qtbot.addWidget(view)
+    assert model.sort_column == -1
+    assert model.keys() == ["C", "A", "B"]  # a watchlist stays in the user's order
+    view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+    assert model.keys() == ["A", "B", "C"]
+    newest_first = make_table_view(KeyedTableModel(COLUMNS, key=lambda r: r.name), "t2", sort=(1, Qt.SortOrder.DescendingOrder))
+    qtbot.addWidget(newest_first)
+    assert newest_first.model().sort_column == 1
+    newest_first.model().shutdown()

@@ -184,8 +184,9 @@ class OrdersTab(QWidget):
         self.completed_model = KeyedTableModel(order_columns(completed=True), key=order_key, parent=self)
         self.fills_model = KeyedTableModel(FILL_COLUMNS, key=lambda f: f.exec_id, parent=self)
         self.open_view = make_table_view(self.open_model, "orders_open", settings, self)
-        self.completed_view = make_table_view(self.completed_model, "orders_completed", settings, self)
-        self.fills_view = make_table_view(self.fills_model, "orders_fills", settings, self)
+        newest_first = (0, Qt.SortOrder.DescendingOrder)
+        self.completed_view = make_table_view(self.completed_model, "orders_completed", settings, self, newest_first)
+        self.fills_view = make_table_view(self.fills_model, "orders_fills", settings, self, newest_first)
         self.open_view.doubleClicked.connect(lambda index: self.modify_selected())
         self.confirm_box: QMessageBox | None = None
         self.modify_dialog: ModifyOrderDialog | None = None
@@ -242,8 +243,6 @@ class OrdersTab(QWidget):
                 done[order_key(order)] = order
         self.completed_model.replace_all(done.values())
         self.fills_model.replace_all(self.broker.fills())
-        self.completed_model.sort(0, Qt.SortOrder.DescendingOrder)
-        self.fills_model.sort(0, Qt.SortOrder.DescendingOrder)
         self._update_buttons()
 
     def _on_order_changed(self, order: OrderView) -> None:

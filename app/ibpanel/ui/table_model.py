@@ -443,8 +443,17 @@ class KeyedTableModel(QAbstractTableModel):
 # --- small shared view helpers for the tabs ---------------------------------------------------------
 
 
-def make_table_view(model: KeyedTableModel, name: str, settings: Any = None, parent=None):
-    """A QTableView set up the same way everywhere: row selection, model-side sorting, saved columns."""
+def make_table_view(
+    model: KeyedTableModel,
+    name: str,
+    settings: Any = None,
+    parent=None,
+    sort: tuple[int, Qt.SortOrder] = (-1, Qt.SortOrder.AscendingOrder),
+):
+    """A QTableView set up the same way everywhere: row selection, model-side sorting, saved columns.
+
+    ``sort``: the initial sort (column, order); column -1 keeps insertion order until a header is clicked.
+    """
     from PySide6.QtWidgets import QAbstractItemView, QTableView
 
     view = QTableView(parent)
@@ -459,6 +468,8 @@ def make_table_view(model: KeyedTableModel, name: str, settings: Any = None, par
     view.verticalHeader().setDefaultSectionSize(22)
     view.horizontalHeader().setStretchLastSection(True)
     view.horizontalHeader().setSortIndicatorShown(True)
+    # Qt's default indicator is column 0 descending; start from the order asked for instead.
+    view.horizontalHeader().setSortIndicator(sort[0], sort[1])
     view.setSortingEnabled(True)  # calls model.sort(); the model re-sorts on its flush timer, never per tick
     if settings is not None:
         try:
