@@ -183,3 +183,27 @@ def test_preview_shows_commission_and_margin_without_placing(qtbot, broker, ui_s
     assert tab.last_order is None
     assert not broker.open_orders()  # a what-if never leaves a working order
     tab.shutdown()
+
+
+def test_live_account_always_confirms_and_says_live(qtbot, make_broker, connect_params, run_async, ui_settings):
+    from ibpanel.sim.server import SimConfig, SimThread
+
+    config = SimConfig(host="127.0.0.1", port=0, accounts=("U7654321",), seed=3, session_mode="always", quote_interval=0.05)
+    with SimThread(config) as live_sim:
+        broker = make_broker()
+        run_async(broker.connect(connect_params(live_sim)), timeout=15)
+        assert broker.status.is_paper is False
+        ui_settings.set("ticket/confirm_paper", False)  # the paper setting does not matter on a live account
+        tab = _ticket(qtbot, broker, ui_settings)
+        _resolve(qtbot, tab, {"symbol": "AAPL", "side": "SELL", "quantity": Decimal(1), "limit_price": None})
+        tab.limit_spin.set_decimal((Decimal(str(tab.quote.last)) * Decimal("1.03")).quantize(Decimal("0.01")))
+        placed = live_sim.stats.count("PLACE_ORDER")
+        tab.submit_clicked()
+        qtbot.waitUntil(lambda: tab.confirm_box is not None, timeout=10000)
+        assert "LIVE" in tab.confirm_box.text() and "U7654321" in tab.confirm_box.text()
+        assert "SELL 1 AAPL" in tab.confirm_box.text()
+        qtbot.keyClick(tab.confirm_box, Qt.Key.Key_Escape)  # Escape answers No
+        qtbot.waitUntil(lambda: not tab.in_flight, timeout=5000)
+        assert live_sim.stats.count("PLACE_ORDER") == placed
+        tab.shutdown()
+        run_async(broker.disconnect(), timeout=10)

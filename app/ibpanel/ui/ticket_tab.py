@@ -612,8 +612,8 @@ class TicketTab(QWidget):
         self.tasks.spawn(self._submit())
 
     def confirmation_needed(self) -> bool:
-        if self.broker.status.is_paper is False:
-            return True  # live account, or unknown is treated as paper only when the broker says so
+        if self.broker.status.is_paper is not True:
+            return True  # live, or unknown (treated as live): always confirm
         return bool(self.settings.get("ticket/confirm_paper", False))
 
     def describe(self, request: OrderRequest) -> str:
@@ -639,7 +639,7 @@ class TicketTab(QWidget):
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[bool] = loop.create_future()
         box = QMessageBox(
-            QMessageBox.Icon.Warning if self.broker.status.is_paper is False else QMessageBox.Icon.Question,
+            QMessageBox.Icon.Question if self.broker.status.is_paper else QMessageBox.Icon.Warning,
             "Send this order?",
             self.describe(request),
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
