@@ -228,7 +228,7 @@ class MarketRules:
         return (price / inc).to_integral_value(rounding=mode) * inc
 
 
-class _TickGrid:
+class TickGrid:
     """One market rule in integer units of its finest increment: cheap floor/step for the hot path."""
 
     def __init__(self, rows: list[tuple[Decimal, Decimal]]):
@@ -296,7 +296,7 @@ class _Path:
                  "last_size", "volume", "open", "high", "low", "close", "lot", "size_unit", "trade_unit",
                  "top_cache", "time", "day", "steps")
 
-    def __init__(self, inst: SimInstrument, grid: _TickGrid, seed: int):
+    def __init__(self, inst: SimInstrument, grid: TickGrid, seed: int):
         self.inst = inst
         self.grid = grid
         self.rng = random.Random(f"{seed}:{inst.con_id}")
@@ -344,7 +344,7 @@ class Market:
         self.seed = seed
         self.session_mode = session_mode
         self.clock = clock or (lambda: datetime.now(UTC))
-        self._grids: dict[int, _TickGrid] = {rid: _TickGrid(rules.rows(rid)) for rid in rules.ids()}
+        self._grids: dict[int, TickGrid] = {rid: TickGrid(rules.rows(rid)) for rid in rules.ids()}
         self._paths: dict[int, _Path] = {}
         for inst in book.all():
             if inst.market_rule_id not in self._grids:
@@ -366,6 +366,16 @@ class Market:
         """(bid, ask, last) in the instrument's integer price units, for cheap comparisons by the exchange."""
         p = self._path(con_id)
         return p.bid, p.ask, p.last
+
+    def quote_units(self, con_id: int) -> tuple[tuple[int, ...], TickGrid]:
+        """The quote state in integer price units, for the streaming hot path (no Decimal, no copy).
+
+        Returns ``((bid, ask, last, bid_size, ask_size, last_size, high, low, volume, close, open), grid)``;
+        prices are units of ``grid`` (``grid.to_decimal(units)`` gives the on-tick Decimal ``top()`` shows).
+        """
+        p = self._path(con_id)
+        return (p.bid, p.ask, p.last, p.bid_size, p.ask_size, p.last_size, p.high, p.low, p.volume, p.close,
+                p.open), p.grid
 
     def top(self, con_id: int) -> Top:
         """The current top of book (a fresh object; cached until the instrument changes)."""

@@ -718,7 +718,7 @@ class SimServer:
         subs_by_con = self._subs_by_con
         states = self._quote_states
         feed = self._quotes
-        paths = feed.paths if feed.fast else None
+        state_of = feed.state
         price_text = feed.price_text
         length = _LENGTH_TEXT
         touched: set[ClientSession] = set()
@@ -726,13 +726,7 @@ class SimServer:
             subs = subs_by_con.get(con_id)
             if not subs:
                 continue
-            if paths is not None:
-                p = paths[con_id]
-                grid = p.grid
-                new = (p.bid, p.ask, p.last, p.bid_size, p.ask_size, p.last_size, p.high, p.low, p.volume,
-                       p.close, p.open)
-            else:
-                new, grid = feed.state(con_id)
+            new, grid = state_of(con_id)
             old = states.get(con_id)
             states[con_id] = new
             if old is None or old == new:
@@ -1487,23 +1481,21 @@ class _QuoteFeed:
     """Quotes as compact states and wire texts: the hot path of market-data streaming.
 
     A state is an 11-tuple in LIVE_TICKS order. ``Market.top`` builds Decimals and a fresh ``Top`` per call,
-    too slow for 1000 symbols x several updates/s; when the market exposes its integer per-instrument state
-    (market.py's ``_paths`` with a tick grid) states are integer tuples and prices are formatted through a
-    per-grid text cache. A self-check at start compares both paths and falls back to ``Market.top`` if the
-    internals ever differ.
+    too slow for 1000 symbols x several updates/s; ``Market.quote_units`` gives integer states in the
+    instrument's tick grid, and prices are formatted through a per-grid text cache. A self-check at start
+    compares both paths and falls back to ``Market.top`` if they ever disagree.
     """
 
     def __init__(self, market: Market):
         self.market = market
-        self._paths = getattr(market, "_paths", None)
         self._caches: dict[int, dict[int, str]] = {}
-        self.fast = self._paths is not None and self._self_check()
-        self.paths = self._paths
+        self.fast = hasattr(market, "quote_units") and self._self_check()
 
     def _self_check(self) -> bool:
         try:
-            for con_id in list(self._paths)[:3]:
-                state, grid = self._fast_state(con_id)
+            for inst in self.market.book.all()[:3]:
+                con_id = inst.con_id
+                state, grid = self.market.quote_units(con_id)
                 fast = [self._text(i, v, grid) for i, v in enumerate(state)]
                 slow = _quote_texts(self.market.top(con_id))
                 if [Decimal(v) for v in fast] != [Decimal(v) for v in slow]:
@@ -1512,15 +1504,10 @@ class _QuoteFeed:
         except Exception:  # internals changed shape: use the public API
             return False
 
-    def _fast_state(self, con_id: int):
-        p = self._paths[con_id]
-        return (p.bid, p.ask, p.last, p.bid_size, p.ask_size, p.last_size, p.high, p.low, p.volume, p.close,
-                p.open), p.grid
-
     def state(self, con_id: int):
         """(state tuple, grid or None) of one instrument now."""
         if self.fast:
-            return self._fast_state(con_id)
+            return self.market.quote_units(con_id)
         top = self.market.top(con_id)
         return (top.bid, top.ask, top.last, top.bid_size, top.ask_size, top.last_size, top.high, top.low,
                 top.volume, top.close, top.open), None
