@@ -246,3 +246,12 @@ async def test_order_cancelled_while_we_were_away_is_settled_on_reconnect(connec
     assert settled.status is OrderStatus.CANCELLED
     assert connected.journal.entry(view.journal_id).status == "Cancelled"
     assert sim_server.stats.count("PLACE_ORDER") == 1
+
+
+async def test_without_auto_reconnect_a_drop_is_said_and_stays_down(broker, sim_server):
+    await broker.connect(params(sim_server.port, auto_reconnect=False))
+    sim_server.faults.drop_all()
+    await wait_for(lambda: broker.status.state is ConnectionState.DISCONNECTED)
+    assert broker.status.failure.kind is FailureKind.NOT_CONNECTED and "lost" in broker.status.failure.message
+    await asyncio.sleep(0.3)
+    assert broker.status.state is ConnectionState.DISCONNECTED and sim_server.stats.count("START_API") == 1
