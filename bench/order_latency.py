@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ib_async import IB, LimitOrder, Stock
 from ib_async.client import Client
+from ib_async.connection import Connection
 from ibpanel.broker.models import ConnectionParams, OrderRequest, OrderType, Side
 from ibpanel.broker.service import Broker
 from ibpanel.sim.server import SimConfig, SimServer
@@ -59,12 +60,33 @@ class ArrivalClock:
         return self._pending
 
 
+class WireClock:
+    """perf_counter of the last PLACE_ORDER written to a TWS socket (ib_async's Connection.sendMsg).
+
+    With TWS in another process, that is when the order has left us; the exchange-side clock above
+    also counts the loop turn until the practice exchange (same loop) reads it.
+    """
+
+    def __init__(self) -> None:
+        self.written: float | None = None
+        send = Connection.sendMsg
+        clock = self
+
+        def send_msg(conn: Connection, msg: bytes) -> None:
+            send(conn, msg)
+            if msg[4:6] == b"3\0":  # length prefix, then message id 3 = PLACE_ORDER
+                clock.written = time.perf_counter()
+
+        Connection.sendMsg = send_msg  # type: ignore[method-assign]
+
+
 async def main(orders: int, paced: bool = False) -> None:
     if not paced:
         Client.MaxRequests = 0  # both connections: no 45/s queueing inside ib_async (see the docstring)
     sim = SimServer(SimConfig(host="127.0.0.1", port=0, seed=1, quote_interval=0.5))
     await sim.start()
     clock = ArrivalClock(sim)
+    wire = WireClock()
     broker = Broker(Path(tempfile.mkdtemp()) / "journal.sqlite3", max_order_value={"USD": Decimal(10) ** 9})
     direct = IB()
     try:
@@ -83,21 +105,27 @@ async def main(orders: int, paced: bool = False) -> None:
 
         through_broker: list[float] = []
         through_ib: list[float] = []
+        wire_broker: list[float] = []
+        wire_ib: list[float] = []
         for round_no in range(orders + WARMUP):
             arrived = clock.arm()
             start = time.perf_counter()
             await broker.place(request)
+            broker_wire_ms = (wire.written - start) * 1000
             broker_ms = (await arrived - start) * 1000
 
             arrived = clock.arm()
             start = time.perf_counter()
             direct.placeOrder(contract, LimitOrder("BUY", 1, float(price), account="DU111111"))
+            ib_wire_ms = (wire.written - start) * 1000
             ib_ms = (await arrived - start) * 1000
             if paced:
                 await asyncio.sleep(0.025)  # 40 orders/s per connection stays under ib_async's 45/s
             if round_no >= WARMUP:
                 through_broker.append(broker_ms)
                 through_ib.append(ib_ms)
+                wire_broker.append(broker_wire_ms)
+                wire_ib.append(ib_wire_ms)
             if round_no % 100 == 99:  # keep the book small; let the cancel burst settle outside the clock
                 await broker.cancel_all()
                 for _ in range(500):
@@ -124,6 +152,12 @@ async def main(orders: int, paced: bool = False) -> None:
         print(f"broker overhead (p50):                                   {p50_b - p50_i:7.3f} ms")
         print(f"  of which the durable journal intent alone:              p50 {statistics.median(journal_ms):7.3f} ms   "
               f"p99 {percentile(journal_ms, 99):7.3f} ms")
+        w50_b, w99_b = statistics.median(wire_broker), percentile(wire_broker, 99)
+        w50_i, w99_i = statistics.median(wire_ib), percentile(wire_ib, 99)
+        print(f"Broker.place -> PLACE_ORDER bytes written to the socket:  p50 {w50_b:7.3f} ms   p99 {w99_b:7.3f} ms")
+        print(f"ib_async placeOrder -> bytes written to the socket:       p50 {w50_i:7.3f} ms   p99 {w99_i:7.3f} ms")
+        print(f"ratio broker / direct (to the socket):                   p50 {w50_b / w50_i:7.2f} x   "
+              f"p99 {w99_b / w99_i:7.2f} x")
     finally:
         direct.disconnect()
         await broker.close()
