@@ -255,3 +255,15 @@ async def test_without_auto_reconnect_a_drop_is_said_and_stays_down(broker, sim_
     assert broker.status.failure.kind is FailureKind.NOT_CONNECTED and "lost" in broker.status.failure.message
     await asyncio.sleep(0.3)
     assert broker.status.state is ConnectionState.DISCONNECTED and sim_server.stats.count("START_API") == 1
+
+
+def test_backoff_grows_to_the_cap_with_jitter():
+    from ib_async import IB
+    from ibpanel.broker.session import Session
+
+    session = Session(IB(), backoff=(1.0, 30.0), on_status=lambda s: None, on_ready=None, on_lost=lambda: None,
+                      on_data_lost=lambda: None)
+    for attempt, base in ((1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (6, 30.0), (12, 30.0)):
+        delays = {session.retry_delay(attempt) for _ in range(50)}
+        assert all(0.75 * base <= d <= 1.25 * base for d in delays)
+        assert len(delays) > 1  # jittered, so many clients do not knock on TWS in step
