@@ -152,3 +152,14 @@ async def test_other_accounts_values_are_there_too(connected):
     other = next(a for a in connected.accounts if a != connected.status.account)
     summary = await wait_for(lambda: connected.account_summary(other))
     assert summary.account == other and summary.net_liquidation
+
+
+async def test_market_order_that_cannot_be_valued_is_refused(connected, sim_server):
+    await connected.resolve("MSFT")
+    sim_server.faults.delay_replies(3)  # no quote will arrive in time for the reference price
+    try:
+        issues = await connected.check(OrderRequest("MSFT", Side.BUY, Decimal(10), OrderType.MKT))
+    finally:
+        sim_server.faults.delay_replies(0)
+    assert [i.code for i in issues] == ["no_reference_price"] and "limit order" in issues[0].message
+    assert sim_server.stats.count("PLACE_ORDER") == 0

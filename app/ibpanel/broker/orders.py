@@ -332,6 +332,12 @@ class OrderBook:
         if limit is not None and quantity is not None:
             unit = next((p for f, p in prices if f == "limit_price"), None) or next(
                 (p for f, p in prices if f == "stop_price"), None) or reference
+            if unit is None and order_type is OrderType.MKT:
+                # safety first: a market order we cannot value could be of any size
+                issues.append(ValidationIssue(
+                    "order_type", "no_reference_price",
+                    f"There is no last price for {instrument.display}, so this market order's value cannot be "
+                    "checked against the limit: use a limit order, or wait until quotes arrive."))
             if unit is not None:
                 value = unit * quantity
                 if value > limit:

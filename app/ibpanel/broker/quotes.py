@@ -50,6 +50,7 @@ class QuoteBook:
         self._con_of_ticker: dict[int, int] | None = None  # id(ticker) -> conId, rebuilt after changes
         self._by_req: dict[int, int] = {}  # reqId -> conId
         self._quotes: dict[int, Quote] = {}
+        self._last_seen: dict[int, tuple[Quote, float]] = {}  # kept after unsubscribe: recent reference prices
         self._data_type: dict[int, MarketDataType] = {}
         self._waiters: dict[int, list[asyncio.Future]] = {}
         self.delayed_mode = False  # reqMarketDataType(3) sent on this connection
@@ -123,8 +124,14 @@ class QuoteBook:
     def quote(self, instrument: Instrument) -> Quote | None:
         return self._quotes.get(instrument.con_id or 0)
 
-    def last_price(self, instrument: Instrument) -> float | None:
+    def last_price(self, instrument: Instrument, max_age: float = 0.0) -> float | None:
+        """Last trade, else mid, else close of the streamed quote; with ``max_age`` also a quote seen
+        that recently (a snapshot, or a line closed since)."""
         quote = self.quote(instrument)
+        if quote is None and max_age > 0:
+            seen = self._last_seen.get(instrument.con_id or 0)
+            if seen is not None and asyncio.get_running_loop().time() - seen[1] <= max_age and not seen[0].stale:
+                quote = seen[0]
         if quote is None:
             return None
         if quote.last is not None:
@@ -156,6 +163,7 @@ class QuoteBook:
                 continue
             quote = quote_model(ticker, self._instruments[con_id], self._kind(con_id), self._stale)
             self._quotes[con_id] = quote
+            self._last_seen[con_id] = (quote, asyncio.get_running_loop().time())
             changed.append(quote)
             if quote.last is not None or quote.bid is not None or quote.ask is not None:
                 for waiter in self._waiters.get(con_id, []):
@@ -213,6 +221,7 @@ class QuoteBook:
     def forget_all(self) -> None:
         """Drop every subscription (a different TWS: its conIds may not match); viewers subscribe again."""
         self.on_connection_lost()
+        self._last_seen.clear()
         self._refs.clear()
         self._instruments.clear()
         self._quotes.clear()

@@ -377,7 +377,7 @@ class Broker:
         burst of orders in an unwatched stock does not wait for a quote each time.
         """
         con_id = instrument.con_id or 0
-        price = self._quotes.last_price(instrument)
+        price = self._quotes.last_price(instrument, max_age=_REFERENCE_MAX_AGE)
         if price is None:
             loop = asyncio.get_running_loop()
             remembered = self._reference_prices.get(con_id)
