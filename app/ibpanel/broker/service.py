@@ -57,6 +57,7 @@ from ibpanel.broker.models import (
     Market,
     Notice,
     OrderRequest,
+    OrderStatus,
     OrderView,
     PnL,
     Position,
@@ -241,6 +242,16 @@ class Broker:
                 full_sync = False
             except Exception:  # noqa: BLE001
                 log.warning("all-open-orders request failed", exc_info=True)
+                full_sync = False
+        if full_sync and any(e.status == OrderStatus.UNCONFIRMED.value for e in self.journal.unsettled()):
+            # ib_async's startup sync shrugs off timeouts; before declaring an order "never sent",
+            # read completed orders and executions again and insist on an answer
+            try:
+                await asyncio.wait_for(self._ib.reqCompletedOrdersAsync(False), _SYNC_TIMEOUT)
+                await asyncio.wait_for(self._ib.reqExecutionsAsync(), _SYNC_TIMEOUT)
+            except Exception:  # noqa: BLE001 - timeout or refusal: settle nothing as unsent this time
+                log.warning("could not re-read completed orders / executions; unconfirmed entries stay open",
+                            exc_info=True)
                 full_sync = False
         self._orders.resync()
         self._reconcile(full_sync)
