@@ -267,3 +267,10 @@ def test_backoff_grows_to_the_cap_with_jitter():
         delays = {session.retry_delay(attempt) for _ in range(50)}
         assert all(0.75 * base <= d <= 1.25 * base for d in delays)
         assert len(delays) > 1  # jittered, so many clients do not knock on TWS in step
+
+
+async def test_unknown_account_refuses_to_connect_rather_than_pick_another(broker, sim_server):
+    with pytest.raises(ConnectError) as caught:
+        await broker.connect(params(sim_server.port, account="U7777777"))
+    assert "U7777777" in caught.value.failure.message and "DU111111" in caught.value.failure.advice
+    assert broker.status.state is ConnectionState.DISCONNECTED

@@ -157,6 +157,15 @@ class Session:
             failure = self._abort_failure(params) if self._aborted else exc.failure
             self._set(state=ConnectionState.DISCONNECTED, failure=failure)
             raise ConnectError(failure) from exc
+        managed = tuple(self.ib.managedAccounts())
+        if params.account and params.account not in managed:
+            # never fall back to another account silently: orders would go where the user did not say
+            failure = ConnectionFailure(
+                FailureKind.OTHER, f"Account {params.account} is not managed by this TWS login.",
+                f"Use one of {', '.join(managed)}, or leave the account empty to choose after connecting.")
+            self._hang_up()
+            self._set(state=ConnectionState.DISCONNECTED, failure=failure)
+            raise ConnectError(failure)
         if not await self._finish(reconnected=False) or self._aborted:
             failure = self._abort_failure(params) if self._aborted else errors.connection_failure(
                 FailureKind.OTHER, params.host, params.port, params.client_id,
