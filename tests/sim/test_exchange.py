@@ -279,7 +279,7 @@ def test_cancel_then_cancel_again_then_unknown(venue):
 
 def test_global_cancel_cancels_every_client(venue):
     venue.place("AAPL", qty=10, lmt="200.00", client_id=1)
-    venue.place("700", qty=100, lmt="500.0", client_id=2, account="DU222222")
+    venue.place("700", qty=100, lmt="250.0", client_id=2, account="DU222222")
     venue.take()
     venue.exchange.global_cancel()
     events = venue.take()

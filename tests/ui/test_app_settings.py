@@ -106,3 +106,22 @@ def test_safety_limits_default_and_from_settings():
     assert limits["max_order_value"]["USD"] == Decimal(250_000)
     assert limits["max_order_value"]["HKD"] == Decimal(8_000_000)
     assert limits["fat_finger_pct"] == Decimal(5)
+
+
+def test_panel_and_serve_read_the_same_safety_limits():
+    """What the panel writes (QSettings) is what ``ibpanel serve`` reads (configparser): one definition."""
+    from decimal import Decimal
+
+    from ibpanel.safety import load_safety_limits
+    from ibpanel.ui.app import safety_limits
+
+    s = Settings("shared")
+    assert safety_limits(s) == load_safety_limits("shared").broker_options()  # the defaults, on both sides
+    s.set("safety/max_order_value_usd", 300000)
+    s.set("safety/max_order_value_hkd", "2,000,000")
+    s.set("safety/fat_finger_pct", 7.5)
+    s.sync()
+    panel = safety_limits(Settings("shared"))
+    assert panel == load_safety_limits("shared").broker_options()
+    assert panel["max_order_value"] == {"USD": Decimal(300_000), "HKD": Decimal(2_000_000)}
+    assert panel["fat_finger_pct"] == Decimal("7.5")

@@ -287,8 +287,9 @@ def _paths() -> dict[str, Any]:
                 "request for the same server joins the existing connection (its clientId stays), another server is "
                 "409. On a server started with --demo, the paper ports 7497 / 4002 on localhost (or no host / port) "
                 "connect to the practice exchange and other ports are refused; its practice accounts start with "
-                "1,000 shares of 0700.HK (the practice exchange refuses HK short sales) and its fat-finger limit is "
-                "80% (practice prices are 2025 levels; the module's example sells Tencent at 300).",
+                "1,000 shares of 0700.HK (the practice exchange refuses HK short sales). Orders are checked against "
+                "the profile's safety limits (settings.ini [safety]: max_order_value_usd, max_order_value_hkd, "
+                "fat_finger_pct), as in the panel.",
                 "requestBody": _request_body(CONNECT_FIELDS, {"host": "127.0.0.1", "port": 7497, "clientId": 1}, False),
                 "responses": _responses(
                     _success(_ref("Status"), message=True),

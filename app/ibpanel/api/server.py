@@ -3,6 +3,9 @@
 aiohttp's AppRunner + TCPSite on the loop that is already running (the panel's qasync loop, or
 asyncio.run's under ``ibpanel serve``): no second loop, no threads. ``web.run_app`` is never
 used because it makes its own loop.
+
+aiohttp and the broker are imported inside the functions that use them: ``ibpanel serve`` installs
+its SIGINT / SIGTERM handlers first, so a stop request during start-up is still a clean exit 0.
 """
 
 from __future__ import annotations
@@ -12,26 +15,18 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiohttp import web
+if TYPE_CHECKING:
+    from aiohttp import web
 
-from ibpanel.api.routes import STATE_KEY, ApiState, add_routes, practice_target_from
-from ibpanel.api.security import (
-    MAX_BODY_BYTES,
-    ApiConfigError,
-    SecurityPolicy,
-    allowed_extra_hosts,
-    check_bind,
-    errors_middleware,
-    is_loopback,
-    security_middleware,
-)
-from ibpanel.broker.models import ConnectionParams
-from ibpanel.broker.service import Broker
+    from ibpanel.api.security import SecurityPolicy
+    from ibpanel.broker.models import ConnectionParams
+    from ibpanel.broker.service import Broker
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +62,11 @@ class ApiHandle:
 
 def build_app(broker: Broker, policy: SecurityPolicy, practice: Any = None) -> web.Application:
     """The aiohttp application; not yet bound (``start_api`` binds it)."""
+    from aiohttp import web
+
+    from ibpanel.api.routes import STATE_KEY, ApiState, add_routes, practice_target_from
+    from ibpanel.api.security import MAX_BODY_BYTES, errors_middleware, security_middleware
+
     app = web.Application(
         middlewares=[errors_middleware, security_middleware(policy)],
         client_max_size=MAX_BODY_BYTES,
@@ -94,6 +94,10 @@ async def start_api(
     answer to (also from IBPANEL_API_ALLOWED_HOSTS). Raises OSError (with a plain message) when
     the port is taken.
     """
+    from aiohttp import web
+
+    from ibpanel.api.security import SecurityPolicy, allowed_extra_hosts, check_bind, is_loopback
+
     check_bind(host, token)
     extra = allowed_extra_hosts([*(allowed_hosts or ()), *os.environ.get(EXTRA_HOSTS_ENV, "").split(",")])
     policy = SecurityPolicy(bind_host=host, token=token, extra_hosts=extra)
@@ -125,13 +129,14 @@ async def start_api(
 
 # --- ibpanel serve ----------------------------------------------------------------------------
 
-# `serve --demo` is a sandbox for scripts written against the trading module. Two of its settings
-# exist so the module's README examples run unchanged (see the report / openapi description):
-# practice prices are 2025 levels (Tencent ~HKD 600) while the example sells Tencent at 300, and the
-# practice exchange (like SEHK) refuses naked HK short sales. A --demo server can only connect to
-# its own practice exchange (routes._resolve_target), so neither setting ever meets real money.
-DEMO_FAT_FINGER_PCT = Decimal(80)
+# `serve --demo` is a sandbox for scripts written against the trading module. The practice
+# exchange (like SEHK) refuses naked HK short sales, so every practice account starts with a
+# holding of Tencent: the module's README example "limit sell 100 0700.HK at 300" then sells
+# shares it owns. Safety limits are the profile's own (ibpanel.safety), as in the panel.
 DEMO_STARTER_HOLDINGS: tuple[tuple[str, str, int], ...] = (("700", "SEHK", 1000),)  # IB symbol, exchange, shares
+STOP_SIGNALS = ("SIGINT", "SIGTERM")
+
+_T = TypeVar("_T")
 
 
 def seed_practice_holdings(sim: Any, holdings: tuple[tuple[str, str, int], ...] = DEMO_STARTER_HOLDINGS) -> None:
@@ -165,11 +170,88 @@ def default_journal_path(profile: str) -> Path:
     return data_dir(profile) / "journal.sqlite3"
 
 
-def _connect_params_from_args(args: Any) -> ConnectionParams | None:
+class StopRequest:
+    """SIGINT / SIGTERM turned into a request to stop, from process start to the end of shutdown.
+
+    ``install()`` uses plain ``signal.signal`` (before any loop exists); ``attach(loop)`` moves the
+    handlers onto the loop, where they set an asyncio.Event. A signal that came before the loop is
+    kept (``signal_name``) and sets the event at once. Handlers stay until ``uninstall()``, after
+    shutdown: a second signal during shutdown does not kill the process half-way.
+    """
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self.event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._previous: dict[int, Any] = {}
+        self._on_loop: list[int] = []
+
+    def _signals(self) -> list[int]:
+        return [sig for name in STOP_SIGNALS if (sig := getattr(signal, name, None)) is not None]
+
+    def install(self) -> StopRequest:
+        for sig in self._signals():
+            try:
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+            except (ValueError, OSError):  # not the main thread (tests): the loop handlers below still work
+                pass
+        return self
+
+    def _on_signal(self, signum: int, _frame: Any = None) -> None:
+        if self.signal_name is None:
+            self.signal_name = signal.Signals(signum).name
+            log.info("%s: stopping", self.signal_name)
+        if self.event is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.event.set)
+
+    def attach(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        self._loop, self.event = loop, event
+        for sig in self._signals():
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                self._on_loop.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # Windows: Ctrl+C arrives as KeyboardInterrupt
+                pass
+        if self.signal_name is not None:
+            event.set()
+
+    def uninstall(self) -> None:
+        loop, self._loop = self._loop, None
+        for sig in self._on_loop:
+            if loop is not None and not loop.is_closed():
+                loop.remove_signal_handler(sig)
+        self._on_loop.clear()
+        for sig, previous in self._previous.items():
+            try:
+                signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+            except (ValueError, OSError):
+                pass
+        self._previous.clear()
+
+
+async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> tuple[bool, _T | None]:
+    """Run ``work`` unless ``stop`` is set first (then cancel it): (finished, result)."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task.done():
+        return True, task.result()
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):  # noqa: BLE001 - we are stopping; its outcome no longer matters
+        pass
+    return False, None
+
+
+def _connect_params_from_args(args: Any, params_type: type[ConnectionParams]) -> ConnectionParams | None:
     host, port = getattr(args, "tws_host", None), getattr(args, "tws_port", None)
     if host is None and port is None:
         return None
-    return ConnectionParams(
+    return params_type(
         host=host or "127.0.0.1",
         port=port or 7497,
         client_id=args.client_id if getattr(args, "client_id", None) is not None else 1,
@@ -178,8 +260,23 @@ def _connect_params_from_args(args: Any) -> ConnectionParams | None:
     )
 
 
-async def serve(args: Any, *, ready: asyncio.Future | None = None, stop: asyncio.Event | None = None) -> int:
-    """The body of ``ibpanel serve``: broker (+ practice exchange with --demo), API, until stopped."""
+async def serve(
+    args: Any,
+    *,
+    ready: asyncio.Future | None = None,
+    stop: asyncio.Event | None = None,
+    stop_request: StopRequest | None = None,
+) -> int:
+    """The body of ``ibpanel serve``: broker (+ practice exchange with --demo), API, until stopped.
+
+    Stops on ``stop`` (tests) or SIGINT / SIGTERM (also one that arrives while starting): the API
+    closes, ``broker.close()`` disconnects politely and closes the journal, exit code 0.
+    """
+    from ibpanel.api.security import ApiConfigError, check_bind
+    from ibpanel.broker.models import ConnectionParams
+    from ibpanel.broker.service import Broker
+    from ibpanel.safety import describe, load_safety_limits
+
     token = getattr(args, "api_token", None) or os.environ.get(TOKEN_ENV) or None
     api_host = getattr(args, "api_host", None) or "127.0.0.1"
     api_port = getattr(args, "api_port", None)
@@ -192,22 +289,21 @@ async def serve(args: Any, *, ready: asyncio.Future | None = None, stop: asyncio
         return 2
 
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[int] = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(signum, stop.set)
-            installed.append(signum)
-        except (NotImplementedError, RuntimeError):  # Windows: Ctrl+C arrives as KeyboardInterrupt instead
-            pass
+    own_request = stop_request is None
+    stop_request = stop_request or StopRequest()
+    stop_request.attach(asyncio.get_running_loop(), stop)
 
     demo = bool(getattr(args, "demo", False))
-    broker_options: dict[str, Any] = {"fat_finger_pct": DEMO_FAT_FINGER_PCT} if demo else {}
-    broker = Broker(default_journal_path(profile), **broker_options)
+    # The same [safety] limits as the panel, from the profile's settings.ini (--demo included).
+    limits = load_safety_limits(profile)
+    log.info("safety limits from %s: %s", limits.source, describe(limits))
+    broker = Broker(default_journal_path(profile), **limits.broker_options())
     sim = None
     api: ApiHandle | None = None
     try:
-        params = _connect_params_from_args(args)
+        if stop.is_set():
+            return 0
+        params = _connect_params_from_args(args, ConnectionParams)
         if demo:
             from ibpanel.sim.server import SimConfig, SimServer
 
@@ -230,13 +326,16 @@ async def serve(args: Any, *, ready: asyncio.Future | None = None, stop: asyncio
             print(f"ibpanel serve: {exc}", file=sys.stderr, flush=True)
             return 1
         connected_note = "waiting for POST /api/ibkr/connect"
-        if params is not None:
+        if params is not None and not stop.is_set():
             try:
-                await broker.connect(params)
-                connected_note = f"connected to {params.host}:{params.port} as clientId {params.client_id}"
+                finished, _ = await _unless_stopped(broker.connect(params), stop)
+                if finished:
+                    connected_note = f"connected to {params.host}:{params.port} as clientId {params.client_id}"
             except Exception as exc:  # noqa: BLE001 - keep serving; /connect can retry later
                 reason = " ".join(str(exc).split())  # the ready message stays one line
                 connected_note = f"not connected ({reason}); use POST /api/ibkr/connect"
+        if stop.is_set():
+            return 0
         practice_note = f", practice exchange on port {sim.port}" if sim is not None else ""
         print(f"IB Panel API ready at {api.url}/api/ibkr ({connected_note}{practice_note})", flush=True)
         if ready is not None and not ready.done():
@@ -244,22 +343,37 @@ async def serve(args: Any, *, ready: asyncio.Future | None = None, stop: asyncio
         await stop.wait()
         return 0
     finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-        if api is not None:
-            await api.close()
+        await _shutdown(api, broker, sim)
+        why = f" on {stop_request.signal_name}" if stop_request.signal_name else ""
+        print(f"IB Panel API stopped{why}: connection closed, journal flushed", flush=True)
+        if own_request:
+            stop_request.uninstall()
+
+
+async def _shutdown(api: ApiHandle | None, broker: Broker, sim: Any) -> None:
+    """Close the API, then the broker (polite disconnect, journal), then the practice exchange; each step bounded."""
+    steps: list[tuple[str, Any]] = []
+    if api is not None:
+        steps.append(("API", api.close))
+    steps.append(("broker", broker.close))
+    if sim is not None:
+        steps.append(("practice exchange", sim.stop))
+    for what, step in steps:
         try:
-            await broker.close()
-        finally:
-            if sim is not None:
-                await sim.stop()
+            await asyncio.wait_for(step(), timeout=10.0)
+        except Exception:  # noqa: BLE001 - every step runs: the journal must still be closed
+            log.exception("shutdown: %s failed", what)
 
 
 def run_headless(args: Any) -> int:
-    """``ibpanel serve``: run the API without a window until SIGINT / SIGTERM; returns the exit code."""
-    logging.basicConfig(level=logging.INFO if os.environ.get("IBPANEL_DEBUG") else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """``ibpanel serve``: run the API without a window until SIGINT / SIGTERM; returns the exit code (0 when stopped)."""
+    stop_request = StopRequest().install()  # first: a SIGTERM while starting is a clean stop too
     try:
-        return asyncio.run(serve(args))
-    except KeyboardInterrupt:
-        return 0
+        logging.basicConfig(level=logging.INFO if os.environ.get("IBPANEL_DEBUG") else logging.WARNING,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        try:
+            return asyncio.run(serve(args, stop_request=stop_request))
+        except KeyboardInterrupt:
+            return 0
+    finally:
+        stop_request.uninstall()

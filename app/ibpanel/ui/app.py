@@ -33,7 +33,7 @@ from PySide6.QtGui import QIcon  # isort: skip
 from PySide6.QtWidgets import QApplication, QMessageBox  # isort: skip
 import qasync  # isort: skip
 
-from ibpanel import __version__, paths
+from ibpanel import __version__, paths, safety
 from ibpanel.broker.events import Event
 from ibpanel.broker.models import (
     ConnectionParams,
@@ -611,26 +611,23 @@ class PanelApp:
             await asyncio.get_running_loop().run_in_executor(None, sim.__exit__, None, None, None)
 
 
-#: Refuse a single order worth more than this (per currency) unless the profile's settings say otherwise.
-DEFAULT_MAX_ORDER_VALUE = {"USD": 1_000_000, "HKD": 8_000_000}
-DEFAULT_FAT_FINGER_PCT = 10
-
-
 def safety_limits(settings: Settings) -> dict[str, Any]:
-    """Broker safety limits from the profile's settings (keys ``safety/max_order_value_<ccy>``,
-    ``safety/fat_finger_pct``), written back with their defaults so a user can find and edit them."""
-    limits: dict[str, Decimal] = {}
-    for currency, default in DEFAULT_MAX_ORDER_VALUE.items():
-        key = f"safety/max_order_value_{currency.lower()}"
-        value = settings.get(key, default)
-        if not settings.contains(key):
-            settings.set(key, default)
-        if value and value > 0:
-            limits[currency] = Decimal(value)
-    fat_finger = settings.get("safety/fat_finger_pct", DEFAULT_FAT_FINGER_PCT)
-    if not settings.contains("safety/fat_finger_pct"):
-        settings.set("safety/fat_finger_pct", DEFAULT_FAT_FINGER_PCT)
-    return {"max_order_value": limits, "fat_finger_pct": Decimal(fat_finger if fat_finger > 0 else DEFAULT_FAT_FINGER_PCT)}
+    """Broker options (``max_order_value``, ``fat_finger_pct``) from the profile's ``[safety]`` settings.
+
+    Same keys, defaults and checks as ``ibpanel.safety.load_safety_limits`` (what ``ibpanel serve``
+    reads), but through QSettings so values set in this run count. Missing keys are written back
+    with their defaults so a user can find them in settings.ini and change them.
+    """
+    qsettings = settings.qsettings
+    qsettings.beginGroup(safety.SECTION)
+    try:
+        values = {key: qsettings.value(key) for key in qsettings.childKeys()}
+    finally:
+        qsettings.endGroup()
+    for key, default in safety.default_values().items():
+        if key not in {k.lower() for k in values}:
+            settings.set(f"{safety.SECTION}/{key}", int(default) if default == int(default) else str(default))
+    return safety.limits_from_values(values, settings.path).broker_options()
 
 
 def journal_path(profile: str) -> Path:
