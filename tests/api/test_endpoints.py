@@ -224,3 +224,36 @@ async def test_concurrent_orders_each_sent_once(connected_api):
     journal_ids = {answer["data"]["journalId"] for _, answer in answers}
     assert len(ids) == len(journal_ids) == 15
     assert sim.stats.count("PLACE_ORDER") - before == 15
+
+
+def _places(value) -> int:
+    """Decimal places of a JSON number as sent (repr is what json.dumps writes for floats)."""
+    text = repr(value)
+    return 0 if "." not in text or "e" in text.lower() else len(text.split(".")[1])
+
+
+async def test_money_is_rounded_without_float_noise(connected_api):
+    """QA F9: commissions fold into IB's average cost (600.06306), whose products were 600063.0599999999."""
+    for order in ({"symbol": "0700.HK", "side": "buy", "quantity": 100, "marketType": "HShare"},
+                  {"symbol": "MSFT", "side": "buy", "quantity": 7, "marketType": "USStock"}):
+        status, placed = await connected_api.post("order", order)
+        assert status == 200, placed
+
+    def has_both(result):
+        held = {p["symbol"]: p for p in result[1]["data"]}
+        return all(held.get(s, {}).get("marketPrice") and held[s]["avgCost"] for s in ("0700.HK", "MSFT"))
+
+    status, body = await _eventually(lambda: connected_api.get("positions"), has_both)
+    assert has_both((status, body)), body
+    for position in body["data"]:
+        for key in ("costBasis", "marketValue", "unrealizedPnL", "realizedPnL"):
+            assert position[key] is None or _places(position[key]) <= 2, (key, position)
+        for key in ("avgCost", "marketPrice"):
+            assert position[key] is None or _places(position[key]) <= 4, (key, position)
+        # Rounded, not changed: the cost basis is still quantity x average cost, to the cent.
+        assert position["costBasis"] == pytest.approx(position["quantity"] * position["avgCost"], abs=0.01 * position["quantity"])
+    status, body = await connected_api.get("account")
+    account = body["data"]
+    for key in ("netLiquidation", "totalCash", "buyingPower", "availableFunds", "initMargin", "grossPositionValue"):
+        assert account[key] is None or _places(account[key]) <= 2, (key, account[key])
+    assert all(_places(v) <= 2 for v in account["cashByCurrency"].values() if v is not None)

@@ -116,3 +116,14 @@ def test_numbers_in_answers_are_json_safe():
     assert num(Decimal("100")) == 100 and isinstance(num(Decimal("100")), int)
     assert num(Decimal("0.5")) == 0.5
     assert num(float("nan")) is None and num(float("inf")) is None and num(None) is None
+
+
+def test_money_and_prices_are_rounded_half_up_without_binary_noise():
+    from ibpanel.api.schemas import as_money, as_price
+
+    assert as_money(600063.0599999999) == 600063.06
+    assert as_money(0.125) == 0.13 and as_money(-0.125) == -0.13  # half-up, away from zero
+    assert as_money(1500.0) == 1500 and isinstance(as_money(1500.0), int)
+    assert as_price(600.06306) == 600.0631 and as_price(0.00015) == 0.0002
+    assert as_money(Decimal("12.345")) == 12.35 and as_money(None) is None and as_money(math.nan) is None
+    assert as_price(7) == 7

@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from ibpanel.broker.models import (
@@ -399,6 +399,32 @@ def num(value: Any) -> int | float | None:
     return number if math.isfinite(number) else None
 
 
+#: Decimal places in API answers: money amounts to the cent, per-share prices and costs to 4 places
+#: (US sub-dollar ticks are 0.0001; HK ticks 0.001). TWS computes these in binary floats
+#: (600063.0599999999); the answer carries the value a trader would write down.
+MONEY_PLACES = 2
+PRICE_PLACES = 4
+
+
+def rounded(value: Any, places: int) -> int | float | None:
+    """``num(value)`` rounded half-up to ``places`` decimals (via its shortest repr, so 0.125 -> 0.13)."""
+    number = num(value)
+    if number is None or isinstance(number, int):
+        return number
+    exact = Decimal(repr(number)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return int(exact) if exact == exact.to_integral_value() else float(exact)
+
+
+def as_money(value: Any) -> int | float | None:
+    """An amount of money (market value, cost basis, P&L, cash) to the cent."""
+    return rounded(value, MONEY_PLACES)
+
+
+def as_price(value: Any) -> int | float | None:
+    """A per-share price or cost (average cost, market price, fill price) to 4 decimals."""
+    return rounded(value, PRICE_PLACES)
+
+
 def status_json(status: ConnectionStatus, *, practice: bool = False) -> dict[str, Any]:
     params = status.params
     failure = status.failure
@@ -460,7 +486,7 @@ def order_json(order: OrderView) -> dict[str, Any]:
         "status": order.status.value,
         "filled": num(order.filled),
         "remaining": num(order.remaining),
-        "avgFillPrice": num(order.avg_fill_price),
+        "avgFillPrice": as_price(order.avg_fill_price),
         "message": order.message,
         "createdAt": order.created_at.isoformat() if order.created_at else None,
         "updatedAt": order.updated_at.isoformat() if order.updated_at else None,
@@ -479,12 +505,12 @@ def position_json(position: Position) -> dict[str, Any]:
         "account": position.account,
         **_instrument_fields(position.instrument),
         "quantity": num(position.quantity),
-        "avgCost": num(position.avg_cost),
-        "costBasis": num(position.cost_basis),
-        "marketPrice": num(position.market_price),
-        "marketValue": num(position.market_value),
-        "unrealizedPnL": num(position.unrealized_pnl),
-        "realizedPnL": num(position.realized_pnl),
+        "avgCost": as_price(position.avg_cost),
+        "costBasis": as_money(position.cost_basis),
+        "marketPrice": as_price(position.market_price),
+        "marketValue": as_money(position.market_value),
+        "unrealizedPnL": as_money(position.unrealized_pnl),
+        "realizedPnL": as_money(position.realized_pnl),
     }
 
 
@@ -504,18 +530,18 @@ def account_json(summary: AccountSummary, daily_pnl: float | None = None) -> dic
     return {
         "account": summary.account,
         "baseCurrency": base,
-        "netLiquidation": num(summary.net_liquidation),
-        "totalCash": num(summary.total_cash),
-        "cashByCurrency": {cur: num(v) for cur, v in summary.cash_by_currency.items()},
-        "buyingPower": num(summary.buying_power),
-        "availableFunds": num(summary.available_funds),
-        "excessLiquidity": num(summary.excess_liquidity),
-        "initMargin": num(summary.init_margin),
-        "maintMargin": num(summary.maint_margin),
-        "grossPositionValue": num(summary.gross_position_value),
-        "unrealizedPnL": num(summary.unrealized_pnl),
-        "realizedPnL": num(summary.realized_pnl),
-        "dailyPnL": num(summary.daily_pnl if summary.daily_pnl is not None else daily_pnl),
+        "netLiquidation": as_money(summary.net_liquidation),
+        "totalCash": as_money(summary.total_cash),
+        "cashByCurrency": {cur: as_money(v) for cur, v in summary.cash_by_currency.items()},
+        "buyingPower": as_money(summary.buying_power),
+        "availableFunds": as_money(summary.available_funds),
+        "excessLiquidity": as_money(summary.excess_liquidity),
+        "initMargin": as_money(summary.init_margin),
+        "maintMargin": as_money(summary.maint_margin),
+        "grossPositionValue": as_money(summary.gross_position_value),
+        "unrealizedPnL": as_money(summary.unrealized_pnl),
+        "realizedPnL": as_money(summary.realized_pnl),
+        "dailyPnL": as_money(summary.daily_pnl if summary.daily_pnl is not None else daily_pnl),
         "summary": {tag: entry for tag, (_, entry) in chosen.items()},
         "values": [{"tag": v.tag, "value": v.value, "currency": v.currency} for v in summary.values],
         "updatedAt": summary.updated_at.isoformat() if summary.updated_at else None,
@@ -525,15 +551,15 @@ def account_json(summary: AccountSummary, daily_pnl: float | None = None) -> dic
 def quote_json(quote: Quote) -> dict[str, Any]:
     return {
         **_instrument_fields(quote.instrument),
-        "bid": num(quote.bid),
-        "ask": num(quote.ask),
-        "last": num(quote.last),
+        "bid": as_price(quote.bid),
+        "ask": as_price(quote.ask),
+        "last": as_price(quote.last),
         "bidSize": num(quote.bid_size),
         "askSize": num(quote.ask_size),
-        "open": num(quote.open),
-        "high": num(quote.high),
-        "low": num(quote.low),
-        "close": num(quote.close),
+        "open": as_price(quote.open),
+        "high": as_price(quote.high),
+        "low": as_price(quote.low),
+        "close": as_price(quote.close),
         "volume": num(quote.volume),
         "marketDataType": int(quote.data_type),
         "marketDataTypeName": quote.data_type.label,
