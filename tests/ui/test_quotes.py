@@ -43,6 +43,8 @@ def test_watchlist_streams_saves_flashes_charts_and_fills_the_ticket(qtbot, brok
     shown_last = tab.model.data(tab.model.index(position, 4))
     assert shown_last == f"{tab.model.row(position).last:,.2f}"
     assert tab.model.data(tab.model.index(position, 8)) in ("live", "delayed")
+    change = tab.model.data(tab.model.index(position, 5))
+    assert change == "" or (change[0] in "+-" and len(change.split(".")[1]) == 2)  # cents at the price level
     qtbot.waitUntil(lambda: bool(tab._flash), timeout=10000)  # a price move flashes its row
 
     # chart of the selected symbol: bars then live points, redrawn from the timer
