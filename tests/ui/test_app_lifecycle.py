@@ -113,3 +113,33 @@ def test_second_launch_brings_the_window_to_the_front(qtbot, qapp, restore_signa
         qtbot.waitUntil(main.done, timeout=20000)
         guard.release()
     assert main.result() == 0
+
+
+@pytest.mark.parametrize("demo", [True, False])
+def test_command_line_flags_are_not_saved_for_the_next_start(qtbot, qapp, sim, restore_signals, tmp_path, demo):
+    """QA F12: ``ibpanel --demo --readonly`` / ``--tws-port P --readonly`` once; the next plain start is not read-only."""
+    from ibpanel.ui.settings import Settings
+
+    saved = Settings("default")
+    saved.set("connection/client_id", 3)
+    saved.set("connection/preset", "gateway_paper")
+    saved.sync()
+    flags = ["--demo"] if demo else ["--tws-port", str(sim.port)]
+    panel, main = _start([*flags, "--client-id", "9", "--readonly"], qapp, tmp_path)
+    qtbot.waitUntil(lambda: panel.broker is not None and panel.broker.status.state is ConnectionState.CONNECTED, timeout=15000)
+    assert panel.broker.status.readonly and panel.broker.status.params.client_id == 9
+    panel.request_quit()
+    qtbot.waitUntil(main.done, timeout=20000)
+    assert main.result() == 0
+    after = Settings("default")
+    assert after.get("connection/readonly", False) is False
+    assert after.get("connection/client_id", 0) == 3 and after.get("connection/preset", "") == "gateway_paper"
+    assert after.get("connection/port", 0) != sim.port
+
+    panel, main = _start([], qapp, tmp_path)  # the next plain start
+    qtbot.waitUntil(lambda: panel.window is not None and panel.window.isVisible(), timeout=10000)
+    tab = panel.window.tabs["connection"]
+    assert not tab.readonly_check.isChecked() and tab.client_id_spin.value() == 3
+    assert tab.current_preset().key == "gateway_paper"
+    panel.request_quit()
+    qtbot.waitUntil(main.done, timeout=20000)

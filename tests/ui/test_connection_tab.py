@@ -238,3 +238,35 @@ def test_dont_ask_again_for_live_is_remembered_per_profile(qtbot, make_broker, u
     # Next time: no question at all (a dialog here would block the test until its timeout).
     assert tab.confirm_live() is True
     tab.shutdown()
+
+
+def test_command_line_connection_is_one_off_until_the_user_edits(qtbot, sim, make_broker, ui_settings, run_async, connect_params):
+    """QA F12: ``--readonly`` (any flag) on one run must not tick Read-only on the next plain start."""
+    ui_settings.set("connection/readonly", False)
+    ui_settings.set("connection/client_id", 3)
+    broker = make_broker()
+    tab = _tab(qtbot, broker, ui_settings)
+    params = replace(tab.params(), port=sim.port, client_id=61, readonly=True)
+    assert run_async(tab.connect_with(params, one_off=True), timeout=15)
+    assert broker.status.readonly and tab.readonly_check.isChecked()
+    tab.save_settings()
+    assert ui_settings.get("connection/readonly", True) is False and ui_settings.get("connection/client_id", 0) == 3
+    assert not ui_settings.contains("connection/account")  # the session's account is not the user's choice
+    run_async(broker.disconnect())
+    # A field the user changes by hand afterwards is saved as usual; the others stay one-off.
+    tab.client_id_spin.setValue(77)
+    tab.shutdown()
+    assert ui_settings.get("connection/client_id", 0) == 77 and ui_settings.get("connection/readonly", True) is False
+    again = _tab(qtbot, make_broker(), ui_settings)
+    assert not again.readonly_check.isChecked() and again.client_id_spin.value() == 77
+    again.shutdown()
+
+
+def test_a_connection_from_the_form_is_saved(qtbot, sim, make_broker, ui_settings, run_async):
+    broker = make_broker()
+    tab = _tab(qtbot, broker, ui_settings)
+    tab.readonly_check.setChecked(True)
+    assert run_async(tab.connect_with(replace(tab.params(), port=sim.port, client_id=62)), timeout=15)
+    assert ui_settings.get("connection/readonly", False) is True and ui_settings.get("connection/client_id", 0) == 62
+    run_async(broker.disconnect())
+    tab.shutdown()

@@ -349,7 +349,7 @@ class PanelApp:
     def _start_initial_connection(self) -> None:
         args = self.args
         if args.demo:
-            self.spawn(self.start_practice())
+            self.spawn(self.start_practice(from_command_line=True))
             return
         if args.tws_host is None and args.tws_port is None:
             return
@@ -365,11 +365,17 @@ class PanelApp:
                 auto_reconnect=params.auto_reconnect,
             )
         )
+        tab.mark_one_off()  # command-line flags are for this run: the saved connection settings stay
         # Through the button's own path, so a live port still asks for confirmation first.
         QTimer.singleShot(0, tab._on_connect_clicked)
 
-    async def start_practice(self) -> bool:
-        """Start the in-process practice exchange (once) and connect to it. True when connected."""
+    async def start_practice(self, *, from_command_line: bool = False) -> bool:
+        """Start the in-process practice exchange (once) and connect to it. True when connected.
+
+        ``from_command_line`` (``--demo``, smoke test, screenshots): the client id / account /
+        read-only flags come from the command line and are not saved; otherwise (the practice
+        button) from the form, like any connection the user starts.
+        """
         from ibpanel.sim.server import SimConfig, SimThread
 
         window = self.window
@@ -387,15 +393,16 @@ class PanelApp:
         tab.set_practice_port(self.sim.port)
         if self.broker.status.state is not ConnectionState.DISCONNECTED:
             await self.broker.disconnect()
+        args = self.args
         params = ConnectionParams(
             host="127.0.0.1",
             port=self.sim.port,
-            client_id=self.args.client_id if self.args.client_id is not None else tab.client_id_spin.value(),
-            account=self.args.account or "",
-            readonly=bool(self.args.readonly),
+            client_id=args.client_id if args.client_id is not None else tab.client_id_spin.value(),
+            account=args.account or "",
+            readonly=bool(args.readonly) if from_command_line else bool(args.readonly) or tab.readonly_check.isChecked(),
             auto_reconnect=True,
         )
-        return await tab.connect_with(params)
+        return await tab.connect_with(params, one_off=from_command_line)
 
     async def _start_api(self) -> None:
         try:
@@ -448,7 +455,7 @@ class PanelApp:
         if window.tab_errors:
             print(f"{SMOKE_FAILED}: tabs not built: {window.tab_errors}", flush=True)
             return 1
-        if not await self.start_practice():
+        if not await self.start_practice(from_command_line=True):
             failure = self.broker.status.failure
             print(f"{SMOKE_FAILED}: could not connect to the practice exchange: {failure}", flush=True)
             return 1
@@ -481,7 +488,7 @@ class PanelApp:
         assert window is not None
         name = self.args.tab or window.current_tab_name()
         if self.args.demo:
-            if await self.start_practice():
+            if await self.start_practice(from_command_line=True):
                 await self._sample_activity()
             else:
                 print(f"screenshot: could not start the practice session: {self.broker.status.failure}", file=sys.stderr)

@@ -119,6 +119,8 @@ class ConnectionTab(QWidget):
         self._last_failure: ConnectionFailure | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._connected_at: datetime | None = None
+        #: Form values that came from the command line: used for this run, not saved (see mark_one_off).
+        self._one_off: dict[str, Any] = {}
         self._build()
         self._load_settings()
         broker.state_changed.connect(self._on_state_changed)
@@ -268,15 +270,33 @@ class ConnectionTab(QWidget):
         self.readonly_check.setChecked(s.get("connection/readonly", False))
         self.auto_reconnect_check.setChecked(s.get("connection/auto_reconnect", True))
 
+    def _form_values(self) -> dict[str, Any]:
+        return {
+            "preset": self.current_preset().key,
+            "host": self.host_edit.text().strip(),
+            "port": self.port_spin.value(),
+            "client_id": self.client_id_spin.value(),
+            "account": self.account_combo.currentText().strip(),
+            "readonly": self.readonly_check.isChecked(),
+            "auto_reconnect": self.auto_reconnect_check.isChecked(),
+        }
+
     def save_settings(self) -> None:
+        """Remember the form as ``connection/*``, except values given on the command line (one-off)."""
         s = self.settings
-        s.set("connection/preset", self.current_preset().key)
-        s.set("connection/host", self.host_edit.text().strip())
-        s.set("connection/port", self.port_spin.value())
-        s.set("connection/client_id", self.client_id_spin.value())
-        s.set("connection/account", self.account_combo.currentText().strip())
-        s.set("connection/readonly", self.readonly_check.isChecked())
-        s.set("connection/auto_reconnect", self.auto_reconnect_check.isChecked())
+        for name, value in self._form_values().items():
+            if name in self._one_off and (name == "account" or self._one_off[name] == value):
+                continue  # still what the command line said: the saved setting keeps its own value
+            s.set(f"connection/{name}", value)
+
+    def mark_one_off(self) -> None:
+        """The form now holds a connection asked for on the command line (``--demo``, ``--readonly``, ...).
+
+        Those values are for this run only: ``save_settings`` keeps the previously saved ones, until
+        the user changes a field by hand (then that field is saved as usual). The account is set by
+        the session after connecting, so it is saved only once the user picks one.
+        """
+        self._one_off = self._form_values()
 
     # --- public API (app, main window, tests) ----------------------------------------------
     def current_preset(self) -> Preset:
@@ -308,10 +328,15 @@ class ConnectionTab(QWidget):
         """True when the form points at a live preset or a live default port."""
         return self.current_preset().live or self.port_spin.value() in LIVE_PORTS
 
-    async def connect_with(self, params: ConnectionParams | None = None) -> bool:
-        """Fill the form from ``params`` (if given) and connect; show the outcome. True when connected."""
+    async def connect_with(self, params: ConnectionParams | None = None, *, one_off: bool = False) -> bool:
+        """Fill the form from ``params`` (if given) and connect; show the outcome. True when connected.
+
+        ``one_off``: the parameters came from the command line; they are not saved (``mark_one_off``).
+        """
         if params is not None:
             self._fill_form(params)
+        if one_off:
+            self.mark_one_off()
         params = self.params()
         if self._busy:
             return False
@@ -396,6 +421,7 @@ class ConnectionTab(QWidget):
         await self.connect_with()
 
     def _on_account_chosen(self, _index: int) -> None:
+        self._one_off.pop("account", None)  # the user's own choice: remember it
         account = self.account_combo.currentText().strip()
         if not account or account == self.broker.status.account or account not in self.broker.accounts:
             return
