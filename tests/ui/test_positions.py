@@ -87,3 +87,23 @@ def test_close_position_from_main_window_opens_a_filled_ticket(qtbot, main_windo
     qtbot.waitUntil(lambda: ticket.instrument is not None, timeout=10000)
     assert ticket.last_order is None  # prefilled, nothing sent
     assert all(o.status is not OrderStatus.SUBMITTED or o.side is not Side.SELL for o in broker.open_orders())
+
+
+def test_reconnect_restores_live_positions_after_the_exchange_drops(
+    qtbot, sim, make_broker, connect_params, run_async, ui_settings
+):
+    broker = make_broker()
+    run_async(broker.connect(connect_params(sim, auto_reconnect=True)), timeout=15)
+    _buy_marketable(run_async, broker, "NVDA", 12)
+    tab = PositionsTab(broker, ui_settings)
+    qtbot.addWidget(tab)
+    qtbot.waitUntil(lambda: any(p.instrument.symbol == "NVDA" for p in tab.model.rows()), timeout=15000)
+    sim.faults.drop_all()
+    qtbot.waitUntil(lambda: tab.model.stale, timeout=10000)
+    assert any(p.instrument.symbol == "NVDA" for p in tab.model.rows())  # kept, greyed
+    qtbot.waitUntil(lambda: broker.status.state.value == "connected" and not tab.model.stale, timeout=20000)
+    qtbot.waitUntil(lambda: any(p.instrument.symbol == "NVDA" and p.quantity == 12 for p in tab.model.rows()),
+                    timeout=10000)
+    assert tab.stale_label.text() == ""
+    tab.shutdown()
+    run_async(broker.disconnect(), timeout=10)

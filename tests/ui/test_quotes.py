@@ -83,6 +83,12 @@ def test_disconnect_marks_quotes_stale(qtbot, broker, sim, ui_settings):
     qtbot.addWidget(tab)
     tab.show()
     qtbot.waitUntil(tab.populated, timeout=15000)
+    sim.faults.send_connectivity(1100)  # TWS lost its IB servers: connected, but data is not live
+    qtbot.waitUntil(lambda: tab.model.stale, timeout=10000)
+    assert "lost its connection" in tab.stale_label.text()
+    sim.faults.send_connectivity(1102)
+    qtbot.waitUntil(lambda: not tab.model.stale, timeout=10000)
+    assert not tab.stale_label.isVisible()
     sim.faults.drop_all()
     qtbot.waitUntil(lambda: tab.model.stale, timeout=10000)
     assert tab.stale_label.isVisible()
