@@ -45,13 +45,14 @@ async def test_readonly_session_sends_nothing(tmp_path, sim_server):
 
 async def test_hk_odd_lot_and_off_tick_refused_before_sending(connected, sim_server):
     last = await _last(connected, "700")
-    price = (last // Decimal("0.5")) * Decimal("0.5")  # on the 0.50 tick of the 500-1000 band
+    table = await connected.tick_table(await connected.resolve("700"))
+    price = table.round(last, "down")  # on the tick of whatever band Tencent trades in today
     codes = await _refused(connected, OrderRequest("700", Side.BUY, Decimal(150), OrderType.LMT, limit_price=price))
     assert codes == {"odd_lot"}
-    off = price + Decimal("0.1")
+    off = price + table.increment(price) / 2
     issues = await connected.check(OrderRequest("0700.HK", Side.BUY, Decimal(100), OrderType.LMT, limit_price=off))
     assert [i.code for i in issues] == ["off_tick"]
-    assert str(price) in issues[0].message or str(price + Decimal("0.5")) in issues[0].message  # says what to use
+    assert str(price) in issues[0].message and str(table.step(price, 1)) in issues[0].message  # says what to use
     assert sim_server.stats.count("PLACE_ORDER") == 0
 
 
@@ -143,7 +144,7 @@ async def test_tick_table_from_ib_market_rule_with_fallback(connected, sim_serve
     assert "market rule" in table.source and "fallback" not in table.source
     assert table.increment(Decimal("600")) == Decimal("0.5")
     last = await _last(connected, "700")
-    off = (last // Decimal("0.5")) * Decimal("0.5") + Decimal("0.2")
+    off = table.round(last, "down") + table.increment(last) / 2
     [issue] = await connected.check(OrderRequest("700", Side.BUY, Decimal(100), OrderType.LMT, limit_price=off))
     assert issue.code == "off_tick" and "market rule" in issue.message
 

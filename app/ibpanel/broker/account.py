@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from ib_async import IB
 
@@ -78,19 +79,27 @@ class AccountBook:
         return account_summary(account, rows, pnl.daily if pnl else None)
 
     def positions(self, account: str | None) -> tuple[Position, ...]:
+        """Positions of ``account`` (default: the selected one; "" for all).
+
+        The position stream (reqPositions, pushed on every change) is the truth for quantity and
+        average cost; the portfolio stream adds market price, market value and P&L. When the two
+        disagree (the portfolio update trails a fill) the value is recomputed from the quantity.
+        """
         account = account or self._selected()
-        out: dict[tuple[str, int], Position] = {}
-        for item in self.ib.portfolio(account or ""):
-            position = position_from_portfolio(item, self._instrument_for(item.contract))
-            out[(item.account, item.contract.conId)] = position
-        # reqPositions covers accounts without a portfolio stream; prices come from our quotes
+        items = {(item.account, item.contract.conId): item for item in self.ib.portfolio(account or "")}
+        out = []
         for pos in self.ib.positions(account or ""):
-            key = (pos.account, pos.contract.conId)
-            if key in out:
-                continue
             instrument = self._instrument_for(pos.contract)
-            out[key] = position_from_position(pos, instrument, self._price_of(instrument))
-        return tuple(p for p in out.values() if p.quantity != 0)
+            item = items.get((pos.account, pos.contract.conId))
+            if item is not None and dec(item.position) == dec(pos.position):
+                out.append(position_from_portfolio(item, instrument))
+                continue
+            price = num(item.marketPrice) if item is not None else None
+            position = position_from_position(pos, instrument, price if price is not None else self._price_of(instrument))
+            if item is not None:
+                position = replace(position, realized_pnl=num(item.realizedPNL))
+            out.append(position)
+        return tuple(p for p in out if p.quantity != 0)
 
     def fills(self) -> tuple[Fill, ...]:
         return tuple(sorted(self._fills.values(), key=lambda f: f.time))
