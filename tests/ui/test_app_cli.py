@@ -115,3 +115,25 @@ def test_sigterm_shuts_down_cleanly_and_one_instance_per_profile(tmp_path):
     assert proc.returncode == 0, stdout + stderr
     text = log_file.read_text(encoding="utf-8")
     assert "signal" in text and "shut down cleanly" in text
+
+
+def test_screenshot_with_tws_port_waits_for_the_connection(tmp_path, sim):
+    """QA F13: the picture is taken after the connection attempt, and populated= says what it shows."""
+    target = tmp_path / "conn.png"
+    out = _run(tmp_path / "home", "--tws-port", str(sim.port), "--client-id", "9", "--screenshot", str(target),
+               "--tab", "connection")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "tab=connection populated=1" in out.stdout, out.stdout + out.stderr
+    assert not QImage(str(target)).isNull()
+
+
+def test_screenshot_with_nothing_listening_says_populated_0(tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    out = _run(tmp_path / "home", "--tws-port", str(free_port), "--screenshot", str(tmp_path / "x.png"), "--tab", "account")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "tab=account populated=0" in out.stdout, out.stdout + out.stderr
+    assert "screenshot: could not connect" in out.stderr and "Traceback" not in out.stderr

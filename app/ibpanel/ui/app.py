@@ -351,8 +351,20 @@ class PanelApp:
         if args.demo:
             self.spawn(self.start_practice(from_command_line=True))
             return
-        if args.tws_host is None and args.tws_port is None:
+        tab = self._fill_from_command_line()
+        if tab is None:
             return
+        # Through the button's own path, so a live port still asks for confirmation first.
+        QTimer.singleShot(0, tab._on_connect_clicked)
+
+    def _fill_from_command_line(self) -> Any:
+        """Put ``--tws-host/--tws-port/--client-id/--account/--readonly`` in the Connection form (one-off).
+
+        Returns the Connection tab, or None when no endpoint was given on the command line.
+        """
+        args = self.args
+        if args.tws_host is None and args.tws_port is None:
+            return None
         tab = self.window.tabs["connection"]
         params = tab.params()
         tab._fill_form(
@@ -366,8 +378,27 @@ class PanelApp:
             )
         )
         tab.mark_one_off()  # command-line flags are for this run: the saved connection settings stay
-        # Through the button's own path, so a live port still asks for confirmation first.
-        QTimer.singleShot(0, tab._on_connect_clicked)
+        return tab
+
+    async def _connect_for_screenshot(self) -> bool:
+        """``--screenshot`` with ``--tws-port``: connect and wait for the attempt to end. True when connected.
+
+        Nobody can answer the live-account question in a headless run, so a live port is connected
+        only with ``--readonly`` (a picture needs no orders).
+        """
+        tab = self._fill_from_command_line()
+        if tab is None:
+            return True
+        if tab.is_live_target() and not tab.readonly_check.isChecked():
+            print(f"screenshot: port {tab.port_spin.value()} is a LIVE account port; not connecting without "
+                  "confirmation. Add --readonly to picture a live session.", file=sys.stderr)
+            return False
+        if await tab.connect_with():
+            return True
+        failure = self.broker.status.failure
+        reason = failure.message if failure is not None else "the connection attempt failed"
+        print(f"screenshot: could not connect: {reason}", file=sys.stderr)
+        return False
 
     async def start_practice(self, *, from_command_line: bool = False) -> bool:
         """Start the in-process practice exchange (once) and connect to it. True when connected.
@@ -487,17 +518,21 @@ class PanelApp:
         window = self.window
         assert window is not None
         name = self.args.tab or window.current_tab_name()
+        session_ok = True  # False: a session was asked for and is not there (the picture shows why)
         if self.args.demo:
             if await self.start_practice(from_command_line=True):
                 await self._sample_activity()
             else:
+                session_ok = False
                 print(f"screenshot: could not start the practice session: {self.broker.status.failure}", file=sys.stderr)
+        else:
+            session_ok = await self._connect_for_screenshot()
         window.show_tab(name)
         tab = window.tabs[name]
         populated_fn = getattr(tab, "populated", None)
         # Without a session there is nothing to wait for: the window as it is (first run) is the picture.
         waiting = populated_fn is not None and self.broker.status.state is not ConnectionState.DISCONNECTED
-        populated = await self._wait_until(populated_fn, POPULATE_TIMEOUT_S) if waiting else True
+        populated = await self._wait_until(populated_fn, POPULATE_TIMEOUT_S) if waiting else session_ok
         if not populated:
             print(f"screenshot: the {name} tab was not populated within {POPULATE_TIMEOUT_S:.0f} s", file=sys.stderr)
         # Let coalesced table flushes and chart redraw timers run once more before grabbing.
