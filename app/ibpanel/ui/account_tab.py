@@ -42,7 +42,8 @@ CASH_CURRENCIES = ("USD", "HKD")
 CHART_REDRAW_MS = 500
 MAX_CHART_POINTS = 20_000
 SAMPLE_EVERY_S = 5.0
-MIN_CHART_SPAN_S = 60.0
+CHART_PAD_FRACTION = 0.03  # of the data's time span, each side
+MIN_CHART_PAD_S = 2.0  # so a young session's first points are not glued to the axis
 
 
 class MetricCard(QFrame):
@@ -248,11 +249,15 @@ class AccountTab(QWidget):
             self.session_change_label.setText("Session change —")
         x = np.asarray(self._chart_x, dtype=np.float64)
         self.curve.setData(x, np.asarray(self._chart_y, dtype=np.float64))
-        if len(x) and x[-1] - x[0] < MIN_CHART_SPAN_S:
-            # A young session: show a few minutes ahead so the time axis reads as clock times.
-            self.chart.setXRange(x[0], x[0] + MIN_CHART_SPAN_S, padding=0.02)
-        else:
-            self.chart.enableAutoRange(axis="x")
+        if len(x):
+            # The time axis follows the data (no empty minutes ahead): its span plus a little padding.
+            left, right = chart_x_range(float(x[0]), float(x[-1]))
+            self.chart.setXRange(left, right, padding=0)
+
+    def chart_x_view(self) -> tuple[float, float]:
+        """The chart's visible time range (epoch seconds)."""
+        (left, right), _ = self.chart.getViewBox().viewRange()
+        return float(left), float(right)
 
     def chart_points(self) -> int:
         return len(self._chart_x)
@@ -293,3 +298,9 @@ def _money(value: float | None, currency: str) -> str:
 
 def _first(*values: float | None) -> float | None:
     return next((v for v in values if v is not None), None)
+
+
+def chart_x_range(first: float, last: float) -> tuple[float, float]:
+    """The NLV chart's time range for data from ``first`` to ``last``: the data plus a small padding."""
+    pad = max((last - first) * CHART_PAD_FRACTION, MIN_CHART_PAD_S)
+    return first - pad, last + pad
