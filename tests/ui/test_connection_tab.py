@@ -270,3 +270,30 @@ def test_a_connection_from_the_form_is_saved(qtbot, sim, make_broker, ui_setting
     assert ui_settings.get("connection/readonly", False) is True and ui_settings.get("connection/client_id", 0) == 62
     run_async(broker.disconnect())
     tab.shutdown()
+
+
+def test_practice_session_shows_its_endpoint_and_says_practice(qtbot, sim, make_broker, ui_settings, run_async):
+    """QA F18: the actual port / client id, read-only, and "practice exchange (in-process)" as the paper reason."""
+    broker = make_broker()
+    tab = _tab(qtbot, broker, ui_settings)
+    tab.set_practice_port(sim.port)
+    assert run_async(tab.connect_with(replace(tab.params(), host="127.0.0.1", port=sim.port, client_id=63)), timeout=15)
+    assert tab.current_preset().key == "practice"
+    assert (tab.host_edit.text(), tab.port_spin.value(), tab.client_id_spin.value()) == ("127.0.0.1", sim.port, 63)
+    assert tab.port_spin.text() == str(sim.port) and tab.client_id_spin.text() == "63"  # shown, not blank
+    assert not tab.port_spin.isEnabled() and not tab.client_id_spin.isEnabled() and not tab.host_edit.isEnabled()
+    reason = tab.paper_reason_label.text()
+    assert reason.startswith("practice exchange (in-process)") and "DU111111" in reason
+    assert "not a standard" not in reason
+    run_async(broker.disconnect())
+    tab.shutdown()
+
+
+def test_other_endpoints_keep_the_brokers_paper_reason(qtbot, sim, make_broker, ui_settings, run_async):
+    broker = make_broker()
+    tab = _tab(qtbot, broker, ui_settings)
+    assert run_async(tab.connect_with(replace(tab.params(), port=sim.port, client_id=64)), timeout=15)
+    assert tab.paper_reason_label.text() == broker.status.paper_reason != ""
+    assert "in-process" not in tab.paper_reason_label.text()
+    run_async(broker.disconnect())
+    tab.shutdown()

@@ -463,7 +463,7 @@ class ConnectionTab(QWidget):
         text, kind = classification_text(status)
         self.account_type_badge.setText(text)
         set_prop(self.account_type_badge, "badge", kind)
-        self.paper_reason_label.setText(status.paper_reason)
+        self.paper_reason_label.setText(self._paper_reason_text(status))
         self.readonly_badge.setVisible(status.readonly)
         if status.params is not None:
             self.endpoint_label.setText(
@@ -485,6 +485,24 @@ class ConnectionTab(QWidget):
         if status.failure is not None and status.state is ConnectionState.DISCONNECTED:
             self._show_failure(status.failure)
         self._refresh_buttons()
+
+    def is_practice_session(self, status: ConnectionStatus) -> bool:
+        """True when ``status`` is a session with the in-process practice exchange the app started."""
+        params = status.params
+        return (
+            params is not None
+            and self._practice_port is not None
+            and params.port == self._practice_port
+            and params.host in ("127.0.0.1", "localhost", "::1")
+        )
+
+    def _paper_reason_text(self, status: ConnectionStatus) -> str:
+        # The broker judges by account prefix and port; for our own exchange the plain truth reads better
+        # than "port 38229 is not a standard TWS / IB Gateway port".
+        if self.is_practice_session(status) and status.state is not ConnectionState.DISCONNECTED:
+            accounts = ", ".join(status.accounts)
+            return "practice exchange (in-process)" + (f": {accounts} are simulated paper accounts" if accounts else "")
+        return status.paper_reason
 
     def _on_notice(self, notice: Notice) -> None:
         stamp = notice.time.astimezone().strftime("%H:%M:%S")
