@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection_options(parser)
     _add_api_options(parser, default_on=False)
     ui = parser.add_argument_group("window")
-    ui.add_argument("--screenshot", metavar="PATH", default=None, help="render the populated window to PATH (PNG) and exit")
+    ui.add_argument("--screenshot", metavar="PATH", default=None, help="render the populated window to PATH (PNG) and exit; with --demo it first places sample practice "
+                    "trades (market buys and resting limit orders on the practice exchange) so the tables show rows")
     ui.add_argument("--tab", default=None, help="tab to show first / to screenshot (connection, account, positions, orders, ticket, quotes)")
     ui.add_argument("--smoke-test", action="store_true", help="build every tab, connect to the practice exchange, print a marker, exit 0")
     sub = parser.add_subparsers(dest="command")

@@ -137,3 +137,10 @@ def test_screenshot_with_nothing_listening_says_populated_0(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "tab=account populated=0" in out.stdout, out.stdout + out.stderr
     assert "screenshot: could not connect" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_screenshot_help_says_demo_places_practice_trades():
+    from ibpanel.cli import build_parser
+
+    action = next(a for a in build_parser()._actions if "--screenshot" in a.option_strings)
+    assert "with --demo it first places sample practice trades" in action.help
