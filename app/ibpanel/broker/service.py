@@ -228,10 +228,9 @@ class Broker:
     async def _on_ready(self, reconnected: bool) -> None:
         """After every (re)connect: account stream, orders, journal reconcile, fills, P&L, quotes."""
         status = self._session.status
-        params = status.params
         account = status.account
-        if account and params is not None and not params.account and len(status.accounts) > 1:
-            # ib_async streams the portfolio only when it is told which account: tell it
+        if account and len(status.accounts) > 1:
+            # ib_async streams one account's portfolio only when told which (one account: it picks it)
             await self._account.select(account)
         full_sync = not status.readonly  # without open / completed orders a reconcile would guess
         if full_sync:

@@ -259,7 +259,8 @@ class Session:
         task = asyncio.ensure_future(
             self.ib.connectAsync(
                 params.host, params.port, params.client_id, timeout=params.timeout,
-                readonly=params.readonly, account=params.account,
+                # the account stream is chosen afterwards (after checking the account is managed at all)
+                readonly=params.readonly, account="",
             )
         )
         try:
