@@ -236,3 +236,12 @@ async def test_account_summary_names_the_real_base_currency(connected):
     summary = await wait_for(lambda: connected.account_summary())
     assert summary.base_currency == "USD"
     assert summary.total_cash is not None and summary.excess_liquidity is not None
+
+
+async def test_journal_exports_to_csv(connected, tmp_path):
+    view = await connected.place(OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT, source="api"))
+    await wait_for(lambda: connected.journal.entry(view.journal_id).status == "Filled")
+    path = tmp_path / "journal.csv"
+    assert connected.export_journal_csv(path) >= 1
+    text = path.read_text()
+    assert view.journal_id in text and "api" in text and "Filled" in text
