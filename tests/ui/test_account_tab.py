@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from ibpanel.broker.models import AccountSummary, ConnectionState, ConnectionStatus, PnL
 from ibpanel.ui.account_tab import AccountTab
 from ibpanel.ui.formatting import format_money
@@ -75,15 +76,16 @@ def test_pnl_is_coloured_and_other_accounts_ignored(qtbot, make_broker, ui_setti
 
 def test_chart_time_axis_follows_the_data(qtbot, broker, ui_settings):
     """QA F17: no empty minutes into the future; the session's points span the visible range."""
-    from ibpanel.ui.account_tab import MIN_CHART_PAD_S, chart_x_range
+    from ibpanel.ui.account_tab import MIN_CHART_PAD_S, MIN_CHART_SPAN_S, chart_x_range
 
     tab = _tab(qtbot, broker, ui_settings)
     qtbot.waitUntil(lambda: len(tab.curve.getData()[0] or ()) >= 1, timeout=10000)
     xs = tab.curve.getData()[0]
     left, right = tab.chart_x_view()
     assert left < xs[0] and right > xs[-1]  # every point visible
-    assert right - xs[-1] <= MIN_CHART_PAD_S + 0.5 and xs[0] - left <= MIN_CHART_PAD_S + 0.5  # small padding only
-    # A long session: 3% of its span each side, nothing more.
+    assert right - xs[-1] <= MIN_CHART_PAD_S + 0.5  # the axis ends just after the last point
+    assert right - left == pytest.approx(MIN_CHART_SPAN_S, abs=1.0)  # a young session: 30 s, read as clock times
+    # A long session: the data plus 3% of its span each side, nothing more.
     assert chart_x_range(1000.0, 4600.0) == (1000.0 - 108.0, 4600.0 + 108.0)
-    assert chart_x_range(1000.0, 1000.0) == (1000.0 - MIN_CHART_PAD_S, 1000.0 + MIN_CHART_PAD_S)
+    assert chart_x_range(1000.0, 1000.0) == (1001.0 - MIN_CHART_SPAN_S, 1001.0)
     tab.shutdown()

@@ -43,7 +43,8 @@ CHART_REDRAW_MS = 500
 MAX_CHART_POINTS = 20_000
 SAMPLE_EVERY_S = 5.0
 CHART_PAD_FRACTION = 0.03  # of the data's time span, each side
-MIN_CHART_PAD_S = 2.0  # so a young session's first points are not glued to the axis
+MIN_CHART_PAD_S = 1.0  # so the last point is not glued to the edge
+MIN_CHART_SPAN_S = 30.0  # a young session still shows clock times (hh:mm:ss), not fractions of a second
 
 
 class MetricCard(QFrame):
@@ -301,6 +302,11 @@ def _first(*values: float | None) -> float | None:
 
 
 def chart_x_range(first: float, last: float) -> tuple[float, float]:
-    """The NLV chart's time range for data from ``first`` to ``last``: the data plus a small padding."""
+    """The NLV chart's time range for data from ``first`` to ``last``: the data plus a small padding.
+
+    The right edge is always just after the last point (no empty future); a session younger than
+    ``MIN_CHART_SPAN_S`` gets that much history room on the left instead.
+    """
     pad = max((last - first) * CHART_PAD_FRACTION, MIN_CHART_PAD_S)
-    return first - pad, last + pad
+    right = last + pad
+    return min(first - pad, right - MIN_CHART_SPAN_S), right
