@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ibpanel import __version__
+from ibpanel.argtypes import connect_port, listen_port
 
 
 def _add_api_options(parser: argparse.ArgumentParser, *, default_on: bool) -> None:
@@ -17,7 +19,7 @@ def _add_api_options(parser: argparse.ArgumentParser, *, default_on: bool) -> No
     if not default_on:
         group.add_argument("--api", action="store_true", help="also serve the local REST API (/api/ibkr/...)")
     group.add_argument("--api-host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    group.add_argument("--api-port", type=int, default=5000, help="port to bind (default 5000)")
+    group.add_argument("--api-port", type=listen_port, default=5000, help="port to bind (default 5000)")
     group.add_argument(
         "--api-token",
         default=None,
@@ -31,7 +33,7 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--demo", action="store_true", help="start the built-in practice exchange and connect to it")
     group.add_argument("--seed", type=int, default=None, help="practice exchange price seed (reproducible runs)")
     group.add_argument("--tws-host", default=None, help="TWS / IB Gateway host to connect to at start")
-    group.add_argument("--tws-port", type=int, default=None, help="TWS / IB Gateway port to connect to at start")
+    group.add_argument("--tws-port", type=connect_port, default=None, help="TWS / IB Gateway port to connect to at start")
     group.add_argument("--client-id", type=int, default=None, help="API client id")
     group.add_argument("--account", default=None, help="account to use when several are managed")
     group.add_argument("--readonly", action="store_true", help="connect read-only: no order can be sent")
@@ -53,8 +55,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection_options(serve)
     _add_api_options(serve, default_on=True)
     serve.add_argument("--host", dest="api_host_alias", default=None, help="same as --api-host")
-    serve.add_argument("--port", dest="api_port_alias", type=int, default=None, help="same as --api-port")
+    serve.add_argument("--port", dest="api_port_alias", type=listen_port, default=None, help="same as --api-port")
+    journal = sub.add_parser("journal", help="the order journal: every order the panel or the API submitted")
+    journal_sub = journal.add_subparsers(dest="journal_command", required=True)
+    export = journal_sub.add_parser("export", help="write the journal to a CSV file")
+    export.add_argument("path", help="CSV file to write")
+    export.add_argument("--profile", default="default", help="settings profile whose journal to export")
     return parser
+
+
+def export_journal(path: str, profile: str) -> int:
+    """``ibpanel journal export PATH``: the profile's order journal as CSV (works while the panel runs: WAL)."""
+    from ibpanel.broker.journal import OrderJournal, default_journal_path
+
+    source = default_journal_path(profile)
+    if not source.exists():
+        print(f"ibpanel: no order journal yet for profile {profile!r} ({source}): nothing was ever submitted.", file=sys.stderr)
+        return 1
+    journal = OrderJournal(source)
+    try:
+        rows = journal.export_csv(Path(path))
+    finally:
+        journal.close()
+    print(f"ibpanel: wrote {rows} journal entries from {source} to {path}")
+    return 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,6 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "journal":
+        return export_journal(args.path, args.profile)
     if args.command == "serve":
         from ibpanel.api.server import run_headless
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ibpanel.cli import parse_args
+import csv
+
+import pytest
+from ibpanel.cli import main, parse_args
 
 
 def _serve_args(*argv: str):
@@ -23,3 +26,57 @@ def test_gui_options():
     args = parse_args(["--demo", "--screenshot", "out.png", "--tab", "quotes", "--profile", "work"])
     assert (args.command, args.demo, args.screenshot, args.tab, args.profile) == (None, True, "out.png", "quotes", "work")
     assert args.api is False and args.smoke_test is False
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--port", "99999"],
+        ["serve", "--api-port", "-1"],
+        ["--tws-port", "70000"],
+        ["--tws-port", "0"],
+        ["--tws-port", "seven"],
+    ],
+)
+def test_out_of_range_ports_stop_at_the_parser(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse_args(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "port" in err and "65535" in err
+
+
+def test_practice_exchange_refuses_bad_account_ids_and_ports(capsys):
+    from ibpanel.sim.cli import build_parser as sim_parser
+
+    for argv in (["--accounts", "DU1,,U2 ,bad id"], ["--port", "65536"]):
+        with pytest.raises(SystemExit):
+            sim_parser().parse_args(argv)
+    assert "not an account id" in capsys.readouterr().err
+    assert sim_parser().parse_args(["--accounts", "DU1, U2", "--port", "0"]).accounts == ("DU1", "U2")
+
+
+def test_journal_export_writes_every_entry_as_csv(tmp_path, capsys):
+    from decimal import Decimal
+
+    from ibpanel.broker.journal import OrderJournal, default_journal_path
+    from ibpanel.broker.models import Instrument, Market, OrderRequest, OrderType, Side
+
+    assert main(["journal", "export", str(tmp_path / "none.csv")]) == 1
+    assert "no order journal yet" in capsys.readouterr().err
+
+    journal = OrderJournal(default_journal_path("default"))
+    aapl = Instrument("AAPL", Market.US, "SMART", "USD", con_id=265598)
+    ids = [
+        journal.record_intent(OrderRequest("AAPL", Side.BUY, Decimal(qty), OrderType.LMT, limit_price=Decimal("200.01")), aapl, "DU111111")
+        for qty in (10, 20)
+    ]
+    journal.mark_not_sent(ids[1], "refused by the test")
+    journal.close()
+
+    out = tmp_path / "journal.csv"
+    assert main(["journal", "export", str(out)]) == 0
+    assert "wrote 2 journal entries" in capsys.readouterr().out
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert sorted(row["journal_id"] for row in rows) == sorted(ids)
+    assert {row["quantity"] for row in rows} == {"10", "20"}

@@ -12,6 +12,7 @@ import signal
 import sys
 from decimal import Decimal, InvalidOperation
 
+from ibpanel.argtypes import account_ids, listen_port
 from ibpanel.sim.server import SimConfig, SimServer
 
 log = logging.getLogger("ibpanel.sim")
@@ -23,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Practice exchange speaking the TWS API socket protocol (server version 176). "
                     "Point ib_async, ib_insync or IB's own client at it like a paper TWS.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7497, help="port to listen on (default 7497, TWS paper)")
-    p.add_argument("--accounts", default="DU111111,DU222222",
+    p.add_argument("--port", type=listen_port, default=7497, help="port to listen on (default 7497, TWS paper)")
+    p.add_argument("--accounts", type=account_ids, default=("DU111111", "DU222222"),
                    help="comma-separated paper account ids (default DU111111,DU222222)")
     p.add_argument("--seed", type=int, default=1, help="seed of the price paths (same seed, same prices)")
     p.add_argument("--state", metavar="FILE", help="keep accounts, orders and fills in FILE across restarts")
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     """Parsed arguments -> SimConfig; ValueError with a message that says what to fix."""
-    accounts = tuple(a.strip() for a in args.accounts.split(",") if a.strip())
+    accounts = tuple(args.accounts)
     if not accounts:
         raise ValueError("--accounts needs at least one account id, e.g. --accounts DU111111")
     cash = None
@@ -67,8 +68,6 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
                 cash[ccy.strip().upper()] = Decimal(amount)
             except InvalidOperation:
                 raise ValueError(f"--cash {item!r} is not CCY=AMOUNT, e.g. --cash USD=100000") from None
-    if not 0 <= args.port <= 65535:
-        raise ValueError(f"--port {args.port} is not a TCP port (0-65535)")
     if args.quote_interval <= 0:
         raise ValueError("--quote-interval must be more than 0 seconds")
     return SimConfig(
