@@ -16,7 +16,7 @@ import re
 from decimal import Decimal
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QShortcut, QValidator
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 BUY_COLOUR = "#1a7f37"
 SELL_COLOUR = "#cf222e"
 _HK_PATTERN = re.compile(r"^\s*(hk:)?\s*\d{1,5}(\.hk)?\s*$|\.hk\s*$", re.IGNORECASE)
+_PRICE_TEXT = re.compile(r"^\d*(?:[.,]\d*)?$")
+CHECK_DEBOUNCE_MS = 300  # validate while typing: this long after the last edit, as TWS does
 
 # Field names a ValidationIssue may carry, mapped to the ticket's field rows; others show by Submit.
 FIELD_ALIASES = {"market": "symbol", "instrument": "symbol", "contract": "symbol", "price": "limit_price",
@@ -85,9 +87,39 @@ class PriceSpinBox(QDoubleSpinBox):
         self.tick_table = fallback_tick_table(market or Market.US)
         self.setDecimals(self.MAX_DECIMALS)
         self.setRange(0.0, 10_000_000.0)
-        self.setKeyboardTracking(False)
+        self.setKeyboardTracking(True)  # value (and so the estimate) follows every keystroke
         self.setAccelerated(True)
         self.setGroupSeparatorShown(False)
+
+    @staticmethod
+    def _plain(text: str) -> str:
+        return text.strip().replace(",", ".")
+
+    def validate(self, text: str, pos: int):  # noqa: D102 - Qt API: "." or "," as the decimal point, any locale
+        plain = self._plain(text)
+        if not _PRICE_TEXT.match(plain):
+            return QValidator.State.Invalid, text, pos
+        if plain in ("", "."):
+            return QValidator.State.Intermediate, text, pos
+        if "." in plain and len(plain.split(".", 1)[1]) > self.MAX_DECIMALS:
+            return QValidator.State.Invalid, text, pos
+        if Decimal(plain) > Decimal(str(self.maximum())):
+            return QValidator.State.Invalid, text, pos
+        return QValidator.State.Acceptable, text, pos
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt API
+        shown = self.shown_decimal(text)
+        return float(shown) if shown is not None else self.value()
+
+    def shown_decimal(self, text: str | None = None) -> Decimal | None:
+        """The price the box shows, exactly as typed; None when the text is not a price (empty, "1.2.3")."""
+        plain = self._plain(self.cleanText() if text is None else text)
+        if not plain or plain == "." or not _PRICE_TEXT.match(plain):
+            return None
+        value = Decimal(plain)
+        if value > Decimal(str(self.maximum())):
+            return None
+        return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
 
     def set_market(self, market: Market | None, symbol: str = "") -> None:
         """Use the market's tick table (HK ETFs keep the older, wider bands)."""
@@ -96,6 +128,10 @@ class PriceSpinBox(QDoubleSpinBox):
         self.setValue(self.value())  # re-render with the market's decimals
 
     def decimal_value(self) -> Decimal:
+        """What the box shows (typed, not yet committed, included); the last value if the text is not a price."""
+        shown = self.shown_decimal()
+        if shown is not None:
+            return shown
         value = Decimal(f"{self.value():.{self.MAX_DECIMALS}f}")
         return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
 
@@ -122,6 +158,21 @@ class PriceSpinBox(QDoubleSpinBox):
         exponent = dec.normalize().as_tuple().exponent
         needed = -exponent if isinstance(exponent, int) and exponent < 0 else 0
         return f"{dec:.{min(self.MAX_DECIMALS, max(shown, needed))}f}"
+
+
+def shown_quantity(spin: QSpinBox) -> int | None:
+    """The whole number the quantity box shows (typed included); None when its text is not one."""
+    text = spin.cleanText().strip()
+    state = spin.validate(text, 0)[0]
+    if not text or state != QValidator.State.Acceptable:
+        return None
+    value, ok = spin.locale().toLongLong(text)
+    if not ok:
+        digits = text.replace(spin.locale().groupSeparator(), "").replace(",", "")
+        if not digits.isdigit():
+            return None
+        value = int(digits)
+    return int(value)
 
 
 class TicketTab(QWidget):
@@ -247,7 +298,7 @@ class TicketTab(QWidget):
         self.quantity_spin.setObjectName("quantity")
         self.quantity_spin.setRange(0, 2_000_000_000)
         self.quantity_spin.setGroupSeparatorShown(True)
-        self.quantity_spin.setKeyboardTracking(False)
+        self.quantity_spin.setKeyboardTracking(True)  # the estimate follows every keystroke
         self.quantity_spin.valueChanged.connect(lambda _v: self._field_changed("quantity"))
         self.lot_label = QLabel("")
         quantity_row = QWidget()
@@ -337,6 +388,15 @@ class TicketTab(QWidget):
         self._resolve_timer.setSingleShot(True)
         self._resolve_timer.setInterval(500)
         self._resolve_timer.timeout.connect(self._resolve_now)
+        self._check_timer = QTimer(self)
+        self._check_timer.setObjectName("ticketCheckDebounce")
+        self._check_timer.setSingleShot(True)
+        self._check_timer.setInterval(CHECK_DEBOUNCE_MS)
+        self._check_timer.timeout.connect(self._check_now)
+        self._check_seq = 0
+        self.tif_combo.currentIndexChanged.connect(lambda _i: self._schedule_check())
+        self.outside_rth_check.toggled.connect(lambda _on: self._schedule_check())
+        self.account_combo.currentIndexChanged.connect(lambda _i: self._schedule_check())
         self._type_changed()
         self._side_changed()
 
@@ -378,6 +438,7 @@ class TicketTab(QWidget):
         )
         self._clear_issue("side")
         self._update_estimate()
+        self._schedule_check()
 
     def _type_changed(self) -> None:
         order_type = self.order_type()
@@ -385,10 +446,40 @@ class TicketTab(QWidget):
         self.stop_spin.setEnabled(order_type in (OrderType.STP, OrderType.STP_LMT))
         self._clear_issue("order_type")
         self._update_estimate()
+        self._schedule_check()
 
     def _field_changed(self, field: str) -> None:
         self._clear_issue(field)
         self._update_estimate()
+        self._schedule_check()
+
+    # --- validation while typing ----------------------------------------------------------------
+    def _schedule_check(self) -> None:
+        """(Re)start the debounce: ``broker.check`` runs once the user pauses, never per keystroke."""
+        if not hasattr(self, "_check_timer"):
+            return  # still building the widgets
+        self._check_seq += 1  # an answer for older field contents is dropped
+        if self.broker.status.connected and self.instrument is not None:
+            self._check_timer.start()
+        else:
+            self._check_timer.stop()
+
+    def _check_now(self) -> None:
+        if self.in_flight or self.instrument is None or not self.broker.status.connected:
+            return
+        if not self.commit_fields(show=False):
+            return  # half-typed text: Submit says what is wrong with it
+        self.tasks.spawn(self._check(self.build_request(), self._check_seq))
+
+    async def _check(self, request: OrderRequest, seq: int) -> None:
+        try:
+            issues = await self.broker.check(request)
+        except BrokerError as exc:
+            log.debug("check while typing failed: %s", exc)
+            return
+        if seq != self._check_seq or self.in_flight:
+            return  # the fields changed meanwhile (or Submit took over): this answer is stale
+        self.show_issues(issues)
 
     def _symbol_edited(self, text: str) -> None:
         market = detect_market(text)
@@ -482,6 +573,7 @@ class TicketTab(QWidget):
         )
         self.detected_label.setText(instrument.market.value)
         self._update_estimate()
+        self._schedule_check()
         self.instrument_changed.emit(instrument)
 
     def _on_quotes_updated(self, quotes: tuple[Quote, ...]) -> None:
@@ -513,12 +605,54 @@ class TicketTab(QWidget):
         self._update_estimate()
 
     # --- request building ---------------------------------------------------------------------
+    def _price_fields(self) -> list[tuple[str, PriceSpinBox]]:
+        order_type = self.order_type()
+        fields = []
+        if order_type in (OrderType.LMT, OrderType.STP_LMT):
+            fields.append(("limit_price", self.limit_spin))
+        if order_type in (OrderType.STP, OrderType.STP_LMT):
+            fields.append(("stop_price", self.stop_spin))
+        return fields
+
+    def commit_fields(self, *, show: bool = True) -> bool:
+        """Commit what every box shows (typed, maybe without Enter) before anything is built from it.
+
+        A box whose text is not a number gets a message beside it (when ``show``) and the answer is
+        False: the order is refused rather than built from the box's previous value.
+        """
+        # Read the text first: Qt's interpretText() puts the previous value back over unreadable text.
+        ok = True
+        if shown_quantity(self.quantity_spin) is not None:
+            self.quantity_spin.interpretText()
+        else:
+            ok = False
+            if show:
+                text = self.quantity_spin.cleanText().strip()
+                self._show_issue("quantity", f"“{text}” is not a whole number of shares: type a quantity, e.g. 100."
+                                 if text else "Type a quantity, e.g. 100.")
+        for field, spin in self._price_fields():
+            if spin.shown_decimal() is not None:
+                spin.interpretText()
+            else:
+                ok = False
+                if show:
+                    name = "limit" if field == "limit_price" else "stop"
+                    text = spin.cleanText().strip()
+                    self._show_issue(field, f"“{text}” is not a price: type the {name} price, e.g. 221.37."
+                                     if text else f"Type a {name} price.")
+        return ok
+
+    def shown_quantity(self) -> int:
+        shown = shown_quantity(self.quantity_spin)
+        return self.quantity_spin.value() if shown is None else shown
+
     def build_request(self) -> OrderRequest:
+        """The order as the fields show it (call ``commit_fields`` first to refuse unreadable text)."""
         order_type = self.order_type()
         return OrderRequest(
             symbol=self.symbol_edit.text().strip(),
             side=self.side(),
-            quantity=Decimal(self.quantity_spin.value()),
+            quantity=Decimal(self.shown_quantity()),
             order_type=order_type,
             limit_price=self.limit_spin.decimal_value() if order_type in (OrderType.LMT, OrderType.STP_LMT) else None,
             stop_price=self.stop_spin.decimal_value() if order_type in (OrderType.STP, OrderType.STP_LMT) else None,
@@ -531,9 +665,9 @@ class TicketTab(QWidget):
 
     def _reference_price(self) -> Decimal | None:
         order_type = self.order_type()
-        if order_type in (OrderType.LMT, OrderType.STP_LMT) and self.limit_spin.value() > 0:
+        if order_type in (OrderType.LMT, OrderType.STP_LMT) and self.limit_spin.decimal_value() > 0:
             return self.limit_spin.decimal_value()
-        if order_type is OrderType.STP and self.stop_spin.value() > 0:
+        if order_type is OrderType.STP and self.stop_spin.decimal_value() > 0:
             return self.stop_spin.decimal_value()
         quote = self.quote
         if quote is None:
@@ -543,9 +677,10 @@ class TicketTab(QWidget):
 
     def estimated_value(self) -> Decimal | None:
         price = self._reference_price()
-        if price is None or self.quantity_spin.value() <= 0:
+        quantity = self.shown_quantity()
+        if price is None or quantity <= 0:
             return None
-        return price * Decimal(self.quantity_spin.value())
+        return price * Decimal(quantity)
 
     def _update_estimate(self) -> None:
         value = self.estimated_value()
@@ -605,11 +740,18 @@ class TicketTab(QWidget):
         self.submit_button.setToolTip(reason or "Check and send the order (Ctrl+Enter)")
 
     def submit_clicked(self) -> None:
+        """Button, Ctrl+Enter: build the order from what the fields show right now, check it, confirm, send."""
         if self.in_flight or not self.submit_button.isEnabled():
             return  # one submission at a time; a second click or shortcut does nothing
+        self._check_timer.stop()
+        self.clear_issues()
+        self.result_label.setText("")
+        if not self.commit_fields():
+            return  # an unreadable field: its message is shown, nothing is sent
+        request = self.build_request()
         self.in_flight = True
         self._update_submit()
-        self.tasks.spawn(self._submit())
+        self.tasks.spawn(self._submit(request))
 
     def confirmation_needed(self) -> bool:
         if self.broker.status.is_paper is not True:
@@ -663,11 +805,8 @@ class TicketTab(QWidget):
             self.confirm_box = None
             box.deleteLater()
 
-    async def _submit(self) -> OrderView | None:
+    async def _submit(self, request: OrderRequest) -> OrderView | None:
         try:
-            self.clear_issues()
-            self.result_label.setText("")
-            request = self.build_request()
             if not request.symbol:
                 self._show_issue("symbol", "Type a symbol, e.g. AAPL or 0700.HK.")
                 return None
@@ -696,12 +835,14 @@ class TicketTab(QWidget):
     def preview_clicked(self) -> None:
         if self.in_flight or not self.broker.status.connected:
             return
-        self.tasks.spawn(self._preview())
-
-    async def _preview(self) -> WhatIf | None:
         self.clear_issues()
+        if not self.commit_fields():
+            self.preview_label.setText("")
+            return
+        self.tasks.spawn(self._preview(self.build_request()))
+
+    async def _preview(self, request: OrderRequest) -> WhatIf | None:
         self.preview_label.setText("Previewing…")
-        request = self.build_request()
         try:
             what_if = await self.broker.preview(request)
         except OrderRejected as exc:
@@ -807,6 +948,7 @@ class TicketTab(QWidget):
         self.broker.state_changed.disconnect(self._on_state_changed)
         self.broker.quotes_updated.disconnect(self._on_quotes_updated)
         self._resolve_timer.stop()
+        self._check_timer.stop()
         self.tasks.cancel()
         if self._subscribed is not None:
             try:

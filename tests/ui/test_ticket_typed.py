@@ -1,0 +1,130 @@
+"""Order ticket driven by the keyboard only (QA F19): what the fields show is what is sent.
+
+Prices and quantities are typed with key clicks (no setValue) and submitted with Ctrl+Enter while
+the cursor is still in the field; the order the practice exchange received must carry exactly the
+typed numbers. Unreadable text is refused beside its field; validation runs while typing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
+
+from decimal import Decimal
+
+from ibpanel.broker.models import OrderType
+from ibpanel.ui.ticket_tab import TicketTab
+from PySide6.QtCore import Qt
+
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+def _ticket(qtbot, broker, settings, request: dict) -> TicketTab:
+    tab = TicketTab(broker, settings)
+    qtbot.addWidget(tab)
+    tab.show()
+    with qtbot.waitActive(tab):
+        tab.activateWindow()
+    tab.prefill(request)
+    qtbot.waitUntil(lambda: tab.instrument is not None and tab.quote is not None and tab.quote.last is not None,
+                    timeout=10000)
+    return tab
+
+
+def _type_into(qtbot, spin, text: str) -> None:
+    """Focus the box, select what it shows and type over it; no Enter, no focus change."""
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=2000)
+    qtbot.keyClick(spin, Qt.Key.Key_A, CTRL)
+    qtbot.keyClicks(spin, text)
+
+
+def test_typed_price_and_quantity_submitted_with_ctrl_enter_are_what_is_sent(qtbot, broker, sim, ui_settings):
+    tab = _ticket(qtbot, broker, ui_settings, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(30),
+                                               "limit_price": None})
+    assert tab.order_type() is OrderType.LMT
+    last = Decimal(str(tab.quote.last))
+    typed_price = (last * Decimal("0.93")).quantize(Decimal("0.01"))  # a resting bid: works, does not fill
+    assert tab.limit_spin.decimal_value() != typed_price
+    placed = sim.stats.count("PLACE_ORDER")
+
+    _type_into(qtbot, tab.quantity_spin, "37")
+    _type_into(qtbot, tab.limit_spin, str(typed_price))  # the cursor stays in the price field
+    assert tab.limit_spin.text() == str(typed_price)
+    # the estimate follows the keystrokes, before any Enter
+    assert tab.estimated_value() == typed_price * 37
+    assert f"{typed_price * 37:,.2f}" in tab.estimate_label.text()
+
+    qtbot.keyClick(tab.limit_spin, Qt.Key.Key_Return, CTRL)
+    qtbot.waitUntil(lambda: tab.last_order is not None, timeout=10000)
+    assert tab.issues_shown() == {}
+    assert sim.stats.count("PLACE_ORDER") == placed + 1
+    assert tab.last_order.limit_price == typed_price and tab.last_order.quantity == 37
+
+    # read back what the exchange holds for it
+    def working():
+        return next((o for o in broker.open_orders() if o.order_id == tab.last_order.order_id), None)
+
+    qtbot.waitUntil(lambda: working() is not None and working().status.value in ("Submitted", "PreSubmitted"),
+                    timeout=10000)
+    assert working().limit_price == typed_price
+    assert working().quantity == 37
+    assert working().filled == 0  # the typed bid rests: the stale (market) price would have filled
+    tab.shutdown()
+
+
+def test_typed_quantity_with_ctrl_enter_is_validated_as_typed_hk_lot(qtbot, broker, sim, ui_settings):
+    tab = _ticket(qtbot, broker, ui_settings, {"symbol": "700", "side": "BUY", "quantity": Decimal(100),
+                                               "limit_price": None})
+    assert tab.instrument.board_lot == 100
+    placed = sim.stats.count("PLACE_ORDER")
+    _type_into(qtbot, tab.quantity_spin, "250")  # an odd lot typed over a valid one, still in the field
+    qtbot.keyClick(tab.quantity_spin, Qt.Key.Key_Return, CTRL)
+    qtbot.waitUntil(lambda: "quantity" in tab.issues_shown(), timeout=10000)
+    assert "250" in tab.issues_shown()["quantity"] or "lot" in tab.issues_shown()["quantity"].lower()
+    qtbot.waitUntil(lambda: not tab.in_flight, timeout=5000)
+    assert sim.stats.count("PLACE_ORDER") == placed  # the valid 100 it replaced is not sent
+    assert tab.last_order is None
+    tab.shutdown()
+
+
+def test_unreadable_price_is_refused_beside_the_field_not_replaced_by_the_old_value(qtbot, broker, sim, ui_settings):
+    tab = _ticket(qtbot, broker, ui_settings, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(5),
+                                               "limit_price": None})
+    old_value = tab.limit_spin.value()
+    assert old_value > 0
+    placed = sim.stats.count("PLACE_ORDER")
+    _type_into(qtbot, tab.limit_spin, ".")  # a lone decimal point: not a price
+    assert tab.limit_spin.text() == "."
+    qtbot.keyClick(tab.limit_spin, Qt.Key.Key_Return, CTRL)
+    assert "limit_price" in tab.issues_shown()
+    assert "not a price" in tab.issues_shown()["limit_price"]
+    assert tab.issue_labels["limit_price"].isVisible()
+    assert not tab.in_flight
+
+    qtbot.keyClick(tab.limit_spin, Qt.Key.Key_Backspace)  # now empty
+    qtbot.keyClick(tab.limit_spin, Qt.Key.Key_P, CTRL)  # Preview refuses the same way
+    assert tab.issues_shown().get("limit_price", "").startswith("Type a limit price")
+    qtbot.wait(50)
+    assert sim.stats.count("PLACE_ORDER") == placed
+    assert tab.last_order is None
+    tab.shutdown()
+
+
+def test_messages_appear_while_typing_before_submit(qtbot, broker, sim, ui_settings):
+    tab = _ticket(qtbot, broker, ui_settings, {"symbol": "700", "side": "BUY", "quantity": Decimal(100),
+                                               "limit_price": None})
+    placed = sim.stats.count("PLACE_ORDER")
+    what_ifs = sim.stats.count("PLACE_ORDER")
+    _type_into(qtbot, tab.quantity_spin, "150")
+    assert "quantity" not in tab.issues_shown()  # not per keystroke: after a pause
+    qtbot.waitUntil(lambda: "quantity" in tab.issues_shown(), timeout=5000)
+    assert "lot" in tab.issues_shown()["quantity"].lower()
+    _type_into(qtbot, tab.quantity_spin, "200")
+    assert "quantity" not in tab.issues_shown()  # editing the field clears its message at once
+    qtbot.wait(600)  # past the debounce: the valid lot brings no new message
+    assert "quantity" not in tab.issues_shown()
+    assert sim.stats.count("PLACE_ORDER") == placed == what_ifs  # checking sends nothing
+    assert tab.last_order is None
+    tab.shutdown()
