@@ -257,3 +257,33 @@ async def test_money_is_rounded_without_float_noise(connected_api):
     for key in ("netLiquidation", "totalCash", "buyingPower", "availableFunds", "initMargin", "grossPositionValue"):
         assert account[key] is None or _places(account[key]) <= 2, (key, account[key])
     assert all(_places(v) <= 2 for v in account["cashByCurrency"].values() if v is not None)
+
+
+async def test_stop_orders_take_the_trigger_from_stop_price_only(connected_api):
+    """QA F31: ``price`` alone on a stop order is refused (naming the field), nothing is sent; stopPrice works."""
+    sim = connected_api.sim
+    quote = await _quote(connected_api, "AAPL", "USStock")
+    trigger = float(_on_tick(quote["bid"] * 0.95, "0.01"))  # a sell stop below the market: it rests
+    before = sim.stats.count("PLACE_ORDER")
+    base = {"symbol": "AAPL", "side": "sell", "quantity": 1, "marketType": "USStock"}
+    status, body = await connected_api.post("order", {**base, "orderType": "stop", "price": trigger})
+    assert status == 400 and body["field"] == "price" and "use stopPrice" in body["error"], body
+    status, body = await connected_api.post("order", {**base, "orderType": "stop_limit", "price": trigger})
+    assert status == 400 and body["field"] == "stopPrice", body
+    assert sim.stats.count("PLACE_ORDER") == before
+
+    status, placed = await connected_api.post("order", {**base, "orderType": "stop", "stopPrice": trigger})
+    assert status == 200, placed
+    assert placed["data"]["orderType"] == "STP" and placed["data"]["stopPrice"] == trigger
+    assert placed["data"]["limitPrice"] is None
+    assert sim.stats.count("PLACE_ORDER") == before + 1
+    status, body = await connected_api.delete(f"order/{placed['data']['orderId']}")
+    assert status == 200, body
+
+
+async def test_openapi_describes_price_and_stop_price_apart(api):
+    status, spec = await api.get("openapi.json")
+    assert status == 200
+    props = spec["paths"]["/api/ibkr/order"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert "stop" in props["price"]["description"] and "stopPrice" in props["price"]["description"]
+    assert "required for stop and stop_limit" in props["stopPrice"]["description"]

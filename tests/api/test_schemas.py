@@ -77,11 +77,29 @@ def test_order_type_spellings_and_stop_trigger():
     assert order_request_from_body({**AAPL_MARKET, "orderType": "LMT", "price": 1.5}).order_type is OrderType.LMT
     assert order_request_from_body({**AAPL_MARKET, "orderType": "STP LMT", "price": 2, "stopPrice": 2.1}
                                    ).order_type is OrderType.STP_LMT
-    stop = order_request_from_body({**AAPL_MARKET, "orderType": "stop", "price": 200})
+    stop = order_request_from_body({**AAPL_MARKET, "orderType": "stop", "stopPrice": 200})
     assert stop.order_type is OrderType.STP and stop.stop_price == Decimal(200) and stop.limit_price is None
+    stop_limit = order_request_from_body({**AAPL_MARKET, "orderType": "stop_limit", "price": 199, "stopPrice": 200})
+    assert (stop_limit.limit_price, stop_limit.stop_price) == (Decimal(199), Decimal(200))
     assert order_request_from_body({**AAPL_MARKET, "side": "SELL", "tif": "gtc"}).tif is TimeInForce.GTC
     # Floats become the Decimal the user typed, not binary noise.
     assert order_request_from_body({**AAPL_MARKET, "orderType": "limit", "price": 230.1}).limit_price == Decimal("230.1")
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        # QA F31: price is never re-read as a stop trigger.
+        ({"orderType": "stop", "price": 225}, "price", "use stopPrice for a stop order's trigger"),
+        ({"orderType": "stop"}, "stopPrice", "needs stopPrice"),
+        ({"orderType": "stop", "price": 225, "stopPrice": 226}, "price", "use orderType stop_limit"),
+        ({"orderType": "stop_limit", "price": 225}, "stopPrice", "needs stopPrice"),
+        ({"orderType": "STP LMT", "stopPrice": 226}, "price", "needs price"),
+    ],
+)
+def test_stop_orders_one_field_one_meaning(change, field, words):
+    error = _refusal({**AAPL_MARKET, **change})
+    assert error.field == field and words in error.message
 
 
 @pytest.mark.parametrize(

@@ -340,7 +340,8 @@ def _paths() -> dict[str, Any]:
                 "summary": "Place an order",
                 "description": "Validated by the broker exactly like the panel's ticket (read-only, account, whole "
                 "shares and HK board lots, tick size, price sanity, order value). Answers once the exchange "
-                "acknowledged the order (market orders: once filled, or shortly after).",
+                "acknowledged the order (market orders: once filled, or shortly after). One field, one meaning: "
+                "price is the limit price (limit, stop_limit), stopPrice the trigger (stop, stop_limit).",
                 "requestBody": _request_body(
                     ORDER_FIELDS,
                     {"symbol": "AAPL", "side": "buy", "quantity": 10, "marketType": "USStock"},

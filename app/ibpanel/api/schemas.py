@@ -274,10 +274,10 @@ ORDER_FIELDS: tuple[FieldSpec, ...] = (
               choices=MARKET_TYPES, example="USStock"),
     FieldSpec("orderType", "string", "market (default), limit, stop or stop_limit (MKT, LMT, STP, STP LMT accepted).",
               choices=(*ORDER_TYPES, "MKT", "LMT", "STP", "STP LMT"), default="market", example="limit"),
-    FieldSpec("price", "number", "Limit price (limit, stop_limit); the trigger price of a stop order when "
-              "stopPrice is left out.", exclusive_minimum=0, maximum=_MAX_PRICE, example=300),
-    FieldSpec("stopPrice", "number", "Trigger price of a stop or stop_limit order.", exclusive_minimum=0,
-              maximum=_MAX_PRICE),
+    FieldSpec("price", "number", "Limit price: required for limit and stop_limit, refused for market and stop "
+              "(a stop's trigger is stopPrice).", exclusive_minimum=0, maximum=_MAX_PRICE, example=300),
+    FieldSpec("stopPrice", "number", "Trigger price: required for stop and stop_limit, refused for market and "
+              "limit.", exclusive_minimum=0, maximum=_MAX_PRICE),
     FieldSpec("tif", "string", "Time in force: DAY (default), GTC or IOC.", choices=TIFS, default="DAY"),
     FieldSpec("outsideRth", "boolean", "Allow the order to work outside regular trading hours.", default=False),
     FieldSpec("account", "string", "Account for the order (default: the connected account).", max_length=64),
@@ -339,8 +339,17 @@ def order_request_from_body(body: Mapping[str, Any]) -> OrderRequest:
     if order_type is OrderType.LMT and stop is not None:
         raise bad_request("A limit order takes no stopPrice: use orderType stop_limit for a stop-limit order.",
                           "stopPrice")
-    if order_type is OrderType.STP and stop is None:
-        stop, price = price, None  # the module's single "price" field is the trigger of a stop order
+    # One field, one meaning: price is always a limit price, stopPrice always a trigger.
+    if order_type in (OrderType.STP, OrderType.STP_LMT) and stop is None:
+        if order_type is OrderType.STP and price is not None:
+            raise bad_request("price is a limit price: use stopPrice for a stop order's trigger.", "price")
+        kind = "stop" if order_type is OrderType.STP else "stop_limit"
+        raise bad_request(f"A {kind} order needs stopPrice (its trigger price).", "stopPrice")
+    if order_type is OrderType.STP and price is not None:
+        raise bad_request("A stop order takes no price (limit): leave it out, or use orderType stop_limit "
+                          "for a stop with a limit price.", "price")
+    if order_type is OrderType.STP_LMT and price is None:
+        raise bad_request("A stop_limit order needs price (its limit price) as well as stopPrice.", "price")
     market = Market.from_market_type(fields["marketType"]) if fields["marketType"] else None
     return OrderRequest(
         symbol=fields["symbol"].strip(),
