@@ -359,16 +359,29 @@ def test_real_sessions_hold_orders_until_the_open_and_expire_day_orders(book, ru
     venue = Venue(book, rules, mode="real", now=pre_open)
     held = venue.place("AAPL", qty=10, order_type="MKT")
     rth_only = venue.place("AAPL", qty=10, lmt="100.00")
-    outside = venue.place("AAPL", qty=10, order_type="MKT", outside_rth=True)
+    pre_market = venue.place("AAPL", qty=10, lmt=str(venue.market.top(venue.con("AAPL")).ask), outside_rth=True)
     events = venue.take()
     assert statuses(events, held.order_id) == ["PreSubmitted"]
-    assert statuses(events, outside.order_id)[-1] == "Filled"
+    assert statuses(events, pre_market.order_id)[-1] == "Filled"  # a limit order trades in the pre-market
     venue.clock.now = datetime(2026, 11, 24, 9, 31, tzinfo=NY).astimezone(UTC)
     venue.step()
     assert statuses(venue.take(), held.order_id) == ["Submitted", "Filled"]
     venue.clock.now = datetime(2026, 11, 25, 9, 31, tzinfo=NY).astimezone(UTC)
     venue.step()
     assert statuses(venue.take(), rth_only.order_id) == ["Cancelled"]  # yesterday's DAY order expired
+
+
+def test_outside_rth_on_a_market_order_is_ignored_with_warning_2109(book, rules):
+    pre_open = datetime(2026, 11, 24, 7, 26, tzinfo=NY).astimezone(UTC)
+    venue = Venue(book, rules, mode="real", now=pre_open)
+    order = venue.place("AAPL", qty=1, order_type="MKT", outside_rth=True)
+    events = venue.take()
+    assert statuses(events, order.order_id) == ["PreSubmitted"] and execs(events) == []  # waits for the open
+    (warning,) = errors(events)
+    assert warning[0] == 2109 and "'Outside Regular Trading Hours' is ignored" in warning[1]
+    venue.clock.now = datetime(2026, 11, 24, 9, 31, tzinfo=NY).astimezone(UTC)
+    venue.step()
+    assert statuses(venue.take(), order.order_id) == ["Submitted", "Filled"]
 
 
 def test_a_day_order_placed_after_the_close_is_for_the_next_session(book, rules):

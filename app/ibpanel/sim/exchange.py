@@ -53,6 +53,11 @@ TEXT_CANCELLED = "Order Canceled - reason:"
 TEXT_NOT_CANCELLABLE = "Cancel attempted when order is not in a cancellable state.  Order permId ="
 TEXT_NOT_FOUND = "OrderId {order_id} that needs to be cancelled is not found."
 TEXT_UNSUPPORTED_TYPE = "Unsupported order type for this exchange and security type."
+# TWS's warning when it drops outsideRth from an order type that cannot trade outside regular hours (MKT)
+TEXT_RTH_IGNORED = ("Order Event Warning:Attribute 'Outside Regular Trading Hours' is ignored based on the order "
+                    "type and destination. PlaceOrder is now being processed.")
+# Order types for which IB ignores outsideRth (warning 2109): they wait for the regular session.
+_RTH_ONLY_TYPES = frozenset({"MKT"})
 
 
 @dataclass
@@ -159,6 +164,11 @@ class _Rejected(Exception):
         super().__init__(text)
         self.code = code
         self.text = text
+
+
+def _trades_outside_rth(order: SimOrder) -> bool:
+    """outsideRth as IB applies it: ignored (warning 2109) for order types that trade in regular hours only."""
+    return bool(order.outside_rth) and order.order_type not in _RTH_ONLY_TYPES
 
 
 def _trading_day(inst: SimInstrument, when: datetime, outside_rth: bool) -> date:
@@ -271,6 +281,8 @@ class Exchange:
         order.avg_fill_price = ZERO
         order.last_fill_price = ZERO
         order.status = "PreSubmitted"
+        if order.outside_rth and order.order_type in _RTH_ONLY_TYPES:
+            self._error(order, 2109, TEXT_RTH_IGNORED)  # a warning: the order lives on, for regular hours only
         self._orders[order.key] = order
         self._working_by_con.setdefault(order.con_id, {})[order.key] = order
         self._updated(order)
@@ -440,7 +452,7 @@ class Exchange:
             parent = self._orders.get((order.client_id, order.parent_id))
             if parent is not None and parent.status != "Filled":
                 return True
-        return not self.market.accepts_order(order.con_id, order.outside_rth)
+        return not self.market.accepts_order(order.con_id, _trades_outside_rth(order))
 
     def _activate(self, order: SimOrder, inst: SimInstrument | None = None) -> None:
         """Submit (if it may trade now) and match one working order."""
@@ -617,8 +629,8 @@ class Exchange:
         if order.created is None:
             return False
         inst = self.market.book.by_con_id(order.con_id)
-        return _trading_day(inst, order.created, order.outside_rth) < _trading_day(inst, self.clock(),
-                                                                                      order.outside_rth)
+        outside_rth = _trades_outside_rth(order)
+        return _trading_day(inst, order.created, outside_rth) < _trading_day(inst, self.clock(), outside_rth)
 
     def end_of_day(self) -> None:
         """Expire every working DAY order (Cancelled, no 202), as at the close."""
