@@ -297,3 +297,78 @@ def test_other_endpoints_keep_the_brokers_paper_reason(qtbot, sim, make_broker, 
     assert "in-process" not in tab.paper_reason_label.text()
     run_async(broker.disconnect())
     tab.shutdown()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_failed_connect_after_a_session_shows_no_stale_session_info_and_logs_once(
+    qtbot, sim, make_broker, ui_settings, run_async, connect_params
+):
+    """QA F20 + F21: the Session box never pairs a failed endpoint with the last session's details;
+    the failure is in "Messages from IB" once: a one-line headline, the advice on the line below."""
+    broker = make_broker()
+    tab = _tab(qtbot, broker, ui_settings)
+    session = tab.server_version_label, tab.connection_time_label, tab.accounts_label
+    assert run_async(tab.connect_with(connect_params(sim)), timeout=15)
+    assert all(label.text() != "—" for label in session)
+    assert "DU111111" in tab.accounts_label.text()
+    run_async(broker.disconnect())
+    assert [label.text() for label in session] == ["—", "—", "—"]
+
+    port = _closed_port()
+    params = replace(connect_params(sim), port=port)
+    assert not run_async(tab.connect_with(params), timeout=15)
+    assert f":{port}" in tab.endpoint_label.text()
+    assert [label.text() for label in session] == ["—", "—", "—"]
+    assert tab.account_type_badge.text() == "—"
+
+    lines = tab.message_log.toPlainText().splitlines()
+    failures = [i for i, line in enumerate(lines) if "Could not connect" in line]
+    assert len(failures) == 1, lines
+    headline = lines[failures[0]]
+    assert "Nothing is listening" in headline and str(port) in headline and "Errno" not in headline
+    assert "ERROR" in headline
+    advice = lines[failures[0] + 1]
+    assert tab._last_failure.advice and advice.strip() == tab._last_failure.advice
+    assert "Errno" not in tab.failure_label.text() and "\n" not in tab.failure_label.text()
+    tab.shutdown()
+
+
+def test_a_new_attempt_clears_the_last_sessions_details_at_once(qtbot, sim, make_broker, ui_settings, run_async, connect_params):
+    broker = make_broker()
+    tab = _tab(qtbot, broker, ui_settings)
+    assert run_async(tab.connect_with(connect_params(sim)), timeout=15)
+    run_async(broker.disconnect())
+    tab.server_version_label.setText("176")  # as if left over: a new attempt must not show it beside a new endpoint
+    seen: list[str] = []
+    broker.state_changed.connect(
+        lambda status: seen.append(tab.server_version_label.text())
+        if status.state is ConnectionState.CONNECTING else None
+    )
+    assert run_async(tab.connect_with(connect_params(sim)), timeout=15)
+    assert seen and all(text == "—" for text in seen)
+    assert tab.server_version_label.text() != "—"
+    run_async(broker.disconnect())
+    tab.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("message", "headline"),
+    [
+        (
+            "Nothing is listening on 127.0.0.1:1: TWS / IB Gateway is not running there, or uses another port "
+            "([Errno 111] Connect call failed ('127.0.0.1', 1)).",
+            "Nothing is listening on 127.0.0.1:1: TWS / IB Gateway is not running there, or uses another port.",
+        ),
+        ("Client ID 77 is already in use (326).", "Client ID 77 is already in use (326)."),
+        ("TWS did not answer\nin 8 s.", "TWS did not answer in 8 s."),
+    ],
+)
+def test_failure_headline_drops_python_errno_detail(message, headline):
+    from ibpanel.ui.connection_tab import failure_headline
+
+    assert failure_headline(message) == headline

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import re
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
@@ -93,6 +94,16 @@ _STATE_TEXT = {
 }
 
 
+#: Python's socket detail inside a failure message, e.g. " ([Errno 111] Connect call failed ('127.0.0.1', 1))".
+_ERRNO_DETAIL = re.compile(r"\s*\(\[Errno[^\]]*\][^()]*(?:\([^()]*\)[^()]*)*\)")
+
+
+def failure_headline(message: str) -> str:
+    """One line for a trader: the broker's reason without Python's errno detail (that stays in the log file)."""
+    text = _ERRNO_DETAIL.sub("", " ".join(message.split())).strip()
+    return text or message.strip()
+
+
 def classification_text(status: ConnectionStatus) -> tuple[str, str]:
     """(badge text, badge kind) for the account type: PAPER, LIVE or unknown."""
     if status.is_paper is None:
@@ -117,6 +128,8 @@ class ConnectionTab(QWidget):
         self._practice_port: int | None = None
         self._busy = False
         self._last_failure: ConnectionFailure | None = None
+        #: The failure already written to the message log (the attempt and the state change both report it).
+        self._logged_failure: ConnectionFailure | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._connected_at: datetime | None = None
         #: Form values that came from the command line: used for this run, not saved (see mark_one_off).
@@ -342,6 +355,8 @@ class ConnectionTab(QWidget):
             return False
         self._busy = True
         self._show_failure(None)
+        self._logged_failure = None  # a new attempt: its failure, if any, is news again
+        self._clear_session_info()
         self._refresh_buttons()
         self.save_settings()
         ok = False
@@ -480,8 +495,11 @@ class ConnectionTab(QWidget):
             self.accounts_label.setText(", ".join(status.accounts) or "—")
             self._fill_accounts(status)
             self._show_failure(None)
-        else:
-            self._connected_at = None
+            self._logged_failure = None
+        elif status.state in (ConnectionState.DISCONNECTED, ConnectionState.CONNECTING):
+            # Ended, or a new attempt: the last session's version / time / accounts are not this endpoint's.
+            self._clear_session_info()
+        # RECONNECTING keeps them: the same session is being restored (the banner says the data is stale).
         if status.failure is not None and status.state is ConnectionState.DISCONNECTED:
             self._show_failure(status.failure)
         self._refresh_buttons()
@@ -515,7 +533,8 @@ class ConnectionTab(QWidget):
         if colour is None:
             self.message_log.appendPlainText(line)
         else:
-            self.message_log.appendHtml(f'<span style="color:{colour}">{html.escape(line)}</span>')
+            # pre-wrap: keep the column spacing the plain lines have.
+            self.message_log.appendHtml(f'<span style="color:{colour}; white-space:pre-wrap">{html.escape(line)}</span>')
 
     # --- helpers ----------------------------------------------------------------------------
     def _fill_form(self, params: ConnectionParams) -> None:
@@ -535,6 +554,11 @@ class ConnectionTab(QWidget):
         self.readonly_check.setChecked(params.readonly)
         self.auto_reconnect_check.setChecked(params.auto_reconnect)
 
+    def _clear_session_info(self) -> None:
+        self._connected_at = None
+        for label in (self.server_version_label, self.connection_time_label, self.accounts_label):
+            label.setText("—")
+
     def _fill_accounts(self, status: ConnectionStatus) -> None:
         combo = self.account_combo
         combo.blockSignals(True)
@@ -552,7 +576,9 @@ class ConnectionTab(QWidget):
         if failure is None:
             self.failure_box.hide()
             return
-        self.failure_label.setText(failure.message)
+        headline = failure_headline(failure.message)
+        self.failure_label.setText(headline)
+        self.failure_label.setToolTip(failure.message if headline != failure.message.strip() else "")
         self.advice_label.setText(failure.advice)
         if failure.suggested_client_id is not None:
             self.suggested_id_button.setText(f"Use client ID {failure.suggested_client_id} and connect")
@@ -560,7 +586,14 @@ class ConnectionTab(QWidget):
         else:
             self.suggested_id_button.hide()
         self.failure_box.show()
-        self.append_message(f"Could not connect: {failure.message} {failure.advice}".strip(), "error")
+        if failure == self._logged_failure:
+            return  # already in the log: the failed attempt and the state change report the same failure
+        self._logged_failure = failure
+        log.info("connect failed: %s", failure.message)  # the full text, errno and all, for the log file
+        stamp = datetime.now().astimezone().strftime("%H:%M:%S")
+        self.append_message(f"{stamp}  {'ERROR':7} Could not connect: {headline}", "error")
+        if failure.advice:
+            self.append_message(f"          {failure.advice}")
 
     def _refresh_buttons(self) -> None:
         state = self.broker.status.state
