@@ -147,3 +147,37 @@ def test_status_bar_shows_delayed_market_data(qtbot, sim, main_window, broker, r
     qtbot.waitUntil(lambda: badge.text() == "data delayed", timeout=10000)
     assert badge.property("badge") == "delayed"
     broker.unsubscribe(instrument)
+
+
+def test_status_bar_says_data_stale_while_degraded_and_live_again_after(qtbot, sim, main_window, broker, run_async):
+    """QA F30: during 1100 the market-data badge is "data stale", never green "data live"; 1101 / 1102 restore it."""
+    instrument = run_async(broker.resolve("AAPL"))
+    run_async(broker.subscribe(instrument), timeout=15)
+    badge = main_window.status_bar.data_badge
+    qtbot.waitUntil(lambda: badge.text() == "data live", timeout=10000)
+    assert badge.property("badge") == "live-data"
+    for restored in (1101, 1102):
+        sim.faults.send_connectivity(1100)
+        qtbot.waitUntil(lambda: broker.status.state is ConnectionState.DEGRADED, timeout=5000)
+        assert badge.text() == "data stale" and badge.property("badge") == "stale"
+        assert "lost IB's servers" in badge.toolTip()
+        sim.faults.send_connectivity(restored)
+        qtbot.waitUntil(lambda: broker.status.state is ConnectionState.CONNECTED, timeout=5000)
+        qtbot.waitUntil(lambda: badge.text() == "data live", timeout=10000)
+        assert badge.property("badge") == "live-data" and badge.toolTip() == ""
+    broker.unsubscribe(instrument)
+
+
+def test_status_bar_data_badge_is_stale_while_reconnecting(qtbot, make_broker, ui_settings):
+    window = MainWindow(make_broker(), ui_settings)
+    qtbot.addWidget(window)
+    window.show()
+    bar = window.status_bar
+    connected = ConnectionStatus(state=ConnectionState.CONNECTED, accounts=("DU1",), account="DU1", is_paper=True)
+    window._on_state_changed(connected)
+    bar.show_data_type(MarketDataType.LIVE)
+    window._on_state_changed(replace(connected, state=ConnectionState.RECONNECTING))
+    assert bar.data_badge.text() == "data stale"
+    window._on_state_changed(replace(connected, state=ConnectionState.DISCONNECTED))
+    assert bar.data_badge.text() == "data —"
+    window.close()

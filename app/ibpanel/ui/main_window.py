@@ -110,6 +110,9 @@ class StatusBar(QStatusBar):
         self.readonly_badge.hide()
         self.data_badge = QLabel("data —")
         set_prop(self.data_badge, "badge", "unknown")
+        self._data_type: MarketDataType | None = None
+        #: The connection state that makes every quote stale (TWS cut off from IB, or reconnecting).
+        self._stale_state: ConnectionState | None = None
         self.clock_label = QLabel()
         for widget in (self.light, self.state_label, self.account_label, self.type_badge, self.readonly_badge):
             self.addWidget(widget)
@@ -132,10 +135,30 @@ class StatusBar(QStatusBar):
         self.type_badge.setToolTip(status.paper_reason)
         set_prop(self.type_badge, "badge", kind)
         self.readonly_badge.setVisible(status.readonly)
+        stale = status.state in (ConnectionState.DEGRADED, ConnectionState.RECONNECTING)
+        self._stale_state = status.state if stale else None
         if not status.connected:
-            self.show_data_type(None)
+            self._data_type = None  # after a reconnect the next quotes say which type they are
+        self._show_data_badge()
 
     def show_data_type(self, data_type: MarketDataType | None) -> None:
+        """The market-data type of the latest quotes; shown unless the connection makes them stale."""
+        self._data_type = data_type
+        self._show_data_badge()
+
+    def _show_data_badge(self) -> None:
+        if self._stale_state is not None:
+            # Never green "live" while TWS is cut off from IB (1100) or the panel from TWS: prices are old.
+            self.data_badge.setText("data stale")
+            self.data_badge.setToolTip(
+                "TWS has lost IB's servers: quotes are the last received, not live."
+                if self._stale_state is ConnectionState.DEGRADED
+                else "Reconnecting to TWS: quotes are the last received, not live."
+            )
+            set_prop(self.data_badge, "badge", "stale")
+            return
+        data_type = self._data_type
+        self.data_badge.setToolTip("")
         if data_type is None:
             self.data_badge.setText("data —")
             set_prop(self.data_badge, "badge", "unknown")
