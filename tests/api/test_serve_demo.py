@@ -219,3 +219,19 @@ def test_serve_keeps_serving_when_tws_is_not_there(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
     assert proc.returncode == 0
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path):
+    """QA F24 (headless side): one plain line naming the port and the flag, exit 1, no traceback or errno."""
+    env = {**os.environ, "IBPANEL_HOME": str(tmp_path / "home")}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "ibpanel", "serve", "--port", str(port)],
+                             capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 1, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert f"127.0.0.1:{port}" in lines[0] and "in use" in lines[0] and "--port" in lines[0]
+    assert "Traceback" not in out.stderr and "[Errno" not in out.stderr

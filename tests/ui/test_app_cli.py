@@ -144,3 +144,23 @@ def test_screenshot_help_says_demo_places_practice_trades():
 
     action = next(a for a in build_parser()._actions if "--screenshot" in a.option_strings)
     assert "with --demo it first places sample practice trades" in action.help
+
+
+def test_api_on_a_busy_port_is_one_line_on_the_terminal_and_a_note_in_the_window(tmp_path):
+    """QA F24: no traceback on the terminal (it goes to the log file); the panel still starts."""
+    import socket
+
+    home = tmp_path / "home"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = _run(home, "--api", "--api-port", str(port), "--screenshot", str(tmp_path / "x.png"), "--tab", "connection")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "tab=connection" in out.stdout
+    api_lines = [line for line in out.stderr.splitlines() if "REST API" in line]
+    assert len(api_lines) == 1, out.stderr
+    assert str(port) in api_lines[0] and "ibpanel.log" in api_lines[0]
+    assert "Traceback" not in out.stderr and "[Errno" not in out.stderr
+    log_text = (home / "logs" / "ibpanel.log").read_text(encoding="utf-8")
+    assert "The local REST API did not start" in log_text and "Traceback" in log_text

@@ -143,3 +143,37 @@ def test_command_line_flags_are_not_saved_for_the_next_start(qtbot, qapp, sim, r
     assert tab.current_preset().key == "gateway_paper"
     panel.request_quit()
     qtbot.waitUntil(main.done, timeout=20000)
+
+
+def test_api_on_a_busy_port_leaves_a_note_in_the_status_bar_and_the_log(qtbot, qapp, restore_signals, tmp_path):
+    """QA F24: the window says the API is off and why; the panel works on without it."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        panel, main = _start(["--api", "--api-port", str(port)], qapp, tmp_path)
+        qtbot.waitUntil(lambda: panel.window is not None and panel.window.status_bar.api_label.isVisible(), timeout=10000)
+    window = panel.window
+    label = window.status_bar.api_label
+    assert label.text() == f"API off: port {port} in use"
+    assert label.property("hint") == "error" and str(port) in label.toolTip()
+    assert panel.api_handle is None
+    log_text = window.tabs["connection"].message_log.toPlainText()
+    assert "The local REST API is off" in log_text and str(port) in log_text and "--api-port" in log_text
+    assert panel.reporter.count == 0  # no error dialog for a busy port: the note says it
+    window.close()
+    qtbot.waitUntil(main.done, timeout=20000)
+    assert main.result() == 0
+
+
+def test_api_that_starts_is_shown_in_the_status_bar(qtbot, qapp, restore_signals, tmp_path):
+    panel, main = _start(["--api", "--api-port", "0"], qapp, tmp_path)
+    qtbot.waitUntil(lambda: panel.api_handle is not None, timeout=10000)
+    label = panel.window.status_bar.api_label
+    assert label.isVisible() and label.text() == f"API 127.0.0.1:{panel.api_handle.port}"
+    assert label.property("hint") == "muted"
+    panel.window.close()
+    qtbot.waitUntil(main.done, timeout=20000)
+    assert main.result() == 0

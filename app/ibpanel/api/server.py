@@ -11,6 +11,7 @@ its SIGINT / SIGTERM handlers first, so a stop request during start-up is still 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -109,11 +110,12 @@ async def start_api(
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise OSError(
-            exc.errno,
-            f"Cannot serve the API on {host}:{port} ({exc.strerror or exc}): another program may use that port; "
-            "choose another with --api-port.",
-        ) from exc
+        if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
+            reason = "the port is in use by another program (or another IB Panel); choose another port"
+        else:
+            reason = " ".join(str(exc.strerror or exc).split())
+        # errno stays on the exception for callers; the text is one plain line without Python's "[Errno 98]".
+        raise OSError(exc.errno, f"Cannot serve the API on {host}:{port}: {reason}.") from exc
     bound_port = port
     for address in runner.addresses:
         if isinstance(address, tuple) and len(address) >= 2:
@@ -322,7 +324,12 @@ async def serve(
             )
         try:
             api = await start_api(broker, api_host, api_port, token, practice=sim)
-        except (OSError, ApiConfigError) as exc:
+        except OSError as exc:
+            in_use = exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1))
+            hint = "with --port." if in_use else "(check --host and --port)."
+            print(f"ibpanel serve: {str(exc.strerror or exc).rstrip('.')} {hint}", file=sys.stderr, flush=True)
+            return 1
+        except ApiConfigError as exc:
             print(f"ibpanel serve: {exc}", file=sys.stderr, flush=True)
             return 1
         connected_note = "waiting for POST /api/ibkr/connect"

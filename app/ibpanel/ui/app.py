@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import logging.handlers
 import os
@@ -135,13 +136,29 @@ def setup_logging(profile: str, headless: bool) -> Path:
         root.addHandler(file_handler)
         err = logging.StreamHandler(sys.stderr)
         err.setLevel(logging.ERROR if headless else logging.WARNING)
-        err.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        err.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s", log_path=path))
         err._ibpanel = True  # type: ignore[attr-defined]
         root.addHandler(err)
     qInstallMessageHandler(_qt_message)
     # ib_async logs every wire message at INFO; keep the file about the panel.
     logging.getLogger("ib_async").setLevel(logging.WARNING)
     return path
+
+
+class OneLineFormatter(logging.Formatter):
+    """Terminal lines: one line per record; a traceback goes to the log file only, which the line names."""
+
+    def __init__(self, fmt: str, *, log_path: Path) -> None:
+        super().__init__(fmt)
+        self.log_path = log_path
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not (record.exc_info or record.exc_text or record.stack_info):
+            return super().format(record)
+        # A copy: the file handler formats the same record and must keep its traceback.
+        bare = logging.makeLogRecord(record.__dict__)
+        bare.exc_info = bare.exc_text = bare.stack_info = None
+        return f"{super().format(bare)} (details in {self.log_path})"
 
 
 _QT_NOISE = ("propagateSizeHints",)  # offscreen platform chatter, not a problem of ours
@@ -449,10 +466,39 @@ class PanelApp:
             self.api_handle = await start_api(
                 self.broker, host=args.api_host, port=args.api_port, token=token, practice=practice
             )
+        except (OSError, ValueError) as exc:  # busy port, bad address, no token: the user can fix these
+            self._api_off(exc)
+            return
         except Exception as exc:  # noqa: BLE001 - the window is still useful without the API
             self.reporter.report("The local REST API did not start", exc)
             return
-        log.info("REST API on http://%s:%s/api/ibkr", args.api_host, args.api_port)
+        log.info("REST API on %s/api/ibkr", self.api_handle.url)
+        if self.window is not None:
+            self.window.status_bar.show_api_state(
+                f"API {args.api_host}:{self.api_handle.port}", True, f"Local REST API: {self.api_handle.url}/api/ibkr"
+            )
+
+    def _api_off(self, exc: OSError | ValueError) -> None:
+        """The API could not start: one line on the terminal, the note in the window; the panel runs on."""
+        port = self.args.api_port
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        in_use = isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1))
+        if in_use:
+            reason = f"{reason.rstrip('.')} with --api-port."
+        elif isinstance(exc, OSError):
+            reason = f"{reason.rstrip('.')} (check --api-host and --api-port)."
+        short = f"API off: port {port} in use" if in_use else "API off: could not start"
+        # Traceback to the log file; the terminal handler prints this as one line.
+        log.error("The local REST API did not start: %s", reason, exc_info=exc)
+        window = self.window
+        if window is None:
+            return
+        window.status_bar.show_api_state(short, False, reason)
+        connection = window.tabs.get("connection")
+        append = getattr(connection, "append_message", None)
+        if append is not None:
+            stamp = time.strftime("%H:%M:%S")
+            append(f"{stamp}  {'ERROR':7} The local REST API is off: {reason}", "error")
 
     # --- one-shot modes ----------------------------------------------------------------------
     async def _wait_until(self, predicate: Any, timeout: float) -> bool:

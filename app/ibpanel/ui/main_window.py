@@ -113,9 +113,14 @@ class StatusBar(QStatusBar):
         self._data_type: MarketDataType | None = None
         #: The connection state that makes every quote stale (TWS cut off from IB, or reconnecting).
         self._stale_state: ConnectionState | None = None
+        #: The local REST API's state (only with ``--api``): where it serves, or why it is off.
+        self.api_label = QLabel()
+        self.api_label.setObjectName("apiState")
+        self.api_label.hide()
         self.clock_label = QLabel()
         for widget in (self.light, self.state_label, self.account_label, self.type_badge, self.readonly_badge):
             self.addWidget(widget)
+        self.addPermanentWidget(self.api_label)
         self.addPermanentWidget(self.data_badge)
         self.addPermanentWidget(self.clock_label)
         self.tick_clock()
@@ -140,6 +145,13 @@ class StatusBar(QStatusBar):
         if not status.connected:
             self._data_type = None  # after a reconnect the next quotes say which type they are
         self._show_data_badge()
+
+    def show_api_state(self, text: str, ok: bool, details: str = "") -> None:
+        """Show the REST API's state, e.g. ``API 127.0.0.1:5000`` or ``API off: port 5000 in use`` (in red)."""
+        self.api_label.setText(text)
+        self.api_label.setToolTip(details)
+        set_prop(self.api_label, "hint", "muted" if ok else "error")
+        self.api_label.show()
 
     def show_data_type(self, data_type: MarketDataType | None) -> None:
         """The market-data type of the latest quotes; shown unless the connection makes them stale."""
