@@ -82,7 +82,7 @@ async def test_each_rule_refuses_with_its_code(connected, sim_server, changes, c
 
 async def test_fat_finger_and_order_value(connected, sim_server):
     last = await _last(connected, "AAPL")
-    far = (last * Decimal("1.5")).quantize(Decimal("0.01"))
+    far = (last * Decimal("0.8")).quantize(Decimal("0.01"))  # a sell 20% under the market trades through it
     assert "fat_finger" in await _refused(
         connected, OrderRequest("AAPL", Side.SELL, Decimal(1), OrderType.LMT, limit_price=far))
     near = last.quantize(Decimal("0.01"))

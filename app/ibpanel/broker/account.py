@@ -44,6 +44,7 @@ class AccountBook:
         on_positions: Callable[[tuple[Position, ...]], None],
         on_fill: Callable[[Fill], None],
         on_pnl: Callable[[PnL], None],
+        watch_price: Callable[[Instrument], None] | None = None,
     ) -> None:
         self.ib = ib
         self.journal = journal
@@ -54,6 +55,9 @@ class AccountBook:
         self._on_positions = on_positions
         self._on_fill = on_fill
         self._on_pnl = on_pnl
+        # TWS streams portfolio prices for one account at a time: other accounts' holdings are priced
+        # from quotes this asks for (idempotent per instrument)
+        self._watch_price = watch_price or (lambda instrument: None)
         self._fills: dict[str, Fill] = {}
         self._pnl: dict[str, PnL] = {}
         self._pnl_requested: set[str] = set()
@@ -86,16 +90,24 @@ class AccountBook:
         disagree (the portfolio update trails a fill) the value is recomputed from the quantity.
         """
         account = account or self._selected()
+        streamed = self._selected()
         items = {(item.account, item.contract.conId): item for item in self.ib.portfolio(account or "")}
         out = []
         for pos in self.ib.positions(account or ""):
             instrument = self._instrument_for(pos.contract)
             item = items.get((pos.account, pos.contract.conId))
-            if item is not None and dec(item.position) == dec(pos.position):
+            live = pos.account == streamed  # another account's portfolio rows stopped when TWS switched streams
+            if live and item is not None and dec(item.position) == dec(pos.position):
                 out.append(position_from_portfolio(item, instrument))
                 continue
-            price = num(item.marketPrice) if item is not None else None
-            position = position_from_position(pos, instrument, price if price is not None else self._price_of(instrument))
+            price = num(item.marketPrice) if item is not None and live else None
+            if price is None:
+                price = self._price_of(instrument)
+            if price is None and item is not None:
+                price = num(item.marketPrice)  # an older portfolio price beats showing none
+            if price is None and dec(pos.position):
+                self._watch_price(instrument)  # no price yet (e.g. a position opened elsewhere): ask for quotes
+            position = position_from_position(pos, instrument, price)
             if item is not None:
                 position = replace(position, realized_pnl=num(item.realizedPNL))
             out.append(position)
@@ -138,8 +150,17 @@ class AccountBook:
         self._schedule()
 
     def _on_position(self, position: object) -> None:
+        if getattr(position, "account", None) != self._selected() and dec(getattr(position, "position", 0)):
+            self._watch_price(self._instrument_for(position.contract))  # type: ignore[attr-defined]
         self._dirty_positions = True
         self._schedule()
+
+    def _watch_other_accounts(self) -> None:
+        """Quotes for every holding of an account TWS does not stream the portfolio of."""
+        selected = self._selected()
+        for pos in self.ib.positions(""):
+            if pos.account != selected and dec(pos.position):
+                self._watch_price(self._instrument_for(pos.contract))
 
     def _record_fill(self, fill: object) -> Fill:
         model = fill_model(fill, self._instrument_for(fill.contract))  # type: ignore[attr-defined]
@@ -196,6 +217,7 @@ class AccountBook:
                 self._pnl_requested.add(account)
             except Exception:  # noqa: BLE001 - P&L is optional; TWS may refuse it
                 log.debug("reqPnL failed for %s", account, exc_info=True)
+        self._watch_other_accounts()
         self._dirty_account = self._dirty_positions = True
         self._flush()
 
@@ -207,5 +229,6 @@ class AccountBook:
             log.warning("account updates for %s timed out", account)
         except Exception:  # noqa: BLE001 - TWS refused (error already shown as a notice)
             log.warning("account updates for %s failed", account, exc_info=True)
+        self._watch_other_accounts()  # the account streamed before is now priced from quotes
         self._dirty_account = self._dirty_positions = True
         self._flush()

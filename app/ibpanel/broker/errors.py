@@ -8,6 +8,7 @@ error 502 text names them; the original module's README has the TWS pair swapped
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -210,6 +211,9 @@ def describe_port(port: int) -> str:
     return f"port {port} is {program}'s {'paper' if paper else 'live'} port"
 
 
+_TECHNICAL_DETAIL = re.compile(r"\[(?:Errno|WinError) ?-?\d+\]|Connect call failed|Multiple exceptions|Traceback|\('\d")
+
+
 def connection_failure(
     kind: FailureKind,
     host: str,
@@ -222,7 +226,9 @@ def connection_failure(
     """A plain message and advice for a failed connect. For CLIENT_ID_IN_USE the suggested id is
     ``suggested_client_id`` if given (e.g. a probed free id), else ``client_id + 1``."""
     where = f"{host}:{port}"
-    extra = f" ({detail.strip()})" if detail and detail.strip() else ""
+    detail = (detail or "").strip()
+    # OS / Python wording ("[Errno 111] Connect call failed ('127.0.0.1', 1)") is for the log, not the trader
+    extra = f" ({detail})" if detail and not _TECHNICAL_DETAIL.search(detail) else ""
     suggested = None
     if kind is FailureKind.NOTHING_LISTENING:
         message = f"Nothing is listening on {where}: TWS / IB Gateway is not running there, or uses another port{extra}."
@@ -251,7 +257,7 @@ def connection_failure(
         if not message.endswith("."):
             message += "."
         advice = f"Check that TWS / IB Gateway is running and logged in. {PORTS_SENTENCE} {PRACTICE_OFFER}"
-    return ConnectionFailure(kind=kind, message=message, advice=advice, suggested_client_id=suggested)
+    return ConnectionFailure(kind=kind, message=message, advice=advice, suggested_client_id=suggested, detail=detail)
 
 
 # --- paper or live ----------------------------------------------------------------------------------------

@@ -98,6 +98,7 @@ class ConnectionFailure:
     message: str  # one plain sentence: what happened
     advice: str  # what to do
     suggested_client_id: int | None = None
+    detail: str = ""  # the technical cause (OS error text, ...) for the log; never part of ``message``
 
 
 @dataclass(frozen=True)

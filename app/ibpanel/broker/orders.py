@@ -55,6 +55,18 @@ OrderKey = tuple[Any, ...]
 _ACK_STATUSES = frozenset({"PreSubmitted", "Submitted", "Filled", "PendingCancel", "ApiCancelled"})
 # Codes that end an order's life at IB for sure (rejected outright).
 _REJECT_CODES = frozenset({201, 203, 10147, 10148, 10149})
+#: A resting (passive) limit - a buy below / sell above the market - may sit this far (%) from the last
+#: trade: bids far under the market are normal trading; beyond half the price it is almost surely a typo.
+#: The fat-finger limit (a setting) applies to the aggressive side, where a typo trades at once.
+PASSIVE_BAND_PCT = Decimal(50)
+# IB's ContractDetails.orderTypes spells types without spaces ("STPLMT", "TRAILLMT"); ours have them.
+_IB_TYPE_SPELLING = {"STPLMT": "STP LMT", "TRAILLMT": "TRAIL LIMIT", "TRAILLIMIT": "TRAIL LIMIT", "LMTONCLOSE": "LOC"}
+
+
+def ib_order_type(name: str) -> str:
+    """One spelling for an order type, whichever side wrote it: "STPLMT", "stp lmt", "STP_LMT" -> "STP LMT"."""
+    squeezed = "".join(str(name).upper().replace("_", " ").split())
+    return _IB_TYPE_SPELLING.get(squeezed, " ".join(str(name).upper().replace("_", " ").split()))
 
 
 class Catalog(Protocol):
@@ -81,6 +93,7 @@ class OrderBook:
         max_order_value: dict[str, Decimal],
         fat_finger_pct: Decimal,
         on_change: Callable[[OrderView], None],
+        limits_source: str = "",
     ) -> None:
         self.ib = ib
         self.journal = journal
@@ -89,6 +102,7 @@ class OrderBook:
         self._session_info = session_info
         self.max_order_value = {k.upper(): Decimal(str(v)) for k, v in max_order_value.items()}
         self.fat_finger_pct = Decimal(str(fat_finger_pct))
+        self.limits_source = limits_source  # where the [safety] limits are set, named in refusals
         self._on_change = on_change
         self._views: dict[OrderKey, OrderView] = {}
         self._perm_index: dict[int, OrderKey] = {}
@@ -266,10 +280,18 @@ class OrderBook:
         if instrument is None:
             return tuple(issues), None
 
-        if order_type is not None and instrument.order_types and order_type.value not in instrument.order_types:
+        allowed = {ib_order_type(t) for t in instrument.order_types}
+        if order_type is not None and allowed and order_type.value not in allowed:
+            usable = [t.value for t in OrderType if t.value in allowed]
             issues.append(ValidationIssue(
                 "order_type", "order_type_not_allowed",
-                f"{instrument.display} does not take {order_type.value} orders at IB: use LMT."))
+                f"{instrument.display} does not take {order_type.value} orders at IB: use "
+                f"{' or '.join(usable) if usable else 'another order type'}."))
+        if order_type is OrderType.MKT and request.outside_rth:
+            issues.append(ValidationIssue(
+                "outside_rth", "outside_rth_market",
+                "IB ignores 'outside regular hours' on a market order (warning 2109) and holds it for the regular "
+                "session: use a limit order to trade outside regular hours, or untick outside RTH."))
         if quantity is not None:
             problem = check_quantity(quantity, _lot_of(instrument))
             if problem:
@@ -319,15 +341,7 @@ class OrderBook:
         if request.take_profit is not None or request.stop_loss is not None:
             issues.extend(self._check_bracket(request, order_type, tif, prices, reference))
         if reference is not None and reference > 0:
-            for field, price in prices:
-                if field not in ("limit_price", "stop_price"):
-                    continue
-                distance = abs(price - reference) / reference * 100
-                if distance > self.fat_finger_pct:
-                    issues.append(ValidationIssue(
-                        field, "fat_finger",
-                        f"{price} is {distance:.1f}% away from the last trade {reference} (limit {self.fat_finger_pct}%): "
-                        "check the price, or raise the fat-finger limit in the settings."))
+            issues.extend(self._check_distance(request, order_type, dict(prices), reference))
         limit = self.max_order_value.get(instrument.currency.upper())
         if limit is not None and quantity is not None:
             unit = next((p for f, p in prices if f == "limit_price"), None) or next(
@@ -341,11 +355,73 @@ class OrderBook:
             if unit is not None:
                 value = unit * quantity
                 if value > limit:
+                    where = (f" (safety/max_order_value_{instrument.currency.lower()} in {self.limits_source})"
+                             if self.limits_source else " in the settings")
                     issues.append(ValidationIssue(
                         "quantity", "order_value",
                         f"Order value {value:,.2f} {instrument.currency} is above the limit of {limit:,.2f} "
-                        f"{instrument.currency}: lower the quantity, or raise the limit in the settings."))
+                        f"{instrument.currency}: lower the quantity, or raise the limit{where}."))
         return tuple(issues), instrument
+
+    def _check_distance(self, request: OrderRequest, order_type: OrderType | None, given: dict[str, Decimal],
+                        reference: Decimal) -> list[ValidationIssue]:
+        """Prices against the market: fat finger on the aggressive side, a wide sanity band on the passive
+        side, and a stop already through the market (it would trigger at once)."""
+        issues: list[ValidationIssue] = []
+        side = _enum_or_none(Side, request.side)
+        if side is None:
+            return issues
+        buy = side is Side.BUY
+        word = "buy" if buy else "sell"
+        ref = _plain(reference)
+        stop = given.get("stop_price")
+        if stop is not None and order_type in (OrderType.STP, OrderType.STP_LMT):
+            if buy and stop <= reference:
+                issues.append(ValidationIssue(
+                    "stop_price", "stop_through_market",
+                    f"A buy stop at {_plain(stop)} is {'at' if stop == reference else 'below'} the market {ref}: "
+                    "it would trigger at once — use a limit or a higher stop."))
+                stop = None
+            elif not buy and stop >= reference:
+                issues.append(ValidationIssue(
+                    "stop_price", "stop_through_market",
+                    f"A sell stop at {_plain(stop)} is {'at' if stop == reference else 'above'} the market {ref}: "
+                    "it would trigger at once — use a limit or a lower stop."))
+                stop = None
+            else:  # a protective stop: passive, only the sanity band applies
+                issues.extend(self._too_far("stop_price", f"A {word} stop", stop, reference, passive=True))
+        limit = given.get("limit_price")
+        if limit is not None:
+            # a stop-limit's limit applies once the stop triggers: the market then is the stop price
+            market = stop if order_type is OrderType.STP_LMT and stop is not None else reference
+            if order_type is OrderType.STP_LMT and stop is None and given.get("stop_price") is not None:
+                return issues  # the stop is wrong already: judging the limit against it says nothing more
+            aggressive = limit > market if buy else limit < market
+            stop_limit = order_type is OrderType.STP_LMT and stop is not None
+            label = f"The {word} stop-limit's limit" if stop_limit else f"A {word} limit"
+            issues.extend(self._too_far("limit_price", label, limit, market, passive=not aggressive,
+                                        against="the stop price" if stop_limit else "the last trade"))
+        return issues
+
+    def _too_far(self, field: str, label: str, price: Decimal, market: Decimal, *, passive: bool,
+                 against: str = "the last trade") -> list[ValidationIssue]:
+        distance = abs(price - market) / market * 100
+        where = "above" if price > market else "below"
+        if passive:
+            band = max(PASSIVE_BAND_PCT, self.fat_finger_pct)
+            if distance <= band:
+                return []
+            return [ValidationIssue(
+                field, "far_from_market",
+                f"{label} at {_plain(price)} is {distance:.1f}% {where} {against} {_plain(market)}: more than the "
+                f"{_plain(band)}% a resting order may be from the market — check the price.")]
+        if distance <= self.fat_finger_pct:
+            return []
+        source = f": safety/fat_finger_pct in {self.limits_source}" if self.limits_source else ""
+        return [ValidationIssue(
+            field, "fat_finger",
+            f"{label} at {_plain(price)} is {distance:.1f}% {where} {against} {_plain(market)} and would trade "
+            f"through the market (limit {_plain(self.fat_finger_pct)}%{source}): check the price.")]
 
     @staticmethod
     def _check_bracket(request: OrderRequest, order_type: OrderType | None, tif: TimeInForce | None,
@@ -582,7 +658,18 @@ def _enum_or_none(enum: Any, value: object) -> Any:
 
 
 def _shown(value: object) -> str:
-    return repr(getattr(value, "value", value))
+    """A value as the user typed it: numbers plain (1.5, never Decimal('1.5')), text in quotes."""
+    value = getattr(value, "value", value)
+    if isinstance(value, (Decimal, int, float)) and not isinstance(value, bool):
+        return _plain(value)
+    return repr(value)
+
+
+def _plain(value: Decimal | float | int) -> str:
+    """A number without exponent or type noise: Decimal('1.50') -> "1.50", 1E+2 -> "100"."""
+    if isinstance(value, Decimal):
+        return f"{value:f}" if value.is_finite() else str(value)
+    return str(value)
 
 
 def _decimal(value: object) -> Decimal | None:

@@ -94,6 +94,15 @@ class Broker:
     * ``await reference_price(instrument)`` -> the Decimal the fat-finger rule compares against;
     * ``journal`` (the ``OrderJournal``) and ``last_reconcile`` (entries the last connect settled).
 
+    Price checks (``check`` / ``place`` / ``preview`` / ``modify``): ``fat_finger_pct`` limits how far an
+    *aggressive* limit (a buy above / sell below the last trade; a stop-limit's limit against its stop) may
+    be; a *resting* limit or a protective stop may be up to ``orders.PASSIVE_BAND_PCT`` (50%, or the
+    fat-finger limit if larger) away. A stop already through the market (sell stop at/above it, buy stop
+    at/below it) is refused, and so is a MKT order with ``outside_rth`` (IB ignores it, warning 2109).
+    ``limits_source`` (e.g. the settings.ini path) is named in the fat-finger / order-value refusals.
+    Positions of managed accounts other than the selected one are priced from quotes the broker streams
+    itself (TWS streams the portfolio of one account at a time).
+
     Reconnects keep order views, subscriptions and fills; ``connect()`` to a different host:port
     forgets them (another TWS has other conIds and orders). ``disconnect()`` during ``connect()``
     makes that connect raise ConnectError ("cancelled").
@@ -106,6 +115,7 @@ class Broker:
         max_order_value: dict[str, Decimal] | None = None,  # per currency, e.g. {"USD": 1_000_000}
         fat_finger_pct: Decimal = Decimal(10),  # refuse a limit/stop price this far from the last trade
         reconnect_backoff: tuple[float, float] = (1.0, 30.0),  # first and largest delay, seconds
+        limits_source: str = "",  # where the limits above are set (e.g. the profile's settings.ini), named in refusals
     ) -> None:
         self.state_changed = Event("state_changed")
         self.notice = Event("notice")
@@ -126,6 +136,7 @@ class Broker:
         self._tick_tables: dict[int, TickTable] = {}
         self._reference_prices: dict[int, tuple[Decimal | None, float]] = {}
         self._account_task: asyncio.Task | None = None
+        self._watched: set[int] = set()  # conIds streamed to price other accounts' positions
         self._venue: tuple[str, int] | None = None  # (host, port) of the last connect
         self.last_reconcile: list = []  # journal entries the last reconcile changed (for the UI / tests)
         self._session = Session(
@@ -140,12 +151,13 @@ class Broker:
             self._ib, self.journal, _Catalog(self), is_connected=lambda: self._session.connected,
             session_info=self._session_info,
             max_order_value=max_order_value if max_order_value is not None else {},
-            fat_finger_pct=fat_finger_pct, on_change=self.order_changed.emit,
+            fat_finger_pct=fat_finger_pct, on_change=self.order_changed.emit, limits_source=limits_source,
         )
         self._account = AccountBook(
             self._ib, self.journal, instrument_for=self._instrument_for, price_of=self._quotes.last_price,
             selected=lambda: self._session.status.account, on_account=self.account_changed.emit,
             on_positions=self.positions_changed.emit, on_fill=self.fill_added.emit, on_pnl=self.pnl_changed.emit,
+            watch_price=self._watch_price,
         )
         self._ib.errorEvent += self._on_ib_error
 
@@ -170,6 +182,7 @@ class Broker:
         self._tick_tables.clear()
         self._reference_prices.clear()
         self._quotes.forget_all()
+        self._watched.clear()
         self._orders.forget_all()
         self._account.forget_fills()
 
@@ -293,6 +306,25 @@ class Broker:
             time=datetime.now(timezone.utc), code=code, text=text, message=info.message,
             advice=info.advice, severity=info.severity, req_id=req_id,
         ))
+
+    def _watch_price(self, instrument: Instrument) -> None:
+        """Stream quotes for a held instrument (once per conId) so positions of accounts TWS does not
+        stream a portfolio for still get a market price, value and P&L."""
+        con_id = instrument.con_id or 0
+        if not con_id or con_id in self._watched or not self._session.connected:
+            return
+        self._watched.add(con_id)
+
+        def done(task: asyncio.Future) -> None:
+            if task.cancelled() or task.exception() is not None:
+                self._watched.discard(con_id)  # try again on the next position update / reconnect
+                if not task.cancelled():
+                    log.info("no quotes for held %s: %s", instrument.display, task.exception())
+
+        try:
+            asyncio.ensure_future(self._quotes.subscribe(instrument)).add_done_callback(done)
+        except RuntimeError:  # no running loop (shutdown)
+            self._watched.discard(con_id)
 
     # --- symbols and rules ------------------------------------------------------------------
     async def resolve(self, text: str, market: Market | None = None) -> Instrument:

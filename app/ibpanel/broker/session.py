@@ -29,6 +29,7 @@ import random
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime, timezone
 
 from ib_async import IB
 
@@ -43,6 +44,14 @@ from ibpanel.broker.models import (
 )
 
 log = logging.getLogger(__name__)
+
+# How long the connect waits for TWS's current time (the connection time shown) before using our clock.
+_CURRENT_TIME_TIMEOUT = 1.0
+# TWS <-> IB server link: lost (1100, and 2110 "connectivity between TWS and server is broken"), back (1101/1102).
+_LINK_LOST = frozenset({1100, 2110})
+_LINK_BACK = frozenset({1101, 1102})
+# Farm "connection is OK" notices: after a 2110 TWS often says only these when its servers are back.
+_FARMS_OK = frozenset({2104, 2106, 2158})
 
 #: How far upward we probe for a free client id after error 326.
 CLIENT_ID_PROBE_SPAN = 8
@@ -122,6 +131,7 @@ class Session:
         self._reconnect_task: asyncio.Task | None = None
         self.tws_readonly = False  # TWS answered 321 "Read-Only" to an order request of ours
         self._aborted = False  # disconnect() was called while connect() was running
+        self._degraded_by: int | None = None  # the code that made the state DEGRADED (1100 or 2110)
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.errorEvent += self._on_error
 
@@ -155,6 +165,8 @@ class Session:
             await self._attempt(params)
         except ConnectError as exc:
             failure = self._abort_failure(params) if self._aborted else exc.failure
+            log.info("connect to %s:%s failed: %s%s", params.host, params.port, failure.message,
+                     f" [{failure.detail}]" if failure.detail else "")
             self._set(state=ConnectionState.DISCONNECTED, failure=failure)
             raise ConnectError(failure) from exc
         managed = tuple(self.ib.managedAccounts())
@@ -214,17 +226,33 @@ class Session:
             accounts=accounts, account=account, is_paper=is_paper, paper_reason=reason,
             readonly=params.readonly or self.tws_readonly,
             server_version=self.ib.client.serverVersion(),
-            connection_time=getattr(self.ib.client, "connTime", None) or None,
+            connection_time=await self._connection_time(),
         )
         try:
             await self._on_ready(reconnected)
         except Exception:  # noqa: BLE001 - a failed resync must not leave us claiming "connecting"
             log.exception("resync after connect failed")
         if self.ib.isConnected():
+            self._degraded_by = None
             self._set(state=ConnectionState.CONNECTED, failure=None, reconnect_attempt=0, next_retry_in=None)
             return True
         log.warning("connection dropped while resynchronising")
         return False
+
+    async def _connection_time(self) -> str:
+        """TWS's clock at connect, as TWS writes it ("20251124 12:00:00 UTC").
+
+        ib_async drops the time TWS sends in the handshake, so ask TWS for its current time
+        straight after; if it does not answer quickly, our own clock (same format) stands in.
+        """
+        when = None
+        try:
+            when = await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), _CURRENT_TIME_TIMEOUT)
+        except Exception:  # noqa: BLE001 - a slow or refusing TWS must not hold up the connect
+            log.debug("current time request failed; using the local clock", exc_info=True)
+        if not isinstance(when, datetime):
+            when = datetime.now(timezone.utc)
+        return when.astimezone(timezone.utc).strftime("%Y%m%d %H:%M:%S UTC")
 
     def set_account(self, account: str) -> None:
         self._set(account=account)
@@ -365,10 +393,14 @@ class Session:
             self._set(readonly=True)
         if not self._status.connected:
             return
-        if code == 1100:
+        if code in _LINK_LOST:
+            if self._status.state is not ConnectionState.DEGRADED or code == 1100:
+                self._degraded_by = code  # 1100 is the stronger word: only 1101/1102 clear it
             self._set(state=ConnectionState.DEGRADED)
-        elif code in (1101, 1102):
-            self._set(state=ConnectionState.CONNECTED)
+        elif code in _LINK_BACK or (code in _FARMS_OK and self._degraded_by == 2110):
+            if self._status.state is ConnectionState.DEGRADED:
+                self._degraded_by = None
+                self._set(state=ConnectionState.CONNECTED)
             if code == 1101:  # TWS is back but dropped our market data lines
                 self._on_data_lost()
 

@@ -431,6 +431,13 @@ class SimServer:
         for session in self.started_sessions():
             session.send(message)
 
+    def broadcast_notice(self, code: int, text: str) -> None:
+        """Send one TWS notice (ERR_MSG, reqId -1) to every client, e.g. 2110 "Connectivity between TWS and
+        server is broken" or 2104 "Market data farm connection is OK" (loop thread only; tests)."""
+        message = P.error_message(-1, int(code), str(text))
+        for session in self.started_sessions():
+            session.send(message)
+
     def set_quote_interval(self, seconds: float) -> None:
         if seconds <= 0:
             raise ValueError("quote interval must be > 0 seconds")

@@ -1,0 +1,161 @@
+"""QA round 2 fixes, against the practice exchange over a real socket: STP LMT allowed (IB spells it
+STPLMT), fat finger only on the aggressive side, stops through the market, MKT outside RTH, plain
+numbers in messages, other accounts' positions priced, connection time, base currency, one-line
+connect failure, and 2110 as a degraded link."""
+
+from __future__ import annotations
+
+import re
+import socket
+from decimal import Decimal
+
+import pytest
+from broker_helpers import make_broker, params, wait_for
+from ibpanel.broker.exceptions import ConnectError, OrderRejected
+from ibpanel.broker.models import ConnectionState, FailureKind, OrderRequest, OrderStatus, OrderType, Side
+from ibpanel.broker.orders import ib_order_type
+
+_WORKING = (OrderStatus.PRE_SUBMITTED, OrderStatus.SUBMITTED)
+
+
+async def _last(broker, text: str) -> Decimal:
+    quote = await broker.snapshot(await broker.resolve(text))
+    return Decimal(str(quote.last or quote.bid))
+
+
+async def _on_tick(broker, text: str, price: Decimal, mode: str = "down") -> Decimal:
+    table = await broker.tick_table(await broker.resolve(text))
+    return table.round(price, mode)
+
+
+async def _codes(broker, request: OrderRequest) -> dict[str, str]:
+    return {i.code: i.message for i in await broker.check(request)}
+
+
+def test_ib_order_type_spellings_are_one():
+    assert ib_order_type("STPLMT") == ib_order_type("STP LMT") == ib_order_type("stp_lmt") == "STP LMT"
+    assert [ib_order_type(t) for t in ("LMT", "MKT", "STP", "TRAIL", "TRAILLMT")] == [
+        "LMT", "MKT", "STP", "TRAIL", "TRAIL LIMIT"]
+
+
+@pytest.mark.parametrize("symbol, quantity", [("AAPL", 1), ("700", 100)])
+async def test_stop_limit_is_placed_and_works_for_us_and_hk(connected, sim_server, symbol, quantity):
+    instrument = await connected.resolve(symbol)
+    assert "STPLMT" in instrument.order_types or "STP LMT" in instrument.order_types  # IB's own spelling
+    table = await connected.tick_table(instrument)
+    # a buy stop above the market (a breakout entry; the practice exchange has no HK short sales)
+    stop = table.round(await _last(connected, symbol) * Decimal("1.05"), "up")
+    limit = table.step(stop, 2)
+    view = await connected.place(OrderRequest(symbol, Side.BUY, Decimal(quantity), OrderType.STP_LMT,
+                                              limit_price=limit, stop_price=stop))
+    working = await wait_for(lambda: (v := connected.order(view.order_id)) and v.status in _WORKING and v)
+    assert working.order_type == "STP LMT" and working.stop_price == stop and working.limit_price == limit
+    assert sim_server.stats.count("PLACE_ORDER") == 1
+
+
+async def test_fat_finger_only_on_the_aggressive_side(tmp_path, sim_server):
+    broker = make_broker(tmp_path, fat_finger_pct=Decimal(10), limits_source="/profile/settings.ini")
+    try:
+        await broker.connect(params(sim_server.port))
+        last = await _last(broker, "AAPL")
+
+        def lmt(side, factor):
+            price = (last * Decimal(factor)).quantize(Decimal("0.01"))
+            return OrderRequest("AAPL", side, Decimal(1), OrderType.LMT, limit_price=price)
+
+        # resting orders well away from the market are normal trading
+        assert await _codes(broker, lmt(Side.BUY, "0.87")) == {}
+        assert await _codes(broker, lmt(Side.SELL, "1.30")) == {}
+        # aggressive prices beyond the limit are refused, naming where the limit is set
+        for request, where in ((lmt(Side.BUY, "1.15"), "above"), (lmt(Side.SELL, "0.85"), "below")):
+            message = (await _codes(broker, request))["fat_finger"]
+            assert where in message and "(limit 10%: safety/fat_finger_pct in /profile/settings.ini)" in message
+        # a passive price beyond the sanity band is still a typo
+        assert "far_from_market" in await _codes(broker, lmt(Side.BUY, "0.40"))
+        assert "far_from_market" in await _codes(broker, lmt(Side.SELL, "1.60"))
+        assert sim_server.stats.count("PLACE_ORDER") == 0
+
+        resting = await broker.place(lmt(Side.BUY, "0.87"))
+        await wait_for(lambda: (v := broker.order(resting.order_id)) and v.status is OrderStatus.SUBMITTED)
+    finally:
+        await broker.close()
+
+
+async def test_stop_through_the_market_is_refused(connected, sim_server):
+    last = await _last(connected, "AAPL")
+    high = (last * Decimal("1.05")).quantize(Decimal("0.01"))
+    low = (last * Decimal("0.95")).quantize(Decimal("0.01"))
+    sell = await _codes(connected, OrderRequest("AAPL", Side.SELL, Decimal(1), OrderType.STP, stop_price=high))
+    assert set(sell) == {"stop_through_market"}
+    assert re.search(r"a sell stop at [\d.]+ is above the market [\d.]+: it would trigger at once", sell[
+        "stop_through_market"], re.I)
+    buy = await _codes(connected, OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.STP_LMT, stop_price=low,
+                                               limit_price=low))
+    assert set(buy) == {"stop_through_market"} and "below the market" in buy["stop_through_market"]
+    with pytest.raises(OrderRejected):
+        await connected.place(OrderRequest("AAPL", Side.SELL, Decimal(1), OrderType.STP, stop_price=high))
+    assert sim_server.stats.count("PLACE_ORDER") == 0
+    # the right side of the market rests
+    assert await _codes(connected, OrderRequest("AAPL", Side.SELL, Decimal(1), OrderType.STP, stop_price=low)) == {}
+
+
+async def test_market_order_outside_rth_is_refused_limit_is_fine(connected, sim_server):
+    issues = await _codes(connected, OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT, outside_rth=True))
+    assert set(issues) == {"outside_rth_market"} and "use a limit order" in issues["outside_rth_market"]
+    near = await _on_tick(connected, "AAPL", await _last(connected, "AAPL"))
+    assert await _codes(connected, OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.LMT, limit_price=near,
+                                                outside_rth=True)) == {}
+    assert sim_server.stats.count("PLACE_ORDER") == 0
+
+
+async def test_messages_show_plain_numbers(connected):
+    issues = await connected.check(OrderRequest("AAPL", Side.BUY, Decimal("1.5"), OrderType.MKT))
+    message = next(i.message for i in issues if i.code == "bad_quantity")
+    assert "Quantity 1.5 is not" in message and "Decimal" not in message
+
+
+async def test_positions_of_another_account_have_prices(connected):
+    other = next(a for a in connected.accounts if a != connected.status.account)
+    view = await connected.place(OrderRequest("MSFT", Side.SELL, Decimal(10), OrderType.MKT, account=other))
+    await wait_for(lambda: (v := connected.order(view.order_id)) and v.status is OrderStatus.FILLED)
+    position = await wait_for(lambda: next((p for p in connected.positions(other)
+                                            if p.instrument.symbol == "MSFT" and p.market_price), None))
+    assert position.account == other and position.quantity == Decimal(-10)
+    assert position.market_value == pytest.approx(-10 * position.market_price, rel=1e-6)
+    assert position.unrealized_pnl == pytest.approx(position.market_value + 10 * position.avg_cost, abs=0.01)
+    assert all(p.account != other for p in connected.positions())  # the selected account's view is its own
+
+
+async def test_connection_time_and_base_currency(connected):
+    assert re.fullmatch(r"\d{8} \d\d:\d\d:\d\d UTC", connected.status.connection_time or "")
+    summary = await wait_for(lambda: connected.account_summary())
+    assert summary.base_currency == "USD"
+
+
+async def test_nothing_listening_is_one_plain_line(broker):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ConnectError) as caught:
+        await broker.connect(params(port, timeout=2))
+    failure = caught.value.failure
+    assert failure.kind is FailureKind.NOTHING_LISTENING
+    assert "Errno" not in failure.message and "Connect call failed" not in failure.message
+    assert "\n" not in failure.message and failure.detail  # the OS text is kept for the log
+
+
+async def test_2110_degrades_and_farm_ok_restores(connected, sim_server):
+    sim_server.broadcast_notice(2110, "Connectivity between Trader Workstation and server is broken. "
+                                      "It will be restored automatically.")
+    await wait_for(lambda: connected.status.state is ConnectionState.DEGRADED)
+    sim_server.broadcast_notice(2104, "Market data farm connection is OK:usfarm")
+    await wait_for(lambda: connected.status.state is ConnectionState.CONNECTED)
+    # 1100 is cleared only by 1101 / 1102, not by a farm notice
+    sim_server.faults.send_connectivity(1100)
+    await wait_for(lambda: connected.status.state is ConnectionState.DEGRADED)
+    sim_server.broadcast_notice(2104, "Market data farm connection is OK:usfarm")
+    sim_server.faults.send_connectivity(1102)
+    states = []
+    connected.state_changed.connect(lambda s: states.append(s.state))
+    await wait_for(lambda: connected.status.state is ConnectionState.CONNECTED)
+    assert states == [ConnectionState.CONNECTED]
