@@ -67,8 +67,12 @@ class SafetyLimits:
     source: Path | None = None
 
     def broker_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``Broker(...)``: ``max_order_value`` and ``fat_finger_pct``."""
-        return {"max_order_value": dict(self.max_order_value), "fat_finger_pct": self.fat_finger_pct}
+        """Keyword arguments for ``Broker(...)``: ``max_order_value``, ``fat_finger_pct`` and, when the
+        limits came from a file, ``limits_source`` (its path: refusals name the key and this file)."""
+        options: dict[str, Any] = {"max_order_value": dict(self.max_order_value), "fat_finger_pct": self.fat_finger_pct}
+        if self.source is not None:
+            options["limits_source"] = str(self.source)
+        return options
 
     def where(self, key: str) -> str:
         """Where a limit is set, for messages: ``safety/fat_finger_pct in /path/settings.ini``."""

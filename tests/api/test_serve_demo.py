@@ -111,13 +111,17 @@ def _order(base: str, body: str) -> dict:
 
 
 @needs_curl
-def test_serve_demo_enforces_the_profile_safety_limits(demo_server):
-    """QA F1/F2: the headless server refuses what the panel refuses, before anything reaches the exchange."""
+def test_serve_demo_enforces_the_profile_safety_limits(demo_server, tmp_path):
+    """QA F1/F2: the headless server refuses what the panel refuses, before anything reaches the exchange,
+    and says which key of which settings file holds the limit."""
     proc, base = demo_server
+    settings_file = tmp_path / "home" / "config" / "settings.ini"
     too_big = _order(base, '{"symbol": "AAPL", "side": "buy", "quantity": 100000}')
     assert too_big["success"] is False and "above the limit of 1,000,000.00 USD" in too_big["error"], too_big
+    assert f"safety/max_order_value_usd in {settings_file}" in too_big["error"], too_big
     fat = _order(base, '{"symbol": "AAPL", "side": "buy", "quantity": 1, "orderType": "limit", "price": 1000}')
-    assert fat["success"] is False and "(limit 10%)" in fat["error"], fat
+    assert fat["success"] is False and "limit 10%" in fat["error"], fat
+    assert f"safety/fat_finger_pct in {settings_file}" in fat["error"], fat
     orders = _curl_json(f"{base}/api/ibkr/orders")["data"]
     assert orders == []  # nothing was sent
 

@@ -177,3 +177,32 @@ def test_api_that_starts_is_shown_in_the_status_bar(qtbot, qapp, restore_signals
     panel.window.close()
     qtbot.waitUntil(main.done, timeout=20000)
     assert main.result() == 0
+
+
+def test_panel_refusals_name_the_settings_file_of_the_limit(qtbot, qapp, sim, run_async, restore_signals, tmp_path):
+    """A fat-finger or order-value refusal in the panel says which key in which settings.ini to change."""
+    from decimal import Decimal
+
+    from ibpanel.broker.exceptions import OrderRejected
+    from ibpanel.broker.models import OrderRequest, OrderType, Side
+
+    panel, main = _start(["--tws-port", str(sim.port), "--client-id", "8"], qapp, tmp_path)
+    qtbot.waitUntil(lambda: panel.broker is not None and panel.broker.status.state is ConnectionState.CONNECTED, timeout=15000)
+    broker, settings_file = panel.broker, str(panel.settings.path)
+    instrument = run_async(broker.resolve("AAPL"))
+    quote = run_async(broker.snapshot(instrument), timeout=10)
+    last = Decimal(str(quote.last or quote.ask))
+    before = sim.stats.count("PLACE_ORDER")
+    fat = OrderRequest(symbol="AAPL", side=Side.BUY, quantity=Decimal(1), order_type=OrderType.LMT,
+                       limit_price=(last * Decimal("1.5")).quantize(Decimal("0.01")))
+    with pytest.raises(OrderRejected) as refused:
+        run_async(broker.place(fat))
+    assert f"safety/fat_finger_pct in {settings_file}" in str(refused.value)
+    huge = OrderRequest(symbol="AAPL", side=Side.BUY, quantity=Decimal(100_000), order_type=OrderType.MKT)
+    with pytest.raises(OrderRejected) as refused:
+        run_async(broker.place(huge))
+    assert f"safety/max_order_value_usd in {settings_file}" in str(refused.value)
+    assert sim.stats.count("PLACE_ORDER") == before  # nothing sent
+    panel.request_quit()
+    qtbot.waitUntil(main.done, timeout=20000)
+    assert main.result() == 0

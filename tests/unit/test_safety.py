@@ -21,7 +21,10 @@ def test_defaults_without_a_settings_file():
     assert limits.fat_finger_pct == Decimal(10)
     assert limits.source == paths.config_dir("nofile") / "settings.ini"
     assert limits.broker_options() == {"max_order_value": {"USD": Decimal(1_000_000), "HKD": Decimal(8_000_000)},
-                                       "fat_finger_pct": Decimal(10)}
+                                       "fat_finger_pct": Decimal(10),
+                                       # Refusals name the key and this file (even before it exists: create it there).
+                                       "limits_source": str(paths.config_dir("nofile") / "settings.ini")}
+    assert "limits_source" not in SafetyLimits().broker_options()  # no file behind them: nothing to name
 
 
 def test_reads_the_keys_the_panel_writes():
