@@ -335,6 +335,7 @@ def test_failed_connect_after_a_session_shows_no_stale_session_info_and_logs_onc
     advice = lines[failures[0] + 1]
     assert tab._last_failure.advice and advice.strip() == tab._last_failure.advice
     assert "Errno" not in tab.failure_label.text() and "\n" not in tab.failure_label.text()
+    assert tab.failure_label.toolTip()  # the technical cause stays one hover away (and in the log file)
     tab.shutdown()
 
 

@@ -700,7 +700,7 @@ class PanelApp:
 
 
 def safety_limits(settings: Settings) -> dict[str, Any]:
-    """Broker options (``max_order_value``, ``fat_finger_pct``) from the profile's ``[safety]`` settings.
+    """Broker options (``max_order_value``, ``fat_finger_pct``, ``limits_source``) from the profile's ``[safety]`` settings.
 
     Same keys, defaults and checks as ``ibpanel.safety.load_safety_limits`` (what ``ibpanel serve``
     reads), but through QSettings so values set in this run count. Missing keys are written back

@@ -578,7 +578,8 @@ class ConnectionTab(QWidget):
             return
         headline = failure_headline(failure.message)
         self.failure_label.setText(headline)
-        self.failure_label.setToolTip(failure.message if headline != failure.message.strip() else "")
+        detail = getattr(failure, "detail", "") or (failure.message if headline != failure.message.strip() else "")
+        self.failure_label.setToolTip(detail)  # the technical cause, for whoever wants it
         self.advice_label.setText(failure.advice)
         if failure.suggested_client_id is not None:
             self.suggested_id_button.setText(f"Use client ID {failure.suggested_client_id} and connect")
@@ -589,7 +590,8 @@ class ConnectionTab(QWidget):
         if failure == self._logged_failure:
             return  # already in the log: the failed attempt and the state change report the same failure
         self._logged_failure = failure
-        log.info("connect failed: %s", failure.message)  # the full text, errno and all, for the log file
+        # The full text and the technical cause (OS error ...) for the log file.
+        log.info("connect failed: %s%s", failure.message, f" ({detail})" if detail else "")
         stamp = datetime.now().astimezone().strftime("%H:%M:%S")
         self.append_message(f"{stamp}  {'ERROR':7} Could not connect: {headline}", "error")
         if failure.advice:
