@@ -159,3 +159,25 @@ async def test_2110_degrades_and_farm_ok_restores(connected, sim_server):
     connected.state_changed.connect(lambda s: states.append(s.state))
     await wait_for(lambda: connected.status.state is ConnectionState.CONNECTED)
     assert states == [ConnectionState.CONNECTED]
+
+
+async def test_modify_does_not_judge_a_kept_stop_again(connected, sim_server):
+    """A stop that has triggered is through the market by definition: changing only the limit must work."""
+    aapl = await connected.resolve("AAPL")
+    await connected.subscribe(aapl)
+    last = await _last(connected, "AAPL")
+    cent = Decimal("0.01")
+    stop, limit = (last * Decimal("1.03")).quantize(cent), (last * Decimal("0.97")).quantize(cent)
+    view = await connected.place(OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.STP_LMT, limit_price=limit,
+                                              stop_price=stop))
+    await wait_for(lambda: (v := connected.order(view.order_id)) and v.status in _WORKING)
+    # the market prints through the stop: the order triggers and rests as a buy limit under the market
+    sim_server.market.move_to(aapl.con_id, last * Decimal("1.05"))
+    sim_server.exchange.on_market([aapl.con_id])
+    await wait_for(lambda: (q := connected.quote(aapl)) and q.last and Decimal(str(q.last)) > stop)
+    lower = (last * Decimal("0.96")).quantize(cent)
+    await connected.modify(view.order_id, limit_price=lower)
+    await wait_for(lambda: connected.order(view.order_id).limit_price == lower)
+    with pytest.raises(OrderRejected) as caught:  # a new stop is judged: below the market now
+        await connected.modify(view.order_id, stop_price=(last * Decimal("1.04")).quantize(cent))
+    assert {i.code for i in caught.value.issues} == {"stop_through_market"}

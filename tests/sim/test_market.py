@@ -382,3 +382,15 @@ def test_state_round_trip_continues_the_same_path(book, rules):
 def test_unknown_session_mode_is_refused(book, rules):
     with pytest.raises(ValueError, match="always"):
         Market(book, rules, session_mode="sometimes")
+
+
+def test_move_to_jumps_the_market_and_it_keeps_trading_there(book, rules):
+    market, _clock = make_market(book, rules)
+    aapl = con(book, "AAPL")
+    target = market.top(aapl).last * Decimal("1.2")
+    market.move_to(aapl, target)
+    top = market.top(aapl)
+    assert abs(top.last - target) < Decimal("0.02") and top.bid <= top.last < top.ask
+    for _ in range(50):
+        market.advance([aapl])
+    assert abs(market.top(aapl).last - target) / target < Decimal("0.05")  # the walk's centre moved too

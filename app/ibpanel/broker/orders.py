@@ -238,8 +238,13 @@ class OrderBook:
             log.exception("order journal update failed")
 
     # --- validation ----------------------------------------------------------------------------
-    async def check(self, request: OrderRequest) -> tuple[tuple[ValidationIssue, ...], Instrument | None]:
-        """Every rule ``request`` breaks, and the instrument when the symbol resolved. Sends nothing."""
+    async def check(self, request: OrderRequest, *, new_stop: bool = True,
+                    ) -> tuple[tuple[ValidationIssue, ...], Instrument | None]:
+        """Every rule ``request`` breaks, and the instrument when the symbol resolved. Sends nothing.
+
+        ``new_stop=False`` (a modify that keeps the stop): the stop may have triggered already, so it is
+        not judged against the market again.
+        """
         issues: list[ValidationIssue] = []
         readonly, accounts, default_account = self._session_info()
         if readonly:
@@ -341,7 +346,7 @@ class OrderBook:
         if request.take_profit is not None or request.stop_loss is not None:
             issues.extend(self._check_bracket(request, order_type, tif, prices, reference))
         if reference is not None and reference > 0:
-            issues.extend(self._check_distance(request, order_type, dict(prices), reference))
+            issues.extend(self._check_distance(request, order_type, dict(prices), reference, new_stop=new_stop))
         limit = self.max_order_value.get(instrument.currency.upper())
         if limit is not None and quantity is not None:
             unit = next((p for f, p in prices if f == "limit_price"), None) or next(
@@ -364,7 +369,7 @@ class OrderBook:
         return tuple(issues), instrument
 
     def _check_distance(self, request: OrderRequest, order_type: OrderType | None, given: dict[str, Decimal],
-                        reference: Decimal) -> list[ValidationIssue]:
+                        reference: Decimal, *, new_stop: bool = True) -> list[ValidationIssue]:
         """Prices against the market: fat finger on the aggressive side, a wide sanity band on the passive
         side, and a stop already through the market (it would trigger at once)."""
         issues: list[ValidationIssue] = []
@@ -375,7 +380,9 @@ class OrderBook:
         word = "buy" if buy else "sell"
         ref = _plain(reference)
         stop = given.get("stop_price")
-        if stop is not None and order_type in (OrderType.STP, OrderType.STP_LMT):
+        if stop is not None and order_type in (OrderType.STP, OrderType.STP_LMT) and not new_stop:
+            pass  # a working stop that may have triggered: its stop stands as it is
+        elif stop is not None and order_type in (OrderType.STP, OrderType.STP_LMT):
             if buy and stop <= reference:
                 issues.append(ValidationIssue(
                     "stop_price", "stop_through_market",
@@ -567,7 +574,8 @@ class OrderBook:
             tif=_enum_or_none(TimeInForce, view.tif) or view.tif,  # type: ignore[arg-type]
             outside_rth=view.outside_rth, account=view.account,
         )
-        issues, _instrument = await self.check(request)
+        issues, _instrument = await self.check(
+            request, new_stop=stop_price is not None and _decimal(stop_price) != view.stop_price)
         if issues:
             raise OrderRejected(issues)
         # a copy: the live Trade keeps what TWS last confirmed until TWS echoes the change

@@ -466,6 +466,17 @@ class Market:
         elif price_units < p.low:
             p.low = price_units
 
+    def move_to(self, con_id: int, price: Decimal) -> None:
+        """Jump the market to ``price`` and keep it trading around there (tests, practice scenarios):
+        the random walk's centre moves too, and a print at the new bid sets the last trade."""
+        p = self._path(con_id)
+        units = max(p.grid.floor(p.grid.to_units(Decimal(price))), p.grid.incs[0])
+        p.ref = p.mid = float(units)
+        p.bid, p.ask = units, p.grid.up(units)
+        self._print(p, units, p.trade_unit)
+        p.time = self.clock()
+        p.top_cache = None
+
     def record_trade(self, con_id: int, price: Decimal, quantity: Decimal) -> None:
         """A practice fill prints on the tape: last, volume, high and low include it."""
         p = self._path(con_id)
