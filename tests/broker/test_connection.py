@@ -273,4 +273,5 @@ async def test_unknown_account_refuses_to_connect_rather_than_pick_another(broke
     with pytest.raises(ConnectError) as caught:
         await broker.connect(params(sim_server.port, account="U7777777"))
     assert "U7777777" in caught.value.failure.message and "DU111111" in caught.value.failure.advice
+    assert caught.value.failure.kind is FailureKind.UNKNOWN_ACCOUNT  # its own code for scripts (QA F6 nit)
     assert broker.status.state is ConnectionState.DISCONNECTED

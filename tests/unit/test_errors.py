@@ -97,6 +97,16 @@ def test_nothing_listening_names_ports_and_offers_practice():
     assert failure.suggested_client_id is None
 
 
+def test_os_error_text_stays_out_of_the_message_but_is_kept():
+    raw = "[Errno 111] Connect call failed ('127.0.0.1', 1)"
+    failure = connection_failure(FailureKind.NOTHING_LISTENING, "127.0.0.1", 1, 1, raw)
+    assert "Errno" not in failure.message and "Connect call failed" not in failure.message
+    assert failure.message.startswith("Nothing is listening on 127.0.0.1:1") and "\n" not in failure.message
+    assert failure.detail == raw  # for the log
+    plain = connection_failure(FailureKind.TIMEOUT, "127.0.0.1", 7497, 1, "no answer within 4 s")
+    assert "(no answer within 4 s)" in plain.message  # plain words still say why
+
+
 def test_each_kind_has_its_own_plain_words():
     failures = {kind: connection_failure(kind, "localhost", 4002, 7) for kind in FailureKind}
     messages = [f.message for f in failures.values()]

@@ -249,6 +249,9 @@ def connection_failure(
         advice = ("TWS may be logging in, busy, or waiting on a dialog (accept the incoming connection). Check "
                   "TWS, then retry, or raise the timeout. If another program uses the same client ID, pick "
                   "another one.")
+    elif kind is FailureKind.UNKNOWN_ACCOUNT:
+        message = f"The account asked for is not managed by the TWS login at {where}{extra}."
+        advice = "Leave the account empty to choose one after connecting, or use one of the login's accounts."
     elif kind is FailureKind.NOT_CONNECTED:
         message = f"Not connected to IBKR{extra}."
         advice = f"Connect to TWS / IB Gateway first (Connection tab). {PRACTICE_OFFER}"

@@ -90,6 +90,7 @@ class FailureKind(str, Enum):
     TIMEOUT = "timeout"
     NOT_CONNECTED = "not_connected"
     OTHER = "other"
+    UNKNOWN_ACCOUNT = "unknown_account"  # the account asked for is not managed by this login
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,7 @@ class Session:
         if params.account and params.account not in managed:
             # never fall back to another account silently: orders would go where the user did not say
             failure = ConnectionFailure(
-                FailureKind.OTHER, f"Account {params.account} is not managed by this TWS login.",
+                FailureKind.UNKNOWN_ACCOUNT, f"Account {params.account} is not managed by this TWS login.",
                 f"Use one of {', '.join(managed)}, or leave the account empty to choose after connecting.")
             self._hang_up()
             self._set(state=ConnectionState.DISCONNECTED, failure=failure)
