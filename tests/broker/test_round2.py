@@ -181,3 +181,32 @@ async def test_modify_does_not_judge_a_kept_stop_again(connected, sim_server):
     with pytest.raises(OrderRejected) as caught:  # a new stop is judged: below the market now
         await connected.modify(view.order_id, stop_price=(last * Decimal("1.04")).quantize(cent))
     assert {i.code for i in caught.value.issues} == {"stop_through_market"}
+
+
+async def test_working_order_the_new_session_does_not_know_is_settled_not_left_submitted(tmp_path, sim_server):
+    """QA F32: a fresh practice exchange (or a DAY order expired overnight): the journal entry of an order
+    TWS lists neither as open nor completed becomes "Unknown" with the time, never "Submitted" forever."""
+    from ibpanel.broker.journal import GONE
+    from ibpanel.sim.server import SimConfig, SimServer
+
+    broker = make_broker(tmp_path)
+    try:
+        await broker.connect(params(sim_server.port))
+        low = (await _last(broker, "AAPL") * Decimal("0.9")).quantize(Decimal("0.01"))
+        view = await broker.place(OrderRequest("AAPL", Side.BUY, Decimal(3), OrderType.LMT, limit_price=low,
+                                               tif="GTC"))
+        await wait_for(lambda: broker.journal.entry(view.journal_id).status == "Submitted")
+        await broker.disconnect()
+        fresh = SimServer(SimConfig(port=0, quote_interval=0.2, seed=5))  # same accounts, no memory of the order
+        await fresh.start()
+        try:
+            await broker.connect(params(fresh.port))
+            entry = broker.journal.entry(view.journal_id)
+            assert entry.status == GONE and "no longer known to TWS" in entry.message
+            assert view.journal_id in {e.journal_id for e in broker.last_reconcile}
+            assert fresh.stats.count("PLACE_ORDER") == 0  # nothing re-sent
+        finally:
+            await broker.disconnect()
+            await fresh.stop()
+    finally:
+        await broker.close()

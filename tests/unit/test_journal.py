@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from ibpanel.broker.journal import (
+    GONE,
     NEVER_REACHED_TWS,
     ORDER_REF_PREFIX,
     JournalError,
@@ -225,6 +226,28 @@ def test_reconcile_revives_not_sent_if_tws_reports_it_later(journal):
     assert journal.entry(jid).status == "NotSent"
     journal.reconcile([SeenOrder(jid, 40, 4040, "Submitted")])
     assert journal.entry(jid).status == "Submitted"
+
+
+def test_working_entry_tws_lists_nowhere_is_settled_only_for_the_logins_accounts(journal):
+    """QA F32: a working order TWS neither lists as open nor completed is no longer "Submitted" forever;
+    orders of accounts this login does not manage (another TWS, the practice exchange) are left alone."""
+    mine = journal.record_intent(hk_buy(), TENCENT, "DU111111")
+    other_login = journal.record_intent(hk_buy(), TENCENT, "U7654321")
+    listed = journal.record_intent(hk_buy(), TENCENT, "DU111111")
+    for n, jid in enumerate((mine, other_login, listed)):
+        journal.mark_sent(jid, 70 + n, 1)
+        journal.update(jid, status="Submitted", perm_id=7070 + n)
+    seen = [SeenOrder(listed, 72, 7072, "Submitted")]
+    assert journal.reconcile(seen) == []  # without the login's accounts silence proves nothing
+    assert journal.reconcile(seen, full_sync=False, accounts=("DU111111",)) == []
+    changed = journal.reconcile(seen, accounts=("DU111111", "DU222222"))
+    assert [e.journal_id for e in changed] == [mine]
+    entry = journal.entry(mine)
+    assert entry.status == GONE and "no longer known to TWS" in entry.message and "UTC" in entry.message
+    assert journal.entry(other_login).status == "Submitted" and journal.entry(listed).status == "Submitted"
+    assert mine not in {e.journal_id for e in journal.unsettled()}
+    journal.reconcile([SeenOrder(mine, 70, 7070, "Filled", Decimal(200), 388.2)], accounts=("DU111111",))
+    assert journal.entry(mine).status == "Filled"  # TWS's word later overrides the guess
 
 
 # --- kill -9 between intent and acknowledgement ------------------------------------------------------------

@@ -46,8 +46,15 @@ _REF_RE = re.compile(r"^ibp:(?P<id>[0-9]{6}-[0-9a-f]{8})(?:/(?P<leg>[a-z]{1,8}))
 UNCONFIRMED = OrderStatus.UNCONFIRMED.value
 NOT_SENT = OrderStatus.NOT_SENT.value
 PENDING_SUBMIT = OrderStatus.PENDING_SUBMIT.value
-_DONE = {s.value for s in OrderStatus if s.is_done}
+#: Journal-only status: a working order the login's TWS no longer lists (neither open nor completed, no
+#: executions) - e.g. a DAY order that expired while the panel was closed. Revived if TWS reports it later.
+GONE = "Unknown"
+_DONE = {s.value for s in OrderStatus if s.is_done} | {GONE}
+_REVIVABLE = frozenset({NOT_SENT, GONE})  # settled by a guess from silence, so TWS's word overrides them
 NEVER_REACHED_TWS = "never reached TWS: not among its open orders, completed orders or executions"
+GONE_FROM_TWS = ("no longer known to TWS: not among its open orders, completed orders or executions when "
+                 "checked at {when} (expired, cancelled or filled while the panel was away) - check TWS's trade "
+                 "log or the account statement")
 
 
 class JournalError(BrokerError):
@@ -366,7 +373,7 @@ class OrderJournal:
         status = getattr(status, "value", status)
         changes: dict[str, object] = {}
         if status is not None and status != row["status"]:
-            finished = row["status"] in _DONE and row["status"] != NOT_SENT
+            finished = row["status"] in _DONE and row["status"] not in _REVIVABLE
             if not (finished and status not in _DONE):
                 changes["status"] = status
         if perm_id is not None and perm_id != row["perm_id"]:
@@ -521,13 +528,17 @@ class OrderJournal:
         return row[0] if row else None
 
     # --- reconcile --------------------------------------------------------------------------------
-    def reconcile(self, seen: Sequence[SeenOrder], *, full_sync: bool = True) -> list[JournalEntry]:
+    def reconcile(self, seen: Sequence[SeenOrder], *, full_sync: bool = True,
+                  accounts: Sequence[str] | None = None) -> list[JournalEntry]:
         """Bring the journal in line with what TWS reports; returns the entries that changed.
 
         Matching is by journal id (from orderRef), else by permId. With ``full_sync`` (TWS's open
         orders, completed orders and executions were all read), an Unconfirmed entry TWS does not
         know becomes NotSent (so does a PendingSubmit one without a permId: TWS never acknowledged it). Working entries TWS does not list are left as they are (TWS keeps
-        completed orders and executions only for a while, so silence proves nothing about them).
+        completed orders and executions only for a while, so silence proves nothing about them) -
+        unless ``accounts`` names the login's accounts: then a working entry of one of those accounts
+        that TWS lists nowhere becomes ``GONE`` ("Unknown", with the time checked), never "Submitted"
+        forever. Entries of other accounts (another TWS login, the practice exchange) are left alone.
         """
         changed: set[str] = set()
         matched: set[str] = set()
@@ -564,6 +575,19 @@ class OrderJournal:
                 for (journal_id,) in rows:
                     if journal_id not in matched:
                         self._apply(conn, journal_id, kind="reconcile", status=NOT_SENT, message=NEVER_REACHED_TWS)
+                        changed.add(journal_id)
+                        matched.add(journal_id)
+            managed = [a for a in (accounts or ()) if a]
+            if full_sync and managed:
+                settled = sorted(_DONE | {UNCONFIRMED})
+                rows = conn.execute(
+                    f"SELECT journal_id FROM orders WHERE status NOT IN ({', '.join('?' * len(settled))}) "
+                    f"AND account IN ({', '.join('?' * len(managed))})", (*settled, *managed),
+                ).fetchall()
+                message = GONE_FROM_TWS.format(when=_now().strftime("%Y-%m-%d %H:%M UTC"))
+                for (journal_id,) in rows:
+                    if journal_id not in matched:
+                        self._apply(conn, journal_id, kind="reconcile", status=GONE, message=message)
                         changed.add(journal_id)
         return [e for e in (self.entry(j) for j in sorted(changed)) if e is not None]
 

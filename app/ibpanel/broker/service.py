@@ -255,9 +255,10 @@ class Broker:
             except Exception:  # noqa: BLE001
                 log.warning("all-open-orders request failed", exc_info=True)
                 full_sync = False
-        if full_sync and any(e.status == OrderStatus.UNCONFIRMED.value for e in self.journal.unsettled()):
-            # ib_async's startup sync shrugs off timeouts; before declaring an order "never sent",
-            # read completed orders and executions again and insist on an answer
+        if full_sync and any(e.status == OrderStatus.UNCONFIRMED.value or e.account in status.accounts
+                             for e in self.journal.unsettled()):
+            # ib_async's startup sync shrugs off timeouts; before declaring an order "never sent" or
+            # "unknown at TWS", read completed orders and executions again and insist on an answer
             try:
                 await asyncio.wait_for(self._ib.reqCompletedOrdersAsync(False), _SYNC_TIMEOUT)
                 await asyncio.wait_for(self._ib.reqExecutionsAsync(), _SYNC_TIMEOUT)
@@ -266,11 +267,11 @@ class Broker:
                             exc_info=True)
                 full_sync = False
         self._orders.resync()
-        self._reconcile(full_sync)
+        self._reconcile(full_sync, status.accounts)
         self._account.resync(status.accounts)
         self._quotes.resubscribe()  # after a reconnect, or a disconnect / connect to the same TWS
 
-    def _reconcile(self, full_sync: bool) -> None:
+    def _reconcile(self, full_sync: bool, accounts: tuple[str, ...] = ()) -> None:
         seen: list[journal_mod.SeenOrder] = []
         for trade in self._ib.trades():
             order = trade.order
@@ -296,7 +297,7 @@ class Broker:
                 perm_id=int_id(fill.execution.permId), status=None, client_id=fill.execution.clientId or None,
             ))
         try:
-            self.last_reconcile = self.journal.reconcile(seen, full_sync=full_sync)
+            self.last_reconcile = self.journal.reconcile(seen, full_sync=full_sync, accounts=accounts)
         except Exception:  # noqa: BLE001 - reconcile trouble must not block the connection
             log.exception("journal reconcile failed")
 
