@@ -102,6 +102,8 @@ class Broker:
     ``limits_source`` (e.g. the settings.ini path) is named in the fat-finger / order-value refusals.
     Positions of managed accounts other than the selected one are priced from quotes the broker streams
     itself (TWS streams the portfolio of one account at a time).
+    Journal reconcile (every connect): a working entry of one of the login's accounts that TWS lists
+    nowhere becomes "Unknown" (``journal.GONE``) with the time checked; other logins' entries are kept.
 
     Reconnects keep order views, subscriptions and fills; ``connect()`` to a different host:port
     forgets them (another TWS has other conIds and orders). ``disconnect()`` during ``connect()``
