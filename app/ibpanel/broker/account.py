@@ -83,7 +83,7 @@ class AccountBook:
         return account_summary(account, rows, pnl.daily if pnl else None)
 
     def positions(self, account: str | None) -> tuple[Position, ...]:
-        """Positions of ``account`` (default: the selected one; "" for all).
+        """Positions of ``account`` (None or "": the selected one).
 
         The position stream (reqPositions, pushed on every change) is the truth for quantity and
         average cost; the portfolio stream adds market price, market value and P&L. When the two
