@@ -4,7 +4,8 @@
 ``--demo`` (start the practice exchange in-process and connect to it), ``--smoke-test`` (build
 every tab, connect to the practice exchange, print ``IBPANEL SMOKE OK ...``, exit 0),
 ``--screenshot PATH [--tab NAME]`` (wait until the tab shows data, save the window as PNG, exit),
-``--api`` (serve the local REST API on the same loop and broker).
+``--api`` (serve the local REST API on the same loop and broker; also started when ``[api] enabled``
+is saved in settings.ini, i.e. ticked in the Connection tab's "Local REST API" group).
 
 Shutdown (window close, Ctrl+C, SIGTERM) always runs the same path: tabs stop, the REST API
 closes, ``broker.close()`` disconnects politely and closes the journal, the practice exchange stops.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import logging
 import logging.handlers
 import os
@@ -45,6 +45,7 @@ from ibpanel.broker.models import (
     TimeInForce,
 )
 from ibpanel.broker.service import Broker
+from ibpanel.ui.connection_tab import API_DEFAULT_HOST, API_DEFAULT_PORT
 from ibpanel.ui.formatting import snap_price
 from ibpanel.ui.main_window import TAB_NAMES, MainWindow
 from ibpanel.ui.settings import Settings
@@ -283,12 +284,23 @@ class PanelApp:
         self.broker: Broker | None = None
         self.window: MainWindow | None = None
         self.sim: Any = None
-        self.api_handle: Any = None
         self._quit: asyncio.Event | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._signal_timer: QTimer | None = None
         self._shutdown_done = False
         self.timings: dict[str, float] = {}
+
+    @property
+    def api_group(self) -> Any:
+        """The Connection tab's "Local REST API" group, which owns the running API (None without that tab)."""
+        window = self.window
+        return getattr(window.tabs.get("connection"), "api_group", None) if window is not None else None
+
+    @property
+    def api_handle(self) -> Any:
+        """The running API (``ApiHandle``: host, port, url), or None while it is off."""
+        group = self.api_group
+        return group.handle if group is not None else None
 
     def _mark(self, name: str) -> None:
         self.timings[name] = time.perf_counter() - self.started
@@ -313,8 +325,7 @@ class PanelApp:
             self._mark("window")
             if self.first_run:
                 self.settings.mark_started()
-            if self.args.api:
-                await self._start_api()
+            await self._start_api()
             if self.args.smoke_test:
                 try:
                     return await self._smoke_test()
@@ -453,52 +464,27 @@ class PanelApp:
         return await tab.connect_with(params, one_off=from_command_line)
 
     async def _start_api(self) -> None:
-        try:
-            from ibpanel.api.server import start_api
-        except ImportError as exc:
-            log.warning("REST API not available: %s", exc)
-            return
-        args = self.args
-        token = args.api_token or os.environ.get("IBPANEL_API_TOKEN")
-        try:
-            # In a practice session the API's /connect to a paper port goes to the in-process exchange.
-            practice = (lambda: ("127.0.0.1", self.sim.port) if self.sim is not None else None) if args.demo else None
-            self.api_handle = await start_api(
-                self.broker, host=args.api_host, port=args.api_port, token=token, practice=practice
-            )
-        except (OSError, ValueError) as exc:  # busy port, bad address, no token: the user can fix these
-            self._api_off(exc)
-            return
-        except Exception as exc:  # noqa: BLE001 - the window is still useful without the API
-            self.reporter.report("The local REST API did not start", exc)
-            return
-        log.info("REST API on %s/api/ibkr", self.api_handle.url)
-        if self.window is not None:
-            self.window.status_bar.show_api_state(
-                f"API {args.api_host}:{self.api_handle.port}", True, f"Local REST API: {self.api_handle.url}/api/ibkr"
-            )
+        """Serve the REST API at start: with ``--api`` (this run, command-line address) or when settings.ini says so.
 
-    def _api_off(self, exc: OSError | ValueError) -> None:
-        """The API could not start: one line on the terminal, the note in the window; the panel runs on."""
-        port = self.args.api_port
-        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
-        in_use = isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1))
-        if in_use:
-            reason = f"{reason.rstrip('.')} with --api-port."
-        elif isinstance(exc, OSError):
-            reason = f"{reason.rstrip('.')} (check --api-host and --api-port)."
-        short = f"API off: port {port} in use" if in_use else "API off: could not start"
-        # Traceback to the log file; the terminal handler prints this as one line.
-        log.error("The local REST API did not start: %s", reason, exc_info=exc)
-        window = self.window
-        if window is None:
+        ``--api-host`` / ``--api-port`` / ``--api-token`` count when given; otherwise the group's saved
+        address is used. A refusal is shown in the group, the status bar and the message log.
+        """
+        group = self.api_group
+        args = self.args
+        # Screenshots and smoke tests serve only when asked on their command line.
+        wanted = bool(args.api) or (not self.headless and group is not None and group.saved_enabled())
+        if group is None or not wanted:
+            if args.api:
+                log.warning("REST API not available: the Connection tab could not be built")
             return
-        window.status_bar.show_api_state(short, False, reason)
-        connection = window.tabs.get("connection")
-        append = getattr(connection, "append_message", None)
-        if append is not None:
-            stamp = time.strftime("%H:%M:%S")
-            append(f"{stamp}  {'ERROR':7} The local REST API is off: {reason}", "error")
+        if args.demo:
+            # In a practice session the API's /connect to a paper port goes to the in-process exchange.
+            group.practice = lambda: ("127.0.0.1", self.sim.port) if self.sim is not None else None
+        if args.api:
+            host = args.api_host if args.api_host != API_DEFAULT_HOST else None
+            port = args.api_port if args.api_port != API_DEFAULT_PORT else None
+            group.set_address(host, port, args.api_token)
+        await group.start(source="command line" if args.api else "settings")
 
     # --- one-shot modes ----------------------------------------------------------------------
     async def _wait_until(self, predicate: Any, timeout: float) -> bool:
@@ -661,8 +647,8 @@ class PanelApp:
         if self.window is not None:
             steps.append(("window", self._close_window))
         steps.append(("background tasks", self._cancel_tasks))
-        if self.api_handle is not None:
-            steps.append(("REST API", self.api_handle.close))
+        if self.api_group is not None:
+            steps.append(("REST API", self.api_group.close))
         if self.broker is not None:
             steps.append(("broker", self.broker.close))
         steps.append(("practice exchange", self._stop_sim))

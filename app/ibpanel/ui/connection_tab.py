@@ -9,14 +9,17 @@ in-process practice exchange; the app then calls ``set_practice_port`` and ``con
 from __future__ import annotations
 
 import asyncio
+import errno
 import html
 import logging
+import os
 import re
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -110,6 +113,305 @@ def classification_text(status: ConnectionStatus) -> tuple[str, str]:
         # Connected but unclassifiable: the broker treats it as live, and so does the badge.
         return ("LIVE?", "live") if status.connected else ("—", "unknown")
     return ("PAPER", "paper") if status.is_paper else ("LIVE", "live")
+
+
+API_DEFAULT_HOST = "127.0.0.1"
+API_DEFAULT_PORT = 5000
+API_TOKEN_ENV = "IBPANEL_API_TOKEN"
+API_MIN_TOKEN_LENGTH = 16  # same floor as ibpanel.api.security.check_bind
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name in _LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class ApiGroup(QGroupBox):
+    """The "Local REST API" group: serve /api/ibkr on the panel's own loop and broker, or not.
+
+    Settings (``[api]`` in settings.ini): ``enabled``, ``host``, ``port``, ``remember_token`` and
+    ``token`` (stored only when the user ticks "remember"; otherwise the field starts from
+    IBPANEL_API_TOKEN). Ticking the box starts the API at once and unticking stops it; the app
+    calls ``start()`` at launch when ``enabled`` is saved or ``--api`` is given. A refusal (another
+    address without a token, a busy port) is shown in the group, the status bar (``state_changed``)
+    and the message log (``message``), never as a traceback.
+    """
+
+    #: (status-bar text, ok, tooltip); an empty text means "nothing to show" (the API is off by choice).
+    state_changed = Signal(str, bool, str)
+    #: (line, severity) for the Connection tab's message log.
+    message = Signal(str, str)
+
+    def __init__(self, broker: Broker, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__("Local REST API", parent)
+        self.setObjectName("apiGroup")
+        self.broker = broker
+        self.settings = settings
+        #: Where /connect to a paper port goes in a practice session (set by the app with --demo).
+        self.practice: Callable[[], tuple[str, int] | None] | None = None
+        self.handle: Any = None
+        self._lock: asyncio.Lock | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._build()
+        self._load_settings()
+
+    # --- construction ----------------------------------------------------------------------
+    def _build(self) -> None:
+        form = self._form = QFormLayout(self)
+        self.enabled_check = QCheckBox("Serve the REST API for scripts (/api/ibkr)")
+        self.enabled_check.setToolTip("Scripts and strategies trade through this panel's connection and safety rules.")
+        self.host_edit = QLineEdit(API_DEFAULT_HOST)
+        self.host_edit.setToolTip("127.0.0.1: only programs on this computer can reach the API.")
+        self.port_spin = QSpinBox()
+        self.port_spin.setRange(0, 65535)
+        self.port_spin.setSpecialValueText("any free port")  # 0
+        self.port_spin.setValue(API_DEFAULT_PORT)
+        self.token_edit = QLineEdit()
+        self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token_edit.setPlaceholderText(f"at least {API_MIN_TOKEN_LENGTH} characters; clients send Bearer <token>")
+        self.remember_token_check = QCheckBox("Remember the token in settings.ini (plain text)")
+        self.status_label = QLabel()
+        self.status_label.setObjectName("apiStatus")
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("", self.enabled_check)
+        form.addRow("Host", self.host_edit)
+        form.addRow("Port", self.port_spin)
+        form.addRow("Token", self.token_edit)
+        form.addRow("", self.remember_token_check)
+        form.addRow("", self.status_label)
+
+        self.enabled_check.toggled.connect(self._on_toggled)
+        self.host_edit.textChanged.connect(self._refresh_token_rows)
+        self.host_edit.editingFinished.connect(self._save_address)
+        self.port_spin.editingFinished.connect(self._save_address)
+        self.token_edit.editingFinished.connect(self._save_token)
+        self.remember_token_check.toggled.connect(self._save_token)
+
+    def _load_settings(self) -> None:
+        s = self.settings
+        self.host_edit.setText(s.get("api/host", API_DEFAULT_HOST) or API_DEFAULT_HOST)
+        self.port_spin.setValue(s.get("api/port", API_DEFAULT_PORT))
+        remember = s.get("api/remember_token", False)
+        self.remember_token_check.blockSignals(True)
+        self.remember_token_check.setChecked(remember)
+        self.remember_token_check.blockSignals(False)
+        stored = s.get("api/token", "") if remember else ""
+        self.token_edit.setText(stored or os.environ.get(API_TOKEN_ENV, ""))
+        self._refresh_token_rows()
+        self._show_off()
+
+    # --- public ----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.handle is not None
+
+    def saved_enabled(self) -> bool:
+        """``[api] enabled`` in settings.ini: the API starts with the panel."""
+        return bool(self.settings.get("api/enabled", False))
+
+    def set_address(self, host: str | None = None, port: int | None = None, token: str | None = None) -> None:
+        """Put an address (and token) in the fields for this run, without saving them (``ibpanel --api ...``)."""
+        for widget in (self.host_edit, self.port_spin, self.token_edit):
+            widget.blockSignals(True)
+        try:
+            if host:
+                self.host_edit.setText(host)
+            if port is not None:
+                self.port_spin.setValue(port)
+            if token:
+                self.token_edit.setText(token)
+        finally:
+            for widget in (self.host_edit, self.port_spin, self.token_edit):
+                widget.blockSignals(False)
+        self._refresh_token_rows()
+
+    async def start(self, *, source: str = "settings") -> bool:
+        """Serve the API at the fields' address on the running loop. True when it serves.
+
+        ``source``: "settings" (the group) or "command line" (``--api``): only changes which
+        control a refusal tells the user to change.
+        """
+        async with self._guard():
+            if self.handle is not None:
+                return True
+            host = self.host_edit.text().strip()
+            port = self.port_spin.value()
+            token = self.token_edit.text().strip() or None
+            refusal = self._refusal(host, token, source)
+            if refusal is not None:
+                self._refused(*refusal)
+                return False
+            try:
+                from ibpanel.api.security import ApiConfigError
+                from ibpanel.api.server import start_api
+
+                handle = await start_api(self.broker, host=host, port=port, token=token, practice=self.practice)
+            except ApiConfigError as exc:
+                self._refused("API off: refused", str(exc))
+                return False
+            except OSError as exc:
+                self._refused(*self._os_refusal(exc, port, source), exc=exc)
+                return False
+            except Exception as exc:  # noqa: BLE001 - the panel works on without the API; the log has the details
+                log.exception("the local REST API did not start")
+                self._refused("API off: could not start", f"The API could not start: {exc}. Details are in the log file.")
+                return False
+            self.handle = handle
+            self._show_on()
+            return True
+
+    async def stop(self) -> None:
+        """Stop serving (idempotent): the port closes; requests in flight finish."""
+        async with self._guard():
+            handle, self.handle = self.handle, None
+            if handle is not None:
+                await handle.close()
+                log.info("REST API stopped")
+            if shiboken6.isValid(self.status_label):  # at shutdown the window may already be gone
+                self._show_off()
+
+    async def close(self) -> None:
+        """At shutdown: stop serving and wait for toggles still in progress."""
+        for task in list(self._tasks):
+            if not task.done():
+                try:
+                    await task
+                except Exception:  # noqa: BLE001 - shutting down; the log has it
+                    log.exception("API toggle failed")
+        await self.stop()
+
+    def shutdown(self) -> None:
+        """Synchronous part of shutdown: stop the API in the background (the app awaits ``close()``)."""
+        if self.handle is not None:
+            self._spawn(self.stop())
+
+    # --- the checkbox ----------------------------------------------------------------------
+    def _on_toggled(self, checked: bool) -> None:
+        self._spawn(self._apply_choice(checked))
+
+    async def _apply_choice(self, checked: bool) -> None:
+        if checked:
+            ok = await self.start()
+            self._save_address()
+            self.settings.set("api/enabled", ok)
+        else:
+            await self.stop()
+            self.settings.set("api/enabled", False)
+        self.settings.sync()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _guard(self) -> asyncio.Lock:
+        # One start / stop at a time: a quick on-off-on must not bind twice.
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    # --- saving ----------------------------------------------------------------------------
+    def _save_address(self) -> None:
+        self.settings.set("api/host", self.host_edit.text().strip() or API_DEFAULT_HOST)
+        self.settings.set("api/port", self.port_spin.value())
+
+    def _save_token(self) -> None:
+        remember = self.remember_token_check.isChecked()
+        self.settings.set("api/remember_token", remember)
+        token = self.token_edit.text().strip()
+        if remember and token:
+            self.settings.set("api/token", token)
+        else:
+            self.settings.remove("api/token")  # not asked to remember: the secret stays out of the file
+
+    # --- display ---------------------------------------------------------------------------
+    def _refresh_token_rows(self, *_args: Any) -> None:
+        # The token matters only off loopback: there it is required, so it is shown.
+        needed = not is_loopback_host(self.host_edit.text().strip() or API_DEFAULT_HOST)
+        self._form.setRowVisible(self.token_edit, needed)
+        self._form.setRowVisible(self.remember_token_check, needed)
+
+    def _set_fields_enabled(self, enabled: bool) -> None:
+        # The address of a running API cannot change under its clients: turn it off to edit.
+        for widget in (self.host_edit, self.port_spin, self.token_edit, self.remember_token_check):
+            widget.setEnabled(enabled)
+
+    def _set_checked(self, checked: bool) -> None:
+        self.enabled_check.blockSignals(True)
+        self.enabled_check.setChecked(checked)
+        self.enabled_check.blockSignals(False)
+
+    def _show_on(self) -> None:
+        handle = self.handle
+        url = f"{handle.url}/api/ibkr"
+        self._set_checked(True)
+        self._set_fields_enabled(False)
+        self.status_label.setText(f"Serving {url} (turn off to change the address)")
+        set_prop(self.status_label, "hint", "muted")
+        set_prop(self.status_label, "tone", "up")  # green: serving
+        log.info("REST API on %s", url)
+        self.state_changed.emit(f"API {handle.host}:{handle.port}", True, f"Local REST API: {url}")
+
+    def _show_off(self, reason: str = "") -> None:
+        self._set_checked(False)
+        self._set_fields_enabled(True)
+        set_prop(self.status_label, "tone", "")
+        if reason:
+            self.status_label.setText(f"Off: {reason}")
+            set_prop(self.status_label, "hint", "error")
+            return
+        self.status_label.setText("Off. Tick the box to let scripts trade through this panel (curl, strategies).")
+        set_prop(self.status_label, "hint", "muted")
+        self.state_changed.emit("", True, "")
+
+    def _refused(self, short: str, reason: str, *, exc: BaseException | None = None) -> None:
+        """The API could not start: the reason in the group, the status bar and the message log; the panel runs on."""
+        # The traceback (if any) goes to the log file only; the terminal handler prints one line.
+        log.error("The local REST API did not start: %s", reason, exc_info=exc)
+        self._show_off(reason)
+        self.state_changed.emit(short, False, reason)
+        stamp = datetime.now().astimezone().strftime("%H:%M:%S")
+        self.message.emit(f"{stamp}  {'ERROR':7} The local REST API is off: {reason}", "error")
+
+    @staticmethod
+    def _refusal(host: str, token: str | None, source: str) -> tuple[str, str] | None:
+        """(status-bar text, reason) when the fields cannot be served safely; None when they can."""
+        flag = source == "command line"
+        if not host:
+            return "API off: no host", "Type the address to serve on in Host (127.0.0.1 keeps it on this computer)."
+        if token is not None and len(token) < API_MIN_TOKEN_LENGTH:
+            return "API off: token too short", (
+                f"The token must be at least {API_MIN_TOKEN_LENGTH} characters (it has {len(token)}); make one with: "
+                'python -c "import secrets; print(secrets.token_urlsafe(24))"'
+            )
+        if not is_loopback_host(host) and not token:
+            where = "--api-token (or IBPANEL_API_TOKEN)" if flag else "a Token (or set IBPANEL_API_TOKEN)"
+            return "API off: needs a token", (
+                f"Refusing to serve the trading API on {host} without a token: anyone who can reach that address "
+                f"could place orders. Give {where}, or use host 127.0.0.1."
+            )
+        return None
+
+    @staticmethod
+    def _os_refusal(exc: OSError, port: int, source: str) -> tuple[str, str]:
+        reason = (exc.strerror or str(exc)).rstrip(".")
+        in_use = exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1))
+        flag = source == "command line"
+        if in_use:
+            fix = "with --api-port" if flag else "in the Port field of the Local REST API group (Connection tab)"
+            return f"API off: port {port} in use", f"{reason} {fix}."
+        fix = "check --api-host and --api-port" if flag else "check Host and Port in the Local REST API group"
+        return "API off: could not start", f"{reason} ({fix})."
 
 
 class ConnectionTab(QWidget):
@@ -252,10 +554,13 @@ class ConnectionTab(QWidget):
         self.help_label.setTextFormat(Qt.TextFormat.RichText)
         help_layout.addWidget(self.help_label)
 
+        self.api_group = ApiGroup(self.broker, self.settings)
+
         left = QVBoxLayout()
         left.addWidget(form_box)
         left.addWidget(self.failure_box)
         left.addWidget(help_box)
+        left.addWidget(self.api_group)
         left.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(info_box, 2)
@@ -271,6 +576,7 @@ class ConnectionTab(QWidget):
         self.practice_button.clicked.connect(self.start_practice_requested.emit)
         self.suggested_id_button.clicked.connect(self._on_use_suggested_id)
         self.account_combo.activated.connect(self._on_account_chosen)
+        self.api_group.message.connect(self.append_message)
 
     def _load_settings(self) -> None:
         s = self.settings
@@ -382,6 +688,7 @@ class ConnectionTab(QWidget):
 
     def shutdown(self) -> None:
         self.save_settings()
+        self.api_group.shutdown()
         for task in list(self._tasks):
             task.cancel()
         self.broker.state_changed.disconnect(self._on_state_changed)

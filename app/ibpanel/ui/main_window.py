@@ -113,7 +113,7 @@ class StatusBar(QStatusBar):
         self._data_type: MarketDataType | None = None
         #: The connection state that makes every quote stale (TWS cut off from IB, or reconnecting).
         self._stale_state: ConnectionState | None = None
-        #: The local REST API's state (only with ``--api``): where it serves, or why it is off.
+        #: The local REST API's state (when it is on, or failed to start): where it serves, or why it is off.
         self.api_label = QLabel()
         self.api_label.setObjectName("apiState")
         self.api_label.hide()
@@ -147,7 +147,13 @@ class StatusBar(QStatusBar):
         self._show_data_badge()
 
     def show_api_state(self, text: str, ok: bool, details: str = "") -> None:
-        """Show the REST API's state, e.g. ``API 127.0.0.1:5000`` or ``API off: port 5000 in use`` (in red)."""
+        """Show the REST API's state, e.g. ``API 127.0.0.1:5000`` or ``API off: port 5000 in use`` (in red).
+
+        An empty ``text`` hides the label: the API is off because the user turned it off.
+        """
+        if not text:
+            self.api_label.hide()
+            return
         self.api_label.setText(text)
         self.api_label.setToolTip(details)
         set_prop(self.api_label, "hint", "muted" if ok else "error")
@@ -252,6 +258,9 @@ class MainWindow(QMainWindow):
         connect("quotes", "ticket_requested", self.open_ticket)
         connect("positions", "quote_requested", self.show_quote)
         connect("connection", "start_practice_requested", self.practice_requested.emit)
+        api_group = getattr(self.tabs.get("connection"), "api_group", None)
+        if api_group is not None:
+            api_group.state_changed.connect(self.status_bar.show_api_state)
         self.banner.go_to_connection.connect(lambda: self.show_tab("connection"))
 
     def open_ticket(self, request: dict) -> None:
