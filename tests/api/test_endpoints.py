@@ -85,6 +85,28 @@ async def test_connect_failure_is_400_with_the_plain_reason(api):
     assert body["code"] == "nothing_listening" and body["error"]
 
 
+async def test_connect_refuses_an_empty_host_and_shows_a_fractional_client_id(api, broker):
+    """QA F35: "" is not a host (an omitted one is 127.0.0.1); 1.5 is named in the message. Nothing connects."""
+    for host in ("", "   "):
+        status, body = await api.post("connect", {"host": host, "port": 7497})
+        assert status == 400 and body["field"] == "host", body
+        assert body["error"] == "Field 'host' must not be empty (omit it for 127.0.0.1)."
+    status, body = await api.post("connect", {"clientId": 1.5})
+    assert status == 400 and body["field"] == "clientId"
+    assert body["error"] == "Field 'clientId' must be a whole number, not 1.5."
+    assert broker.status.params is None  # no connection was attempted
+
+
+async def test_quote_accepts_a_us_suffix_like_the_hk_one(connected_api):
+    """QA F35: AAPL.US is the US twin of 0700.HK."""
+    plain = await _quote(connected_api, "AAPL", "USStock")
+    status, body = await connected_api.get("quote", params={"symbol": "aapl.us"})
+    assert status == 200, body
+    assert body["data"]["symbol"] == plain["symbol"] == "AAPL" and body["data"]["currency"] == "USD"
+    status, body = await connected_api.get("quote", params={"symbol": "AAPL.US", "marketType": "HShare"})
+    assert status == 400 and body["field"] == "symbol" and "marketType is HShare" in body["error"]
+
+
 async def test_account_positions_and_market_value(connected_api):
     status, body = await connected_api.get("account")
     assert status == 200, body

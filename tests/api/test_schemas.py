@@ -9,6 +9,7 @@ import pytest
 from ibpanel.api.schemas import (
     CONNECT_FIELDS,
     ApiError,
+    api_symbol,
     num,
     order_request_from_body,
     parse_fields,
@@ -128,6 +129,44 @@ def test_connect_defaults_match_the_module():
     with pytest.raises(ApiError) as info:
         parse_fields(CONNECT_FIELDS, {"port": 70000})
     assert info.value.field == "port"
+
+
+def test_connect_host_must_not_be_empty_and_integers_show_the_number_given():
+    for host in ("", " \t"):
+        with pytest.raises(ApiError) as info:
+            parse_fields(CONNECT_FIELDS, {"host": host})
+        assert info.value.field == "host" and "omit it for 127.0.0.1" in info.value.message
+    with pytest.raises(ApiError) as info:
+        parse_fields(CONNECT_FIELDS, {"clientId": 1.5})
+    assert info.value.message.endswith("must be a whole number, not 1.5.")
+    with pytest.raises(ApiError) as info:
+        parse_fields(CONNECT_FIELDS, {"clientId": "7"})
+    assert info.value.message.endswith("must be a whole number, not a string.")
+    host = next(f for f in CONNECT_FIELDS if f.name == "host")
+    assert host.json_schema()["minLength"] == 1  # generated clients and fuzzers see it too
+
+
+@pytest.mark.parametrize(
+    ("given", "market", "expected"),
+    [
+        ("AAPL.US", None, ("AAPL", Market.US)),
+        (" brk.b.us ", None, ("brk.b", Market.US)),
+        ("AAPL.US", Market.US, ("AAPL", Market.US)),
+        ("AAPL", None, ("AAPL", None)),
+        ("0700.HK", Market.HK, ("0700.HK", Market.HK)),
+        (".US", None, (".US", None)),  # nothing before the suffix: the broker says what is wrong
+    ],
+)
+def test_a_us_suffix_means_a_us_ticker(given, market, expected):
+    assert api_symbol(given, market) == expected
+
+
+def test_a_us_suffix_with_hong_kong_market_is_refused():
+    with pytest.raises(ApiError) as info:
+        api_symbol("AAPL.US", Market.HK)
+    assert info.value.field == "symbol" and "USStock" in info.value.message
+    request = order_request_from_body({"symbol": "MSFT.US", "side": "buy", "quantity": 1})
+    assert (request.symbol, request.market) == ("MSFT", Market.US)
 
 
 def test_numbers_in_answers_are_json_safe():

@@ -23,6 +23,7 @@ from ibpanel.api.schemas import (
     QUOTE_QUERY,
     ApiError,
     account_json,
+    api_symbol,
     bad_request,
     order_json,
     order_request_from_body,
@@ -396,6 +397,7 @@ async def get_quote(request: web.Request) -> web.Response:
     if not symbol:
         raise bad_request("Query parameter 'symbol' is empty: give a US ticker or a Hong Kong code.", "symbol")
     market = Market.from_market_type(query["marketType"]) if query["marketType"] else None
+    symbol, market = api_symbol(symbol, market)
     _require_connected(broker)
     instrument = await broker.resolve(symbol, market)
     quote = await broker.snapshot(instrument, timeout=QUOTE_TIMEOUT)

@@ -76,6 +76,8 @@ class FieldSpec:
     exclusive_minimum: float | None = None
     max_length: int | None = None
     example: Any = None
+    #: When set, an empty (or blank) string is refused with this hint, e.g. "omit it for 127.0.0.1".
+    empty_hint: str = ""
 
     def json_schema(self) -> dict[str, Any]:
         """The OpenAPI schema of this field."""
@@ -91,6 +93,8 @@ class FieldSpec:
             schema["exclusiveMinimum"] = self.exclusive_minimum
         if self.max_length is not None:
             schema["maxLength"] = self.max_length
+        if self.empty_hint:
+            schema["minLength"] = 1
         if self.default is not None:
             schema["default"] = self.default
         if self.example is not None:
@@ -115,9 +119,9 @@ def _check_value(spec: FieldSpec, value: Any) -> Any:
     else:
         ok = isinstance(value, str)
     if not ok:
-        raise bad_request(
-            f"Field '{spec.name}' must be {_JSON_TYPE_WORDS[kind]}, not {_json_type_name(value)}.", spec.name
-        )
+        # A number where a whole number belongs: show it ("not 1.5"), the caller sees the typo at once.
+        got = _num(value) if kind == "integer" and isinstance(value, float) else _json_type_name(value)
+        raise bad_request(f"Field '{spec.name}' must be {_JSON_TYPE_WORDS[kind]}, not {got}.", spec.name)
     if kind == "string":
         if spec.max_length is not None and len(value) > spec.max_length:
             raise bad_request(f"Field '{spec.name}' is longer than {spec.max_length} characters.", spec.name)
@@ -131,6 +135,8 @@ def _check_value(spec: FieldSpec, value: Any) -> Any:
             )
         if "\x00" in value:
             raise bad_request(f"Field '{spec.name}' contains a NUL character.", spec.name)
+        if spec.empty_hint and not value.strip():
+            raise bad_request(f"Field '{spec.name}' must not be empty ({spec.empty_hint}).", spec.name)
     if kind in ("integer", "number"):
         if spec.minimum is not None and value < spec.minimum:
             raise bad_request(f"Field '{spec.name}' must be at least {_num(spec.minimum)}.", spec.name)
@@ -237,7 +243,8 @@ def parse_query(specs: tuple[FieldSpec, ...], query: Mapping[str, str], multi: A
 # --- request bodies ---------------------------------------------------------------------------
 
 CONNECT_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("host", "string", "TWS / IB Gateway host.", default="127.0.0.1", max_length=255, example="127.0.0.1"),
+    FieldSpec("host", "string", "TWS / IB Gateway host.", default="127.0.0.1", max_length=255, example="127.0.0.1",
+              empty_hint="omit it for 127.0.0.1"),
     FieldSpec(
         "port",
         "integer",
@@ -351,8 +358,9 @@ def order_request_from_body(body: Mapping[str, Any]) -> OrderRequest:
     if order_type is OrderType.STP_LMT and price is None:
         raise bad_request("A stop_limit order needs price (its limit price) as well as stopPrice.", "price")
     market = Market.from_market_type(fields["marketType"]) if fields["marketType"] else None
+    symbol, market = api_symbol(fields["symbol"], market)
     return OrderRequest(
-        symbol=fields["symbol"].strip(),
+        symbol=symbol,
         side=Side.BUY if fields["side"] == "buy" else Side.SELL,
         quantity=to_decimal(fields["quantity"]),
         order_type=order_type,
@@ -364,6 +372,27 @@ def order_request_from_body(body: Mapping[str, Any]) -> OrderRequest:
         market=market,
         source="api",
     )
+
+
+US_SUFFIX = ".US"
+
+
+def api_symbol(symbol: str, market: Market | None, field: str = "symbol") -> tuple[str, Market | None]:
+    """The symbol as the broker reads it: a trailing ``.US`` (the US twin of ``.HK``) means a US ticker.
+
+    ``AAPL.US`` -> (``AAPL``, US); ``BRK.B.US`` -> (``BRK.B``, US). With marketType HShare that is a
+    contradiction: 400 naming both.
+    """
+    text = symbol.strip()
+    if len(text) <= len(US_SUFFIX) or not text.upper().endswith(US_SUFFIX):
+        return text, market
+    if market is Market.HK:
+        raise bad_request(
+            f"{text!r} is a US ticker (.US), but marketType is HShare: leave out the .US suffix and give a Hong Kong "
+            "code such as 0700.HK, or use marketType USStock.",
+            field,
+        )
+    return text[: -len(US_SUFFIX)].rstrip(), Market.US
 
 
 # Broker issue fields -> the API's field names, so a 400 names what the caller sent.
