@@ -66,6 +66,11 @@ def default_journal_path(profile: str = paths.DEFAULT_PROFILE) -> Path:
     return paths.data_dir(profile) / JOURNAL_FILE
 
 
+def practice_journal_path(real_journal: Path) -> Path:
+    """Where practice-exchange orders go: beside the real journal, so the record of real orders stays clean."""
+    return real_journal.with_name(real_journal.stem + "-practice" + real_journal.suffix)
+
+
 def new_journal_id(now: datetime | None = None) -> str:
     """``YYMMDD-xxxxxxxx``: sortable by day, 32 random bits, 15 characters."""
     now = now or datetime.now(timezone.utc)
@@ -220,21 +225,42 @@ class OrderJournal:
     """The SQLite order journal of one profile. See the module docstring for the life of an entry."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self.path, self._conn = self._connect(Path(path))
+
+    def _connect(self, path: Path) -> tuple[Path, sqlite3.Connection]:
+        path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we BEGIN/COMMIT ourselves, so the intent commit is explicit.
-        self._conn = sqlite3.connect(str(self.path), timeout=5.0, isolation_level=None, check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
+        conn = sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
         try:
+            self._conn = conn
             self._open()
         except sqlite3.DatabaseError as exc:
-            self._conn.close()
+            conn.close()
             raise JournalError(
-                f"The order journal {self.path} cannot be opened ({exc}).",
+                f"The order journal {path} cannot be opened ({exc}).",
                 "Close other copies of IB Panel using this profile; if the file is damaged, move it aside "
                 "(nothing at IBKR depends on it) and restart, or use another profile.",
             ) from exc
+        return path, conn
+
+    def reopen(self, path: Path) -> None:
+        """Continue in another journal file (the broker keeps practice orders apart from real ones).
+
+        Everyone holding this object follows; the old file is closed only once the new one is open.
+        """
+        path = Path(path)
+        with self._lock:
+            if path == self.path:
+                return
+            old_conn = self._conn
+            try:
+                self.path, self._conn = self._connect(path)
+            except JournalError:
+                self._conn = old_conn
+                raise
+            old_conn.close()
 
     def _open(self) -> None:
         self._conn.execute("PRAGMA journal_mode=WAL")

@@ -81,6 +81,7 @@ class ConnectionParams:
     readonly: bool = False
     timeout: float = 8.0
     auto_reconnect: bool = True
+    practice: bool = False  # the built-in practice exchange: orders go to the practice journal
 
 
 class FailureKind(str, Enum):

@@ -118,6 +118,7 @@ class Broker:
         fat_finger_pct: Decimal = Decimal(10),  # refuse a limit/stop price this far from the last trade
         reconnect_backoff: tuple[float, float] = (1.0, 30.0),  # first and largest delay, seconds
         limits_source: str = "",  # where the limits above are set (e.g. the profile's settings.ini), named in refusals
+        practice_journal_path: Path | None = None,  # default: beside the journal, "journal-practice.sqlite3"
     ) -> None:
         self.state_changed = Event("state_changed")
         self.notice = Event("notice")
@@ -130,7 +131,11 @@ class Broker:
 
         self._ib = IB()
         self._ib.RaiseRequestErrors = True  # a request IB refuses raises (with its code) instead of returning []
-        self.journal = journal_mod.OrderJournal(journal_path or journal_mod.default_journal_path())
+        self._real_journal_path = Path(journal_path or journal_mod.default_journal_path())
+        self._practice_journal_path = Path(
+            practice_journal_path or journal_mod.practice_journal_path(self._real_journal_path)
+        )
+        self.journal = journal_mod.OrderJournal(self._real_journal_path)
         self._cache = ContractCache()
         self._contracts: dict[int, Contract] = {}
         self._rule_of: dict[int, int] = {}
@@ -174,6 +179,8 @@ class Broker:
         if self._venue is not None and venue != self._venue:
             self._forget_venue()  # another TWS: its conIds, orders and quotes are not this one's
         self._venue = venue
+        # Practice orders never enter the record of real ones (and are never reconciled against a real TWS).
+        self.journal.reopen(self._practice_journal_path if params.practice else self._real_journal_path)
         return await self._session.connect(params)
 
     def _forget_venue(self) -> None:
