@@ -61,14 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     export = journal_sub.add_parser("export", help="write the journal to a CSV file")
     export.add_argument("path", help="CSV file to write")
     export.add_argument("--profile", default="default", help="settings profile whose journal to export")
+    export.add_argument("--practice", action="store_true", help="the practice exchange's journal instead of the real one")
     return parser
 
 
-def export_journal(path: str, profile: str) -> int:
+def export_journal(path: str, profile: str, practice: bool = False) -> int:
     """``ibpanel journal export PATH``: the profile's order journal as CSV (works while the panel runs: WAL)."""
-    from ibpanel.broker.journal import OrderJournal, default_journal_path
+    from ibpanel.broker.journal import OrderJournal, default_journal_path, practice_journal_path
 
     source = default_journal_path(profile)
+    if practice:
+        source = practice_journal_path(source)
     if not source.exists():
         print(f"ibpanel: no order journal yet for profile {profile!r} ({source}): nothing was ever submitted.", file=sys.stderr)
         return 1
@@ -96,7 +99,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "journal":
-        return export_journal(args.path, args.profile)
+        return export_journal(args.path, args.profile, args.practice)
     if args.command == "serve":
         from ibpanel.api.server import run_headless
 

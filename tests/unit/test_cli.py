@@ -80,3 +80,5 @@ def test_journal_export_writes_every_entry_as_csv(tmp_path, capsys):
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert sorted(row["journal_id"] for row in rows) == sorted(ids)
     assert {row["quantity"] for row in rows} == {"10", "20"}
+    assert main(["journal", "export", "--practice", str(tmp_path / "practice.csv")]) == 1  # none written yet
+    assert "journal-practice" in capsys.readouterr().err
