@@ -471,15 +471,17 @@ class PanelApp:
         """
         group = self.api_group
         args = self.args
-        # Screenshots and smoke tests serve only when asked on their command line.
-        wanted = bool(args.api) or (not self.headless and group is not None and group.saved_enabled())
-        if group is None or not wanted:
+        if group is None:
             if args.api:
                 log.warning("REST API not available: the Connection tab could not be built")
             return
         if args.demo:
-            # In a practice session the API's /connect to a paper port goes to the in-process exchange.
+            # In a practice session the API's /connect to a paper port goes to the in-process exchange
+            # (also when the API is turned on later, from the group).
             group.practice = lambda: ("127.0.0.1", self.sim.port) if self.sim is not None else None
+        # Screenshots and smoke tests serve only when asked on their command line.
+        if not (args.api or (not self.headless and group.saved_enabled())):
+            return
         if args.api:
             host = args.api_host if args.api_host != API_DEFAULT_HOST else None
             port = args.api_port if args.api_port != API_DEFAULT_PORT else None

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -167,6 +168,7 @@ class ApiGroup(QGroupBox):
     # --- construction ----------------------------------------------------------------------
     def _build(self) -> None:
         form = self._form = QFormLayout(self)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # no blank band under the text
         self.enabled_check = QCheckBox("Serve the REST API for scripts (/api/ibkr)")
         self.enabled_check.setToolTip("Scripts and strategies trade through this panel's connection and safety rules.")
         self.host_edit = QLineEdit(API_DEFAULT_HOST)
@@ -182,10 +184,14 @@ class ApiGroup(QGroupBox):
         self.status_label = QLabel()
         self.status_label.setObjectName("apiStatus")
         self.status_label.setWordWrap(True)
+        self.status_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        address = QHBoxLayout()  # one row: the group must fit under the connection form
+        address.addWidget(self.host_edit, 3)
+        address.addWidget(QLabel("Port"))
+        address.addWidget(self.port_spin, 1)
         form.addRow("", self.enabled_check)
-        form.addRow("Host", self.host_edit)
-        form.addRow("Port", self.port_spin)
+        form.addRow("Host", address)
         form.addRow("Token", self.token_edit)
         form.addRow("", self.remember_token_check)
         form.addRow("", self.status_label)
@@ -560,10 +566,10 @@ class ConnectionTab(QWidget):
         left.addWidget(form_box)
         left.addWidget(self.failure_box)
         left.addWidget(help_box)
-        left.addWidget(self.api_group)
         left.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(info_box, 2)
+        right.addWidget(self.api_group)  # its own height; the message log gives way
         right.addWidget(log_box, 3)
         top = QHBoxLayout(self)
         top.addLayout(left, 5)
