@@ -313,6 +313,7 @@ class Quote:
     data_type: MarketDataType = MarketDataType.LIVE
     time: datetime | None = None
     stale: bool = False  # True while the connection is down or degraded
+    unavailable: str = ""  # why no data can come (e.g. IB's market-data line limit, 101); "" when streaming
 
     @property
     def change(self) -> float | None:

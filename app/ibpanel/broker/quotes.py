@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 
 #: IB codes that mean "no live data for this stock on this account".
 NO_LIVE_DATA_CODES = frozenset({10167, 354, 10089})
+#: TWS refused the line itself: nothing will stream until a line frees up.
+LINE_LIMIT_CODE = 101
+NO_LINE_MESSAGE = (
+    "No data: IB's market-data line limit is reached (error 101). Remove symbols from the watchlist, "
+    "or raise the limit with IB (quote booster); this row fills in when a line frees up."
+)
 # How long subscribe() waits for the first tick before returning an empty quote.
 _FIRST_TICK_WAIT = 0.5  # short: a watchlist subscribes many at once, closed markets send nothing
 
@@ -53,6 +59,7 @@ class QuoteBook:
         self._last_seen: dict[int, tuple[Quote, float]] = {}  # kept after unsubscribe: recent reference prices
         self._data_type: dict[int, MarketDataType] = {}
         self._waiters: dict[int, list[asyncio.Future]] = {}
+        self._no_line: list[int] = []  # conIds refused with 101, oldest first: retried when a line frees up
         self.delayed_mode = False  # reqMarketDataType(3) sent on this connection
         self._stale = False
         ib.pendingTickersEvent += self._on_pending
@@ -96,11 +103,23 @@ class QuoteBook:
         self._con_of_ticker = None
         self._quotes.pop(con_id, None)
         self._by_req = {r: c for r, c in self._by_req.items() if c != con_id}
+        if con_id in self._no_line:
+            self._no_line.remove(con_id)  # TWS never opened that line: nothing to cancel
+            return
         if ticker is not None and self._is_connected():
             try:
                 self.ib.cancelMktData(ticker.contract)
             except Exception:  # noqa: BLE001 - the line is gone either way
                 log.debug("cancelMktData failed", exc_info=True)
+            self._retry_no_line()
+
+    def _retry_no_line(self) -> None:
+        """A line was freed: give it to the symbol that has waited longest for one."""
+        while self._no_line and self._is_connected():
+            con_id = self._no_line.pop(0)
+            if con_id in self._refs:
+                self._request(con_id)
+                return
 
     def _request(self, con_id: int) -> None:
         contract = self._contract_for(self._instruments[con_id])
@@ -173,12 +192,15 @@ class QuoteBook:
             self._on_quotes(tuple(changed))
 
     def _on_error(self, req_id: int, code: int, text: str, contract: object = None) -> None:
-        if code not in NO_LIVE_DATA_CODES:
+        if code not in NO_LIVE_DATA_CODES and code != LINE_LIMIT_CODE:
             return
         con_id = self._by_req.get(req_id)
         if con_id is None and contract is not None:
             con_id = getattr(contract, "conId", None)
         if con_id is None or con_id not in self._refs:
+            return
+        if code == LINE_LIMIT_CODE:
+            self._on_no_line(con_id, req_id)
             return
         self._data_type[con_id] = MarketDataType.DELAYED
         if code == 10167:
@@ -188,6 +210,18 @@ class QuoteBook:
             self.delayed_mode = True
             self.ib.reqMarketDataType(MarketDataType.DELAYED)
         asyncio.get_running_loop().call_soon(self._rerequest, con_id)
+
+    def _on_no_line(self, con_id: int, req_id: int) -> None:
+        """TWS refused the line (101): say so on the quote instead of showing an empty "live" row."""
+        self._tickers.pop(con_id, None)  # never opened at TWS, so never cancelled either (that would be error 300)
+        self._con_of_ticker = None
+        self._by_req.pop(req_id, None)
+        if con_id not in self._no_line:
+            self._no_line.append(con_id)
+        quote = Quote(instrument=self._instruments[con_id], data_type=self._kind(con_id), stale=self._stale,
+                      unavailable=NO_LINE_MESSAGE)
+        self._quotes[con_id] = quote
+        self._on_quotes((quote,))
 
     def _rerequest(self, con_id: int) -> None:
         if con_id not in self._refs or not self._is_connected():
@@ -226,6 +260,7 @@ class QuoteBook:
         self._instruments.clear()
         self._quotes.clear()
         self._data_type.clear()
+        self._no_line.clear()
         self._stale = False
 
     def resubscribe(self) -> None:
@@ -241,6 +276,7 @@ class QuoteBook:
         if any(k is not MarketDataType.LIVE for k in self._data_type.values()):
             self.delayed_mode = True
             self.ib.reqMarketDataType(MarketDataType.DELAYED)
+        self._no_line.clear()  # every subscription is asked for again; TWS answers 101 again if still full
         for con_id in list(self._refs):
             self._request(con_id)
         self.set_stale(False)
