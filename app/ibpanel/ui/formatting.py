@@ -96,6 +96,21 @@ def format_price(value: float | Decimal | None, instrument: Instrument | None = 
     return f"{float(value):,.{decimals}f}" if isinstance(value, float) else f"{Decimal(value):,.{decimals}f}"
 
 
+def format_change(value: float | Decimal | None, instrument: Instrument | None = None,
+                  price: float | Decimal | None = None) -> str:
+    """A signed price change with the decimals of the instrument's price (US: 2 at >= $1; HK: its spread band).
+
+    ``price`` is the price the change is about (last, else close); a change that rounds to zero shows "+0.00".
+    """
+    if value is None:
+        return ""
+    decimals = price_decimals(instrument, price if price is not None else abs(Decimal(str(value))))
+    text = f"{Decimal(str(value)):+,.{decimals}f}"
+    if text.startswith("-") and not text.strip("-+0.,"):
+        text = "+" + text[1:]
+    return text
+
+
 def format_qty(value: float | Decimal | int | None) -> str:
     if value is None:
         return ""
@@ -121,7 +136,10 @@ def format_pnl(value: float | None) -> str:
 def format_percent(value: float | None, signed: bool = False) -> str:
     if value is None:
         return ""
-    return f"{value:+.2f}%" if signed else f"{value:.2f}%"
+    text = f"{value:+.2f}%" if signed else f"{value:.2f}%"
+    if text.startswith("-") and not text.strip("-+0.%"):
+        text = ("+" if signed else "") + text[1:]  # -0.004% rounds to zero: no minus sign on "0.00%"
+    return text
 
 
 def format_int(value: int | float | None) -> str:

@@ -54,7 +54,7 @@ QUOTE_COLUMNS = (
     Column("ask", "Ask", ColumnKind.PRICE),
     Column("last", "Last", ColumnKind.PRICE),
     Column("change", "Change", ColumnKind.PRICE, coloured=True, value=lambda q: q.change,
-           display=lambda v, q: "" if v is None else f"{v:+,.{fmt.price_decimals(q.instrument, q.last)}f}"),
+           display=lambda v, q: fmt.format_change(v, q.instrument, q.last if q.last is not None else q.close)),
     Column("change_pct", "Change %", ColumnKind.PERCENT, coloured=True, value=lambda q: q.change_pct,
            display=lambda v, q: fmt.format_percent(v, signed=True)),
     Column("volume", "Volume", ColumnKind.INT, display=lambda v, q: fmt.format_volume(v)),

@@ -87,6 +87,17 @@ class Column:
         return _LEFT if self.kind in (ColumnKind.TEXT, ColumnKind.TIME) else _RIGHT
 
 
+DARK_TEXT = QColor("#1f2328")
+LIGHT_TEXT = QColor("#ffffff")
+
+
+def readable_text_colour(background: QColor) -> QColor:
+    """Dark text on a light background, white on a dark one (whatever the palette's own text colour is)."""
+    red, green, blue = background.redF(), background.greenF(), background.blueF()
+    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    return DARK_TEXT if luminance > 0.5 else LIGHT_TEXT
+
+
 def _instrument_of(row: Any):
     return row.get("instrument") if isinstance(row, dict) else getattr(row, "instrument", None)
 
@@ -394,6 +405,10 @@ class KeyedTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole:
             if self._stale:
                 return STALE_COLOUR
+            if self.background_hook is not None:
+                background = self.background_hook(key, row, col)
+                if background is not None:
+                    return readable_text_colour(QColor(background))  # a flash must not hide the number
             if column.colour is not None:
                 return column.colour(row)
             if column.coloured:
@@ -471,12 +486,100 @@ def make_table_view(
     # Qt's default indicator is column 0 descending; start from the order asked for instead.
     view.horizontalHeader().setSortIndicator(sort[0], sort[1])
     view.setSortingEnabled(True)  # calls model.sort(); the model re-sorts on its flush timer, never per tick
+    restored = False
     if settings is not None:
         try:
-            settings.restore_header(name, view.horizontalHeader())
+            restored = bool(settings.restore_header(name, view.horizontalHeader()))
         except Exception:  # noqa: BLE001 - a corrupt saved state must not stop the tab
-            pass
+            restored = False
+    if not restored:
+        # No saved widths: every header readable now, then sized to the data once the first rows arrive.
+        fit_columns(view)
+        _fit_as_rows_arrive(view, model)
     return view
+
+
+MAX_FITTED_COLUMN_WIDTH = 240  # a long message or name must not push the other columns off screen
+
+
+def fit_columns(view, max_width: int = MAX_FITTED_COLUMN_WIDTH) -> None:
+    """Size each column to its header and visible contents (narrow Id / Side / TIF), capped at ``max_width``.
+
+    The last section stretches over the rest of the width.
+    """
+    from PySide6.QtWidgets import QStyle
+
+    header = view.horizontalHeader()
+    model = view.model()
+    metrics = header.fontMetrics()
+    # Qt's own hint reserves the sort arrow's room in every section; only the sorted one needs it.
+    padding = 4 * header.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMargin, None, header) + 4
+    for section in range(header.count()):
+        title = str(model.headerData(section, Qt.Orientation.Horizontal) or "")
+        width = max(metrics.horizontalAdvance(title) + padding, _content_width(view, model, section))
+        if section == header.sortIndicatorSection():
+            width = max(width, header.sectionSizeHint(section))
+        header.resizeSection(section, min(width, max_width))
+    header.setStretchLastSection(True)
+    if not getattr(view, "_fit_sort_hooked", False):
+        view._fit_sort_hooked = True  # the newly sorted column gets room for its arrow
+
+        def make_room(section: int, _order: Qt.SortOrder) -> None:
+            if 0 <= section < header.count():
+                header.resizeSection(section, max(header.sectionSize(section), header.sectionSizeHint(section)))
+
+        header.sortIndicatorChanged.connect(make_room)
+
+
+def _content_width(view, model, section: int, rows: range | None = None) -> int:
+    """The widest displayed text of a column over ``rows`` (default: the first 200); the view may be hidden."""
+    metrics = view.fontMetrics()
+    widest = 0
+    for position in rows if rows is not None else range(min(model.rowCount(), 200)):
+        text = model.data(model.index(position, section), Qt.ItemDataRole.DisplayRole)
+        if text:
+            widest = max(widest, metrics.horizontalAdvance(str(text)))
+    return widest + 14 if widest else 0  # cell margins and the grid line
+
+
+def _fit_as_rows_arrive(view, model, max_width: int = MAX_FITTED_COLUMN_WIDTH) -> None:
+    """Fit the columns to the first rows shown; rows inserted later only widen a column their text overflows.
+
+    Grow-only and per inserted rows (never per tick): widths the user set are not shrunk back.
+    """
+    from PySide6.QtCore import QTimer as _QTimer
+
+    state = {"fitted": False, "pending": None}
+    header = view.horizontalHeader()
+
+    def run() -> None:
+        first, last = state["pending"] or (0, -1)
+        state["pending"] = None
+        if model.rowCount() == 0:
+            return
+        if not state["fitted"]:
+            state["fitted"] = True
+            fit_columns(view, max_width)
+            return
+        rows = range(max(0, first), min(last, first + 199, model.rowCount() - 1) + 1)
+        for section in range(header.count() - 1):  # the last section stretches anyway
+            wanted = min(_content_width(view, model, section, rows), max_width)
+            if wanted > header.sectionSize(section):
+                header.resizeSection(section, wanted)
+
+    def on_rows(_parent=None, first: int = 0, last: int | None = None) -> None:
+        last = model.rowCount() - 1 if last is None else last
+        pending = state["pending"]
+        if pending is None:
+            state["pending"] = (first, last)
+            _QTimer.singleShot(0, view, run)  # after the inserting code filled the rows' values
+        else:
+            state["pending"] = (min(pending[0], first), max(pending[1], last))
+
+    model.rowsInserted.connect(on_rows)
+    model.modelReset.connect(on_rows)
+    if model.rowCount() > 0:
+        on_rows()
 
 
 def selected_positions(view) -> list[int]:

@@ -394,6 +394,7 @@ class TicketTab(QWidget):
         self._check_timer.setInterval(CHECK_DEBOUNCE_MS)
         self._check_timer.timeout.connect(self._check_now)
         self._check_seq = 0
+        self._shut_down = False
         self.tif_combo.currentIndexChanged.connect(lambda _i: self._schedule_check())
         self.outside_rth_check.toggled.connect(lambda _on: self._schedule_check())
         self.account_combo.currentIndexChanged.connect(lambda _i: self._schedule_check())
@@ -456,13 +457,18 @@ class TicketTab(QWidget):
     # --- validation while typing ----------------------------------------------------------------
     def _schedule_check(self) -> None:
         """(Re)start the debounce: ``broker.check`` runs once the user pauses, never per keystroke."""
-        if not hasattr(self, "_check_timer"):
-            return  # still building the widgets
+        if not hasattr(self, "_check_timer") or self._shut_down:
+            return  # still building the widgets, or already closed
         self._check_seq += 1  # an answer for older field contents is dropped
         if self.broker.status.connected and self.instrument is not None:
             self._check_timer.start()
         else:
             self._check_timer.stop()
+
+    def _cancel_pending_check(self) -> None:
+        """Submit / Preview check for themselves: a typing-time answer must not wipe their messages."""
+        self._check_timer.stop()
+        self._check_seq += 1
 
     def _check_now(self) -> None:
         if self.in_flight or self.instrument is None or not self.broker.status.connected:
@@ -743,7 +749,7 @@ class TicketTab(QWidget):
         """Button, Ctrl+Enter: build the order from what the fields show right now, check it, confirm, send."""
         if self.in_flight or not self.submit_button.isEnabled():
             return  # one submission at a time; a second click or shortcut does nothing
-        self._check_timer.stop()
+        self._cancel_pending_check()
         self.clear_issues()
         self.result_label.setText("")
         if not self.commit_fields():
@@ -835,6 +841,7 @@ class TicketTab(QWidget):
     def preview_clicked(self) -> None:
         if self.in_flight or not self.broker.status.connected:
             return
+        self._cancel_pending_check()
         self.clear_issues()
         if not self.commit_fields():
             self.preview_label.setText("")
@@ -947,6 +954,7 @@ class TicketTab(QWidget):
     def shutdown(self) -> None:
         self.broker.state_changed.disconnect(self._on_state_changed)
         self.broker.quotes_updated.disconnect(self._on_quotes_updated)
+        self._shut_down = True
         self._resolve_timer.stop()
         self._check_timer.stop()
         self.tasks.cancel()
