@@ -137,3 +137,15 @@ def test_the_token_field_starts_from_the_environment(qtbot, broker, ui_settings,
     assert group.token_edit.text() == "remembered-token-0123456789"
     assert (group.host_edit.text(), group.port_spin.value()) == ("10.1.2.3", 5123)
     assert group.token_edit.isVisibleTo(group)
+
+
+def test_a_token_from_the_environment_is_enforced_and_said_on_loopback(qtbot, api_group, run_async, monkeypatch):
+    api_group.token_edit.setText("env-token-for-loopback-0123")  # as _load_settings puts IBPANEL_API_TOKEN there
+    api_group.enabled_check.click()
+    qtbot.waitUntil(lambda: api_group.handle is not None, timeout=10000)
+    port = api_group.handle.port
+    assert "Authorization: Bearer" in api_group.status_label.text()
+    status, body = run_async(_http_get(port, "/api/ibkr/status"))
+    assert status == 401 and body["success"] is False
+    api_group.enabled_check.click()
+    qtbot.waitUntil(lambda: api_group.handle is None, timeout=10000)

@@ -273,7 +273,7 @@ class ApiGroup(QGroupBox):
                 self._refused("API off: could not start", f"The API could not start: {exc}. Details are in the log file.")
                 return False
             self.handle = handle
-            self._show_on()
+            self._show_on(token_required=token is not None)
             return True
 
     async def stop(self) -> None:
@@ -357,12 +357,14 @@ class ApiGroup(QGroupBox):
         self.enabled_check.setChecked(checked)
         self.enabled_check.blockSignals(False)
 
-    def _show_on(self) -> None:
+    def _show_on(self, *, token_required: bool = False) -> None:
         handle = self.handle
         url = f"{handle.url}/api/ibkr"
         self._set_checked(True)
         self._set_fields_enabled(False)
-        self.status_label.setText(f"Serving {url} (turn off to change the address)")
+        # A token from IBPANEL_API_TOKEN applies on loopback too, where its field is hidden: say so.
+        auth = "; clients send Authorization: Bearer <token>" if token_required else ""
+        self.status_label.setText(f"Serving {url}{auth} (turn off to change the address)")
         set_prop(self.status_label, "hint", "muted")
         set_prop(self.status_label, "tone", "up")  # green: serving
         log.info("REST API on %s", url)
