@@ -36,7 +36,7 @@ from ibpanel.ui.table_model import (
     make_table_view,
     selected_positions,
 )
-from ibpanel.ui.ticket_tab import PriceSpinBox
+from ibpanel.ui.ticket_tab import PriceSpinBox, shown_quantity
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,8 @@ class ModifyOrderDialog(QDialog):
 
     def changes(self) -> dict:
         out: dict = {}
-        quantity = Decimal(self.quantity.value())
+        shown = shown_quantity(self.quantity)
+        quantity = Decimal(self.quantity.value() if shown is None else shown)
         if quantity != self.order.quantity:
             out["quantity"] = quantity
         if self.order.limit_price is not None and self.limit_price.decimal_value() != self.order.limit_price:
@@ -146,7 +147,22 @@ class ModifyOrderDialog(QDialog):
             out["stop_price"] = self.stop_price.decimal_value()
         return out
 
+    def unreadable_fields(self) -> list[str]:
+        """Boxes whose text is not a number: refused rather than sent with the box's previous value."""
+        bad = []
+        if shown_quantity(self.quantity) is None:
+            bad.append(f"Quantity “{self.quantity.cleanText().strip()}” is not a whole number of shares.")
+        for name, spin, current in (("Limit", self.limit_price, self.order.limit_price),
+                                    ("Stop", self.stop_price, self.order.stop_price)):
+            if current is not None and spin.shown_decimal() is None:
+                bad.append(f"{name} price “{spin.cleanText().strip()}” is not a price.")
+        return bad
+
     def submit(self) -> None:
+        bad = self.unreadable_fields()
+        if bad:
+            self.message.setText(" ".join(bad) + " Type a number, e.g. 221.37.")
+            return
         changes = self.changes()
         if not changes:
             self.message.setText("Nothing changed: edit the price or the quantity, or press Cancel.")
