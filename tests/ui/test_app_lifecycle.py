@@ -77,6 +77,7 @@ def test_practice_button_starts_the_exchange_and_connects(qtbot, qapp, restore_s
     qtbot.waitUntil(lambda: panel.broker.status.state is ConnectionState.CONNECTED, timeout=15000)
     assert panel.sim is not None and panel.broker.status.params.port == panel.sim.port
     assert tab.current_preset().key == "practice"
+    assert panel.broker.journal.path.name == "journal-practice.sqlite3"  # practice orders stay out of the real record
     panel.request_quit()
     qtbot.waitUntil(main.done, timeout=20000)
     assert main.result() == 0 and panel.sim is None

@@ -184,6 +184,7 @@ async def post_connect(request: web.Request) -> web.Response:
     raw = await _body(request)
     fields = parse_fields(CONNECT_FIELDS, raw)
     host, port, note = _resolve_target(state, fields["host"].strip(), fields["port"], set(raw))
+    practice_target = state.practice() if state.practice else None
     params = ConnectionParams(
         host=host,
         port=port,
@@ -191,6 +192,7 @@ async def post_connect(request: web.Request) -> web.Response:
         account=fields["account"],
         readonly=fields["readonly"],
         timeout=float(fields["timeout"]),
+        practice=practice_target is not None and (host, port) == tuple(practice_target),
     )
     broker = state.broker
     async with state.connect_lock:

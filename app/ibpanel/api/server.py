@@ -321,6 +321,7 @@ async def serve(
                 client_id=args.client_id if getattr(args, "client_id", None) is not None else 1,
                 account=getattr(args, "account", None) or "",
                 readonly=bool(getattr(args, "readonly", False)),
+                practice=True,  # practice orders go to the practice journal, never the real one
             )
         try:
             api = await start_api(broker, api_host, api_port, token, practice=sim)

@@ -460,6 +460,7 @@ class PanelApp:
             account=args.account or "",
             readonly=bool(args.readonly) if from_command_line else bool(args.readonly) or tab.readonly_check.isChecked(),
             auto_reconnect=True,
+            practice=True,  # practice orders go to the practice journal, never the real one
         )
         return await tab.connect_with(params, one_off=from_command_line)
 

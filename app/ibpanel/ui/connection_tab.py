@@ -642,14 +642,21 @@ class ConnectionTab(QWidget):
 
     def params(self) -> ConnectionParams:
         """What Connect would send, from the form."""
+        host = self.host_edit.text().strip() or "127.0.0.1"
+        port = self.port_spin.value()
         return ConnectionParams(
-            host=self.host_edit.text().strip() or "127.0.0.1",
-            port=self.port_spin.value(),
+            host=host,
+            port=port,
             client_id=self.client_id_spin.value(),
             account=self.account_combo.currentText().strip(),
             readonly=self.readonly_check.isChecked(),
             auto_reconnect=self.auto_reconnect_check.isChecked(),
+            practice=self.is_practice_target(host, port),
         )
+
+    def is_practice_target(self, host: str, port: int) -> bool:
+        """True when host:port is the in-process practice exchange (its orders use the practice journal)."""
+        return bool(self._practice_port) and port == self._practice_port and host in ("127.0.0.1", "localhost")
 
     def is_live_target(self) -> bool:
         """True when the form points at a live preset or a live default port."""
