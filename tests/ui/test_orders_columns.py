@@ -85,6 +85,15 @@ def test_positions_and_orders_columns_fit_a_1280_px_window(qtbot, main_window, b
     for narrow in ("Id", "Side", "TIF", "Type"):
         assert header.sectionSize(titles.index(narrow)) < status_width, narrow
 
+    # completed orders: sorted newest first (a sort arrow in the Time header), same rules
+    orders.tabs.setCurrentWidget(orders.completed_view)
+    view = orders.completed_view
+    qtbot.waitUntil(lambda: view.isVisible() and view.model().rowCount() > 0, timeout=10000)
+    qtbot.wait(50)
+    _assert_headers_readable(view)
+    _assert_cells_readable(view)
+    assert view.horizontalScrollBar().maximum() == 0
+
 
 def test_saved_column_widths_are_restored_not_refitted(qtbot, broker, run_async, ui_settings):
     first = OrdersTab(broker, ui_settings)

@@ -91,3 +91,39 @@ def test_streamed_change_and_flashing_cells_stay_readable(qtbot, broker, sim, ui
         assert not shown.startswith("-0.00") or Decimal(shown) != 0
         assert tab.model.data(tab.model.index(position, 6)) != "-0.00%"
     tab.shutdown()
+
+
+def test_chart_draws_candles_for_the_bars_with_the_live_price_on_top(qtbot, broker, sim, ui_settings):
+    sim.set_quote_interval(0.05)
+    ui_settings.set_json("quotes/watchlist", ["AAPL"])
+    tab = QuotesTab(broker, ui_settings)
+    qtbot.addWidget(tab)
+    tab.resize(1000, 700)
+    tab.show()
+    qtbot.waitUntil(lambda: len(tab.model) == 1 and tab.populated(), timeout=15000)
+    tab.view.selectRow(0)
+    chart = tab.chart
+    qtbot.waitUntil(lambda: chart.point_count()[0] > 10 and chart.point_count()[1] >= 2, timeout=10000)
+    candles = chart.candles
+    bars = chart.bars
+    assert len(candles) == len(bars) == chart.point_count()[0]
+    assert list(candles.open) == [b.open for b in bars] and list(candles.close) == [b.close for b in bars]
+    assert all(lo <= min(o, c) and hi >= max(o, c)
+               for o, hi, lo, c in zip(candles.open, candles.high, candles.low, candles.close, strict=True))
+    assert any(c > o for o, c in zip(candles.open, candles.close, strict=True))  # both colours are drawn
+    assert any(c < o for o, c in zip(candles.open, candles.close, strict=True))
+    bounds = candles.boundingRect()
+    assert bounds.top() <= min(candles.low) and bounds.bottom() >= max(candles.high)
+    assert bounds.left() < candles.x[0] < candles.x[-1] < bounds.right()
+    assert 0 < candles.body_width() < float(candles.x[1] - candles.x[0])  # a gap between neighbours
+    assert not candles.picture.isNull()
+    assert chart.live_curve.zValue() > candles.zValue()  # the live price is drawn over the candles
+    assert chart.last_line.isVisible()
+
+    picture = candles.picture
+    redraws = chart.redraws
+    qtbot.waitUntil(lambda: chart.redraws > redraws, timeout=5000)  # live ticks redraw ...
+    assert candles.picture is picture  # ... without re-drawing the candles
+    chart.bar_size_combo.setCurrentText("1 hour")
+    qtbot.waitUntil(lambda: candles.picture is not picture and len(candles) == len(chart.bars), timeout=10000)
+    tab.shutdown()

@@ -1,4 +1,4 @@
-"""Price chart for one instrument: historical bars (closes) plus the live last price, with a crosshair.
+"""Price chart for one instrument: historical bars as candles plus the live last price, with a crosshair.
 
 Speed rules from qt-async-notes: float64 x arrays, 1 px pens, antialias off, clipToView and peak
 downsampling, and redraws only from a timer (25 Hz) when something changed, never per tick.
@@ -11,7 +11,8 @@ from datetime import datetime
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QPainter, QPicture
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ibpanel.broker.exceptions import BrokerError
@@ -29,6 +30,68 @@ BAR_SIZES: dict[str, tuple[str, str]] = {
 }
 REDRAW_HZ = 25
 LIVE_POINTS_MAX = 20_000
+UP_CANDLE = "#1a7f37"
+DOWN_CANDLE = "#cf222e"
+CANDLE_BODY_FRACTION = 0.7  # of the bar spacing: a gap between neighbouring candles
+
+
+class CandlestickItem(pg.GraphicsObject):
+    """OHLC candles drawn once into a QPicture (repainting replays it: cheap while the view pans or zooms).
+
+    ``set_bars(x, open, high, low, close)`` takes float64 arrays of equal length (x: epoch seconds).
+    Up candles (close >= open) are green, down candles red; a wick spans low to high.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.picture = QPicture()
+        self.x = self.open = self.high = self.low = self.close = np.empty(0, dtype=np.float64)
+        self._bounds = QRectF()
+
+    def set_bars(self, x, open_, high, low, close) -> None:
+        self.x, self.open, self.high, self.low, self.close = (np.asarray(a, dtype=np.float64)
+                                                              for a in (x, open_, high, low, close))
+        self.prepareGeometryChange()
+        self.picture = self._draw()
+        self.update()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def body_width(self) -> float:
+        if len(self.x) < 2:
+            return 60.0
+        spacing = float(np.median(np.diff(self.x)))
+        return max(spacing, 1.0) * CANDLE_BODY_FRACTION
+
+    def _draw(self) -> QPicture:
+        picture = QPicture()
+        if not len(self.x):
+            self._bounds = QRectF()
+            return picture
+        half = self.body_width() / 2
+        painter = QPainter(picture)
+        pens = {True: pg.mkPen(UP_CANDLE, width=1), False: pg.mkPen(DOWN_CANDLE, width=1)}  # cosmetic: 1 px
+        brushes = {True: pg.mkBrush(UP_CANDLE), False: pg.mkBrush(DOWN_CANDLE)}
+        for x, o, h, lo, c in zip(self.x, self.open, self.high, self.low, self.close, strict=True):
+            up = bool(c >= o)
+            painter.setPen(pens[up])
+            painter.setBrush(brushes[up])
+            painter.drawLine(QPointF(x, lo), QPointF(x, h))
+            if o == c:
+                painter.drawLine(QPointF(x - half, o), QPointF(x + half, o))
+            else:
+                painter.drawRect(QRectF(x - half, min(o, c), 2 * half, abs(c - o)))
+        painter.end()
+        low, high = float(np.nanmin(self.low)), float(np.nanmax(self.high))
+        self._bounds = QRectF(float(self.x[0]) - half, low, float(self.x[-1] - self.x[0]) + 2 * half, high - low)
+        return picture
+
+    def paint(self, painter, *_args) -> None:  # noqa: D102 - Qt API
+        painter.drawPicture(0, 0, self.picture)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API: exact data bounds (QPicture's own are whole pixels)
+        return QRectF(self._bounds)
 
 
 class PriceChart(QWidget):
@@ -46,6 +109,8 @@ class PriceChart(QWidget):
         self.instrument: Instrument | None = None
         self.bar_x = np.empty(0, dtype=np.float64)
         self.bar_y = np.empty(0, dtype=np.float64)
+        self.bars: tuple[Bar, ...] = ()
+        self._bars_drawn: tuple[Bar, ...] | None = None
         self.live_x: list[float] = []
         self.live_y: list[float] = []
         self.redraws = 0
@@ -68,9 +133,12 @@ class PriceChart(QWidget):
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.getPlotItem().setMenuEnabled(False)
-        self.bar_curve = self.plot.plot(pen=pg.mkPen("#0969da", width=1), antialias=False)
+        self.candles = CandlestickItem()
+        self.plot.addItem(self.candles)
         self.live_curve = self.plot.plot(pen=pg.mkPen("#bf8700", width=1), antialias=False)
-        self.last_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#8c959f", width=1, style=Qt.PenStyle.DashLine))
+        self.live_curve.setZValue(10)  # the live price stays on top of the candles
+        self.last_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#0969da", width=1, style=Qt.PenStyle.DashLine))
+        self.last_line.setZValue(11)
         self.plot.addItem(self.last_line, ignoreBounds=True)
         self.v_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#57606a", width=1))
         self.h_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#57606a", width=1))
@@ -103,6 +171,7 @@ class PriceChart(QWidget):
         self.live_y.clear()
         self.bar_x = np.empty(0, dtype=np.float64)
         self.bar_y = np.empty(0, dtype=np.float64)
+        self.bars = ()
         self.title_label.setText(instrument.display if instrument else "Select a symbol")
         self._mark()
         self.reload()
@@ -125,6 +194,7 @@ class PriceChart(QWidget):
             return  # another symbol or bar size was chosen meanwhile
         self.bar_x = np.fromiter((b.time.timestamp() for b in bars), dtype=np.float64, count=len(bars))
         self.bar_y = np.fromiter((b.close for b in bars), dtype=np.float64, count=len(bars))
+        self.bars = tuple(bars)
         self.title_label.setText(f"{instrument.display} · {bar_size} bars · {len(bars)}")
         self._mark()
         self.redraw()
@@ -156,7 +226,11 @@ class PriceChart(QWidget):
             return
         self._dirty = False
         self.redraws += 1
-        self.bar_curve.setData(self.bar_x, self.bar_y)
+        if self._bars_drawn is not self.bars:  # candles are re-drawn only when the history changes
+            self._bars_drawn = self.bars
+            self.candles.set_bars(self.bar_x, *(np.fromiter((getattr(b, name) for b in self.bars), dtype=np.float64,
+                                                            count=len(self.bars)) for name in ("open", "high", "low")),
+                                  self.bar_y)
         if self.live_x:
             self.live_curve.setData(np.asarray(self.live_x, dtype=np.float64), np.asarray(self.live_y, dtype=np.float64))
             self.last_line.setPos(self.live_y[-1])
@@ -167,7 +241,7 @@ class PriceChart(QWidget):
 
     def point_count(self) -> tuple[int, int]:
         """(historical bars, live points) currently drawn."""
-        return len(self.bar_curve.xData if self.bar_curve.xData is not None else ()), len(
+        return len(self.candles), len(
             self.live_curve.xData if self.live_curve.xData is not None else ()
         )
 

@@ -507,18 +507,12 @@ def fit_columns(view, max_width: int = MAX_FITTED_COLUMN_WIDTH) -> None:
 
     The last section stretches over the rest of the width.
     """
-    from PySide6.QtWidgets import QStyle
-
     header = view.horizontalHeader()
     model = view.model()
-    metrics = header.fontMetrics()
-    # Qt's own hint reserves the sort arrow's room in every section; only the sorted one needs it.
-    padding = 4 * header.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMargin, None, header) + 4
+    view.ensurePolished()
+    header.ensurePolished()
     for section in range(header.count()):
-        title = str(model.headerData(section, Qt.Orientation.Horizontal) or "")
-        width = max(metrics.horizontalAdvance(title) + padding, _content_width(view, model, section))
-        if section == header.sortIndicatorSection():
-            width = max(width, header.sectionSizeHint(section))
+        width = max(_header_width(header, model, section), _content_width(view, model, section))
         header.resizeSection(section, min(width, max_width))
     header.setStretchLastSection(True)
     if not getattr(view, "_fit_sort_hooked", False):
@@ -529,6 +523,20 @@ def fit_columns(view, max_width: int = MAX_FITTED_COLUMN_WIDTH) -> None:
                 header.resizeSection(section, max(header.sectionSize(section), header.sectionSizeHint(section)))
 
         header.sortIndicatorChanged.connect(make_room)
+
+
+def _header_width(header, model, section: int) -> int:
+    """Room for a header title as the style draws it; the sort arrow's room only for the sorted column
+    (Qt's hint reserves it in every section, which makes Id / Side / TIF needlessly wide)."""
+    if section == header.sortIndicatorSection() or not header.isSortIndicatorShown():
+        return header.sectionSizeHint(section)
+    header.blockSignals(True)
+    header.setSortIndicatorShown(False)
+    try:
+        return header.sectionSizeHint(section)
+    finally:
+        header.setSortIndicatorShown(True)
+        header.blockSignals(False)
 
 
 def _content_width(view, model, section: int, rows: range | None = None) -> int:
