@@ -11,7 +11,8 @@ from decimal import Decimal
 
 from ibpanel.broker.models import Instrument, Market
 from ibpanel.ui import formatting as fmt
-from ibpanel.ui.quotes_tab import DOWN_FLASH, UP_FLASH, QuotesTab
+from ibpanel.ui.quotes_tab import DOWN_FLASH, DOWN_FLASH_DARK, UP_FLASH, UP_FLASH_DARK, QuotesTab
+from ibpanel.ui.table_model import readable_text_colour
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 
@@ -69,10 +70,12 @@ def test_streamed_change_and_flashing_cells_stay_readable(qtbot, broker, sim, ui
 
     qtbot.waitUntil(lambda: flashing_cell() is not None, timeout=10000)
     position, column, background = flashing_cell()
-    assert background in (UP_FLASH, DOWN_FLASH)
+    assert background in (UP_FLASH_DARK, DOWN_FLASH_DARK)  # deep tones on a dark theme, not a pale glare
     foreground = QColor(tab.model.data(tab.model.index(position, column), Qt.ItemDataRole.ForegroundRole))
     assert _contrast(foreground, background) >= 4.5  # WCAG AA for normal text
-    assert _contrast(palette.color(QPalette.ColorRole.Text), background) < 4.5  # what the old default gave
+    for pale in (UP_FLASH, DOWN_FLASH):  # the light theme's flashes: light theme text would vanish on them,
+        assert _contrast(palette.color(QPalette.ColorRole.Text), pale) < 4.5
+        assert _contrast(readable_text_colour(pale), pale) >= 4.5  # the model's choice does not
     # once the flash is over the cell goes back to the palette's own colours
     sim.set_quote_interval(5.0)  # calm the stream so the flash can run out
     qtbot.waitUntil(lambda: tab.model.data(tab.model.index(position, column),
@@ -89,7 +92,10 @@ def test_streamed_change_and_flashing_cells_stay_readable(qtbot, broker, sim, ui
         assert shown[0] in "+-" and len(shown.split(".")[1]) == expected_decimals, (quote.instrument.display, shown)
         assert Decimal(shown.replace(",", "")) == round(Decimal(str(quote.change)), expected_decimals) or shown == "+0.00"
         assert not shown.startswith("-0.00") or Decimal(shown) != 0
-        assert tab.model.data(tab.model.index(position, 6)) != "-0.00%"
+        percent = tab.model.data(tab.model.index(position, 6))
+        assert percent != "-0.00%"
+        percent_colour = tab.model.data(tab.model.index(position, 6), Qt.ItemDataRole.ForegroundRole)
+        assert (percent_colour is None) == (percent == "+0.00%")  # a zero shown is not painted red / green
     tab.shutdown()
 
 

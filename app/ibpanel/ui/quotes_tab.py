@@ -11,7 +11,7 @@ import time
 from decimal import Decimal
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtGui import QColor, QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -27,6 +27,8 @@ from ibpanel.broker.models import ConnectionState, ConnectionStatus, Instrument,
 from ibpanel.ui import formatting as fmt
 from ibpanel.ui.chart import PriceChart
 from ibpanel.ui.table_model import (
+    NEGATIVE_COLOUR,
+    POSITIVE_COLOUR,
     Column,
     ColumnKind,
     KeyedTableModel,
@@ -40,7 +42,17 @@ DEFAULT_WATCHLIST = ["AAPL", "MSFT", "NVDA", "BRK.B", "0700.HK", "0005.HK", "129
 FLASH_SECONDS = 0.6
 UP_FLASH = QColor("#dafbe1")
 DOWN_FLASH = QColor("#ffebe9")
+# On a dark theme a pale flash glares; deep tones instead (the model picks a readable text colour for both).
+UP_FLASH_DARK = QColor("#1f5f30")
+DOWN_FLASH_DARK = QColor("#7d2229")
 RESOLVE_BATCH = 50
+
+
+def _shown_sign_colour(value: float | None, decimals: int) -> QColor | None:
+    """Green / red by the sign of the value as shown: a change that rounds to 0.00 stays uncoloured."""
+    if value is None or round(value, decimals) == 0:
+        return None
+    return POSITIVE_COLOUR if value > 0 else NEGATIVE_COLOUR
 
 
 def _data_label(quote: Quote) -> str:
@@ -56,6 +68,7 @@ QUOTE_COLUMNS = (
     Column("change", "Change", ColumnKind.PRICE, coloured=True, value=lambda q: q.change,
            display=lambda v, q: fmt.format_change(v, q.instrument, q.last if q.last is not None else q.close)),
     Column("change_pct", "Change %", ColumnKind.PERCENT, coloured=True, value=lambda q: q.change_pct,
+           colour=lambda q: _shown_sign_colour(q.change_pct, 2),
            display=lambda v, q: fmt.format_percent(v, signed=True)),
     Column("volume", "Volume", ColumnKind.INT, display=lambda v, q: fmt.format_volume(v)),
     Column("data_type", "Data", value=_data_label,
@@ -293,6 +306,8 @@ class QuotesTab(QWidget):
         flash = self._flash.get(key)
         if flash is None or flash[1] < time.monotonic():
             return None
+        if self.view.palette().color(QPalette.ColorRole.Base).lightness() < 128:
+            return UP_FLASH_DARK if flash[0] > 0 else DOWN_FLASH_DARK
         return UP_FLASH if flash[0] > 0 else DOWN_FLASH
 
     def _expire_flashes(self) -> None:
