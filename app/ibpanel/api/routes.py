@@ -36,7 +36,7 @@ from ibpanel.api.schemas import (
     status_json,
 )
 from ibpanel.api.security import NOT_CONNECTED_ADVICE, error_response
-from ibpanel.broker.exceptions import NotConnected
+from ibpanel.broker.exceptions import PACING_MESSAGE, NotConnected, PacingLimit
 from ibpanel.broker.models import (
     AccountSummary,
     ConnectionParams,
@@ -401,8 +401,11 @@ async def get_quote(request: web.Request) -> web.Response:
     market = Market.from_market_type(query["marketType"]) if query["marketType"] else None
     symbol, market = api_symbol(symbol, market)
     _require_connected(broker)
-    instrument = await broker.resolve(symbol, market)
-    quote = await broker.snapshot(instrument, timeout=QUOTE_TIMEOUT)
+    try:
+        instrument = await broker.resolve(symbol, market)
+        quote = await broker.snapshot(instrument, timeout=QUOTE_TIMEOUT)
+    except PacingLimit as exc:  # IB dropped requests (error 100): a retry later works, the market is not closed
+        raise ApiError(503, PACING_MESSAGE, code="pacing_limit") from exc
     return ok(quote_json(quote))
 
 

@@ -51,3 +51,11 @@ class NotCancellable(BrokerError):
 
 class BrokerTimeout(BrokerError):
     pass
+
+
+class PacingLimit(BrokerTimeout):
+    """IB refused requests for going over its 50 messages per second (error 100) while we waited."""
+
+
+#: The one sentence for IB's pacing refusal (error 100), shared by the broker and the API.
+PACING_MESSAGE = "IB pacing limit (error 100): too many requests per second — slow down and retry."

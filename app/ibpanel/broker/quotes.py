@@ -18,7 +18,7 @@ from ib_async.wrapper import RequestError
 
 from ibpanel.broker import errors
 from ibpanel.broker.convert import bar_model, quote_model
-from ibpanel.broker.exceptions import BrokerError, BrokerTimeout, NotConnected
+from ibpanel.broker.exceptions import PACING_MESSAGE, BrokerError, BrokerTimeout, NotConnected, PacingLimit
 from ibpanel.broker.models import Bar, Instrument, MarketDataType, Quote
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 NO_LIVE_DATA_CODES = frozenset({10167, 354, 10089})
 #: TWS refused the line itself: nothing will stream until a line frees up.
 LINE_LIMIT_CODE = 101
+#: TWS dropped requests: more than 50 messages in a second.
+PACING_CODE = 100
 NO_LINE_MESSAGE = (
     "No data: IB's market-data line limit is reached (error 101). Remove symbols from the watchlist, "
     "or raise the limit with IB (quote booster); this row fills in when a line frees up."
@@ -62,6 +64,7 @@ class QuoteBook:
         self._no_line: list[int] = []  # conIds refused with 101, oldest first: retried when a line frees up
         self.delayed_mode = False  # reqMarketDataType(3) sent on this connection
         self._stale = False
+        self.pacing_seen_at: float | None = None  # loop time of the last error 100
         ib.pendingTickersEvent += self._on_pending
         ib.errorEvent += self._on_error
 
@@ -192,6 +195,9 @@ class QuoteBook:
             self._on_quotes(tuple(changed))
 
     def _on_error(self, req_id: int, code: int, text: str, contract: object = None) -> None:
+        if code == PACING_CODE:
+            self.pacing_seen_at = asyncio.get_running_loop().time()
+            return
         if code not in NO_LIVE_DATA_CODES and code != LINE_LIMIT_CODE:
             return
         con_id = self._by_req.get(req_id)
@@ -282,6 +288,10 @@ class QuoteBook:
         self.set_stale(False)
 
     # --- snapshot and bars ---------------------------------------------------------------------
+    def paced_since(self, started: float) -> bool:
+        """Whether TWS refused a request for pacing (error 100) at or after loop time ``started``."""
+        return self.pacing_seen_at is not None and self.pacing_seen_at >= started
+
     async def snapshot(self, instrument: Instrument, timeout: float) -> Quote:
         con_id = self._con_id(instrument)
         quote = self._quotes.get(con_id)
@@ -291,12 +301,15 @@ class QuoteBook:
             raise NotConnected()
         self._refs[con_id] = self._refs.get(con_id, 0) + 1
         self._instruments[con_id] = instrument
+        started = asyncio.get_running_loop().time()
         if con_id not in self._tickers:
             self._request(con_id)
         try:
             await asyncio.wait_for(self._wait_first(con_id), timeout)
             return self._quotes[con_id]
         except asyncio.TimeoutError as exc:
+            if self.paced_since(started):  # TWS dropped requests: no guess about the market
+                raise PacingLimit(f"No quote for {instrument.display} within {timeout:g} s.", PACING_MESSAGE) from exc
             raise BrokerTimeout(f"No quote for {instrument.display} within {timeout:g} s.",
                                 "The market may be closed or the data not subscribed; try again.") from exc
         finally:

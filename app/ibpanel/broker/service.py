@@ -45,7 +45,14 @@ from ibpanel.broker import journal as journal_mod
 from ibpanel.broker.account import AccountBook
 from ibpanel.broker.convert import bare_instrument, dec, int_id, num, rule_ids, split_list
 from ibpanel.broker.events import Event
-from ibpanel.broker.exceptions import BrokerError, BrokerTimeout, NotConnected, SymbolError
+from ibpanel.broker.exceptions import (
+    PACING_MESSAGE,
+    BrokerError,
+    BrokerTimeout,
+    NotConnected,
+    PacingLimit,
+    SymbolError,
+)
 from ibpanel.broker.models import (
     AccountSummary,
     Bar,
@@ -82,6 +89,11 @@ _TWS_STATUSES = frozenset({"PendingSubmit", "PreSubmitted", "Submitted", "Pendin
 _REFERENCE_MAX_AGE = 5.0
 # Startup requests we add to ib_async's own sync (all clients' open orders) get this long.
 _SYNC_TIMEOUT = 4.0
+# IB allows 50 client messages per second. ib_async's default throttle (45 per 1 s) sends in bursts of 45:
+# one burst delivered late lands in the same second at TWS as the next one (error 100, QA F41). Small
+# bursts (4 per 0.1 s = 40/s) leave room for a quarter second of delivery jitter.
+PACE_MESSAGES = 4
+PACE_INTERVAL = 0.1
 
 
 class Broker:
@@ -131,12 +143,16 @@ class Broker:
 
         self._ib = IB()
         self._ib.RaiseRequestErrors = True  # a request IB refuses raises (with its code) instead of returning []
+        client = self._ib.client
+        if client.MaxRequests:  # 0: the throttle was switched off on purpose (benchmarks of the raw path)
+            client.MaxRequests, client.RequestsInterval = PACE_MESSAGES, PACE_INTERVAL
         self._real_journal_path = Path(journal_path or journal_mod.default_journal_path())
         self._practice_journal_path = Path(
             practice_journal_path or journal_mod.practice_journal_path(self._real_journal_path)
         )
         self.journal = journal_mod.OrderJournal(self._real_journal_path)
         self._cache = ContractCache()
+        self._qualifying: dict[object, asyncio.Future] = {}  # SymbolSpec.key -> the lookup in flight
         self._contracts: dict[int, Contract] = {}
         self._rule_of: dict[int, int] = {}
         self._etf: set[int] = set()
@@ -185,6 +201,7 @@ class Broker:
 
     def _forget_venue(self) -> None:
         self._cache.clear()
+        self._qualifying.clear()
         self._contracts.clear()
         self._rule_of.clear()
         self._etf.clear()
@@ -345,13 +362,28 @@ class Broker:
             return cached
         if not self._session.connected:
             raise NotConnected()
-        return await self._qualify(spec)
+        # callers asking for the same stock at once share one lookup (a burst of quotes is one request each)
+        pending = self._qualifying.get(spec.key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._qualify(spec))
+            self._qualifying[spec.key] = pending
+            pending.add_done_callback(lambda done, key=spec.key: self._qualified(key, done))
+        return await asyncio.shield(pending)
+
+    def _qualified(self, key: object, done: asyncio.Future) -> None:
+        if self._qualifying.get(key) is done:
+            del self._qualifying[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: every caller may have given up waiting
 
     async def _qualify(self, spec: SymbolSpec) -> Instrument:
         probe = Contract(secType="STK", symbol=spec.symbol, exchange=spec.exchange, currency=spec.currency)
+        started = asyncio.get_running_loop().time()
         try:
             details_list = await asyncio.wait_for(self._ib.reqContractDetailsAsync(probe), 10)
         except asyncio.TimeoutError as exc:
+            if self._quotes.paced_since(started):
+                raise PacingLimit(f"IB did not answer the lookup of {spec.display} in time.", PACING_MESSAGE) from exc
             raise BrokerTimeout(f"IB did not answer the lookup of {spec.display} in time.", "Try again.") from exc
         except RequestError as exc:
             if exc.code != 200:  # 200 = no such contract, said below in our words
