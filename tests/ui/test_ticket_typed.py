@@ -128,3 +128,31 @@ def test_messages_appear_while_typing_before_submit(qtbot, broker, sim, ui_setti
     assert sim.stats.count("PLACE_ORDER") == placed == what_ifs  # checking sends nothing
     assert tab.last_order is None
     tab.shutdown()
+
+
+def test_a_price_edited_for_one_instrument_does_not_carry_over_to_the_next(qtbot, broker, sim, ui_settings):
+    """QA F25: 700 at ~298 HKD, limit stepped by the user, then AAPL typed: the ticket re-seeds from AAPL."""
+    tab = _ticket(qtbot, broker, ui_settings, {"symbol": "700", "side": "BUY", "quantity": Decimal(100),
+                                               "limit_price": None})
+    tab.limit_spin.setFocus()
+    qtbot.keyClick(tab.limit_spin, Qt.Key.Key_Down)  # stepped by the user: now "their" price for 700
+    hk_price = tab.limit_spin.decimal_value()
+    hk_key = tab.instrument.key
+
+    tab.symbol_edit.setFocus()
+    qtbot.keyClick(tab.symbol_edit, Qt.Key.Key_A, CTRL)
+    qtbot.keyClicks(tab.symbol_edit, "AAPL")
+    qtbot.keyClick(tab.symbol_edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: tab.instrument is not None and tab.instrument.key != hk_key and tab.quote is not None
+                    and tab.quote.last is not None and tab.limit_spin.value() > 0, timeout=10000)
+    aapl_last = Decimal(str(tab.quote.last))
+    assert tab.instrument.symbol == "AAPL"
+    assert tab.limit_spin.decimal_value() != hk_price
+    assert abs(tab.limit_spin.decimal_value() - aapl_last) <= aapl_last * Decimal("0.02")  # seeded from AAPL's quote
+
+    # a price given with a prefill (close position, double-click) is kept for its instrument
+    tab.prefill({"symbol": "MSFT", "side": "SELL", "quantity": Decimal(5), "limit_price": Decimal("401.23")})
+    qtbot.waitUntil(lambda: tab.instrument is not None and tab.instrument.symbol == "MSFT", timeout=10000)
+    qtbot.wait(100)
+    assert tab.limit_spin.decimal_value() == Decimal("401.23")
+    tab.shutdown()

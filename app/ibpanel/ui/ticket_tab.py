@@ -175,6 +175,9 @@ def shown_quantity(spin: QSpinBox) -> int | None:
     return int(value)
 
 
+_PREFILLED = object()  # marker: the prices came with a prefill request, keep them for its instrument
+
+
 class TicketTab(QWidget):
     """The order ticket. Signals: ``order_placed(OrderView)`` after a successful submit."""
 
@@ -206,6 +209,9 @@ class TicketTab(QWidget):
         self._resolve_seq = 0
         self._subscribed: Instrument | None = None
         self._user_chose_type = False
+        # Which instrument the limit / stop prices were entered for: a price never carries over to another
+        # instrument (QA F25). PREFILLED: a caller (close position, double-click) gave the price itself.
+        self._prices_for: object = None
         self.issue_labels: dict[str, QLabel] = {}
         self._build()
         self._install_shortcuts()
@@ -529,6 +535,11 @@ class TicketTab(QWidget):
             return None  # the user typed something else meanwhile
         self._resolved_text = (text, market)
         self._set_instrument(instrument)
+        if self._prices_for is not None and self._prices_for not in (_PREFILLED, instrument.key):
+            # prices typed for another instrument never carry over (an HKD price on a USD stock): re-seed
+            self.limit_spin.set_decimal(None)
+            self.stop_spin.set_decimal(None)
+        self._prices_for = instrument.key
         try:
             quote = await self.broker.subscribe(instrument)
         except BrokerError as exc:
@@ -901,8 +912,10 @@ class TicketTab(QWidget):
             if self.order_type() not in (OrderType.LMT, OrderType.STP_LMT):
                 self.set_order_type(OrderType.LMT)
             self.limit_spin.set_decimal(Decimal(str(d["limit_price"])))
+            self._prices_for = _PREFILLED
         else:
             self.limit_spin.set_decimal(None)  # refilled from the quote once resolved
+            self._prices_for = None
         if d.get("account"):
             index = self.account_combo.findText(d["account"])
             if index >= 0:
@@ -924,6 +937,7 @@ class TicketTab(QWidget):
         self.limit_spin.set_decimal(None)
         self.stop_spin.set_decimal(None)
         self._user_chose_type = False
+        self._prices_for = None
         self.set_order_type(OrderType.LMT)
         self.tif_combo.setCurrentIndex(0)
         self.outside_rth_check.setChecked(False)
