@@ -59,3 +59,16 @@ class PacingLimit(BrokerTimeout):
 
 #: The one sentence for IB's pacing refusal (error 100), shared by the broker and the API.
 PACING_MESSAGE = "IB pacing limit (error 100): too many requests per second — slow down and retry."
+
+
+class ModifyRejected(OrderRejected):
+    """TWS refused a change to a working order (e.g. 321, 201, 110, 104); the order keeps its previous
+    terms. ``code`` is IB's error code and ``ib_text`` IB's own words; ``issues`` holds one entry
+    (field = the first changed field, code "tws_refused")."""
+
+    def __init__(self, issues: tuple[ValidationIssue, ...] | list[ValidationIssue], *, code: int,
+                 ib_text: str = "", advice: str = "") -> None:
+        super().__init__(issues)
+        self.code = code
+        self.ib_text = ib_text
+        self.advice = advice

@@ -29,6 +29,7 @@ from ibpanel.broker.convert import int_id, now_utc, order_status, order_view, wh
 from ibpanel.broker.exceptions import (
     BrokerError,
     BrokerTimeout,
+    ModifyRejected,
     NotCancellable,
     NotConnected,
     OrderNotFound,
@@ -60,6 +61,12 @@ _REJECT_CODES = frozenset({201, 203, 10147, 10148, 10149})
 #: The fat-finger limit (a setting) applies to the aggressive side, where a typo trades at once.
 PASSIVE_BAND_PCT = Decimal(50)
 # IB's ContractDetails.orderTypes spells types without spaces ("STPLMT", "TRAILLMT"); ours have them.
+#: How long modify() waits for TWS to confirm (open-order echo with the new terms) or refuse a change.
+MODIFY_ACK_TIMEOUT = 3.0
+# An error this long after a change was sent is no longer read as the change's refusal.
+_MODIFY_MEMORY = 30.0
+# Codes on an order being modified that do not refuse the change (notes, holds, data and cancel notices).
+_NOT_A_MODIFY_REFUSAL = frozenset({165, 202, 399, 404, 492, 10167})
 _IB_TYPE_SPELLING = {"STPLMT": "STP LMT", "TRAILLMT": "TRAIL LIMIT", "TRAILLIMIT": "TRAIL LIMIT", "LMTONCLOSE": "LOC"}
 
 
@@ -111,8 +118,10 @@ class OrderBook:
         self._created: dict[OrderKey, datetime] = {}
         self._cancel_waiters: dict[OrderKey, list[asyncio.Future]] = {}
         self._acked: set[OrderKey] = set()  # TWS reported a working / final status for it
+        self._modifying: dict[OrderKey, _PendingModify] = {}  # changes sent, not yet confirmed or refused
         ib.newOrderEvent += self._on_trade
         ib.openOrderEvent += self._on_trade
+        ib.openOrderEvent += self._on_open_order
         ib.orderStatusEvent += self._on_trade
         ib.orderModifyEvent += self._on_trade
         ib.cancelOrderEvent += self._on_trade
@@ -155,7 +164,42 @@ class OrderBook:
     def _on_trade(self, trade: Trade) -> None:
         if trade.order.whatIf:
             return
-        self._update(trade)
+        key = self._key_of(trade)
+        pending = self._pending_modify(key)
+        if (pending is not None and key in self._acked and trade.orderStatus.status == "Cancelled" and trade.log
+                and trade.log[-1].errorCode):
+            # ib_async marks a Trade Cancelled on any error for its orderId; after a modify the error refuses
+            # the change only: the order still works at TWS with its previous terms (_on_error says why)
+            trade.orderStatus.status = pending.status_before
+            return
+        view = self._update(trade)
+        if pending is not None and view.status.is_done:
+            self._settle_modify(key, NotCancellable(
+                f"Order {view.order_id} is {view.status.value.lower()}: the change did not take effect.",
+                "Check the Orders and Fills tabs."))
+
+    def _on_open_order(self, trade: Trade) -> None:
+        """TWS echoes a change it accepted with an open-order message carrying the new terms."""
+        key = self._key_of(trade)
+        pending = self._pending_modify(key)
+        if pending is not None and pending.matches(trade.order) and key in self._views:
+            self._settle_modify(key, self._views[key])
+
+    def _pending_modify(self, key: OrderKey) -> _PendingModify | None:
+        pending = self._modifying.get(key)
+        if pending is not None and asyncio.get_running_loop().time() - pending.sent_at > _MODIFY_MEMORY:
+            del self._modifying[key]  # TWS never answered that change; later errors are not about it
+            return None
+        return pending
+
+    def _settle_modify(self, key: OrderKey, outcome: OrderView | BaseException) -> None:
+        pending = self._modifying.pop(key, None)
+        if pending is None or pending.waiter.done():
+            return
+        if isinstance(outcome, BaseException):
+            pending.waiter.set_exception(outcome)
+        else:
+            pending.waiter.set_result(outcome)
 
     def _update(self, trade: Trade, *, status: OrderStatus | None = None) -> OrderView:
         key = self._key_of(trade)
@@ -214,16 +258,24 @@ class OrderBook:
             self._fail_cancel_waiters(key, OrderNotFound(info.message, info.advice))
         if code == 202:  # the cancel confirmation itself: the status message says it all
             return
-        self._messages[key] = f"{info.message} ({code})"
+        pending = self._pending_modify(key)
+        refused_change = pending is not None and code not in _NOT_A_MODIFY_REFUSAL and not 2100 <= code <= 2199
+        self._messages[key] = f"{'Change refused: ' if refused_change else ''}{info.message} ({code})"
         if view.journal_id:
             self._journal(lambda: self.journal.add_error(view.journal_id, code, text))
         status = None
         never_acknowledged = key not in self._acked
+        if refused_change and not never_acknowledged:
+            # the working order keeps its previous terms and status; the caller of modify() hears why
+            self._settle_modify(key, pending.refusal(self._update(trade), info))
+            return
         if code in _REJECT_CODES or (not info.order_warning and never_acknowledged):
             status = OrderStatus.REJECTED
         elif code in (110, 321) and never_acknowledged:
             status = OrderStatus.REJECTED  # off the tick / failed TWS validation: a new order is refused
-        self._update(trade, status=status)
+        view = self._update(trade, status=status)
+        if refused_change:  # changed before TWS acknowledged the order: the refusal still reaches the caller
+            self._settle_modify(key, pending.refusal(view, info))
 
     def resync(self) -> None:
         """After (re)connect: fold every trade ib_async now knows (open + completed) into our views."""
@@ -576,6 +628,9 @@ class OrderBook:
         )
         issues, _instrument = await self.check(
             request, new_stop=stop_price is not None and _decimal(stop_price) != view.stop_price)
+        below_filled = _below_filled(view, _decimal(quantity) if quantity is not None else None)
+        if below_filled is not None:
+            issues = (below_filled, *(i for i in issues if i.field != "quantity"))
         if issues:
             raise OrderRejected(issues)
         # a copy: the live Trade keeps what TWS last confirmed until TWS echoes the change
@@ -589,8 +644,22 @@ class OrderBook:
             self._journal(lambda: self.journal.update(
                 view.journal_id, message=f"modify: quantity {request.quantity}, limit {request.limit_price}, "
                                          f"stop {request.stop_price}"))
+        changed = [f for f, v in (("quantity", quantity), ("limit_price", limit_price), ("stop_price", stop_price))
+                   if v is not None]
+        pending = _PendingModify(asyncio.get_running_loop(), trade.orderStatus.status, order, changed)
+        self._settle_modify(key, BrokerError("A newer change was sent.", ""))  # only the latest change is awaited
+        self._modifying[key] = pending
         self.ib.placeOrder(trade.contract, order)
-        return self._update(trade)
+        self._update(trade)
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.waiter), MODIFY_ACK_TIMEOUT)
+        except asyncio.TimeoutError as exc:
+            raise BrokerTimeout(
+                f"TWS did not confirm the change to order {order_id} within {MODIFY_ACK_TIMEOUT:g} s.",
+                "Check the Orders tab: until TWS confirms the change the order keeps its previous terms.") from exc
+        finally:
+            if not pending.waiter.done():
+                pending.waiter.cancel()  # stays in _modifying a while: a late refusal still keeps the old terms
 
     async def cancel(self, order_id: int, timeout: float) -> OrderView:
         if not self._is_connected():
@@ -645,6 +714,8 @@ class OrderBook:
                 if not waiter.done():
                     waiter.set_exception(NotConnected("The connection changed before the cancel was confirmed."))
         self._cancel_waiters.clear()
+        for key in list(self._modifying):
+            self._settle_modify(key, NotConnected("The connection changed before TWS confirmed the change."))
         for store in (self._views, self._perm_index, self._trades, self._messages, self._created):
             store.clear()
         self._acked.clear()
@@ -652,6 +723,10 @@ class OrderBook:
     def mark_stale(self) -> None:
         """Forget ib_async's live objects after a drop; views stay, trades come back on resync."""
         self._trades.clear()
+        for key in list(self._modifying):
+            self._settle_modify(key, NotConnected(
+                "The connection dropped before TWS confirmed the change.",
+                "Check the order in the Orders tab after reconnecting: it may have its previous terms."))
 
 
 def _same(a: OrderView, b: OrderView) -> bool:
@@ -693,3 +768,56 @@ def _decimal(value: object) -> Decimal | None:
 def _lot_of(instrument: Instrument) -> BoardLot:
     return BoardLot(instrument.board_lot, instrument.lot_source or "unknown", instrument.symbol, instrument.market)
 
+
+
+class _PendingModify:
+    """A change sent to TWS and not yet confirmed (open-order echo with the new terms) or refused (an error)."""
+
+    _ATTRIBUTE = {"quantity": "totalQuantity", "limit_price": "lmtPrice", "stop_price": "auxPrice"}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, status_before: str, order: Order, changed: list[str]) -> None:
+        self.waiter: asyncio.Future = loop.create_future()
+        self.sent_at = loop.time()
+        self.status_before = status_before  # what the order shows again if TWS refuses the change
+        # the terms the echo must carry (only those changed: TWS may spell unset prices differently)
+        self.terms = {self._ATTRIBUTE[f]: getattr(order, self._ATTRIBUTE[f]) for f in changed}
+        self.field = changed[0] if changed else "order"  # named in a refusal
+
+    def matches(self, order: Order) -> bool:
+        return all(_same_number(value, getattr(order, name, None)) for name, value in self.terms.items())
+
+    def refusal(self, view: OrderView, info: errors.ErrorInfo) -> ModifyRejected:
+        terms = f"{_plain(view.quantity)} shares" + (
+            f" at {_plain(view.limit_price)}" if view.limit_price is not None else "") + (
+            f", stop {_plain(view.stop_price)}" if view.stop_price is not None else "")
+        message = (f"TWS refused the change to order {view.order_id}: {info.message} ({info.code}). "
+                   f"The order keeps its previous terms ({terms}).")
+        return ModifyRejected([ValidationIssue(self.field, "tws_refused", message)], code=info.code,
+                              ib_text=info.ib_text, advice=info.advice)
+
+
+def _same_number(a: object, b: object) -> bool:
+    try:
+        return abs(float(a) - float(b)) < 1e-9  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return a == b
+
+
+def _below_filled(view: OrderView, quantity: Decimal | None) -> ValidationIssue | None:
+    """A new total at or below what is already filled cannot be sent: say the smallest that can."""
+    filled = view.filled or Decimal(0)
+    if quantity is None or filled <= 0 or quantity > filled:
+        return None
+    lot = max(int(view.instrument.board_lot or 1), 1)
+    smallest = (filled // lot + 1) * lot
+    lots = f" (whole lots of {lot:,} above it)" if lot > 1 else ""
+    where = "below" if quantity < filled else "not above"
+    return ValidationIssue(
+        "quantity", "below_filled",
+        f"New quantity {_count(quantity)} is {where} the {_count(filled)} already filled: the smallest is "
+        f"{_count(smallest)}{lots}, or cancel the rest.")
+
+
+def _count(value: Decimal) -> str:
+    """A share count with thousands separators: 1000 -> "1,000"."""
+    return f"{int(value):,}" if value == value.to_integral_value() else f"{value:,f}"
