@@ -210,3 +210,20 @@ async def test_working_order_the_new_session_does_not_know_is_settled_not_left_s
             await fresh.stop()
     finally:
         await broker.close()
+
+
+async def test_hk_order_outside_rth_is_refused_with_the_sehk_session(connected, sim_server):
+    """SEHK has no extended hours: the flag would be ignored, so it is refused (QA F40)."""
+    price = await _on_tick(connected, "700", await _last(connected, "700"))
+    request = OrderRequest("700", Side.BUY, Decimal(100), OrderType.LMT, limit_price=price, outside_rth=True)
+    with pytest.raises(OrderRejected) as caught:
+        await connected.place(request)
+    assert [(i.field, i.code) for i in caught.value.issues] == [("outside_rth", "outside_rth_hk")]
+    assert caught.value.issues[0].message == (
+        "Hong Kong stocks trade only in the regular session (09:30-12:00, 13:00-16:00 HKT): untick outside RTH.")
+    # a market order gets the same one reason, not the US market-order one as well
+    market = OrderRequest("700", Side.BUY, Decimal(100), OrderType.MKT, outside_rth=True)
+    assert set(await _codes(connected, market)) == {"outside_rth_hk"}
+    assert sim_server.stats.count("PLACE_ORDER") == 0
+    unticked = OrderRequest("700", Side.BUY, Decimal(100), OrderType.LMT, limit_price=price)
+    assert await _codes(connected, unticked) == {}

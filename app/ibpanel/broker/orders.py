@@ -38,6 +38,7 @@ from ibpanel.broker.exceptions import (
 )
 from ibpanel.broker.models import (
     Instrument,
+    Market,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -344,7 +345,12 @@ class OrderBook:
                 "order_type", "order_type_not_allowed",
                 f"{instrument.display} does not take {order_type.value} orders at IB: use "
                 f"{' or '.join(usable) if usable else 'another order type'}."))
-        if order_type is OrderType.MKT and request.outside_rth:
+        if instrument.market is Market.HK and request.outside_rth:
+            issues.append(ValidationIssue(
+                "outside_rth", "outside_rth_hk",
+                "Hong Kong stocks trade only in the regular session (09:30-12:00, 13:00-16:00 HKT): "
+                "untick outside RTH."))
+        elif order_type is OrderType.MKT and request.outside_rth:
             issues.append(ValidationIssue(
                 "outside_rth", "outside_rth_market",
                 "IB ignores 'outside regular hours' on a market order (warning 2109) and holds it for the regular "

@@ -110,7 +110,14 @@ class Broker:
     *aggressive* limit (a buy above / sell below the last trade; a stop-limit's limit against its stop) may
     be; a *resting* limit or a protective stop may be up to ``orders.PASSIVE_BAND_PCT`` (50%, or the
     fat-finger limit if larger) away. A stop already through the market (sell stop at/above it, buy stop
-    at/below it) is refused, and so is a MKT order with ``outside_rth`` (IB ignores it, warning 2109).
+    at/below it) is refused, and so is a MKT order with ``outside_rth`` (IB ignores it, warning 2109) and any
+    Hong Kong order with ``outside_rth`` (SEHK has no extended hours; code ``outside_rth_hk``).
+    ``modify`` refuses a quantity at or below the filled part before sending, then waits (``orders.
+    MODIFY_ACK_TIMEOUT``) for TWS to echo the new terms: a refusal raises ``ModifyRejected`` (IB's code and
+    reason) and the order keeps its previous terms; no answer raises BrokerTimeout.
+    Requests are paced at ``PACE_MESSAGES`` per ``PACE_INTERVAL`` s (IB allows 50 messages/s); concurrent
+    ``resolve`` calls for one symbol share one lookup; a snapshot or lookup lost to IB's pacing limit (error
+    100) raises ``PacingLimit`` (a BrokerTimeout).
     ``limits_source`` (e.g. the settings.ini path) is named in the fat-finger / order-value refusals.
     Positions of managed accounts other than the selected one are priced from quotes the broker streams
     itself (TWS streams the portfolio of one account at a time).
