@@ -59,8 +59,8 @@ def test_typed_price_and_quantity_submitted_with_ctrl_enter_are_what_is_sent(qtb
     qtbot.keyClick(tab.limit_spin, Qt.Key.Key_Return, CTRL)
     qtbot.waitUntil(lambda: tab.last_order is not None, timeout=10000)
     assert tab.issues_shown() == {}
-    assert sim.stats.count("PLACE_ORDER") == placed + 1
     assert tab.last_order.limit_price == typed_price and tab.last_order.quantity == 37
+    qtbot.waitUntil(lambda: sim.stats.count("PLACE_ORDER") == placed + 1, timeout=10000)  # counted when received
 
     # read back what the exchange holds for it
     def working():
@@ -71,6 +71,7 @@ def test_typed_price_and_quantity_submitted_with_ctrl_enter_are_what_is_sent(qtb
     assert working().limit_price == typed_price
     assert working().quantity == 37
     assert working().filled == 0  # the typed bid rests: the stale (market) price would have filled
+    assert sim.stats.count("PLACE_ORDER") == placed + 1  # exactly one order went out
     tab.shutdown()
 
 
@@ -84,6 +85,7 @@ def test_typed_quantity_with_ctrl_enter_is_validated_as_typed_hk_lot(qtbot, brok
     qtbot.waitUntil(lambda: "quantity" in tab.issues_shown(), timeout=10000)
     assert "250" in tab.issues_shown()["quantity"] or "lot" in tab.issues_shown()["quantity"].lower()
     qtbot.waitUntil(lambda: not tab.in_flight, timeout=5000)
+    qtbot.wait(100)  # an order sent would be counted by now
     assert sim.stats.count("PLACE_ORDER") == placed  # the valid 100 it replaced is not sent
     assert tab.last_order is None
     tab.shutdown()
@@ -116,7 +118,6 @@ def test_messages_appear_while_typing_before_submit(qtbot, broker, sim, ui_setti
     tab = _ticket(qtbot, broker, ui_settings, {"symbol": "700", "side": "BUY", "quantity": Decimal(100),
                                                "limit_price": None})
     placed = sim.stats.count("PLACE_ORDER")
-    what_ifs = sim.stats.count("PLACE_ORDER")
     _type_into(qtbot, tab.quantity_spin, "150")
     assert "quantity" not in tab.issues_shown()  # not per keystroke: after a pause
     qtbot.waitUntil(lambda: "quantity" in tab.issues_shown(), timeout=5000)
@@ -125,7 +126,7 @@ def test_messages_appear_while_typing_before_submit(qtbot, broker, sim, ui_setti
     assert "quantity" not in tab.issues_shown()  # editing the field clears its message at once
     qtbot.wait(600)  # past the debounce: the valid lot brings no new message
     assert "quantity" not in tab.issues_shown()
-    assert sim.stats.count("PLACE_ORDER") == placed == what_ifs  # checking sends nothing
+    assert sim.stats.count("PLACE_ORDER") == placed  # checking sends nothing (not even a what-if)
     assert tab.last_order is None
     tab.shutdown()
 
