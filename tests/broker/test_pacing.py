@@ -4,6 +4,8 @@ every snapshot is answered, and a pacing refusal is named as such instead of a m
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 import pytest
 from broker_helpers import make_broker, params
@@ -13,7 +15,14 @@ from ibpanel.sim.server import SimServer
 from tests.conftest import sim_test_config
 
 US = ["AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "GOOGL", "META", "BRK B", "JPM", "NFLX"]
+
 HK = ["700", "5", "1299", "941", "2800", "883", "9618", "1211", "388", "3690"]
+
+
+def _practice_symbols() -> list[str]:
+    """Every stock the practice exchange lists (resources/sim/instruments.json)."""
+    data = json.loads((Path(__file__).resolve().parents[2] / "resources/sim/instruments.json").read_text())
+    return [entry["symbol"] for entry in (data if isinstance(data, list) else data["instruments"])]
 
 
 async def test_burst_of_80_snapshots_over_20_symbols_stays_within_pacing(tmp_path):
@@ -36,6 +45,8 @@ async def test_burst_of_80_snapshots_over_20_symbols_stays_within_pacing(tmp_pat
         assert [n.text for n in notices if n.code == 100] == []
         # one qualification per symbol, however many callers asked at once
         assert server.stats.count("REQ_CONTRACT_DATA") <= len(US + HK)
+        # concurrent snapshots of one stock share one line
+        assert server.stats.count("REQ_MKT_DATA") <= len(US + HK)
     finally:
         await broker.close()
         await server.stop()
@@ -56,6 +67,31 @@ async def test_a_snapshot_lost_to_pacing_says_so_instead_of_guessing_the_market_
         assert "No quote for AAPL within 1 s." in str(caught.value)
         assert caught.value.advice == PACING_MESSAGE
         assert "market may be closed" not in str(caught.value)
+    finally:
+        await broker.close()
+        await server.stop()
+
+
+
+async def test_every_practice_stock_at_once_stays_within_pacing(tmp_path):
+    """A lookup, a line and a cancel for each of the exchange's 42 stocks at once (126 messages): the broker
+    spreads them under IB's 50/s (ib_async's own 45-per-second bursts trip error 100 here)."""
+    symbols = _practice_symbols()
+    assert len(symbols) > 40
+    server = SimServer(sim_test_config(pacing=True))
+    await server.start()
+    broker = make_broker(tmp_path)
+    try:
+        await broker.connect(params(server.port))
+        notices = []
+        broker.notice.connect(notices.append)
+
+        async def one(text: str):
+            return await broker.snapshot(await broker.resolve(text), timeout=5.0)
+
+        quotes = await asyncio.gather(*[one(symbol) for symbol in symbols], return_exceptions=True)
+        assert [q for q in quotes if isinstance(q, BaseException)] == []
+        assert [n.text for n in notices if n.code == 100] == []
     finally:
         await broker.close()
         await server.stop()
