@@ -38,3 +38,27 @@ def test_price_box_steps_by_the_tick_of_each_band(qtbot):
     assert box.decimal_value() == Decimal("0.9999")  # sub-dollar ticks
     box.set_decimal(Decimal("150.005"))
     assert box.text() == "150.005"  # a typed off-tick digit stays visible
+
+
+def test_price_box_reads_exactly_what_is_typed_and_refuses_ambiguous_text(qtbot):
+    from PySide6.QtCore import Qt
+
+    box = PriceSpinBox()
+    qtbot.addWidget(box)
+    box.set_market(Market.US)
+    box.set_decimal(Decimal("230.02"))
+    box.show()
+    box.setFocus()
+    qtbot.keyClick(box, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(box, "221.37")
+    assert box.text() == "221.37" and box.decimal_value() == Decimal("221.37")  # no Enter needed
+    assert box.value() == 221.37  # keyboard tracking: the value follows the keystrokes
+    qtbot.keyClick(box, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(box, "5,012")  # a thousands comma is refused, never read as 5.012
+    assert box.text() == "5012" and box.decimal_value() == Decimal("5012")
+    qtbot.keyClick(box, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(box, "1.234567")  # a fifth decimal is not taken
+    assert box.text() == "1.2345"
+    qtbot.keyClick(box, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(box, Qt.Key.Key_Backspace)
+    assert box.shown_decimal() is None  # empty: not a price (the ticket refuses it beside the field)

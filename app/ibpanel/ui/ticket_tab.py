@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 BUY_COLOUR = "#1a7f37"
 SELL_COLOUR = "#cf222e"
 _HK_PATTERN = re.compile(r"^\s*(hk:)?\s*\d{1,5}(\.hk)?\s*$|\.hk\s*$", re.IGNORECASE)
-_PRICE_TEXT = re.compile(r"^\d*(?:[.,]\d*)?$")
+_PRICE_TEXT = re.compile(r"^\d*(?:\.\d*)?$")
 CHECK_DEBOUNCE_MS = 300  # validate while typing: this long after the last edit, as TWS does
 
 # Field names a ValidationIssue may carry, mapped to the ticket's field rows; others show by Submit.
@@ -91,11 +91,13 @@ class PriceSpinBox(QDoubleSpinBox):
         self.setAccelerated(True)
         self.setGroupSeparatorShown(False)
 
-    @staticmethod
-    def _plain(text: str) -> str:
-        return text.strip().replace(",", ".")
+    def _plain(self, text: str) -> str:
+        """The text with "." as the decimal point. A "," is a decimal point only where the locale says so:
+        elsewhere it is refused, never read as one ("5,012" must not become 5.012)."""
+        text = text.strip()
+        return text.replace(",", ".") if self.locale().decimalPoint() == "," else text
 
-    def validate(self, text: str, pos: int):  # noqa: D102 - Qt API: "." or "," as the decimal point, any locale
+    def validate(self, text: str, pos: int):  # noqa: D102 - Qt API: "." (or the locale's ",") as the decimal point
         plain = self._plain(text)
         if not _PRICE_TEXT.match(plain):
             return QValidator.State.Invalid, text, pos
