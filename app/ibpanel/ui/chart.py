@@ -12,7 +12,7 @@ from datetime import datetime
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QPainter, QPicture
+from PySide6.QtGui import QPainter, QPalette, QPicture
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ibpanel.broker.exceptions import BrokerError
@@ -128,7 +128,7 @@ class PriceChart(QWidget):
         self.crosshair_label.setObjectName("crosshairLabel")
 
         self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
-        self.plot.setBackground("w")
+        self.plot.setBackground(self.palette().color(QPalette.ColorRole.Base))  # follows the light / dark theme
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
