@@ -32,6 +32,11 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection")
     group.add_argument("--demo", action="store_true", help="start the built-in practice exchange and connect to it")
     group.add_argument("--seed", type=int, default=None, help="practice exchange price seed (reproducible runs)")
+    group.add_argument(
+        "--reset-practice",
+        action="store_true",
+        help="start the practice account over (fresh cash, no positions or orders); the practice journal is kept",
+    )
     group.add_argument("--tws-host", default=None, help="TWS / IB Gateway host to connect to at start")
     group.add_argument("--tws-port", type=connect_port, default=None, help="TWS / IB Gateway port to connect to at start")
     group.add_argument("--client-id", type=int, default=None, help="API client id")
@@ -96,8 +101,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def reset_practice(profile: str) -> None:
+    """Forget the practice account kept between practice sessions (``--reset-practice``)."""
+    from ibpanel.paths import practice_state_path
+
+    state = practice_state_path(profile)
+    if state.exists():
+        state.unlink()
+        print(f"ibpanel: practice account for profile {profile!r} starts over ({state} removed)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if getattr(args, "reset_practice", False):
+        reset_practice(args.profile)
     if args.command == "journal":
         return export_journal(args.path, args.profile, args.practice)
     if args.command == "serve":

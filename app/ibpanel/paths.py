@@ -50,6 +50,11 @@ def data_dir(profile: str = DEFAULT_PROFILE) -> Path:
     return _profile_dir(root, profile)
 
 
+def practice_state_path(profile: str = DEFAULT_PROFILE) -> Path:
+    """The practice account (cash, positions, orders, fills) kept between practice sessions of a profile."""
+    return data_dir(profile) / "practice-state.json"
+
+
 def config_dir(profile: str = DEFAULT_PROFILE) -> Path:
     override = os.environ.get("IBPANEL_HOME")
     root = os.path.join(override, "config") if override else platformdirs.user_config_dir(APP_NAME, APP_AUTHOR)

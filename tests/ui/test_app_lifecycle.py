@@ -81,6 +81,9 @@ def test_practice_button_starts_the_exchange_and_connects(qtbot, qapp, restore_s
     panel.request_quit()
     qtbot.waitUntil(main.done, timeout=20000)
     assert main.result() == 0 and panel.sim is None
+    from ibpanel.paths import practice_state_path
+
+    assert practice_state_path("default").exists()  # the practice account continues next launch
 
 
 def test_command_line_connection_options_connect_at_start(qtbot, qapp, sim, restore_signals, tmp_path):

@@ -82,3 +82,18 @@ def test_journal_export_writes_every_entry_as_csv(tmp_path, capsys):
     assert {row["quantity"] for row in rows} == {"10", "20"}
     assert main(["journal", "export", "--practice", str(tmp_path / "practice.csv")]) == 1  # none written yet
     assert "journal-practice" in capsys.readouterr().err
+
+
+def test_reset_practice_forgets_the_practice_account_only(tmp_path, capsys):
+    from ibpanel.cli import reset_practice
+    from ibpanel.paths import practice_state_path
+
+    state = practice_state_path("default")
+    state.write_text("{}", encoding="utf-8")
+    journal = state.with_name("journal-practice.sqlite3")
+    journal.write_bytes(b"kept")
+    reset_practice("default")
+    assert not state.exists() and journal.exists()
+    assert "starts over" in capsys.readouterr().out
+    assert parse_args(["--demo", "--reset-practice"]).reset_practice
+    assert parse_args(["serve", "--demo", "--reset-practice"]).reset_practice

@@ -22,6 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ibpanel import paths
+
 if TYPE_CHECKING:
     from aiohttp import web
 
@@ -312,8 +314,12 @@ async def serve(
             sim_kwargs: dict[str, Any] = {"host": "127.0.0.1", "port": 0}
             if getattr(args, "seed", None) is not None:
                 sim_kwargs["seed"] = args.seed
-            sim = SimServer(SimConfig(**sim_kwargs))
-            seed_practice_holdings(sim)
+            # The practice account continues across launches; the starter holding is given once, to a new account.
+            state_path = paths.practice_state_path(profile)
+            new_account = not state_path.exists()
+            sim = SimServer(SimConfig(state_file=state_path, **sim_kwargs))
+            if new_account:
+                seed_practice_holdings(sim)
             await sim.start()
             params = ConnectionParams(
                 host="127.0.0.1",

@@ -441,9 +441,12 @@ class PanelApp:
         assert window is not None and self.broker is not None
         tab = window.tabs["connection"]
         if self.sim is None:
-            config = SimConfig(host="127.0.0.1", port=0)
+            # The practice account continues across launches (a paper account would); headless runs
+            # (smoke test, screenshots) start fresh so their output does not depend on earlier runs.
+            state = None if self.headless else paths.practice_state_path(self.profile)
+            config = SimConfig(host="127.0.0.1", port=0, state_file=state)
             if self.args.seed is not None:
-                config = SimConfig(host="127.0.0.1", port=0, seed=self.args.seed)
+                config = SimConfig(host="127.0.0.1", port=0, seed=self.args.seed, state_file=state)
             sim = SimThread(config)
             # Starting a thread and binding is quick, but keep the window painting meanwhile.
             await asyncio.get_running_loop().run_in_executor(None, sim.__enter__)
