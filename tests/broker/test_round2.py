@@ -227,3 +227,21 @@ async def test_hk_order_outside_rth_is_refused_with_the_sehk_session(connected, 
     assert sim_server.stats.count("PLACE_ORDER") == 0
     unticked = OrderRequest("700", Side.BUY, Decimal(100), OrderType.LMT, limit_price=price)
     assert await _codes(connected, unticked) == {}
+
+
+async def test_an_hk_order_placed_with_outside_rth_elsewhere_can_still_be_modified(connected, sim_server):
+    """A working HK order carrying the flag (placed before the rule, or by a script on this client id):
+    a change drops the flag SEHK ignores instead of refusing with advice the modify dialog cannot follow."""
+    from ib_async import Contract, Order
+
+    tencent = await connected.resolve("700")
+    price = await _on_tick(connected, "700", await _last(connected, "700") * Decimal("0.9"))
+    contract = Contract(secType="STK", conId=tencent.con_id, symbol="700", exchange="SEHK", currency="HKD")
+    trade = connected._ib.placeOrder(contract, Order(action="BUY", totalQuantity=100, orderType="LMT",
+                                                     lmtPrice=float(price), outsideRth=True, account="DU111111"))
+    view = await wait_for(lambda: (v := connected.order(trade.order.orderId)) and v.status is OrderStatus.SUBMITTED
+                          and v)
+    assert view.outside_rth
+    changed = await connected.modify(view.order_id, quantity=Decimal(200))
+    assert changed.quantity == 200 and not changed.outside_rth
+    assert sim_server.exchange.order(view.client_id, view.order_id).outside_rth is False  # the exchange has it that way too

@@ -184,6 +184,10 @@ class OrderBook:
         key = self._key_of(trade)
         pending = self._pending_modify(key)
         if pending is not None and pending.matches(trade.order) and key in self._views:
+            if bool(trade.order.outsideRth) != pending.outside_rth:
+                # ib_async copies only quantity, prices, type and ref from the echo: the flag TWS accepted too
+                trade.order.outsideRth = pending.outside_rth
+                self._update(trade)
             self._settle_modify(key, self._views[key])
 
     def _pending_modify(self, key: OrderKey) -> _PendingModify | None:
@@ -630,7 +634,8 @@ class OrderBook:
             limit_price=limit_price if limit_price is not None else view.limit_price,
             stop_price=stop_price if stop_price is not None else view.stop_price,
             tif=_enum_or_none(TimeInForce, view.tif) or view.tif,  # type: ignore[arg-type]
-            outside_rth=view.outside_rth, account=view.account,
+            # SEHK has no extended hours: an HK order placed with the flag (before it was refused) drops it
+            outside_rth=view.outside_rth and view.instrument.market is not Market.HK, account=view.account,
         )
         issues, _instrument = await self.check(
             request, new_stop=stop_price is not None and _decimal(stop_price) != view.stop_price)
@@ -642,6 +647,7 @@ class OrderBook:
         # a copy: the live Trade keeps what TWS last confirmed until TWS echoes the change
         order = copy.copy(trade.order)
         order.totalQuantity = float(_decimal(request.quantity))
+        order.outsideRth = bool(request.outside_rth)
         if request.limit_price is not None:
             order.lmtPrice = float(_decimal(request.limit_price))
         if request.stop_price is not None:
@@ -788,6 +794,7 @@ class _PendingModify:
         # the terms the echo must carry (only those changed: TWS may spell unset prices differently)
         self.terms = {self._ATTRIBUTE[f]: getattr(order, self._ATTRIBUTE[f]) for f in changed}
         self.field = changed[0] if changed else "order"  # named in a refusal
+        self.outside_rth = bool(order.outsideRth)
 
     def matches(self, order: Order) -> bool:
         return all(_same_number(value, getattr(order, name, None)) for name, value in self.terms.items())
