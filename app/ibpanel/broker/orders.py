@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -192,7 +193,7 @@ class OrderBook:
 
     def _pending_modify(self, key: OrderKey) -> _PendingModify | None:
         pending = self._modifying.get(key)
-        if pending is not None and asyncio.get_running_loop().time() - pending.sent_at > _MODIFY_MEMORY:
+        if pending is not None and time.monotonic() - pending.sent_at > _MODIFY_MEMORY:
             del self._modifying[key]  # TWS never answered that change; later errors are not about it
             return None
         return pending
@@ -659,7 +660,9 @@ class OrderBook:
         changed = [f for f, v in (("quantity", quantity), ("limit_price", limit_price), ("stop_price", stop_price))
                    if v is not None]
         pending = _PendingModify(asyncio.get_running_loop(), trade.orderStatus.status, order, changed)
-        self._settle_modify(key, BrokerError("A newer change was sent.", ""))  # only the latest change is awaited
+        self._settle_modify(key, BrokerError(
+            f"A newer change to order {order_id} was sent before TWS answered this one.",
+            "The latest change is the one that counts: check the Orders tab."))  # only the latest change is awaited
         self._modifying[key] = pending
         self.ib.placeOrder(trade.contract, order)
         self._update(trade)
@@ -789,7 +792,7 @@ class _PendingModify:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, status_before: str, order: Order, changed: list[str]) -> None:
         self.waiter: asyncio.Future = loop.create_future()
-        self.sent_at = loop.time()
+        self.sent_at = time.monotonic()  # read from ib_async callbacks too, loop or not
         self.status_before = status_before  # what the order shows again if TWS refuses the change
         # the terms the echo must carry (only those changed: TWS may spell unset prices differently)
         self.terms = {self._ATTRIBUTE[f]: getattr(order, self._ATTRIBUTE[f]) for f in changed}
