@@ -25,8 +25,9 @@ def _ticket(qtbot, broker, settings) -> TicketTab:
 
 def _resolve(qtbot, tab: TicketTab, request: dict) -> None:
     tab.prefill(request)
-    qtbot.waitUntil(lambda: tab.instrument is not None and tab.quote is not None and tab.quote.last is not None,
-                    timeout=10000)
+    # the quote can reach the tab (quotes_updated) before the resolve task seeds the limit from it: wait for both
+    qtbot.waitUntil(lambda: tab.instrument is not None and tab.quote is not None and tab.quote.last is not None
+                    and tab.limit_spin.value() > 0, timeout=10000)
 
 
 def test_hk_odd_lot_and_off_tick_price_show_their_message_and_send_nothing(qtbot, broker, sim, ui_settings):
@@ -175,8 +176,11 @@ def test_preview_shows_commission_and_margin_without_placing(qtbot, broker, ui_s
     tab = _ticket(qtbot, broker, ui_settings)
     _resolve(qtbot, tab, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(100), "limit_price": None})
     assert tab.estimate_label.text().startswith("≈") and tab.estimate_label.text().endswith("USD")
+    qtbot.waitUntil(tab.preview_button.isEnabled, timeout=5000)
     tab.preview_button.click()
-    qtbot.waitUntil(lambda: tab.last_preview is not None, timeout=10000)
+    assert tab.preview_label.text() == "Previewing…"  # said at once, before TWS answers
+    qtbot.waitUntil(lambda: tab.last_preview is not None or tab.preview_label.text() != "Previewing…", timeout=15000)
+    assert tab.last_preview is not None, (tab.preview_label.text(), tab.issues_shown())
     text = tab.preview_label.text()
     assert "commission" in text and "USD" in text and "margin" in text
     assert tab.last_preview.commission is not None and tab.last_preview.commission >= 1.0  # US minimum USD 1

@@ -27,8 +27,9 @@ def _ticket(qtbot, broker, settings, request: dict) -> TicketTab:
     with qtbot.waitActive(tab):
         tab.activateWindow()
     tab.prefill(request)
-    qtbot.waitUntil(lambda: tab.instrument is not None and tab.quote is not None and tab.quote.last is not None,
-                    timeout=10000)
+    # the quote can reach the tab (quotes_updated) before the resolve task seeds the limit from it: wait for both
+    qtbot.waitUntil(lambda: tab.instrument is not None and tab.quote is not None and tab.quote.last is not None
+                    and tab.limit_spin.value() > 0, timeout=10000)
     return tab
 
 

@@ -859,10 +859,10 @@ class TicketTab(QWidget):
         if not self.commit_fields():
             self.preview_label.setText("")
             return
+        self.preview_label.setText("Previewing…")
         self.tasks.spawn(self._preview(self.build_request()))
 
     async def _preview(self, request: OrderRequest) -> WhatIf | None:
-        self.preview_label.setText("Previewing…")
         try:
             what_if = await self.broker.preview(request)
         except OrderRejected as exc:
