@@ -95,3 +95,22 @@ async def test_every_practice_stock_at_once_stays_within_pacing(tmp_path):
     finally:
         await broker.close()
         await server.stop()
+
+
+async def test_close_cancels_symbol_lookups_still_in_flight(tmp_path, sim_server):
+    """A lookup shared by several callers is shielded from them; closing the broker must not leave it running."""
+    import asyncio
+
+    from broker_helpers import make_broker, params
+
+    broker = make_broker(tmp_path)
+    await broker.connect(params(sim_server.port))
+    sim_server.faults.delay_replies(1.0)  # keep the contract lookup in flight
+    waiter = asyncio.ensure_future(broker.resolve("MSFT"))
+    await asyncio.sleep(0.1)
+    assert broker._qualifying, "the lookup should be in flight"
+    lookups = list(broker._qualifying.values())
+    await broker.close()
+    assert all(lookup.done() for lookup in lookups)
+    waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)

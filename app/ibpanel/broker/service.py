@@ -239,6 +239,12 @@ class Broker:
 
     async def close(self) -> None:
         """Disconnect and close the journal (app shutdown)."""
+        # Shared symbol lookups are shielded from their callers; at shutdown nobody is left to wait for them.
+        lookups = list(self._qualifying.values())
+        self._qualifying.clear()
+        for lookup in lookups:
+            lookup.cancel()
+        await asyncio.gather(*lookups, return_exceptions=True)
         await self.disconnect()
         task, self._account_task = self._account_task, None
         if task is not None and not task.done():
