@@ -386,7 +386,9 @@ def _paths() -> dict[str, Any]:
                 "responses": _responses(
                     _success(_ref("Quote")),
                     "A quote, marked with its market data type.",
-                    {"400": "Bad or unknown symbol, or not connected.", "504": "No quote arrived in time."},
+                    {"400": "Bad or unknown symbol, or not connected.",
+                     "503": "IB pacing limit (error 100): too many requests per second; slow down and retry.",
+                     "504": "No quote arrived in time."},
                 ),
             }
         },
