@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 from ibpanel.broker.models import ConnectionParams
 from ibpanel.broker.service import Broker
+
+from tests.helpers import wait_for  # noqa: F401 - re-exported for the broker tests
 
 
 def make_broker(tmp_path, **kwargs) -> Broker:
@@ -21,13 +22,3 @@ def params(port: int, **kwargs) -> ConnectionParams:
     return ConnectionParams(host="127.0.0.1", port=port, **kwargs)
 
 
-async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
-    """Poll ``predicate`` on the loop until it is truthy; return its value or fail the test."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
-        await asyncio.sleep(interval)

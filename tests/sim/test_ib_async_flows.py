@@ -8,16 +8,9 @@ import asyncio
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
+from tests.helpers import wait_for as _wait_for
+
 pytestmark = pytest.mark.timeout(60)
-
-
-async def _wait_for(predicate, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def _client(port: int, client_id: int) -> IB:

@@ -14,17 +14,9 @@ from ib_async import IB, LimitOrder, MarketOrder, Stock
 from ibpanel.sim.server import SimServer
 
 from tests.conftest import sim_test_config
+from tests.helpers import wait_for as _wait_for
 
 pytestmark = pytest.mark.timeout(90)
-
-
-async def _wait_for(predicate, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_state_survives_restart(tmp_path):

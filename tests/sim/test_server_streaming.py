@@ -12,17 +12,9 @@ from ibpanel.sim import protocol as P
 from ibpanel.sim.server import ClientSession, SimServer
 
 from tests.conftest import sim_test_config
+from tests.helpers import wait_for as _wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def _wait_for(predicate, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 class _Transport:

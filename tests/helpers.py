@@ -1,0 +1,17 @@
+"""Helpers shared by the async tests of several areas (import as ``tests.helpers``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
+    """Poll ``predicate`` on the loop until it is truthy; return its value or fail the test."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
+        await asyncio.sleep(interval)
