@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import replace
+from datetime import timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from ibpanel.broker.models import ConnectionState, ConnectionStatus
-from ibpanel.ui.connection_tab import PRESETS, PRESETS_BY_KEY, ConnectionTab
+from ibpanel.ui.connection_tab import (
+    PRESETS,
+    PRESETS_BY_KEY,
+    ConnectionTab,
+    connection_time_text,
+    parse_tws_time,
+)
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -373,3 +382,45 @@ def test_failure_headline_drops_python_errno_detail(message, headline):
     from ibpanel.ui.connection_tab import failure_headline
 
     assert failure_headline(message) == headline
+
+
+_HONG_KONG = ZoneInfo("Asia/Hong_Kong")
+
+
+@pytest.mark.parametrize(
+    ("raw", "local_zone", "shown"),
+    [
+        ("20261124 12:42:25 UTC", _HONG_KONG, "2026-11-24 20:42:25 HKT  (12:42:25 UTC)"),
+        ("20261124 12:42:25 UTC", timezone.utc, "2026-11-24 12:42:25 UTC"),
+        ("20261124 12:42:25", _HONG_KONG, "2026-11-24 20:42:25 HKT  (12:42:25 UTC)"),
+        ("20261124 07:42:25 EST", _HONG_KONG, "2026-11-24 20:42:25 HKT  (12:42:25 UTC)"),
+        ("20260701 20:00:00 Asia/Hong_Kong", ZoneInfo("America/New_York"), "2026-07-01 08:00:00 EDT  (12:00:00 UTC)"),
+        ("20261124 23:30:00 UTC", ZoneInfo("Asia/Kolkata"), "2026-11-25 05:00:00 IST  (23:30:00 UTC)"),
+        # Ambiguous zone (China or US Central), bad date, other text: TWS's own words rather than a wrong hour.
+        ("20261124 12:42:25 CST", _HONG_KONG, "20261124 12:42:25 CST"),
+        ("20261340 12:00:00 UTC", _HONG_KONG, "20261340 12:00:00 UTC"),
+        ("yesterday", _HONG_KONG, "yesterday"),
+        ("", _HONG_KONG, "—"),
+    ],
+)
+def test_connection_time_is_shown_in_local_time(raw, local_zone, shown):
+    assert connection_time_text(raw, local_zone) == shown
+
+
+def test_connection_tab_shows_tws_time_readable_and_keeps_the_raw_text_in_the_tooltip(
+    qtbot, sim, make_broker, ui_settings, run_async, connect_params
+):
+    broker = make_broker()
+    tab = _tab(qtbot, broker, ui_settings)
+    assert run_async(tab.connect_with(connect_params(sim)), timeout=15)
+    raw = broker.status.connection_time
+    assert raw and parse_tws_time(raw) is not None, raw
+    shown = tab.connection_time_label.text()
+    assert shown == connection_time_text(raw)
+    assert shown != raw and re.match(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} ", shown), shown
+    assert raw in tab.connection_time_label.toolTip()
+    # A time the panel cannot read for sure is shown as TWS wrote it.
+    tab._on_state_changed(replace(broker.status, connection_time="20261124 12:42:25 CST"))
+    assert tab.connection_time_label.text() == "20261124 12:42:25 CST"
+    run_async(broker.disconnect())
+    tab.shutdown()

@@ -16,8 +16,9 @@ import os
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import shiboken6
 from PySide6.QtCore import Qt, Signal
@@ -120,6 +121,81 @@ API_DEFAULT_HOST = "127.0.0.1"
 API_DEFAULT_PORT = 5000
 API_TOKEN_ENV = "IBPANEL_API_TOKEN"
 API_MIN_TOKEN_LENGTH = 16  # same floor as ibpanel.api.security.check_bind
+#: Zone names TWS may put after its connection time ("20261124 12:42:25 UTC"); unambiguous ones only
+#: (CST is China or US Central, IST India or Israel: those stay as TWS wrote them).
+_TWS_ZONES: dict[str, str] = {
+    "UTC": "UTC",
+    "GMT": "UTC",
+    "Z": "UTC",
+    "EST": "America/New_York",
+    "EDT": "America/New_York",
+    "HKT": "Asia/Hong_Kong",
+    "Hong Kong Standard Time": "Asia/Hong_Kong",
+    "JST": "Asia/Tokyo",
+    "CET": "Europe/Paris",
+    "CEST": "Europe/Paris",
+    "MET": "Europe/Paris",
+}
+_TWS_TIME = re.compile(r"^\s*(\d{8})[ -](\d{1,2}:\d{2}:\d{2})(?:\s+(.+?))?\s*$")
+
+
+def _tws_zone(name: str | None) -> tzinfo | None:
+    """The zone TWS named (a missing name is UTC: the broker writes UTC), or None if unknown."""
+    if name is None:
+        return timezone.utc
+    key = _TWS_ZONES.get(name, name if "/" in name else "")  # some setups write the IANA name
+    if key == "UTC":
+        return timezone.utc
+    try:
+        return ZoneInfo(key) if key else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None  # no tz data on this computer (tzdata missing on Windows): show TWS's text
+
+
+def parse_tws_time(text: str | None) -> datetime | None:
+    """TWS's "yyyymmdd hh:mm:ss [zone]" as an aware datetime, or None when it cannot be read for sure.
+
+    An unknown or ambiguous zone gives None, so the caller shows TWS's own text rather than a wrong hour.
+    """
+    match = _TWS_TIME.match(text or "")
+    if match is None:
+        return None
+    day, clock, zone_name = match.groups()
+    try:
+        naive = datetime.strptime(f"{day} {clock}", "%Y%m%d %H:%M:%S")
+    except ValueError:
+        return None
+    zone = _tws_zone(zone_name)
+    return None if zone is None else naive.replace(tzinfo=zone)
+
+
+def _zone_label(moment: datetime) -> str:
+    """Short zone name for ``moment`` ("HKT", "UTC"), or its offset ("UTC+08:00") when the name is long."""
+    name = moment.tzname() or ""
+    if name and len(name) <= 5 and " " not in name:
+        return name
+    offset = moment.utcoffset() or timedelta(0)
+    sign = "+" if offset >= timedelta(0) else "-"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def connection_time_text(raw: str | None, local_zone: tzinfo | None = None) -> str:
+    """TWS's connection time in the user's local time, e.g. "2026-11-24 20:42:25 HKT (12:42:25 UTC)".
+
+    ``local_zone`` defaults to the computer's zone; text that does not parse is returned unchanged.
+    """
+    moment = parse_tws_time(raw)
+    if moment is None:
+        return (raw or "").strip() or "—"
+    local = moment.astimezone(local_zone) if local_zone is not None else moment.astimezone()
+    text = f"{local:%Y-%m-%d %H:%M:%S} {_zone_label(local)}"
+    if local.utcoffset() != timedelta(0):
+        # The UTC time too: it is what TWS logs and IB support quote.
+        text += f"  ({moment.astimezone(timezone.utc):%H:%M:%S} UTC)"
+    return text
+
+
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -809,11 +885,14 @@ class ConnectionTab(QWidget):
         if status.connected:
             self.server_version_label.setText(str(status.server_version or "—"))
             if status.connection_time:
-                self.connection_time_label.setText(status.connection_time)
+                self.connection_time_label.setText(connection_time_text(status.connection_time))
+                self.connection_time_label.setToolTip(f"As TWS reported it: {status.connection_time}")
             elif self._connected_at is None:
                 # TWS did not say (or the broker did not pass it on): our own clock is the next best.
                 self._connected_at = datetime.now().astimezone()
-                self.connection_time_label.setText(f"{self._connected_at:%Y-%m-%d %H:%M:%S %Z}")
+                self.connection_time_label.setText(
+                    f"{self._connected_at:%Y-%m-%d %H:%M:%S} {_zone_label(self._connected_at)}"
+                )
             self.accounts_label.setText(", ".join(status.accounts) or "—")
             self._fill_accounts(status)
             self._show_failure(None)
@@ -878,6 +957,7 @@ class ConnectionTab(QWidget):
 
     def _clear_session_info(self) -> None:
         self._connected_at = None
+        self.connection_time_label.setToolTip("")
         for label in (self.server_version_label, self.connection_time_label, self.accounts_label):
             label.setText("—")
 
