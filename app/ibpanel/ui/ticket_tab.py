@@ -36,10 +36,12 @@ from PySide6.QtWidgets import (
 
 from ibpanel.broker.exceptions import BrokerError, OrderRejected
 from ibpanel.broker.models import (
+    ConnectionState,
     ConnectionStatus,
     Instrument,
     Market,
     OrderRequest,
+    OrderStatus,
     OrderType,
     OrderView,
     Quote,
@@ -58,6 +60,8 @@ BUY_COLOUR = "#1a7f37"
 SELL_COLOUR = "#cf222e"
 _HK_PATTERN = re.compile(r"^\s*(hk:)?\s*\d{1,5}(\.hk)?\s*$|\.hk\s*$", re.IGNORECASE)
 _PRICE_TEXT = re.compile(r"^\d*(?:\.\d*)?$")
+DEGRADED_QUESTION = ("TWS is cut off from IB's servers: the order will wait in TWS and prices shown are stale"
+                     " — send anyway?")
 CHECK_DEBOUNCE_MS = 300  # validate while typing: this long after the last edit, as TWS does
 
 # Field names a ValidationIssue may carry, mapped to the ticket's field rows; others show by Submit.
@@ -177,6 +181,34 @@ def shown_quantity(spin: QSpinBox) -> int | None:
     return int(value)
 
 
+WORKING_COLOUR = "#0969da"
+
+
+def order_result_text(order: OrderView) -> tuple[str, str]:
+    """The ticket's line for an order's latest status, and its colour ("" = normal text).
+
+    Rejected / Inactive carry IB's reason (``OrderView.message``) in red, as TWS's order-rejected box does.
+    """
+    head = f"Order {order.order_id} {order.side.value} {fmt.format_qty(order.quantity)} {order.instrument.display}"
+    status = order.status
+    reason = order.message.strip()
+    price = fmt.format_price(order.avg_fill_price, order.instrument) if order.avg_fill_price else ""
+    if status is OrderStatus.FILLED:
+        return f"{head}: Filled {fmt.format_qty(order.filled or order.quantity)} @ {price}.", BUY_COLOUR
+    if status in (OrderStatus.REJECTED, OrderStatus.INACTIVE, OrderStatus.NOT_SENT):
+        return f"{head}: {status.value}. {reason or 'IB gave no reason.'}", SELL_COLOUR
+    if status in (OrderStatus.CANCELLED, OrderStatus.API_CANCELLED):
+        filled = f" after {fmt.format_qty(order.filled)} filled @ {price}" if order.filled else ""
+        return f"{head}: Cancelled{filled}." + (f" {reason}" if reason else ""), "#57606a"
+    if order.filled and order.filled > 0:
+        return (f"{head}: partially filled {fmt.format_qty(order.filled)} of {fmt.format_qty(order.quantity)}"
+                f" @ {price}, {fmt.format_qty(order.remaining)} working ({status.value})."), WORKING_COLOUR
+    if status in (OrderStatus.SUBMITTED, OrderStatus.PRE_SUBMITTED):
+        note = f" {reason}" if reason else ""
+        return f"{head}: {status.value} — working.{note}", WORKING_COLOUR
+    return f"{head} sent: {status.value}.", ""
+
+
 _PREFILLED = object()  # marker: the prices came with a prefill request, keep them for its instrument
 
 
@@ -219,6 +251,7 @@ class TicketTab(QWidget):
         self._install_shortcuts()
         broker.state_changed.connect(self._on_state_changed)
         broker.quotes_updated.connect(self._on_quotes_updated)
+        broker.order_changed.connect(self._on_order_changed)
         self._on_state_changed(broker.status)
         self._update_estimate()
 
@@ -764,7 +797,8 @@ class TicketTab(QWidget):
             return  # one submission at a time; a second click or shortcut does nothing
         self._cancel_pending_check()
         self.clear_issues()
-        self.result_label.setText("")
+        self._set_result("")
+        self.last_order = None  # the line now belongs to the new order
         if not self.commit_fields():
             return  # an unreadable field: its message is shown, nothing is sent
         request = self.build_request()
@@ -796,17 +830,21 @@ class TicketTab(QWidget):
         kind = "PAPER" if self.broker.status.is_paper else "LIVE"
         return f"{line} ({where})\nAccount {account} [{kind}]{estimate}"
 
-    async def _ask_confirmation(self, request: OrderRequest) -> bool:
+    def connection_cut_off(self) -> bool:
+        """TWS has lost IB's servers (1100) or the panel is reconnecting: orders wait, prices are stale."""
+        return self.broker.status.state in (ConnectionState.DEGRADED, ConnectionState.RECONNECTING)
+
+    async def _ask_confirmation(self, request: OrderRequest, *, degraded: bool = False) -> bool:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[bool] = loop.create_future()
-        box = QMessageBox(
-            QMessageBox.Icon.Question if self.broker.status.is_paper else QMessageBox.Icon.Warning,
-            "Send this order?",
-            self.describe(request),
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            self,
-        )
-        box.setObjectName("submitConfirm")
+        if degraded:
+            title, text, icon = "Send while cut off?", f"{DEGRADED_QUESTION}\n\n{self.describe(request)}", \
+                QMessageBox.Icon.Warning
+        else:
+            title, text = "Send this order?", self.describe(request)
+            icon = QMessageBox.Icon.Question if self.broker.status.is_paper else QMessageBox.Icon.Warning
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("degradedConfirm" if degraded else "submitConfirm")
         box.setDefaultButton(QMessageBox.StandardButton.No)
         box.button(QMessageBox.StandardButton.Yes).setText("Send")
 
@@ -833,8 +871,11 @@ class TicketTab(QWidget):
             if issues:
                 self.show_issues(issues)
                 return None
+            if self.connection_cut_off() and not await self._ask_confirmation(request, degraded=True):
+                self._set_result("Not sent: TWS is cut off from IB's servers and you chose not to send.")
+                return None
             if self.confirmation_needed() and not await self._ask_confirmation(request):
-                self.result_label.setText("Not sent: you cancelled the confirmation.")
+                self._set_result("Not sent: you cancelled the confirmation.")
                 return None
             order = await self.broker.place(request)
         except OrderRejected as exc:
@@ -847,7 +888,10 @@ class TicketTab(QWidget):
             self.in_flight = False
             self._update_submit()
         self.last_order = order
-        self.result_label.setText(f"Order {order.order_id} sent: {order.status.value}.")
+        # a status event may have overtaken place()'s answer (a rejection comes within milliseconds)
+        latest = self.broker.order(order.order_id)
+        self.show_order_result(latest if latest is not None and latest.status is not order.status
+                               and order.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.UNCONFIRMED) else order)
         self.order_placed.emit(order)
         return order
 
@@ -879,23 +923,47 @@ class TicketTab(QWidget):
             parts.append(f"commission ≈ {what_if.commission:,.2f} {currency}")
         elif what_if.min_commission is not None:
             parts.append(f"commission {what_if.min_commission:,.2f}–{what_if.max_commission or 0:,.2f} {currency}")
+        base = self.base_currency()  # IB reports margin and equity in the account's base currency
         if what_if.init_margin_change is not None:
-            parts.append(f"initial margin {what_if.init_margin_change:+,.2f}")
+            parts.append(f"initial margin {what_if.init_margin_change:+,.2f} {base}")
         if what_if.maint_margin_change is not None:
-            parts.append(f"maintenance margin {what_if.maint_margin_change:+,.2f}")
+            parts.append(f"maintenance margin {what_if.maint_margin_change:+,.2f} {base}")
         if what_if.equity_with_loan_after is not None:
-            parts.append(f"equity with loan after {what_if.equity_with_loan_after:,.2f}")
+            parts.append(f"equity with loan after {what_if.equity_with_loan_after:,.2f} {base}")
         text = "What-if: " + (", ".join(parts) if parts else "no figures returned")
         if what_if.warning:
             text += f"\n⚠ {what_if.warning}"
         self.preview_label.setText(text)
         return what_if
 
+    def base_currency(self) -> str:
+        """The order's account's base currency (margin / equity figures are in it); USD if not yet known."""
+        account = self.account_combo.currentText() or self.broker.status.account
+        try:
+            summary = self.broker.account_summary(account or None)
+        except BrokerError:
+            summary = None
+        return (summary.base_currency if summary is not None and summary.base_currency else None) or "USD"
+
+    # --- order status following -----------------------------------------------------------------
+    def _set_result(self, text: str, colour: str = "") -> None:
+        self.result_label.setText(text)
+        self.result_label.setStyleSheet(f"color: {colour};" if colour else "")
+
+    def _on_order_changed(self, order: OrderView) -> None:
+        if self.last_order is not None and order.order_id == self.last_order.order_id:
+            self.show_order_result(order)
+
+    def show_order_result(self, order: OrderView) -> None:
+        """The result line follows the order sent from this ticket, as TWS's order line does."""
+        text, colour = order_result_text(order)
+        self._set_result(text, colour)
+
     # --- prefill / clear ----------------------------------------------------------------------
     def prefill(self, d: dict) -> None:
         """Fill the ticket from a request dict: symbol, side, quantity, limit_price (and market, account)."""
         self.clear_issues()
-        self.result_label.setText("")
+        self._set_result("")
         self.preview_label.setText("")
         market = d.get("market")
         if market is not None:
@@ -945,7 +1013,7 @@ class TicketTab(QWidget):
         self.outside_rth_check.setChecked(False)
         self.clear_issues()
         self.preview_label.setText("")
-        self.result_label.setText("")
+        self._set_result("")
 
     # --- broker events ------------------------------------------------------------------------
     def _on_state_changed(self, status: ConnectionStatus) -> None:
@@ -970,6 +1038,7 @@ class TicketTab(QWidget):
     def shutdown(self) -> None:
         self.broker.state_changed.disconnect(self._on_state_changed)
         self.broker.quotes_updated.disconnect(self._on_quotes_updated)
+        self.broker.order_changed.disconnect(self._on_order_changed)
         self._shut_down = True
         self._resolve_timer.stop()
         self._check_timer.stop()

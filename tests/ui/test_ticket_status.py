@@ -1,0 +1,89 @@
+"""Ticket after Submit: the result line follows the order's status events (a rejection shows IB's reason in
+red), Submit asks first while TWS is cut off from IB (1100), and Preview labels margins with the base currency."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
+
+from decimal import Decimal
+
+from ibpanel.broker.models import ConnectionState, OrderStatus
+from ibpanel.ui.ticket_tab import SELL_COLOUR, TicketTab
+from PySide6.QtCore import Qt
+
+
+def _ticket(qtbot, broker, settings) -> TicketTab:
+    tab = TicketTab(broker, settings)
+    qtbot.addWidget(tab)
+    tab.show()
+    return tab
+
+
+def _resolve(qtbot, tab: TicketTab, request: dict) -> None:
+    tab.prefill(request)
+    qtbot.waitUntil(lambda: tab.instrument is not None and tab.quote is not None and tab.quote.bid is not None
+                    and tab.limit_spin.value() > 0, timeout=10000)
+
+
+def test_hk_short_sale_rejection_shows_rejected_and_ibs_reason_in_red(qtbot, broker, ui_settings):
+    tab = _ticket(qtbot, broker, ui_settings)
+    _resolve(qtbot, tab, {"symbol": "941", "side": "SELL", "quantity": Decimal(500), "limit_price": None})
+    tab.limit_spin.set_decimal(Decimal(str(tab.quote.bid)))  # at the bid: would trade at once if allowed
+    qtbot.waitUntil(tab.submit_button.isEnabled, timeout=5000)
+    qtbot.mouseClick(tab.submit_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.last_order is not None, timeout=10000)
+    qtbot.waitUntil(lambda: "Rejected" in tab.result_label.text(), timeout=5000)
+    text = tab.result_label.text()
+    assert "201" in text and "short" in text.lower(), text  # IB's reason, not just the status
+    assert SELL_COLOUR in tab.result_label.styleSheet()  # red, as TWS shows a rejection
+    assert broker.order(tab.last_order.order_id).status is OrderStatus.REJECTED
+    tab.shutdown()
+
+
+def test_result_line_follows_a_working_order_to_cancelled(qtbot, broker, run_async, ui_settings):
+    tab = _ticket(qtbot, broker, ui_settings)
+    _resolve(qtbot, tab, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(2), "limit_price": None})
+    tab.limit_spin.set_decimal((Decimal(str(tab.quote.last)) * Decimal("0.97")).quantize(Decimal("0.01")))
+    qtbot.waitUntil(tab.submit_button.isEnabled, timeout=5000)
+    tab.submit_clicked()
+    qtbot.waitUntil(lambda: "working" in tab.result_label.text(), timeout=10000)
+    assert "Submitted" in tab.result_label.text()
+    run_async(broker.cancel(tab.last_order.order_id), timeout=10)
+    qtbot.waitUntil(lambda: "Cancelled" in tab.result_label.text(), timeout=10000)
+    tab.shutdown()
+
+
+def test_submit_while_cut_off_from_ib_asks_first_and_no_sends_nothing(qtbot, broker, sim, ui_settings):
+    tab = _ticket(qtbot, broker, ui_settings)
+    _resolve(qtbot, tab, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(1), "limit_price": None})
+    sim.faults.send_connectivity(1100)
+    qtbot.waitUntil(lambda: broker.status.state is ConnectionState.DEGRADED, timeout=10000)
+    placed = sim.stats.count("PLACE_ORDER")
+    qtbot.waitUntil(tab.submit_button.isEnabled, timeout=5000)
+    tab.submit_clicked()
+    qtbot.waitUntil(lambda: tab.confirm_box is not None, timeout=10000)
+    assert tab.confirm_box.objectName() == "degradedConfirm"
+    assert "cut off from IB's servers" in tab.confirm_box.text() and "stale" in tab.confirm_box.text()
+    tab.confirm_box.button(tab.confirm_box.StandardButton.No).click()
+    qtbot.waitUntil(lambda: not tab.in_flight, timeout=5000)
+    assert "Not sent" in tab.result_label.text()
+    assert sim.stats.count("PLACE_ORDER") == placed
+    assert tab.last_order is None
+    tab.shutdown()
+
+
+def test_preview_labels_margin_and_equity_with_the_base_currency(qtbot, broker, ui_settings):
+    tab = _ticket(qtbot, broker, ui_settings)
+    _resolve(qtbot, tab, {"symbol": "700", "side": "BUY", "quantity": Decimal(200), "limit_price": None})
+    qtbot.waitUntil(tab.preview_button.isEnabled, timeout=5000)
+    tab.preview_button.click()
+    qtbot.waitUntil(lambda: tab.last_preview is not None, timeout=15000)
+    text = tab.preview_label.text()
+    base = tab.base_currency()
+    assert base == (broker.account_summary().base_currency or "USD")
+    assert "HKD" in text  # the commission, in the instrument's currency
+    assert f"initial margin {tab.last_preview.init_margin_change:+,.2f} {base}" in text, text
+    assert f"maintenance margin {tab.last_preview.maint_margin_change:+,.2f} {base}" in text, text
+    tab.shutdown()
