@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -164,3 +165,18 @@ def test_api_on_a_busy_port_is_one_line_on_the_terminal_and_a_note_in_the_window
     assert "Traceback" not in out.stderr and "[Errno" not in out.stderr
     log_text = (home / "logs" / "ibpanel.log").read_text(encoding="utf-8")
     assert "The local REST API did not start" in log_text and "Traceback" in log_text
+
+
+def test_headless_demo_runs_leave_no_orders_in_the_profiles_journals(tmp_path):
+    """QA F43: screenshot sample orders go to a throw-away journal, removed at exit, not the user's."""
+    home = tmp_path / "home"
+    out = _run(home, "--demo", "--screenshot", str(tmp_path / "orders.png"), "--tab", "orders")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "tab=orders populated=1" in out.stdout, out.stdout + out.stderr  # the sample orders were placed
+    journals = sorted(str(p.relative_to(home)) for p in home.rglob("*.sqlite3*"))
+    assert journals == [], journals
+    log_text = (home / "logs" / "ibpanel.log").read_text(encoding="utf-8")
+    match = re.search(r"headless run: order journals in (.+?) \(removed at exit\)", log_text)
+    assert match is not None, log_text
+    assert not Path(match.group(1)).exists()  # the throw-away journals went with the run
+    assert "shut down cleanly" in log_text

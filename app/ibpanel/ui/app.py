@@ -20,6 +20,7 @@ import logging.handlers
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -56,6 +57,7 @@ log = logging.getLogger("ibpanel.app")
 SMOKE_MARKER = "IBPANEL SMOKE OK"
 SMOKE_FAILED = "IBPANEL SMOKE FAILED"
 JOURNAL_FILE = "journal.sqlite3"
+PRACTICE_JOURNAL_FILE = "journal-practice.sqlite3"
 LOG_FILE = "ibpanel.log"
 POPULATE_TIMEOUT_S = 20.0
 #: Environment switch for tests of the Quick start: exit 0 once the window is populated.
@@ -289,6 +291,8 @@ class PanelApp:
         self._signal_timer: QTimer | None = None
         self._shutdown_done = False
         self.timings: dict[str, float] = {}
+        #: Headless runs (screenshots, smoke test) keep their journals here, never in the profile (QA F43).
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def api_group(self) -> Any:
@@ -311,7 +315,7 @@ class PanelApp:
         self._quit = asyncio.Event()
         self.reporter.install(loop)
         try:
-            self.broker = Broker(journal_path=journal_path(self.profile), **safety_limits(self.settings))
+            self.broker = Broker(**self._journal_paths(), **safety_limits(self.settings))
             self.window = window = MainWindow(self.broker, self.settings)
             window.closed.connect(self.request_quit)
             window.practice_requested.connect(lambda: self.spawn(self.start_practice()))
@@ -343,6 +347,26 @@ class PanelApp:
         finally:
             await self.shutdown()
             self.reporter.uninstall()
+
+    def _journal_paths(self) -> dict[str, Path]:
+        """The Broker's journal files: the profile's, or throw-away ones for a headless run.
+
+        Screenshot and smoke-test orders are samples: in the profile's journals they would turn
+        "Unknown" at the next launch's reconcile (QA F43), and a headless reconcile must not
+        rewrite the user's history either.
+        """
+        if not self.headless:
+            return {"journal_path": journal_path(self.profile)}
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="ibpanel-headless-", ignore_cleanup_errors=True)
+        scratch = Path(self._scratch.name)
+        log.info("headless run: order journals in %s (removed at exit)", scratch)
+        return {"journal_path": scratch / JOURNAL_FILE, "practice_journal_path": scratch / PRACTICE_JOURNAL_FILE}
+
+    def _remove_scratch(self) -> None:
+        if self._scratch is not None:
+            scratch, self._scratch = self._scratch, None
+            scratch.cleanup()
 
     def request_quit(self) -> None:
         if self._quit is not None:
@@ -658,6 +682,7 @@ class PanelApp:
         if self.broker is not None:
             steps.append(("broker", self.broker.close))
         steps.append(("practice exchange", self._stop_sim))
+        steps.append(("headless journals", self._remove_scratch))  # after the broker closed them
         for what, step in steps:
             try:
                 result = step()
