@@ -56,6 +56,8 @@ def _shown_sign_colour(value: float | None, decimals: int) -> QColor | None:
 
 
 def _data_label(quote: Quote) -> str:
+    if quote.unavailable:
+        return "no data"  # no line: nothing will come, so never "live" (QA F36)
     return "stale" if quote.stale else quote.data_type.label
 
 
@@ -72,7 +74,8 @@ QUOTE_COLUMNS = (
            display=lambda v, q: fmt.format_percent(v, signed=True)),
     Column("volume", "Volume", ColumnKind.INT, display=lambda v, q: fmt.format_volume(v)),
     Column("data_type", "Data", value=_data_label,
-           tooltip="live, delayed (no market-data subscription: about 15 minutes late) or stale (connection down)"),
+           tooltip="live, delayed (no market-data subscription: about 15 minutes late), stale (connection down)"
+                   " or no data (IB gives no market-data line: see the row's tooltip)"),
     Column("currency", "Currency", value=lambda q: q.instrument.currency),
 )
 _FLASH_COLUMNS = {2, 3, 4}
@@ -100,6 +103,9 @@ class QuotesTab(QWidget):
 
         self.model = KeyedTableModel(QUOTE_COLUMNS, key=lambda q: q.instrument.key, parent=self)
         self.model.background_hook = self._background
+        self.model.row_note = lambda q: q.unavailable
+        self._unavailable: dict[str, str] = {}  # instrument key -> why IB sends no data for it
+        self._not_connected_said = False  # the message line holds a "not connected" text to drop on connect
         self.view = make_table_view(self.model, self.TAB_NAME, settings, self)
         self.view.setSelectionMode(self.view.SelectionMode.SingleSelection)
         self.view.doubleClicked.connect(lambda index: self.request_ticket(index.row()))
@@ -189,7 +195,10 @@ class QuotesTab(QWidget):
             position = self.model.position_of(instrument.key)
             if position is not None:
                 self.view.selectRow(position)
-        self._say("")
+        if self._unavailable:
+            self._say_unavailable()  # rows without a line keep saying so
+        else:
+            self._say("")
         return instrument
 
     async def _subscribe_text(self, text: str) -> Instrument | None:
@@ -207,6 +216,8 @@ class QuotesTab(QWidget):
                 return None
             self._subscribed[instrument.key] = instrument
             self.model.upsert(quote if quote is not None else Quote(instrument))
+            if quote is not None and quote.unavailable:
+                self._note_unavailable(quote)
         return instrument
 
     async def add_instruments(self, instruments: list[Instrument]) -> int:
@@ -248,6 +259,8 @@ class QuotesTab(QWidget):
                 pass
         self.model.remove(key)
         self._flash.pop(key, None)
+        if self._unavailable.pop(key, None) is not None:
+            self._say_unavailable()
 
     def remove_selected(self) -> None:
         for position in reversed(selected_positions(self.view)):
@@ -278,6 +291,8 @@ class QuotesTab(QWidget):
                 self._flash[key] = (1 if quote.last > previous.last else -1, now + FLASH_SECONDS)
             model.upsert(quote)
             applied += 1
+            if quote.unavailable or key in self._unavailable:
+                self._note_unavailable(quote)
             if key == chart_key:
                 self.chart.add_quote(quote)
         self.ticks_applied += applied
@@ -294,6 +309,8 @@ class QuotesTab(QWidget):
         else:
             self.stale_label.setText("")
         self.stale_label.setVisible(bool(self.stale_label.text()))
+        if status.connected and self._not_connected_said:
+            self._say("")  # a "not connected" message must not outlive the connection (QA F36)
         if status.connected and any(
             s not in self.instruments or self.instruments[s].key not in self._subscribed for s in self.watchlist
         ):
@@ -340,8 +357,33 @@ class QuotesTab(QWidget):
         self.ticket_requested.emit(request)
         return request
 
+    def _note_unavailable(self, quote: Quote) -> None:
+        key = quote.instrument.key
+        if quote.unavailable:
+            if self._unavailable.get(key) == quote.unavailable:
+                return
+            self._unavailable[key] = quote.unavailable
+        elif self._unavailable.pop(key, None) is None:
+            return
+        self._say_unavailable()
+
+    def _say_unavailable(self) -> None:
+        """The message line says which rows IB sends nothing for, and why (one reason shown)."""
+        if not self._unavailable:
+            if self.message.property("unavailable"):
+                self._say("")
+            return
+        names = sorted(self.model.row_for_key(k).instrument.display for k in self._unavailable
+                       if self.model.row_for_key(k) is not None)
+        reason = next(iter(self._unavailable.values()))
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        self._say(f"{shown}: {reason}")
+        self.message.setProperty("unavailable", True)
+
     def _say(self, text: str) -> None:
         self.message.setText(text)
+        self.message.setProperty("unavailable", False)
+        self._not_connected_said = text.startswith("Not connected") or "Not connected" in text
 
     # --- tab protocol -------------------------------------------------------------------------
     def populated(self) -> bool:

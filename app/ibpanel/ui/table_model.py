@@ -180,6 +180,8 @@ class KeyedTableModel(QAbstractTableModel):
         self._stale = False
         self._closed = False
         self.background_hook: Callable[[Hashable, Any, int], QColor | None] | None = None
+        # row -> why it has no data ("" = it has): such a row is greyed and the reason is its tooltip
+        self.row_note: Callable[[Any], str] | None = None
         self.before_flush: Callable[[], None] | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -403,7 +405,7 @@ class KeyedTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(column.align())
         if role == Qt.ItemDataRole.ForegroundRole:
-            if self._stale:
+            if self._stale or (self.row_note is not None and self.row_note(row)):
                 return STALE_COLOUR
             if self.background_hook is not None:
                 background = self.background_hook(key, row, col)
@@ -422,6 +424,9 @@ class KeyedTableModel(QAbstractTableModel):
             return None
         if role == Qt.ItemDataRole.UserRole:
             return column.read(row)
+        note = self.row_note(row) if role == Qt.ItemDataRole.ToolTipRole and self.row_note is not None else ""
+        if note:
+            return note
         if role == Qt.ItemDataRole.ToolTipRole and self._stale:
             return "Stale: the connection is down or degraded; this is the last value received."
         return None

@@ -648,11 +648,14 @@ class TicketTab(QWidget):
         tag = quote.data_type.label
         if quote.stale or not self.broker.status.connected:
             tag = "STALE"
+        if quote.unavailable:
+            tag = "NO DATA"  # IB gives no market-data line for it: nothing will stream (QA F36)
         self.quote_strip.setText(
             f"Bid {price(quote.bid)}   Ask {price(quote.ask)}   Last {price(quote.last)}   [{tag}]"
         )
+        self.quote_strip.setToolTip(quote.unavailable)
         self.quote_strip.setStyleSheet(
-            "font-family: monospace; font-size: 13px;" + (" color: #8c959f;" if tag == "STALE" else "")
+            "font-family: monospace; font-size: 13px;" + (" color: #8c959f;" if tag in ("STALE", "NO DATA") else "")
         )
         self._update_estimate()
 
