@@ -52,9 +52,17 @@ def _order_time(order: OrderView):
     return order.updated_at or order.created_at
 
 
-def order_columns(*, completed: bool = False) -> tuple[Column, ...]:
+def order_columns(*, completed: bool = False, placed_at=None) -> tuple[Column, ...]:
+    """``placed_at(order)``: when the order was really placed (the journal knows it for the panel's own orders,
+    also from an earlier day), else None: then the time the broker first saw it."""
+
+    def open_time(order: OrderView):
+        placed = placed_at(order) if placed_at is not None else None
+        return placed or order.created_at or order.updated_at
+
     return (
-        Column("time", "Time", ColumnKind.TIME, value=_order_time if completed else lambda o: o.created_at or o.updated_at),
+        Column("time", "Time", ColumnKind.TIME, value=_order_time if completed else open_time,
+               tooltip="Local time; the date is shown when it is not today"),
         Column("order_id", "Id", ColumnKind.INT),
         Column("symbol", "Symbol", value=lambda o: o.instrument.display),
         Column("side", "Side", colour=lambda o: fmt_side_colour(o.side.value)),
@@ -196,7 +204,8 @@ class OrdersTab(QWidget):
         self.broker = broker
         self.settings = settings
         self.tasks = TaskSet(on_error=lambda exc: self._say(f"Failed: {exc}"))
-        self.open_model = KeyedTableModel(order_columns(), key=order_key, parent=self)
+        self._placed_at: dict[str, object] = {}  # journal_id -> created_at from the journal (cached: no SQL per paint)
+        self.open_model = KeyedTableModel(order_columns(placed_at=self.placed_at), key=order_key, parent=self)
         self.completed_model = KeyedTableModel(order_columns(completed=True), key=order_key, parent=self)
         self.fills_model = KeyedTableModel(FILL_COLUMNS, key=lambda f: f.exec_id, parent=self)
         self.open_view = make_table_view(self.open_model, "orders_open", settings, self)
@@ -250,6 +259,28 @@ class OrdersTab(QWidget):
             self.reload()
 
     # --- data ---------------------------------------------------------------------------------
+    def placed_at(self, order: OrderView):
+        """When the journal says the order was placed (a GTC order from yesterday shows yesterday's date)."""
+        if not order.journal_id:
+            return None
+        if order.journal_id not in self._placed_at:
+            journal = getattr(self.broker, "journal", None)
+            try:
+                entry = journal.entry(order.journal_id) if journal is not None else None
+            except Exception:  # noqa: BLE001 - a journal read error must not break painting the table
+                log.debug("journal lookup for %s failed", order.journal_id, exc_info=True)
+                entry = None
+            self._placed_at[order.journal_id] = entry.created_at if entry is not None else None
+        return self._placed_at[order.journal_id]
+
+    def _show_account_column(self, accounts: tuple[str, ...]) -> None:
+        """The Account column only matters when the login manages more than one account."""
+        hidden = len(accounts) <= 1
+        for view, model in ((self.open_view, self.open_model), (self.completed_view, self.completed_model),
+                            (self.fills_view, self.fills_model)):
+            column = next(i for i, c in enumerate(model.columns) if c.key == "account")
+            view.setColumnHidden(column, hidden)
+
     def reload(self) -> None:
         """Take the broker's current lists (after connect / reconnect)."""
         self.open_model.replace_all(o for o in self.broker.open_orders() if not o.status.is_done)
@@ -287,6 +318,8 @@ class OrdersTab(QWidget):
         if status.state is ConnectionState.CONNECTED and not getattr(self, "_was_connected", False):
             self.reload()
         self._was_connected = status.state is ConnectionState.CONNECTED
+        if status.accounts:
+            self._show_account_column(tuple(status.accounts))
         self._update_buttons()
 
     def _update_buttons(self) -> None:

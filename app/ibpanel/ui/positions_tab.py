@@ -90,6 +90,7 @@ class PositionsTab(QWidget):
             Column("pct_net_liq", "% of NetLiq", ColumnKind.PERCENT, value=self._pct_of_net_liq,
                    tooltip="Market value converted to the base currency, as a share of net liquidation"),
             Column("currency", "Currency", value=lambda p: p.instrument.currency),
+            Column("account", "Account", tooltip="The account holding the position (shown when several are managed)"),
         )
 
     def _fx_to_base(self, currency: str) -> float | None:
@@ -138,6 +139,10 @@ class PositionsTab(QWidget):
         else:
             self.stale_label.setText("")
         self.stale_label.setVisible(bool(self.stale_label.text()))
+        if status.accounts:
+            # the Account column only matters when the login manages more than one account (QA F26)
+            column = next(i for i, c in enumerate(self.model.columns) if c.key == "account")
+            self.view.setColumnHidden(column, len(status.accounts) <= 1)
 
     # --- totals -------------------------------------------------------------------------------
     def totals(self) -> dict[str, dict[str, float]]:
