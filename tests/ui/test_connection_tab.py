@@ -424,3 +424,24 @@ def test_connection_tab_shows_tws_time_readable_and_keeps_the_raw_text_in_the_to
     assert tab.connection_time_label.text() == "20261124 12:42:25 CST"
     run_async(broker.disconnect())
     tab.shutdown()
+
+
+def test_session_and_api_boxes_have_no_blank_band_the_message_log_takes_the_height(qtbot, make_broker, ui_settings):
+    """Screenshot review: a blank band sat under the API status line and the session rows."""
+    tab = _tab(qtbot, make_broker(), ui_settings)
+    tab.resize(1280, 780)
+    qtbot.waitUntil(lambda: tab.api_group.height() > 0 and tab.message_log.height() > 0, timeout=2000)
+    QApplication.processEvents()
+    status = tab.api_group.status_label
+    assert status.text()  # "Off. Tick the box ..."
+    # The status line is as tall as its text needs at its width (one line here), not four lines of hint.
+    assert status.height() == status.heightForWidth(status.width())
+    assert status.height() < 2 * status.fontMetrics().lineSpacing()
+    assert tab.api_group.height() - status.geometry().bottom() < 30
+    # Disconnected: no paper reason, so no empty line under the headline.
+    assert not tab.paper_reason_label.isVisible()
+    session_box = tab.server_version_label.parentWidget()
+    assert session_box.height() <= session_box.sizeHint().height()
+    log_box = tab.message_log.parentWidget()
+    assert log_box.height() > session_box.height()
+    tab.shutdown()

@@ -243,7 +243,9 @@ class ApiGroup(QGroupBox):
 
     # --- construction ----------------------------------------------------------------------
     def _build(self) -> None:
-        form = self._form = QFormLayout(self)
+        outer = QVBoxLayout(self)
+        form = self._form = QFormLayout()
+        outer.addLayout(form)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # no blank band under the text
         self.enabled_check = QCheckBox("Serve the REST API for scripts (/api/ibkr)")
         self.enabled_check.setToolTip("Scripts and strategies trade through this panel's connection and safety rules.")
@@ -270,7 +272,9 @@ class ApiGroup(QGroupBox):
         form.addRow("Host", address)
         form.addRow("Token", self.token_edit)
         form.addRow("", self.remember_token_check)
-        form.addRow("", self.status_label)
+        # Below the form, not in it: QFormLayout sizes a wrapping label by its narrow size hint
+        # (four lines), which left a blank band under the one line it needs.
+        outer.addWidget(self.status_label)
 
         self.enabled_check.toggled.connect(self._on_toggled)
         self.host_edit.textChanged.connect(self._refresh_token_rows)
@@ -646,9 +650,9 @@ class ConnectionTab(QWidget):
         left.addWidget(help_box)
         left.addStretch(1)
         right = QVBoxLayout()
-        right.addWidget(info_box, 2)
+        right.addWidget(info_box)
         right.addWidget(self.api_group)  # its own height; the message log gives way
-        right.addWidget(log_box, 3)
+        right.addWidget(log_box, 1)  # the log takes the spare height: no blank band in the boxes above
         top = QHBoxLayout(self)
         top.addLayout(left, 5)
         top.addLayout(right, 6)
@@ -876,7 +880,9 @@ class ConnectionTab(QWidget):
         text, kind = classification_text(status)
         self.account_type_badge.setText(text)
         set_prop(self.account_type_badge, "badge", kind)
-        self.paper_reason_label.setText(self._paper_reason_text(status))
+        reason = self._paper_reason_text(status)
+        self.paper_reason_label.setText(reason)
+        self.paper_reason_label.setVisible(bool(reason))  # no blank line under "Disconnected"
         self.readonly_badge.setVisible(status.readonly)
         if status.params is not None:
             self.endpoint_label.setText(
