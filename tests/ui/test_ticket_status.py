@@ -87,3 +87,24 @@ def test_preview_labels_margin_and_equity_with_the_base_currency(qtbot, broker, 
     assert f"initial margin {tab.last_preview.init_margin_change:+,.2f} {base}" in text, text
     assert f"maintenance margin {tab.last_preview.maint_margin_change:+,.2f} {base}" in text, text
     tab.shutdown()
+
+
+def test_result_text_for_fills_partial_fills_and_inactive():
+    from dataclasses import replace
+
+    from ibpanel.broker.models import Instrument, Market, OrderView, Side
+    from ibpanel.ui.ticket_tab import order_result_text
+
+    hsbc = Instrument("5", Market.HK, "SEHK", "HKD", con_id=5, board_lot=400)
+    base = OrderView(order_id=7, perm_id=None, client_id=1, journal_id=None, account="DU111111", instrument=hsbc,
+                     side=Side.BUY, quantity=Decimal(800), order_type="LMT", limit_price=Decimal("98.5"),
+                     stop_price=None, tif="DAY", outside_rth=False, status=OrderStatus.SUBMITTED,
+                     remaining=Decimal(800))
+    partial = replace(base, filled=Decimal(400), remaining=Decimal(400), avg_fill_price=98.45)
+    assert order_result_text(partial)[0] == ("Order 7 BUY 800 0005.HK: partially filled 400 of 800 @ 98.45,"
+                                             " 400 working (Submitted).")
+    filled = replace(partial, status=OrderStatus.FILLED, filled=Decimal(800), remaining=Decimal(0))
+    assert order_result_text(filled)[0] == "Order 7 BUY 800 0005.HK: Filled 800 @ 98.45."
+    inactive = replace(base, status=OrderStatus.INACTIVE, message="Order held: outside trading hours.")
+    text, colour = order_result_text(inactive)
+    assert text == "Order 7 BUY 800 0005.HK: Inactive. Order held: outside trading hours." and colour == SELL_COLOUR

@@ -893,8 +893,7 @@ class TicketTab(QWidget):
         self.last_order = order
         # a status event may have overtaken place()'s answer (a rejection comes within milliseconds)
         latest = self.broker.order(order.order_id)
-        self.show_order_result(latest if latest is not None and latest.status is not order.status
-                               and order.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.UNCONFIRMED) else order)
+        self.show_order_result(latest if latest is not None else order)
         self.order_placed.emit(order)
         return order
 
