@@ -70,13 +70,14 @@ def test_status_bar_badges_follow_the_status(qtbot, make_broker, ui_settings):
     window.show()
     assert window.banner.isVisible()  # never connected: says how to get connected
     assert "practice" in window.banner.label.text()
+    assert not window.status_bar.type_badge.isVisible()  # no account yet: no empty "—" chip
     live = ConnectionStatus(
         state=ConnectionState.CONNECTED, accounts=("U7654321",), account="U7654321", is_paper=False, readonly=True
     )
     window._on_state_changed(live)
     bar = window.status_bar
     assert bar.type_badge.text() == "LIVE" and bar.type_badge.property("badge") == "live"
-    assert bar.readonly_badge.isVisible()
+    assert bar.type_badge.isVisible() and bar.readonly_badge.isVisible()
     assert "LIVE" in window.windowTitle()
     window._on_state_changed(replace(live, state=ConnectionState.DISCONNECTED))
     assert window.banner.isVisible() and window.banner.property("level") == "error"

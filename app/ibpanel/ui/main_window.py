@@ -139,6 +139,7 @@ class StatusBar(QStatusBar):
         self.type_badge.setText(text)
         self.type_badge.setToolTip(status.paper_reason)
         set_prop(self.type_badge, "badge", kind)
+        self.type_badge.setVisible(kind != "unknown")  # "Account —" says it already; no grey "—" chip
         self.readonly_badge.setVisible(status.readonly)
         stale = status.state in (ConnectionState.DEGRADED, ConnectionState.RECONNECTING)
         self._stale_state = status.state if stale else None
