@@ -123,7 +123,9 @@ def smoke_test(dist: Path, timeout: float) -> None:
     1. ``ibpanel --smoke-test``: must print the marker (with its start timings) and exit 0.
     2. ``ibpanel --demo --screenshot``: must write a PNG.
     3. ``ibpanel-sim --help``: the practice exchange program starts.
-    Settings, journal and logs must land in the user's folders, and nothing is written into the bundle.
+    Settings and logs must land in the user's folders and nothing is written into the bundle. Headless
+    runs keep their order journals in a throwaway folder, so none may appear in the user's folders;
+    ``ibpanel journal export`` shows where a real session's journal lives, which must be the user's data folder.
     """
     exe = executable_path(dist)
     bundle = bundle_path(dist)
@@ -155,9 +157,17 @@ def smoke_test(dist: Path, timeout: float) -> None:
 
         written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file() and p != shot)
         print("smoke: user files written: " + ", ".join(written), flush=True)
-        for wanted in ("settings.ini", "journal.sqlite3", "ibpanel.log"):
+        for wanted in ("settings.ini", "ibpanel.log"):
             if not any(Path(name).name == wanted for name in written):
                 raise SystemExit(f"smoke: FAILED: no {wanted} in the user's folders")
+        if any(name.endswith(".sqlite3") for name in written):
+            raise SystemExit("smoke: FAILED: a headless run wrote an order journal into the user's folders")
+
+        result, _wall = _run_frozen([str(exe), "journal", "export", str(home / "journal.csv")], env, 60)
+        where = result.stdout + result.stderr
+        print(f"smoke: journal export: {where.strip()[:300]}", flush=True)
+        if str(home) not in where or "journal.sqlite3" not in where or str(bundle) in where:
+            raise SystemExit("smoke: FAILED: the frozen app does not keep its order journal in the user's data folder")
     if tree_size(bundle)[1] != files_before:
         raise SystemExit("smoke: FAILED: the app wrote files into its own bundle")
     print("smoke: passed", flush=True)
