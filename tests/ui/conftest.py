@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -183,3 +184,12 @@ def _describe_timer(timer: QTimer) -> str:
         chain.append(type(obj).__name__ + (f"#{obj.objectName()}" if obj.objectName() else ""))
         obj = obj.parent()
     return f"{timer.objectName() or 'QTimer'} (interval {timer.interval()} ms) in {' < '.join(chain)}"
+
+
+@pytest.fixture
+def restore_signals():
+    """Put SIGINT / SIGTERM handlers back after a test that ran the app (it installs its own)."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)

@@ -8,27 +8,11 @@ import json
 import signal
 
 import pytest
+from app_helpers import http_get as _http_get
+from app_helpers import start_panel as _start
 from ibpanel.broker.models import ConnectionState
 from ibpanel.cli import build_parser
 from ibpanel.ui.app import PanelApp
-
-
-@pytest.fixture
-def restore_signals():
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
-
-
-async def _http_get(port: int, path: str) -> tuple[int, dict]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
-    await writer.drain()
-    raw = await reader.read()
-    writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body or b"{}")
 
 
 @pytest.mark.parametrize("how", ["window close", "SIGTERM", "Ctrl+C"])
@@ -58,11 +42,6 @@ def test_shutdown_stops_api_broker_and_exchange(qtbot, qapp, run_async, restore_
     assert len(broker.state_changed) == 0  # every tab unsubscribed
     with pytest.raises(OSError):
         run_async(asyncio.open_connection("127.0.0.1", port))  # the API no longer listens
-
-
-def _start(args_list, qapp, tmp_path):
-    panel = PanelApp(build_parser().parse_args(args_list), qapp, log_path=tmp_path / "ibpanel.log", started=0.0)
-    return panel, asyncio.ensure_future(panel.main())
 
 
 def test_practice_button_starts_the_exchange_and_connects(qtbot, qapp, restore_signals, tmp_path):

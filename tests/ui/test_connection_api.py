@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 
 import pytest
 import shiboken6
+from app_helpers import http_get as _http_get
 from ibpanel.ui.settings import Settings
-
-
-async def _http_get(port: int, path: str) -> tuple[int, dict]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
-    await writer.drain()
-    raw = await reader.read()
-    writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body or b"{}")
 
 
 @pytest.fixture
