@@ -214,13 +214,7 @@ class ClientSession(asyncio.Protocol):
             return
         # queued as latin-1 text so the streaming hot path can build messages with plain str concatenation
         self._out.append(message.decode("latin-1"))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            delay = self.server.faults.reply_delay
-            if delay > 0:
-                self.server.loop.call_later(delay, self.flush)
-            else:
-                self.server.loop.call_soon(self.flush)
+        self.schedule_flush()
 
     def pending(self) -> list[str]:
         """Framed messages not yet written, as latin-1 text (append, then call ``schedule_flush``)."""
