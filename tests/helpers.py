@@ -15,3 +15,13 @@ async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s: {predicate}")
         await asyncio.sleep(interval)
+
+
+class FakeClock:
+    """A clock the test sets by hand: ``clock.now = ...``; calling it returns that time."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now

@@ -10,27 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ibpanel.sim.accounts import Accounts
-from ibpanel.sim.market import InstrumentBook, Market, MarketRules
+from ibpanel.sim.market import Market
+
+from tests.helpers import FakeClock
 
 UTC = timezone.utc
-
-
-class FakeClock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def book():
-    return InstrumentBook.load()
-
-
-@pytest.fixture(scope="module")
-def rules():
-    return MarketRules.load()
 
 
 @pytest.fixture

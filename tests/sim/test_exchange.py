@@ -21,18 +21,12 @@ from ibpanel.sim.exchange import (
     SimOrder,
     WhatIfResult,
 )
-from ibpanel.sim.market import InstrumentBook, Market, MarketRules
+from ibpanel.sim.market import Market
+
+from tests.helpers import FakeClock
 
 UTC = timezone.utc
 NY = ZoneInfo("America/New_York")
-
-
-class FakeClock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Venue:
@@ -70,16 +64,6 @@ class Venue:
     def step(self, n=1):
         for _ in range(n):
             self.exchange.on_market(self.market.advance())
-
-
-@pytest.fixture(scope="module")
-def book():
-    return InstrumentBook.load()
-
-
-@pytest.fixture(scope="module")
-def rules():
-    return MarketRules.load()
 
 
 @pytest.fixture

@@ -12,29 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ibpanel.paths import resource_path
-from ibpanel.sim.market import SYNTHETIC_CON_ID_BASE, InstrumentBook, Market, MarketRules, parse_bar_size
+from ibpanel.sim.market import SYNTHETIC_CON_ID_BASE, InstrumentBook, Market, parse_bar_size
+
+from tests.helpers import FakeClock
 
 UTC = timezone.utc
 NY = ZoneInfo("America/New_York")
 HK = ZoneInfo("Asia/Hong_Kong")
-
-
-class FakeClock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def book() -> InstrumentBook:
-    return InstrumentBook.load()
-
-
-@pytest.fixture(scope="module")
-def rules() -> MarketRules:
-    return MarketRules.load()
 
 
 def make_market(book, rules, seed=1, mode="always", now=None):
