@@ -14,24 +14,15 @@ from ibpanel.broker.models import Market, OrderStatus, Side
 from ibpanel.ui.formatting import tick_at
 from ibpanel.ui.ticket_tab import TicketTab
 from PySide6.QtCore import Qt
-
-
-def _ticket(qtbot, broker, settings) -> TicketTab:
-    tab = TicketTab(broker, settings)
-    qtbot.addWidget(tab)
-    tab.show()
-    return tab
+from ticket_helpers import open_ticket, prefill_and_wait
 
 
 def _resolve(qtbot, tab: TicketTab, request: dict) -> None:
-    tab.prefill(request)
-    # the quote can reach the tab (quotes_updated) before the resolve task seeds the limit from it: wait for both
-    qtbot.waitUntil(lambda: tab.instrument is not None and tab.quote is not None and tab.quote.last is not None
-                    and tab.limit_spin.value() > 0, timeout=10000)
+    prefill_and_wait(qtbot, tab, request, "last")
 
 
 def test_hk_odd_lot_and_off_tick_price_show_their_message_and_send_nothing(qtbot, broker, sim, ui_settings):
-    tab = _ticket(qtbot, broker, ui_settings)
+    tab = open_ticket(qtbot, broker, ui_settings)
     _resolve(qtbot, tab, {"symbol": "700", "side": "BUY", "quantity": Decimal(150), "limit_price": None})
     assert tab.instrument.market is Market.HK and tab.instrument.board_lot == 100
     assert tab.quantity_spin.singleStep() == 100  # the spin box steps by the board lot
@@ -61,7 +52,7 @@ def test_hk_odd_lot_and_off_tick_price_show_their_message_and_send_nothing(qtbot
 def test_read_only_disables_submit_and_says_why(qtbot, sim, make_broker, connect_params, run_async, ui_settings):
     broker = make_broker()
     run_async(broker.connect(connect_params(sim, readonly=True)), timeout=15)
-    tab = _ticket(qtbot, broker, ui_settings)
+    tab = open_ticket(qtbot, broker, ui_settings)
     assert not tab.submit_button.isEnabled()
     assert "read-only" in tab.submit_reason.text().lower()
     assert tab.submit_reason.isVisible()
@@ -75,7 +66,7 @@ def test_read_only_disables_submit_and_says_why(qtbot, sim, make_broker, connect
 
 def test_paper_confirmation_shows_the_order_and_submit_cannot_double_send(qtbot, broker, sim, ui_settings):
     ui_settings.set("ticket/confirm_paper", True)
-    tab = _ticket(qtbot, broker, ui_settings)
+    tab = open_ticket(qtbot, broker, ui_settings)
     _resolve(qtbot, tab, {"symbol": "MSFT", "side": "BUY", "quantity": Decimal(3), "limit_price": None})
     last = Decimal(str(tab.quote.last))
     limit = (last * Decimal("0.97")).quantize(Decimal("0.01"))  # below the market: works, does not fill
@@ -110,7 +101,7 @@ def test_paper_confirmation_shows_the_order_and_submit_cannot_double_send(qtbot,
 
 
 def test_shortcuts_pick_sides_and_escape_clears(qtbot, broker, ui_settings):
-    tab = _ticket(qtbot, broker, ui_settings)
+    tab = open_ticket(qtbot, broker, ui_settings)
     with qtbot.waitActive(tab):
         tab.activateWindow()
     tab.symbol_edit.setFocus()
@@ -173,7 +164,7 @@ def test_limit_order_works_then_modified_fills_in_orders_positions_and_account(q
 
 
 def test_preview_shows_commission_and_margin_without_placing(qtbot, broker, ui_settings):
-    tab = _ticket(qtbot, broker, ui_settings)
+    tab = open_ticket(qtbot, broker, ui_settings)
     _resolve(qtbot, tab, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(100), "limit_price": None})
     assert tab.estimate_label.text().startswith("≈") and tab.estimate_label.text().endswith("USD")
     qtbot.waitUntil(tab.preview_button.isEnabled, timeout=5000)
@@ -198,7 +189,7 @@ def test_live_account_always_confirms_and_says_live(qtbot, make_broker, connect_
         run_async(broker.connect(connect_params(live_sim)), timeout=15)
         assert broker.status.is_paper is False
         ui_settings.set("ticket/confirm_paper", False)  # the paper setting does not matter on a live account
-        tab = _ticket(qtbot, broker, ui_settings)
+        tab = open_ticket(qtbot, broker, ui_settings)
         _resolve(qtbot, tab, {"symbol": "AAPL", "side": "SELL", "quantity": Decimal(1), "limit_price": None})
         tab.limit_spin.set_decimal((Decimal(str(tab.quote.last)) * Decimal("1.03")).quantize(Decimal("0.01")))
         placed = live_sim.stats.count("PLACE_ORDER")

@@ -12,23 +12,15 @@ from decimal import Decimal
 from ibpanel.broker.models import ConnectionState, OrderStatus
 from ibpanel.ui.ticket_tab import SELL_COLOUR, TicketTab
 from PySide6.QtCore import Qt
-
-
-def _ticket(qtbot, broker, settings) -> TicketTab:
-    tab = TicketTab(broker, settings)
-    qtbot.addWidget(tab)
-    tab.show()
-    return tab
+from ticket_helpers import open_ticket, prefill_and_wait
 
 
 def _resolve(qtbot, tab: TicketTab, request: dict) -> None:
-    tab.prefill(request)
-    qtbot.waitUntil(lambda: tab.instrument is not None and tab.quote is not None and tab.quote.bid is not None
-                    and tab.limit_spin.value() > 0, timeout=10000)
+    prefill_and_wait(qtbot, tab, request, "bid")
 
 
 def test_hk_short_sale_rejection_shows_rejected_and_ibs_reason_in_red(qtbot, broker, ui_settings):
-    tab = _ticket(qtbot, broker, ui_settings)
+    tab = open_ticket(qtbot, broker, ui_settings)
     _resolve(qtbot, tab, {"symbol": "941", "side": "SELL", "quantity": Decimal(500), "limit_price": None})
     tab.limit_spin.set_decimal(Decimal(str(tab.quote.bid)))  # at the bid: would trade at once if allowed
     qtbot.waitUntil(tab.submit_button.isEnabled, timeout=5000)
@@ -43,7 +35,7 @@ def test_hk_short_sale_rejection_shows_rejected_and_ibs_reason_in_red(qtbot, bro
 
 
 def test_result_line_follows_a_working_order_to_cancelled(qtbot, broker, run_async, ui_settings):
-    tab = _ticket(qtbot, broker, ui_settings)
+    tab = open_ticket(qtbot, broker, ui_settings)
     _resolve(qtbot, tab, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(2), "limit_price": None})
     tab.limit_spin.set_decimal((Decimal(str(tab.quote.last)) * Decimal("0.97")).quantize(Decimal("0.01")))
     qtbot.waitUntil(tab.submit_button.isEnabled, timeout=5000)
@@ -56,7 +48,7 @@ def test_result_line_follows_a_working_order_to_cancelled(qtbot, broker, run_asy
 
 
 def test_submit_while_cut_off_from_ib_asks_first_and_no_sends_nothing(qtbot, broker, sim, ui_settings):
-    tab = _ticket(qtbot, broker, ui_settings)
+    tab = open_ticket(qtbot, broker, ui_settings)
     _resolve(qtbot, tab, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(1), "limit_price": None})
     sim.faults.send_connectivity(1100)
     qtbot.waitUntil(lambda: broker.status.state is ConnectionState.DEGRADED, timeout=10000)
@@ -75,7 +67,7 @@ def test_submit_while_cut_off_from_ib_asks_first_and_no_sends_nothing(qtbot, bro
 
 
 def test_preview_labels_margin_and_equity_with_the_base_currency(qtbot, broker, ui_settings):
-    tab = _ticket(qtbot, broker, ui_settings)
+    tab = open_ticket(qtbot, broker, ui_settings)
     _resolve(qtbot, tab, {"symbol": "700", "side": "BUY", "quantity": Decimal(200), "limit_price": None})
     qtbot.waitUntil(tab.preview_button.isEnabled, timeout=5000)
     tab.preview_button.click()

@@ -16,20 +16,16 @@ from decimal import Decimal
 from ibpanel.broker.models import OrderType
 from ibpanel.ui.ticket_tab import TicketTab
 from PySide6.QtCore import Qt
+from ticket_helpers import open_ticket, prefill_and_wait
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 
 
 def _ticket(qtbot, broker, settings, request: dict) -> TicketTab:
-    tab = TicketTab(broker, settings)
-    qtbot.addWidget(tab)
-    tab.show()
+    tab = open_ticket(qtbot, broker, settings)
     with qtbot.waitActive(tab):
         tab.activateWindow()
-    tab.prefill(request)
-    # the quote can reach the tab (quotes_updated) before the resolve task seeds the limit from it: wait for both
-    qtbot.waitUntil(lambda: tab.instrument is not None and tab.quote is not None and tab.quote.last is not None
-                    and tab.limit_spin.value() > 0, timeout=10000)
+    prefill_and_wait(qtbot, tab, request, "last")
     return tab
 
 
