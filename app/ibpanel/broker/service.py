@@ -43,7 +43,7 @@ from ib_async.wrapper import RequestError
 from ibpanel.broker import errors
 from ibpanel.broker import journal as journal_mod
 from ibpanel.broker.account import AccountBook
-from ibpanel.broker.convert import bare_instrument, dec, int_id, num, rule_ids, split_list
+from ibpanel.broker.convert import bare_instrument, dec, int_id, known_price, rule_ids, split_list
 from ibpanel.broker.events import Event
 from ibpanel.broker.exceptions import (
     PACING_MESSAGE,
@@ -324,7 +324,7 @@ class Broker:
                 journal_id=parsed[0] if parsed else None, leg=parsed[1] if parsed else None,
                 order_id=order.orderId or None, perm_id=int_id(order.permId) or int_id(state.permId),
                 status=state.status if state.status in _TWS_STATUSES else None,
-                filled=filled, avg_fill_price=num(state.avgFillPrice) if filled else None,
+                filled=filled, avg_fill_price=known_price(state.avgFillPrice) if filled else None,
                 client_id=order.clientId or None,
             ))
         for fill in self._ib.fills():

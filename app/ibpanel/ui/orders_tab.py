@@ -48,6 +48,12 @@ def order_key(order: OrderView):
     return ("perm", order.perm_id)
 
 
+def completed_key(order: OrderView):
+    """Finished orders by permId, which every order TWS saw has for good: after a restart their orderId comes
+    from the journal or an execution without the clientId that would tell two sessions' order 9 apart."""
+    return ("perm", order.perm_id) if order.perm_id else order_key(order)
+
+
 def _order_time(order: OrderView):
     return order.updated_at or order.created_at
 
@@ -206,7 +212,7 @@ class OrdersTab(QWidget):
         self.tasks = TaskSet(on_error=lambda exc: self._say(f"Failed: {exc}"))
         self._placed_at: dict[str, object] = {}  # journal_id -> created_at from the journal (cached: no SQL per paint)
         self.open_model = KeyedTableModel(order_columns(placed_at=self.placed_at), key=order_key, parent=self)
-        self.completed_model = KeyedTableModel(order_columns(completed=True), key=order_key, parent=self)
+        self.completed_model = KeyedTableModel(order_columns(completed=True), key=completed_key, parent=self)
         self.fills_model = KeyedTableModel(FILL_COLUMNS, key=lambda f: f.exec_id, parent=self)
         self.open_view = make_table_view(self.open_model, "orders_open", settings, self)
         newest_first = (0, Qt.SortOrder.DescendingOrder)
@@ -284,10 +290,10 @@ class OrdersTab(QWidget):
     def reload(self) -> None:
         """Take the broker's current lists (after connect / reconnect)."""
         self.open_model.replace_all(o for o in self.broker.open_orders() if not o.status.is_done)
-        done = {order_key(o): o for o in self.broker.completed_orders()}
+        done = {completed_key(o): o for o in self.broker.completed_orders()}
         for order in self.broker.open_orders():
             if order.status.is_done:
-                done[order_key(order)] = order
+                done[completed_key(order)] = order
         self.completed_model.replace_all(done.values())
         self.fills_model.replace_all(self.broker.fills())
         self._update_buttons()
