@@ -139,6 +139,7 @@ class Broker:
         limits_source: str = "",  # where the limits above are set (e.g. the profile's settings.ini), named in refusals
         practice_journal_path: Path | None = None,  # default: beside the journal, "journal-practice.sqlite3"
     ) -> None:
+        errors.install_log_filter()  # a cancel (202) is information: not an ERROR line on the terminal
         self.state_changed = Event("state_changed")
         self.notice = Event("notice")
         self.account_changed = Event("account_changed")
