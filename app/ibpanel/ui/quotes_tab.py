@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from ibpanel.broker.exceptions import BrokerError
 from ibpanel.broker.models import ConnectionState, ConnectionStatus, Instrument, Quote
 from ibpanel.ui import formatting as fmt
-from ibpanel.ui.chart import PriceChart
+from ibpanel.ui.chart import BAR_SIZES, PriceChart
 from ibpanel.ui.table_model import (
     NEGATIVE_COLOUR,
     POSITIVE_COLOUR,
@@ -38,6 +38,7 @@ from ibpanel.ui.table_model import (
 )
 
 WATCHLIST_KEY = "quotes/watchlist"
+BAR_SIZE_KEY = "quotes/bar_size"
 DEFAULT_WATCHLIST = ["AAPL", "MSFT", "NVDA", "BRK.B", "0700.HK", "0005.HK", "1299.HK", "2800.HK"]
 FLASH_SECONDS = 0.6
 UP_FLASH = QColor("#dafbe1")
@@ -111,6 +112,9 @@ class QuotesTab(QWidget):
         self.view.doubleClicked.connect(lambda index: self.request_ticket(index.row()))
         self.view.selectionModel().currentRowChanged.connect(lambda current, _prev: self._row_selected(current.row()))
         self.chart = PriceChart(broker, self)
+        if settings.get(BAR_SIZE_KEY, "") in BAR_SIZES:  # the bar size the trader chose last time
+            self.chart.bar_size_combo.setCurrentText(settings.get(BAR_SIZE_KEY, ""))
+        self.chart.bar_size_combo.currentTextChanged.connect(lambda text: settings.set(BAR_SIZE_KEY, text))
 
         self.symbol_edit = QLineEdit()
         self.symbol_edit.setObjectName("watchSymbol")
@@ -237,9 +241,28 @@ class QuotesTab(QWidget):
         pending = [s for s in self.watchlist if s not in self.instruments or self.instruments[s].key not in self._subscribed]
         for start in range(0, len(pending), RESOLVE_BATCH):
             await asyncio.gather(*(self._subscribe_text(s) for s in pending[start:start + RESOLVE_BATCH]))
+        self._show_in_watchlist_order()
         if len(self.model) and self.view.currentIndex().row() < 0:
             self.view.selectRow(0)
         return len(self.model)
+
+    def _show_in_watchlist_order(self) -> None:
+        """Rows in the saved watchlist's order (lookups finish in any order), unless a column sorts them."""
+        if self.model.sort_column >= 0:
+            return
+        place: dict[str, int] = {}
+        for position, text in enumerate(self.watchlist):
+            instrument = self.instruments.get(text)
+            if instrument is not None:
+                place.setdefault(instrument.key, position)
+        keys = self.model.keys()
+        wanted = sorted(keys, key=lambda k: place.get(k, len(self.watchlist)))
+        if wanted == keys:
+            return
+        rows = [self.model.row_for_key(k) for k in wanted]
+        for key in keys:
+            self.model.remove(key)
+        self.model.upsert_many(rows)
 
     def set_watchlist(self, symbols: list[str]):
         """Replace the watchlist (saved) and load it; returns the loading task."""
