@@ -548,8 +548,9 @@ class Broker:
     def account_summary(self, account: str | None = None) -> AccountSummary | None:
         return self._account.summary(account)
 
-    def positions(self, account: str | None = None) -> tuple[Position, ...]:
-        return self._account.positions(account)
+    def positions(self, account: str | None = None, closed_today: bool = False) -> tuple[Position, ...]:
+        """Held positions; ``closed_today`` adds those closed to 0 this session (their realized P&L)."""
+        return self._account.positions(account, closed_today)
 
     def pnl(self, account: str | None = None) -> PnL | None:
         return self._account.pnl(account)
