@@ -7,6 +7,7 @@ loop): a nested ``exec()`` inside an asyncio task would re-enter the qasync loop
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from PySide6.QtCore import Qt, Signal
@@ -221,6 +222,9 @@ class OrdersTab(QWidget):
         self.open_view.doubleClicked.connect(lambda index: self.modify_selected())
         self.confirm_box: QMessageBox | None = None
         self.modify_dialog: ModifyOrderDialog | None = None
+        # The message line's text holds while this says so; checked on every order change and selection.
+        self._message_holds: Callable[[], bool] | None = None
+        self._message_then = ""  # what replaces it once it no longer holds ("" clears the line)
 
         self.cancel_button = QPushButton("Cancel order")
         self.cancel_button.setToolTip("Cancel the selected open orders (Delete)")
@@ -257,6 +261,7 @@ class OrdersTab(QWidget):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.message)
 
+        self.open_view.selectionModel().selectionChanged.connect(lambda *_: self._recheck_message())
         broker.order_changed.connect(self._on_order_changed)
         broker.fill_added.connect(self._on_fill_added)
         broker.state_changed.connect(self._on_state_changed)
@@ -306,6 +311,7 @@ class OrdersTab(QWidget):
         else:
             self.open_model.upsert(order)
         self._update_buttons()
+        self._recheck_message()
 
     def _on_fill_added(self, fill: Fill) -> None:
         self.fills_model.upsert(fill)
@@ -334,9 +340,22 @@ class OrdersTab(QWidget):
         self.modify_button.setEnabled(live and len(self.open_model) > 0)
         self.cancel_all_button.setEnabled(live)
 
-    def _say(self, text: str) -> None:
+    def _say(self, text: str, *, holds: Callable[[], bool] | None = None, then: str = "") -> None:
+        """Show ``text``; with ``holds``, only while it returns True (then ``then`` replaces it)."""
+        self._message_holds, self._message_then = holds, then
         self.message.setText(text)
         self.message_changed.emit(text)
+        self._recheck_message()
+
+    def _recheck_message(self) -> None:
+        holds = self._message_holds
+        if holds is not None and not holds():
+            self._say(self._message_then, holds=self._while_open_orders_unchanged() if self._message_then else None)
+
+    def _while_open_orders_unchanged(self) -> Callable[[], bool]:
+        """A check that holds until an order opens or leaves the Open list (the line then describes the past)."""
+        keys = set(self.open_model.keys())
+        return lambda: set(self.open_model.keys()) == keys
 
     # --- actions ------------------------------------------------------------------------------
     def selected_open_orders(self) -> list[OrderView]:
@@ -352,7 +371,7 @@ class OrdersTab(QWidget):
     def cancel_selected(self) -> None:
         orders = self.selected_open_orders()
         if not orders:
-            self._say("Select an open order to cancel.")
+            self._say("Select an open order to cancel.", holds=lambda: not self.selected_open_orders())
             return
         for order in orders:
             self.tasks.spawn(self._cancel(order))
@@ -365,7 +384,7 @@ class OrdersTab(QWidget):
             self._say(f"Order {order.order_id}: {exc}")
             return
         self._on_order_changed(result)
-        self._say(f"Order {order.order_id} {result.status.value.lower()}.")
+        self._say(f"Order {order.order_id} {result.status.value.lower()}.", holds=self._while_open_orders_unchanged())
 
     def cancel_all_clicked(self) -> None:
         count = len(self.open_model)
@@ -388,22 +407,28 @@ class OrdersTab(QWidget):
         if clicked is not None and box.standardButton(clicked) == QMessageBox.StandardButton.Yes:
             self.tasks.spawn(self._cancel_all())
         else:
-            self._say("Cancel all: nothing was cancelled.")
+            self._say("Cancel all: nothing was cancelled.", holds=self._while_open_orders_unchanged())
         box.deleteLater()
 
     async def _cancel_all(self) -> None:
         self._say("Cancelling every open order…")
+        sent_to = set(self.open_model.keys())
         try:
             await self.broker.cancel_all()
         except BrokerError as exc:
             self._say(f"Cancel all failed: {exc}")
             return
-        self._say("Cancel all sent; orders move to Completed as TWS confirms.")
+
+        def waiting() -> bool:
+            return any(self.open_model.position_of(key) is not None for key in sent_to)
+
+        done = f"Cancel all: {len(sent_to)} order{'s' if len(sent_to) != 1 else ''} cancelled." if sent_to else ""
+        self._say("Cancel all sent; orders move to Completed as TWS confirms.", holds=waiting, then=done)
 
     def modify_selected(self) -> ModifyOrderDialog | None:
         orders = self.selected_open_orders()
         if len(orders) != 1:
-            self._say("Select exactly one open order to modify.")
+            self._say("Select exactly one open order to modify.", holds=lambda: len(self.selected_open_orders()) != 1)
             return None
         dialog = ModifyOrderDialog(orders[0], self.broker, self.tasks, self)
         dialog.finished.connect(lambda _r: setattr(self, "modify_dialog", None))
