@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QMessageBox,
     QPushButton,
     QSpinBox,
@@ -110,6 +111,9 @@ FILL_COLUMNS = (
 )
 
 
+MODIFY_DIALOG_MIN_WIDTH = 420  # wide enough that a refusal wraps onto a few lines, not a dozen
+
+
 class ModifyOrderDialog(QDialog):
     """Change the price and / or quantity of a working order. The broker validates; issues show here."""
 
@@ -145,10 +149,19 @@ class ModifyOrderDialog(QDialog):
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #cf222e;")
         form.addRow(self.message)
+        # The dialog grows with its message (a tick refusal names both valid prices): never a clipped line.
+        form.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
+        self.setMinimumWidth(MODIFY_DIALOG_MIN_WIDTH)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.submit)
         self.buttons.rejected.connect(self.reject)
         form.addRow(self.buttons)
+
+    def show_message(self, text: str) -> None:
+        """Show why the change is refused; the dialog grows to show all of it."""
+        self.message.setText(text)
+        self.layout().activate()
+        self.adjustSize()
 
     def changes(self) -> dict:
         out: dict = {}
@@ -176,11 +189,11 @@ class ModifyOrderDialog(QDialog):
     def submit(self) -> None:
         bad = self.unreadable_fields()
         if bad:
-            self.message.setText(" ".join(bad) + " Type a number, e.g. 221.37.")
+            self.show_message(" ".join(bad) + " Type a number, e.g. 221.37.")
             return
         changes = self.changes()
         if not changes:
-            self.message.setText("Nothing changed: edit the price or the quantity, or press Cancel.")
+            self.show_message("Nothing changed: edit the price or the quantity, or press Cancel.")
             return
         self.buttons.setEnabled(False)
         self._tasks.spawn(self._send(changes))
@@ -189,9 +202,9 @@ class ModifyOrderDialog(QDialog):
         try:
             await self.broker.modify(self.order.order_id, **changes)
         except OrderRejected as exc:
-            self.message.setText("\n".join(issue.message for issue in exc.issues) or exc.message)
+            self.show_message("\n".join(issue.message for issue in exc.issues) or exc.message)
         except BrokerError as exc:
-            self.message.setText(str(exc))
+            self.show_message(str(exc))
         else:
             self.accept()  # closes (and deletes) the dialog
             return
