@@ -73,7 +73,8 @@ QUOTE_COLUMNS = (
     Column("change_pct", "Change %", ColumnKind.PERCENT, coloured=True, value=lambda q: q.change_pct,
            colour=lambda q: _shown_sign_colour(q.change_pct, 2),
            display=lambda v, q: fmt.format_percent(v, signed=True)),
-    Column("volume", "Volume", ColumnKind.INT, display=lambda v, q: fmt.format_volume(v)),
+    # format_volume's widest: below 10 million it shows every digit, above it 999.99M / 999.99B
+    Column("volume", "Volume", ColumnKind.INT, display=lambda v, q: fmt.format_volume(v), widest="8,888,888"),
     Column("data_type", "Data", value=_data_label,
            tooltip="live, delayed (no market-data subscription: about 15 minutes late), stale (connection down)"
                    " or no data (IB gives no market-data line: see the row's tooltip)"),
