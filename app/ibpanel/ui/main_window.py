@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QSize, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import (
     QFrame,
@@ -45,6 +45,7 @@ TAB_SPECS: tuple[tuple[str, str, str], ...] = (
     ("quotes", "ibpanel.ui.quotes_tab", "QuotesTab"),
 )
 TAB_NAMES = tuple(name for name, _m, _c in TAB_SPECS)
+DEFAULT_WINDOW_SIZE = (1280, 820)
 
 try:  # Exchange clocks for the status bar; zoneinfo needs tz data (the tzdata package on Windows).
     from zoneinfo import ZoneInfo
@@ -231,6 +232,11 @@ class MainWindow(QMainWindow):
         self.clock_timer.timeout.connect(self.status_bar.tick_clock)
         self.clock_timer.start()
 
+        ticket = self.tabs.get("ticket")
+        if ticket is not None:
+            # The window's minimum size is its layout's: with this, one at which the ticket is usable, every
+            # field at its natural height and Submit in view (not squeezed by a smaller screen or a drag).
+            ticket.setMinimumSize(ticket.sizeHint().expandedTo(ticket.minimumSizeHint()))
         self._wire()
         broker.state_changed.connect(self._on_state_changed)
         broker.quotes_updated.connect(self._on_quotes_updated)
@@ -318,7 +324,11 @@ class MainWindow(QMainWindow):
     def _restore_window(self) -> None:
         geometry = self.settings.get_bytes("window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1280, 820)
+            size = QSize(*DEFAULT_WINDOW_SIZE)
+            screen = self.screen()
+            if screen is not None:  # a laptop screen smaller than the default: fit it (never below the minimum)
+                size = size.boundedTo(screen.availableGeometry().size())
+            self.resize(size.expandedTo(self.minimumSizeHint()))
         state = self.settings.get_bytes("window/state")
         if state is not None:
             self.restoreState(state)
