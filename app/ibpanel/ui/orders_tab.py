@@ -130,12 +130,15 @@ class ModifyOrderDialog(QDialog):
         ))
         lot = max(1, order.instrument.board_lot)
         self.quantity = QSpinBox()
+        self.quantity.setAccessibleName("New quantity")
         self.quantity.setRange(0, 2_000_000_000)
         self.quantity.setSingleStep(lot)
         self.quantity.setValue(int(order.quantity))
         form.addRow("Quantity", self.quantity)
         self.limit_price = PriceSpinBox(order.instrument.market)
         self.stop_price = PriceSpinBox(order.instrument.market)
+        self.limit_price.setAccessibleName("New limit price")
+        self.stop_price.setAccessibleName("New stop price")
         for spin in (self.limit_price, self.stop_price):
             spin.set_market(order.instrument.market, order.instrument.symbol)
         if order.limit_price is not None:
@@ -153,6 +156,8 @@ class ModifyOrderDialog(QDialog):
         form.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         self.setMinimumWidth(MODIFY_DIALOG_MIN_WIDTH)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        for button in self.buttons.buttons():
+            button.setAccessibleName(f"{button.text().replace('&', '')} modification")
         self.buttons.accepted.connect(self.submit)
         self.buttons.rejected.connect(self.reject)
         form.addRow(self.buttons)
@@ -258,6 +263,11 @@ class OrdersTab(QWidget):
         self.stale_label = QLabel("")
         self.stale_label.setStyleSheet("color: #9a6700; font-weight: bold;")
 
+        for widget, name in ((self.cancel_button, "Cancel the selected orders"), (self.modify_button, "Modify order"),
+                             (self.cancel_all_button, "Cancel all orders"), (self.export_button, "Export orders as CSV"),
+                             (self.open_view, "Open orders"), (self.completed_view, "Completed orders"),
+                             (self.fills_view, "Fills")):
+            widget.setAccessibleName(name)
         buttons = QHBoxLayout()
         for button in (self.cancel_button, self.modify_button, self.cancel_all_button):
             buttons.addWidget(button)
@@ -265,6 +275,7 @@ class OrdersTab(QWidget):
         buttons.addWidget(self.export_button)
 
         self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Order lists")
         self.tabs.addTab(self.open_view, "Open")
         self.tabs.addTab(self.completed_view, "Completed")
         self.tabs.addTab(self.fills_view, "Fills")

@@ -61,6 +61,8 @@ class PositionsTab(QWidget):
         self.totals_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.export_button = QPushButton("Export CSV…")
         self.export_button.clicked.connect(self._export_clicked)
+        self.export_button.setAccessibleName("Export positions as CSV")
+        self.view.setAccessibleName("Positions")
 
         bottom = QHBoxLayout()
         bottom.addWidget(self.totals_label, 1)

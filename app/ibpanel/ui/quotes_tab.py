@@ -126,6 +126,10 @@ class QuotesTab(QWidget):
         self.remove_button = QPushButton("Remove")
         self.remove_button.setToolTip("Remove the selected symbol (Delete)")
         self.remove_button.clicked.connect(self.remove_selected)
+        for widget, name in ((self.symbol_edit, "Symbol to add to the watchlist"), (self.add_button, "Add symbol"),
+                             (self.remove_button, "Remove symbol"), (self.view, "Watchlist"),
+                             (self.chart.bar_size_combo, "Chart bar size")):
+            widget.setAccessibleName(name)
         self._delete_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Delete), self.view)
         self._delete_shortcut.activated.connect(self.remove_selected)
         self.message = QLabel("")
