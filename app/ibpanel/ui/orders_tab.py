@@ -111,7 +111,7 @@ FILL_COLUMNS = (
 )
 
 
-MODIFY_DIALOG_MIN_WIDTH = 420  # wide enough that a refusal wraps onto a few lines, not a dozen
+MODIFY_MESSAGE_MIN_WIDTH = 340  # wide enough that a refusal wraps onto a few lines, not a dozen
 
 
 class ModifyOrderDialog(QDialog):
@@ -154,7 +154,7 @@ class ModifyOrderDialog(QDialog):
         form.addRow(self.message)
         # The dialog grows with its message (a tick refusal names both valid prices): never a clipped line.
         form.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
-        self.setMinimumWidth(MODIFY_DIALOG_MIN_WIDTH)
+        self.message.setMinimumWidth(MODIFY_MESSAGE_MIN_WIDTH)  # the layout's minimum (it sets the dialog's)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         for button in self.buttons.buttons():
             button.setAccessibleName(f"{button.text().replace('&', '')} modification")
