@@ -39,6 +39,10 @@ def test_status_lines_clear_when_they_no_longer_apply(qtbot, broker, run_async, 
         tab.confirm_box.button(tab.confirm_box.StandardButton.Yes).click()
         qtbot.waitUntil(lambda: len(tab.open_model) == 0, timeout=10000)
         qtbot.waitUntil(lambda: tab.message.text() == "Cancel all: 2 orders cancelled.", timeout=5000)
+        # the Status column has room for the longest status, whatever the first rows said
+        status = next(i for i, c in enumerate(tab.completed_model.columns) if c.key == "status")
+        room = tab.completed_view.horizontalHeader().sectionSize(status) - 12
+        assert tab.completed_view.fontMetrics().horizontalAdvance("PendingCancel") <= room
 
         _place_working(run_async, broker, "AAPL", 4)  # a new working order: that outcome is history
         qtbot.waitUntil(lambda: len(tab.open_model) == 1, timeout=10000)

@@ -79,7 +79,8 @@ def order_columns(*, completed: bool = False, placed_at=None) -> tuple[Column, .
         Column("limit_price", "Limit", ColumnKind.PRICE),
         Column("stop_price", "Stop", ColumnKind.PRICE),
         Column("tif", "TIF"),
-        Column("status", "Status", tooltip="IB's order status; the message column says why when refused"),
+        Column("status", "Status", tooltip="IB's order status; the message column says why when refused",
+               widest="PendingCancel"),  # the longest status: a row moving to Cancelled is never cut off
         Column("filled", "Filled", ColumnKind.QTY),
         Column("remaining", "Remaining", ColumnKind.QTY),
         Column("avg_fill_price", "Avg fill", ColumnKind.PRICE),
