@@ -25,6 +25,7 @@ def test_a_position_closed_today_keeps_its_row_and_realized_pnl(qtbot, broker, r
                         and _row(tab, "NVDA").realized_pnl is not None, timeout=15000)
         closed = _row(tab, "NVDA")
         assert closed.realized_pnl != 0  # the round trip paid two commissions at least
+        assert closed.avg_cost is None  # nothing held: no "0.000000" average cost
         tab.model.flush()
         position = tab.model.position_of(next(k for k in tab.model.keys() if tab.model.row_for_key(k) is closed))
         realized = next(i for i, c in enumerate(tab.model.columns) if c.key == "realized_pnl")

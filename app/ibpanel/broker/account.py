@@ -143,7 +143,8 @@ class AccountBook:
             today = session_day(datetime.now(timezone.utc), instrument)
             if any(f.account == owner and f.instrument.con_id == con_id and session_day(f.time, instrument) == today
                    for f in self._fills.values()):
-                out.append(position_from_portfolio(item, instrument))
+                # nothing is held: no average cost to show (TWS sends 0)
+                out.append(replace(position_from_portfolio(item, instrument), avg_cost=None))
         return out
 
     def fills(self) -> tuple[Fill, ...]:
