@@ -57,6 +57,7 @@ def test_completed_orders_keep_id_fill_price_and_time_after_a_restart(
         assert done_fill.avg_fill_price == pytest.approx(fill_price, abs=1e-9)
         assert float(_cell(tab.completed_model, done_fill, "avg_fill_price").replace(",", "")) == pytest.approx(fill_price)
         assert done_cancel.avg_fill_price is None and _cell(tab.completed_model, done_cancel, "avg_fill_price") == ""
+        assert done_cancel.remaining == 3 and done_fill.remaining == 0  # what was left when it ended
         # when it was cancelled (TWS's completion time, whole seconds), not when the panel restarted
         assert done_cancel.updated_at <= restarted_at
         assert abs((done_cancel.updated_at - cancelled.updated_at).total_seconds()) < 1.5

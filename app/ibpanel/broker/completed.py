@@ -7,7 +7,8 @@ fills the gaps from what is known for sure, joined by permId (and orderRef for t
 
 - the orderId and clientId from the journal (written when the order was sent) or an execution;
 - the average fill price from the executions (their volume-weighted price), else the journal;
-- the time from the completion time TWS sent, else the last execution, else the journal.
+- the time from the completion time TWS sent, else the last execution, else the journal;
+- what was left of a cancelled order (the message has no remaining size).
 
 A value nobody knows stays unknown (None): a known fill is never replaced by an unknown one.
 """
@@ -24,7 +25,7 @@ from typing import Any
 from ib_async import util
 
 from ibpanel.broker.convert import dec, int_id, known_price, utc
-from ibpanel.broker.models import JournalEntry, OrderView
+from ibpanel.broker.models import JournalEntry, OrderStatus, OrderView
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ def join_completed(view: OrderView, *, entry: JournalEntry | None, fills: Iterab
             changes["avg_fill_price"] = entry.avg_fill_price
         else:
             changes["avg_fill_price"] = None  # unknown, never a made-up 0.0
+    if view.status is not OrderStatus.FILLED and not view.remaining and view.quantity > view.filled:
+        changes["remaining"] = view.quantity - view.filled  # what was left when it ended (the message says 0)
     last_execution = max((utc(f.execution.time) for f in executions if utc(f.execution.time)), default=None)
     when = completed_at or last_execution or (entry.updated_at if entry is not None else None)
     if when is not None:
