@@ -39,3 +39,16 @@ def test_display_checks_follow_the_chosen_platform():
 def test_a_missing_library_is_named_and_one_that_loads_is_not():
     assert missing_libraries(["libibpanel-not-a-library.so.9", "libc.so.6"]) == ["libibpanel-not-a-library.so.9"]
     assert "libxcb-icccm.so.4" in XCB_LIBRARIES and XCB_LIBRARIES["libxcb-keysyms.so.1"] == "libxcb-keysyms1"
+
+
+def test_readme_lists_every_package_the_display_check_names():
+    """The README's Linux list and the check's list are one list: a fresh machine with the README's
+    packages passes the check."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"needs these system libraries.*?`sudo apt-get install ([^`]+)`", readme, re.DOTALL)
+    assert match, "README's Quick start has no Linux package list"
+    listed = set(match.group(1).split())
+    assert set(XCB_LIBRARIES.values()) <= listed, sorted(set(XCB_LIBRARIES.values()) - listed)
