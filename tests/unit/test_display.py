@@ -27,6 +27,16 @@ def test_no_display_exits_with_a_message_instead_of_a_core_dump(flags):
     assert "core dumped" not in run.stderr and "Aborted" not in run.stderr
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the display check is for Linux")
+def test_a_display_nobody_answers_on_is_a_message_not_a_core_dump():
+    free = next(n for n in range(93, 200) if not os.path.exists(f"/tmp/.X11-unix/X{n}"))
+    env = {**_without_display(), "DISPLAY": f":{free}"}  # no X server there (an SSH session's stale DISPLAY)
+    run = subprocess.run([sys.executable, "-m", "ibpanel", "--smoke-test"], env=env, capture_output=True, text=True,
+                         timeout=60, stdin=subprocess.DEVNULL)
+    assert run.returncode == NO_DISPLAY_EXIT, (run.returncode, run.stderr[-2000:])
+    assert f"no X server answers on DISPLAY=:{free}" in run.stderr and "QT_QPA_PLATFORM=offscreen" in run.stderr
+
+
 def test_display_checks_follow_the_chosen_platform():
     assert display_problem({}, "linux") is not None
     assert display_problem({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None

@@ -59,6 +59,23 @@ def missing_libraries(sonames: Iterable[str]) -> list[str]:
     return missing
 
 
+def x_display_reachable(display: str) -> bool:
+    """True when an X server answers on ``display`` (libxcb's own connect, as Qt's plugin would do)."""
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        return True  # the library check reports it missing
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(display.encode(), None)
+    try:
+        return xcb.xcb_connection_has_error(connection) == 0
+    finally:
+        xcb.xcb_disconnect(connection)  # also frees a failed connection object
+
+
 def display_problem(environ: Mapping[str, str] | None = None, platform: str | None = None) -> str | None:
     """Why Qt could not open a window here (the message to print), or None when it can (or we cannot tell).
 
@@ -89,4 +106,8 @@ def display_problem(environ: Mapping[str, str] | None = None, platform: str | No
             return (f"cannot open a window: Qt's X11 (xcb) plugin needs system libraries that are not "
                     f"installed: {', '.join(missing)}. On Debian / Ubuntu: sudo apt-get install {packages} "
                     f"(README.md, Quick start, lists every package). {_OFFSCREEN_HINT}")
+        display = env.get("DISPLAY", "")
+        if not x_display_reachable(display):
+            return (f"cannot open a window: no X server answers on DISPLAY={display} (an SSH session without X "
+                    f"forwarding, or a display that has gone). {_OFFSCREEN_HINT}")
     return None
