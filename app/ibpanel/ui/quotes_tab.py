@@ -128,7 +128,7 @@ class QuotesTab(QWidget):
         self.remove_button.clicked.connect(self.remove_selected)
         for widget, name in ((self.symbol_edit, "Symbol to add to the watchlist"), (self.add_button, "Add symbol"),
                              (self.remove_button, "Remove symbol"), (self.view, "Watchlist"),
-                             (self.chart.bar_size_combo, "Chart bar size")):
+                             (self.chart.bar_size_combo, "Chart bar size"), (self.chart.plot, "Price chart")):
             widget.setAccessibleName(name)
         self._delete_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Delete), self.view)
         self._delete_shortcut.activated.connect(self.remove_selected)
