@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ibpanel import __version__
-from ibpanel.argtypes import connect_port, listen_port
+from ibpanel.argtypes import api_token, connect_port, listen_port, whole_number
 
 
 def _add_api_options(parser: argparse.ArgumentParser, *, default_on: bool) -> None:
@@ -22,6 +22,7 @@ def _add_api_options(parser: argparse.ArgumentParser, *, default_on: bool) -> No
     group.add_argument("--api-port", type=listen_port, default=5000, help="port to bind (default 5000)")
     group.add_argument(
         "--api-token",
+        type=api_token,
         default=None,
         help="bearer token clients must send; required when binding anything but 127.0.0.1 "
         "(or set IBPANEL_API_TOKEN)",
@@ -31,7 +32,7 @@ def _add_api_options(parser: argparse.ArgumentParser, *, default_on: bool) -> No
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection")
     group.add_argument("--demo", action="store_true", help="start the built-in practice exchange and connect to it")
-    group.add_argument("--seed", type=int, default=None, help="practice exchange price seed (reproducible runs)")
+    group.add_argument("--seed", type=whole_number, default=None, help="practice exchange price seed (reproducible runs)")
     group.add_argument(
         "--reset-practice",
         action="store_true",
@@ -39,7 +40,7 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--tws-host", default=None, help="TWS / IB Gateway host to connect to at start")
     group.add_argument("--tws-port", type=connect_port, default=None, help="TWS / IB Gateway port to connect to at start")
-    group.add_argument("--client-id", type=int, default=None, help="API client id")
+    group.add_argument("--client-id", type=whole_number, default=None, help="API client id")
     group.add_argument("--account", default=None, help="account to use when several are managed")
     group.add_argument("--readonly", action="store_true", help="connect read-only: no order can be sent")
     group.add_argument("--profile", default="default", help="settings profile (separate settings, journal, logs)")

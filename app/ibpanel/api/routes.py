@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ibpanel.api.schemas import (
     ACCOUNT_QUERY,
+    ASCII_DIGITS,
     CONNECT_FIELDS,
     ORDERS_QUERY,
     QUOTE_QUERY,
@@ -374,10 +375,16 @@ async def post_order(request: web.Request) -> web.Response:
 
 
 def _order_id(request: web.Request) -> int:
+    """The path's order id: ASCII digits only (never "²", "٣" or "１２", which int() would read), else 404."""
     text = request.match_info["order_id"]
-    if not text.isdigit() or len(text) > 10 or int(text) > 2**31 - 1:
-        raise bad_request(f"Order id {text[:20]!r} is not an order number; use the orderId from GET /api/ibkr/orders.",
-                          "orderId")
+    if len(text) > 10 or not ASCII_DIGITS.fullmatch(text) or int(text) > 2**31 - 1:
+        raise ApiError(
+            404,
+            f"No order {text[:20]!r}: an order id is a number in ASCII digits (0-9); use the orderId from "
+            "GET /api/ibkr/orders?status=all.",
+            field="orderId",
+            code="order_not_found",
+        )
     return int(text)
 
 

@@ -99,13 +99,14 @@ async def start_api(
     """
     from aiohttp import web
 
+    from ibpanel.api.bad_http import JsonErrorAppRunner
     from ibpanel.api.security import SecurityPolicy, allowed_extra_hosts, check_bind, is_loopback
 
     check_bind(host, token)
     extra = allowed_extra_hosts([*(allowed_hosts or ()), *os.environ.get(EXTRA_HOSTS_ENV, "").split(",")])
     policy = SecurityPolicy(bind_host=host, token=token, extra_hosts=extra)
     app = build_app(broker, policy, practice)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+    runner = JsonErrorAppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

@@ -332,8 +332,14 @@ class ApiGroup(QGroupBox):
                 return True
             host = self.host_edit.text().strip()
             port = self.port_spin.value()
-            token = self.token_edit.text().strip() or None
+            raw_token = self.token_edit.text()
+            token = raw_token.strip() or None
             refusal = self._refusal(host, token, source)
+            if raw_token and token is None:  # spaces only: not "no token" in disguise
+                refusal = "API off: blank token", (
+                    "The token holds only spaces: type a real token (at least "
+                    f"{API_MIN_TOKEN_LENGTH} characters) or clear the field to serve on 127.0.0.1 without one."
+                )
             if refusal is not None:
                 self._refused(*refusal)
                 return False
