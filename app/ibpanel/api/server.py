@@ -63,18 +63,19 @@ class ApiHandle:
         await self.runner.cleanup()
 
 
-def build_app(broker: Broker, policy: SecurityPolicy, practice: Any = None) -> web.Application:
+def build_app(broker: Broker, policy: SecurityPolicy, practice: Any = None, readonly: Any = None) -> web.Application:
     """The aiohttp application; not yet bound (``start_api`` binds it)."""
     from aiohttp import web
 
-    from ibpanel.api.routes import STATE_KEY, ApiState, add_routes, practice_target_from
+    from ibpanel.api.routes import STATE_KEY, ApiState, add_routes, practice_target_from, readonly_lock_from
     from ibpanel.api.security import MAX_BODY_BYTES, errors_middleware, security_middleware
 
     app = web.Application(
         middlewares=[errors_middleware, security_middleware(policy)],
         client_max_size=MAX_BODY_BYTES,
     )
-    app[STATE_KEY] = ApiState(broker=broker, practice=practice_target_from(practice))
+    app[STATE_KEY] = ApiState(broker=broker, practice=practice_target_from(practice),
+                              readonly_lock=readonly_lock_from(readonly))
     add_routes(app)
     return app
 
@@ -87,6 +88,7 @@ async def start_api(
     practice: Any = None,
     *,
     allowed_hosts: tuple[str, ...] | list[str] | None = None,
+    readonly: Any = None,
 ) -> ApiHandle:
     """Serve /api/ibkr for ``broker`` on the running loop; returns once the socket is bound.
 
@@ -94,7 +96,9 @@ async def start_api(
     raises ApiConfigError without one. ``practice``: the in-process practice exchange (a
     SimServer/SimThread, ``(host, port)``, a port, or a callable returning one) — /connect to the
     paper port 7497 on localhost then goes there. ``allowed_hosts``: extra Host-header names to
-    answer to (also from IBPANEL_API_ALLOWED_HOSTS). Raises OSError (with a plain message) when
+    answer to (also from IBPANEL_API_ALLOWED_HOSTS). ``readonly``: read-only chosen outside the API
+    (True for ``serve --readonly``, or a callable giving the reason while the panel's switch is on,
+    else None): every connection the API makes is then read-only. Raises OSError (with a plain message) when
     the port is taken.
     """
     from aiohttp import web
@@ -105,7 +109,7 @@ async def start_api(
     check_bind(host, token)
     extra = allowed_extra_hosts([*(allowed_hosts or ()), *os.environ.get(EXTRA_HOSTS_ENV, "").split(",")])
     policy = SecurityPolicy(bind_host=host, token=token, extra_hosts=extra)
-    app = build_app(broker, policy, practice)
+    app = build_app(broker, policy, practice, readonly)
     runner = JsonErrorAppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -331,7 +335,8 @@ async def serve(
                 practice=True,  # practice orders go to the practice journal, never the real one
             )
         try:
-            api = await start_api(broker, api_host, api_port, token, practice=sim)
+            api = await start_api(broker, api_host, api_port, token, practice=sim,
+                                  readonly=bool(getattr(args, "readonly", False)))
         except OSError as exc:
             in_use = exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1))
             hint = "with --port." if in_use else "(check --host and --port)."

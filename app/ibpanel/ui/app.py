@@ -394,6 +394,7 @@ class PanelApp:
         elif self.first_run:
             window.show_tab("connection")
         connection = window.tabs["connection"]
+        connection.readonly_forced = bool(self.args.readonly)  # the REST API can never lift it
         if self.first_run and hasattr(connection, "select_preset"):
             # First run: the paper preset, and the practice exchange offered beside it.
             connection.select_preset("tws_paper")

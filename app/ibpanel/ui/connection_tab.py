@@ -235,6 +235,9 @@ class ApiGroup(QGroupBox):
         self.settings = settings
         #: Where /connect to a paper port goes in a practice session (set by the app with --demo).
         self.practice: Callable[[], tuple[str, int] | None] | None = None
+        #: Why the API's connections must be read-only (the panel's switch, --readonly), or None: the
+        #: API can never lift read-only chosen in the panel (set by the Connection tab).
+        self.readonly_lock: Callable[[], str | None] | None = None
         self.handle: Any = None
         self._lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -347,7 +350,8 @@ class ApiGroup(QGroupBox):
                 from ibpanel.api.security import ApiConfigError
                 from ibpanel.api.server import start_api
 
-                handle = await start_api(self.broker, host=host, port=port, token=token, practice=self.practice)
+                handle = await start_api(self.broker, host=host, port=port, token=token, practice=self.practice,
+                                         readonly=self.readonly_lock)
             except ApiConfigError as exc:
                 self._refused("API off: refused", str(exc))
                 return False
@@ -522,6 +526,8 @@ class ConnectionTab(QWidget):
         self.broker = broker
         self.settings = settings
         self._practice_port: int | None = None
+        #: ``--readonly`` on the command line: read-only for the whole run (set by the app).
+        self.readonly_forced = False
         self._busy = False
         self._last_failure: ConnectionFailure | None = None
         #: The failure already written to the message log (the attempt and the state change both report it).
@@ -649,6 +655,7 @@ class ConnectionTab(QWidget):
         help_layout.addWidget(self.help_label)
 
         self.api_group = ApiGroup(self.broker, self.settings)
+        self.api_group.readonly_lock = self.readonly_lock
 
         left = QVBoxLayout()
         left.addWidget(form_box)
@@ -739,6 +746,19 @@ class ConnectionTab(QWidget):
             auto_reconnect=self.auto_reconnect_check.isChecked(),
             practice=self.is_practice_target(host, port),
         )
+
+    def readonly_lock(self) -> str | None:
+        """Why a connection the REST API makes must be read-only, or None: ``--readonly`` or the Read-only switch.
+
+        Only the trader at the panel lifts it (restart without --readonly, untick the switch); the
+        API's /connect and /disconnect cannot.
+        """
+        if self.readonly_forced:
+            return "Read-only was chosen at start (--readonly); restart the panel without --readonly to trade."
+        if self.readonly_check.isChecked():
+            return ("Read-only is switched on in the panel (Connection tab); only the panel can switch it off, "
+                    "for the next connection.")
+        return None
 
     def is_practice_target(self, host: str, port: int) -> bool:
         """True when host:port is the in-process practice exchange (its orders use the practice journal)."""
