@@ -102,20 +102,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def reset_practice(profile: str) -> None:
-    """Forget the practice account kept between practice sessions (``--reset-practice``)."""
+def reset_practice(profile: str) -> bool:
+    """Forget the practice account kept between practice sessions (``--reset-practice``). False when it is in use."""
     from ibpanel.paths import practice_state_path
+    from ibpanel.runtime.practice import practice_owner
 
+    owner = practice_owner(profile)
+    if owner is not None:
+        # The running exchange would save its account over the reset one when it stops.
+        who = f"process {owner}" if owner else "another process"
+        print(f"ibpanel: the practice account of profile {profile!r} is in use by {who} (IB Panel or ibpanel serve "
+              "with --demo); close it first, then start over with --reset-practice.", file=sys.stderr)
+        return False
     state = practice_state_path(profile)
     if state.exists():
         state.unlink()
         print(f"ibpanel: practice account for profile {profile!r} starts over ({state} removed)")
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if getattr(args, "reset_practice", False):
-        reset_practice(args.profile)
+    if getattr(args, "reset_practice", False) and not reset_practice(args.profile):
+        return 1
     if args.command == "journal":
         return export_journal(args.path, args.profile, args.practice)
     if args.command == "serve":

@@ -93,3 +93,19 @@ async def test_an_owner_that_never_says_where_it_listens_is_refused_plainly():
             await start_practice("default", join_wait=0.3)
     finally:
         squatter.release()
+
+
+async def test_reset_practice_is_refused_while_the_exchange_runs(capsys, tmp_path):
+    import os
+
+    from ibpanel.cli import main
+
+    state, _, _ = practice_files("default")
+    owner = await start_practice("default")
+    try:
+        owner.sim.save_state()
+        assert main(["--reset-practice", "journal", "export", str(tmp_path / "x.csv")]) == 1
+        assert f"in use by process {os.getpid()}" in capsys.readouterr().err
+        assert state.exists()  # the running exchange's account is untouched
+    finally:
+        await owner.stop()

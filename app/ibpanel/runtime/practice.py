@@ -113,6 +113,19 @@ def practice_files(profile: str) -> tuple[Path, Path, Path]:
     return state, state.with_name(LOCK_FILE), state.with_name(ADDRESS_FILE)
 
 
+def practice_owner(profile: str) -> int | None:
+    """The process id owning the profile's practice exchange now (0 when it has not said), or None when free."""
+    _, lock_path, address_path = practice_files(profile)
+    lock = FileLock(str(lock_path), thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        address = _read_address(address_path)
+        return address[2] if address is not None else 0
+    lock.release()
+    return None
+
+
 def _read_address(path: Path) -> tuple[str, int, int] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
