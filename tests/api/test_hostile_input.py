@@ -107,14 +107,30 @@ MALFORMED = [
     b"POST /api/ibkr/order HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     "GET /api/ibkr/order/١٢ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode(),
     b"GET /api/ibkr/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Nul: a\x00b\r\n\r\n",
+    b"POST /api/ibkr/order HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b"Content-Length: 99999999\r\n\r\n{",  # an oversize body, refused before it is read
+    b"DELETE /api/ibkr/order/%EF%BC%91%EF%BC%92 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
 ]
 
 
+def _complete(received: bytes) -> bool:
+    """Has one whole response (head and Content-Length body) arrived?"""
+    head, sep, body = received.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    lengths = [line.split(b":", 1)[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+    return bool(lengths) and len(body) >= int(lengths[0])
+
+
 def _exchange(port: int, data: bytes) -> bytes:
+    """Send raw bytes; return the answer once complete (or whatever came before the server closed)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(data)
+        try:
+            sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):  # the server may answer and close before all was sent
+            pass
         received = b""
-        while True:
+        while not _complete(received):
             try:
                 chunk = sock.recv(65536)
             except (TimeoutError, ConnectionResetError):
