@@ -76,6 +76,8 @@ def test_the_panel_joins_the_practice_exchange_serve_owns(qtbot, qapp, restore_s
                         timeout=20000)
         assert panel.sim.joined and panel.sim.port == port  # no copy of its own
         assert panel.broker.status.params.client_id != 1  # serve holds clientId 1; the panel took a free one
+        reason = panel.window.tabs["connection"].paper_reason_label.text()
+        assert reason.startswith(f"practice exchange (shared, run by process {proc.pid})"), reason
 
         bought = _call(base, "order", {"symbol": "AAPL", "side": "buy", "quantity": 7})
         assert bought["success"], bought

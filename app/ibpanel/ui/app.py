@@ -481,7 +481,8 @@ class PanelApp:
                 log.warning("%s", exc)
                 return False
             log.info("using the %s", self.sim.describe())
-        tab.set_practice_port(self.sim.port)
+        where = "in-process" if self.sim.owner else f"shared, run by process {self.sim.owner_pid}"
+        tab.set_practice_port(self.sim.port, where)
         if self.broker.status.state is not ConnectionState.DISCONNECTED:
             await self.broker.disconnect()
         args = self.args

@@ -526,6 +526,7 @@ class ConnectionTab(QWidget):
         self.broker = broker
         self.settings = settings
         self._practice_port: int | None = None
+        self._practice_where = "in-process"
         #: ``--readonly`` on the command line: read-only for the whole run (set by the app).
         self.readonly_forced = False
         self._busy = False
@@ -727,9 +728,11 @@ class ConnectionTab(QWidget):
         self.preset_combo.setCurrentIndex(index)
         self._on_preset_changed(index)
 
-    def set_practice_port(self, port: int | None) -> None:
-        """The app started (or stopped) the in-process practice exchange on this port."""
+    def set_practice_port(self, port: int | None, where: str = "in-process") -> None:
+        """The app started (or stopped, None) the practice exchange on this port, or joined it (``where``
+        then says whose it is, e.g. "run by ibpanel serve, process 123")."""
         self._practice_port = port
+        self._practice_where = where
         if self.current_preset().key == PRACTICE:
             self._on_preset_changed(self.preset_combo.currentIndex())
 
@@ -952,7 +955,7 @@ class ConnectionTab(QWidget):
         # than "port 38229 is not a standard TWS / IB Gateway port".
         if self.is_practice_session(status) and status.state is not ConnectionState.DISCONNECTED:
             accounts = ", ".join(status.accounts)
-            return "practice exchange (in-process)" + (f": {accounts} are simulated paper accounts" if accounts else "")
+            return f"practice exchange ({self._practice_where})" + (f": {accounts} are simulated paper accounts" if accounts else "")
         return status.paper_reason
 
     def _on_notice(self, notice: Notice) -> None:
