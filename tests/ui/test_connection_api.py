@@ -84,6 +84,14 @@ def test_a_short_token_is_refused_before_binding(qtbot, api_group):
     assert api_group.handle is None and not api_group.enabled_check.isChecked()
 
 
+def test_a_token_of_spaces_is_refused_not_taken_for_no_token(qtbot, main_window, api_group):
+    api_group.token_edit.setText("     ")  # on loopback no token is needed, but spaces are a mistake, not a choice
+    api_group.enabled_check.click()
+    qtbot.waitUntil(lambda: "only spaces" in api_group.status_label.text(), timeout=5000)
+    assert api_group.handle is None and not api_group.enabled_check.isChecked()
+    assert main_window.status_bar.api_label.text() == "API off: blank token"
+
+
 def test_a_busy_port_says_which_field_to_change(qtbot, main_window, api_group):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
