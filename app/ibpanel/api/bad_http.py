@@ -52,8 +52,14 @@ class JsonErrorRequestHandler(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        # The base logs the failure and refuses when part of an answer already went out.
-        super().handle_error(request, status, exc, message)
+        if status >= 500:
+            # The base logs the traceback and refuses when part of an answer already went out.
+            super().handle_error(request, status, exc, message)
+        else:
+            # Malformed input is the sender's mistake (or a port scan): one line, no traceback.
+            self.logger.info("refused a malformed HTTP request from %s: %s", request.remote, type(exc).__name__)
+            if request.writer.output_size > 0:
+                raise ConnectionError("an answer was already sent; cannot send the error")
         sentence, code = describe_bad_http(status, exc)
         response = web.Response(
             status=status,
