@@ -21,12 +21,17 @@ def _saved_positions(state_path) -> dict[int, float]:
     return held
 
 
-async def _buy_aapl(port: int, journal, client_id: int) -> None:
+async def _buy_aapl(port: int, journal, client_id: int, held_after: int) -> None:
+    """Buy 3 AAPL at market through the exchange on ``port``; return once the account holds ``held_after``."""
     broker = Broker(journal)
+
+    def held():
+        return sum(p.quantity for p in broker.positions() if p.instrument.symbol == "AAPL")
+
     try:
         await broker.connect(ConnectionParams(host="127.0.0.1", port=port, client_id=client_id, practice=True))
         await broker.place(OrderRequest(symbol="AAPL", side=Side.BUY, quantity=3, order_type=OrderType.MKT))
-        await wait_for(lambda: any(p.instrument.symbol == "AAPL" for p in broker.positions()), timeout=10)
+        await wait_for(lambda: held() == held_after, timeout=10)
     finally:
         await broker.close()
 
@@ -40,9 +45,9 @@ async def test_the_second_start_joins_the_first_and_never_runs_a_copy(tmp_path):
         assert joined.joined and joined.port == owner.port and joined.owner_pid == owner.owner_pid
         assert joined.sim is None  # nothing of its own to save
         aapl, tencent = (owner.sim.book.find(symbol)[0].con_id for symbol in ("AAPL", "700"))
-        await _buy_aapl(joined.port, tmp_path / "journal.sqlite3", client_id=21)  # an order through the joiner
+        await _buy_aapl(joined.port, tmp_path / "journal.sqlite3", client_id=21, held_after=3)  # an order through the joiner
         await joined.stop()
-        await _buy_aapl(owner.port, tmp_path / "journal.sqlite3", client_id=22)  # the owner's exchange runs on
+        await _buy_aapl(owner.port, tmp_path / "journal.sqlite3", client_id=22, held_after=6)  # the owner's exchange runs on
     finally:
         await owner.stop()
     assert not address_path.exists()

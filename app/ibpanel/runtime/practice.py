@@ -96,10 +96,7 @@ class PracticeExchange:
         try:
             if self.sim is not None:
                 sim, self.sim = self.sim, None
-                if hasattr(sim, "server"):  # a SimThread: its stop blocks while the thread saves and ends
-                    await asyncio.get_running_loop().run_in_executor(None, sim.stop)
-                else:
-                    await sim.stop()
+                await _stop_sim(sim)
         finally:
             if self._address_path is not None:
                 self._address_path.unlink(missing_ok=True)
@@ -139,6 +136,14 @@ def _write_address(path: Path, host: str, port: int) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"host": host, "port": port, "pid": os.getpid()}), encoding="utf-8")
     os.replace(tmp, path)
+
+
+async def _stop_sim(sim: Any) -> None:
+    """Stop a SimServer (on this loop) or a SimThread (its stop blocks while the thread saves and ends)."""
+    if hasattr(sim, "server"):
+        await asyncio.get_running_loop().run_in_executor(None, sim.stop)
+    else:
+        await sim.stop()
 
 
 async def _start_sim(config: Any, on_thread: bool, seed_new: bool) -> Any:
@@ -212,13 +217,18 @@ async def start_practice(
                     "profile and try again, or use another --profile."
                 ) from None
             await asyncio.sleep(0.1)
+    sim = None
     try:
         address_path.unlink(missing_ok=True)  # a crashed owner's address is not ours
         new_account = not state.exists()
         sim = await _start_sim(SimConfig(state_file=state, **kwargs), on_thread, seed_new=new_account)
         _write_address(address_path, "127.0.0.1", sim.port)
     except BaseException:
-        lock.release()
+        try:
+            if sim is not None:
+                await _stop_sim(sim)
+        finally:
+            lock.release()
         raise
     log.info("practice exchange of profile %r owned by this process, on port %s", profile, sim.port)
     return PracticeExchange(host="127.0.0.1", port=sim.port, owner=True, owner_pid=os.getpid(), profile=profile,
