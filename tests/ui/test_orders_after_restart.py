@@ -40,6 +40,13 @@ def test_completed_orders_keep_id_fill_price_and_time_after_a_restart(
     qtbot.waitUntil(lambda: first.journal.entry(filled.journal_id).avg_fill_price == fill_price, timeout=5000)
     assert cancelled.status is OrderStatus.CANCELLED
     run_async(first.close(), timeout=10.0)
+    # an order of another program (its own journal, another client id), cancelled without a fill
+    other = make_broker(journal_path=tmp_path / "other.sqlite")
+    run_async(other.connect(connect_params(sim)), timeout=15.0)
+    foreign = run_async(other.place(OrderRequest("AAPL", Side.BUY, Decimal(2), OrderType.LMT, limit_price=low)))
+    qtbot.waitUntil(lambda: other.order(foreign.order_id).status is OrderStatus.SUBMITTED, timeout=10000)
+    foreign = run_async(other.cancel(foreign.order_id))
+    run_async(other.close(), timeout=10.0)
 
     restarted_at = datetime.now(timezone.utc)
     second = make_broker(journal_path=journal_path)  # a restarted panel: new connection, same journal
@@ -61,6 +68,10 @@ def test_completed_orders_keep_id_fill_price_and_time_after_a_restart(
         # when it was cancelled (TWS's completion time, whole seconds), not when the panel restarted
         assert done_cancel.updated_at <= restarted_at
         assert abs((done_cancel.updated_at - cancelled.updated_at).total_seconds()) < 1.5
+        # an order nobody here knows the id of shows no id, never "0"
+        done_foreign = by_perm[foreign.perm_id]
+        assert done_foreign.status is OrderStatus.CANCELLED
+        assert _cell(tab.completed_model, done_foreign, "order_id") == ""
         # the journal keeps its known fill: reconciliation did not write 0.0 over it
         assert second.journal.entry(filled.journal_id).avg_fill_price == fill_price
         assert second.journal.entry(filled.journal_id).status == OrderStatus.FILLED.value

@@ -71,7 +71,8 @@ def order_columns(*, completed: bool = False, placed_at=None) -> tuple[Column, .
     return (
         Column("time", "Time", ColumnKind.TIME, value=_order_time if completed else open_time,
                tooltip="Local time; the date is shown when it is not today"),
-        Column("order_id", "Id", ColumnKind.INT),
+        # 0 is "not known": an order another program placed, finished before this session (no journal, no fill)
+        Column("order_id", "Id", ColumnKind.INT, display=lambda v, _o: str(v) if v else ""),
         Column("symbol", "Symbol", value=lambda o: o.instrument.display),
         Column("side", "Side", colour=lambda o: fmt_side_colour(o.side.value)),
         Column("quantity", "Quantity", ColumnKind.QTY),
