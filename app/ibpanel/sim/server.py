@@ -782,7 +782,8 @@ class SimServer:
             session.send(P.error_message(req.req_id, 162, TEXT_HIST_NO_DATA.format(reason=exc)))
             return
         try:
-            bars = self.market.bars(inst.con_id, end, req.duration, req.bar_size, req.what_to_show or "TRADES")
+            bars = self.market.bars(inst.con_id, end, req.duration, req.bar_size, req.what_to_show or "TRADES",
+                                    use_rth=req.use_rth)
         except ValueError as exc:
             # TWS answers some of these with 321, which ib_async treats as a warning and then waits forever;
             # 162 ends the request in every client
