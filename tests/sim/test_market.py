@@ -361,7 +361,10 @@ def test_the_live_tape_continues_the_generated_path(book, rules):
     assert minutes[:len(before) - 1] == before[:-1]  # the past did not change
     assert minutes[-1][4] == top.last and minutes[-1][2] >= top.last
     live = [b for b in minutes if b[0] >= before[-1][0]]
-    assert len(live) == 6 and all(b[1] == a[4] or b[5] == 0 or b[1] != a[4] for a, b in zip(live, live[1:]))
+    assert len(live) == 6
+    for previous, bar in zip(live, live[1:], strict=False):
+        if bar[5] == 0:  # a minute without a print repeats the last price
+            assert bar[1] == bar[2] == bar[3] == bar[4] == previous[4]
     assert max(b[2] for b in live) >= top.high and min(b[3] for b in live) <= top.low
 
 
@@ -496,3 +499,19 @@ def test_move_to_jumps_the_market_and_it_keeps_trading_there(book, rules):
     for _ in range(50):
         market.advance([aapl])
     assert abs(market.top(aapl).last - target) / target < Decimal("0.05")  # the walk's centre moved too
+
+
+def test_always_open_history_shows_the_live_tape_at_night_and_real_mode_does_not(book, rules):
+    night = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # 23:00 in Hong Kong
+    for mode in ("always", "real"):
+        market, clock = make_market(book, rules, mode=mode, now=night)
+        tencent = con(book, "700")
+        for _ in range(10):
+            clock.now += timedelta(seconds=20)
+            market.advance([tencent])
+        bars = market.bars(tencent, None, "1 D", "1 min", use_rth=True)
+        newest = bars[-1][0].astimezone(HK)
+        if mode == "always":
+            assert newest.strftime("%H:%M") == "23:03" and bars[-1][4] == market.top(tencent).last
+        else:
+            assert newest.strftime("%H:%M") == "16:00"  # the closing auction ended the day

@@ -78,12 +78,15 @@ class PriceHistory:
     [open, high, low, close, volume] in integer price units), written by ``Market`` and read here."""
 
     def __init__(self, inst: SimInstrument, grid: TickGrid, seed: int, anchor: datetime, anchor_units: int,
-                 tape: dict[int, list[int]]):
+                 tape: dict[int, list[int]], always_open: bool = False):
         self.inst = inst
         self.grid = grid
         self.seed = seed
         self.tz = ZoneInfo(inst.time_zone)
         self.tape = tape
+        # "always open" practice: every minute since the start is a trading minute (the live market traded
+        # then), so the newest bar is the live market at any hour; the generated past keeps real sessions
+        self.always_open = always_open
         self.reset(anchor, anchor_units)
         session_minutes = 330 if inst.market == "HK" else 390
         self.sigma = inst.volatility / math.sqrt(252 * session_minutes)
@@ -188,15 +191,20 @@ class PriceHistory:
     def _day_minutes(self, day: date, use_rth: bool, now_minute: int) -> _Minutes:
         """The session minutes of one local day up to (excluding) ``now_minute``, generated or taped."""
         sd = self._session(day)
-        if sd is None:
-            return _Minutes.join([])
         first, n = self._day_span(day)
+        live_from = max(first, self.anchor_minute) if self.always_open else None
+        if live_from is not None and (live_from >= now_minute or live_from >= first + n):
+            live_from = None
+        if sd is None and live_from is None:
+            return _Minutes.join([])
         complete = first + n + 15 <= min(now_minute, self.anchor_minute)  # the closing auction is in too
         key = (day, use_rth)
         if complete and key in self._day_cache:
             self._day_cache.move_to_end(key)
             return self._day_cache[key]
         o, h, low, c, v = self._path_of_day(day, first, n, now_minute)
+        if sd is None:
+            sd = SessionDay(day, datetime.fromtimestamp(live_from * 60, UTC), datetime.fromtimestamp(live_from * 60, UTC))
         open_i, close_i = _index(sd.open, first), _index(sd.close, first)
         # (first index, last index excluded, segment, point value index or -1 for continuous trading)
         pieces: list[tuple[int, int, int, int]] = []
@@ -216,11 +224,15 @@ class PriceHistory:
                 pieces.append((open_i, close_i, 1, -1))
             matched = close_i + int(calendars.HK_CLOSING_AUCTION.total_seconds() // 60)
             pieces.append((close_i, close_i + 1, 3, matched))  # closing auction, shown at the close time
+        if live_from is not None:  # the generated sessions end at the start; the live tape is all in
+            pieces = [piece for piece in pieces if first + piece[0] < live_from]
+            pieces = [(lo, min(hi, live_from - first), seg, point) for lo, hi, seg, point in pieces]
+            pieces.append((live_from - first, n, 1 if self.inst.market == "HK" else 0, -1))
         parts = []
         offset = int(sd.open.astimezone(self.tz).utcoffset().total_seconds() // 60)
         for lo, hi, segment, point in pieces:
             if point >= 0:
-                if first + point >= now_minute:
+                if first + point >= min(now_minute, live_from or now_minute):
                     continue
                 price = c[point]
                 size = np.sum(v[max(point - 10, 0):point + 1])
@@ -307,7 +319,7 @@ class PriceHistory:
                 row = self._day_or_summary(day, use_rth, until, True)
                 if row is not None:
                     parts.append(row)
-            elif calendars.session_on(self.inst.market, day) is not None:
+            elif calendars.session_on(self.inst.market, day) is not None or self.always_open:
                 m = self._day_minutes(day, use_rth, until)
                 if len(m) and m.minute[-1] >= start_minute:
                     if m.minute[0] < start_minute:
@@ -321,7 +333,7 @@ class PriceHistory:
     def _day_or_summary(self, day: date, use_rth: bool, until: int, summarise: bool):
         if not summarise:
             return self._day_minutes(day, use_rth, until)
-        if calendars.session_on(self.inst.market, day) is None:
+        if calendars.session_on(self.inst.market, day) is None and not self.always_open:
             return None
         key = (day, use_rth)
         first, n = self._day_span(day)

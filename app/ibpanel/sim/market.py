@@ -360,7 +360,8 @@ class Market:
         for path in self._paths.values():
             path.time = now
             path.day = self._local_day(path.inst, now)
-            path.history = PriceHistory(path.inst, path.grid, seed, now, path.last, path.tape)
+            path.history = PriceHistory(path.inst, path.grid, seed, now, path.last, path.tape,
+                                        always_open=session_mode == "always")
 
     # ----- quotes -----------------------------------------------------------------------------------------
     def _path(self, con_id: int) -> _Path:
