@@ -515,3 +515,21 @@ def test_always_open_history_shows_the_live_tape_at_night_and_real_mode_does_not
             assert newest.strftime("%H:%M") == "23:03" and bars[-1][4] == market.top(tencent).last
         else:
             assert newest.strftime("%H:%M") == "16:00"  # the closing auction ended the day
+
+
+def test_real_mode_sessions_follow_the_exchange_calendar(book, rules):
+    market, _ = make_market(book, rules, mode="real", now=at(NY, 2026, 11, 25, 11, 0))
+    aapl, tencent = con(book, "AAPL"), con(book, "700")
+    assert market.session_state(aapl, at(NY, 2026, 11, 26, 11, 0)) == "closed"  # Thanksgiving
+    assert market.session_state(aapl, at(NY, 2026, 11, 27, 12, 59)) == "open"
+    assert market.session_state(aapl, at(NY, 2026, 11, 27, 13, 30)) == "post"  # the half day closed at 13:00
+    assert market.session_state(aapl, at(NY, 2026, 11, 27, 17, 30)) == "closed"
+    trading, liquid = market.trading_hours(aapl)
+    assert "20261126:CLOSED" in trading and "20261127:0400-20261127:1700" in trading
+    assert "20261127:0930-20261127:1300" in liquid
+    assert market.session_state(tencent, at(HK, 2025, 12, 24, 11, 0)) == "open"
+    assert market.session_state(tencent, at(HK, 2025, 12, 24, 12, 5)) == "post"  # closing auction of a half day
+    assert market.session_state(tencent, at(HK, 2025, 12, 25, 11, 0)) == "closed"  # Christmas
+    hk_trading, hk_liquid = market.trading_hours(tencent, at(HK, 2025, 12, 24, 8, 0))
+    assert hk_trading.startswith("20251224:0900-20251224:1210;20251225:CLOSED")
+    assert hk_liquid.startswith("20251224:0930-20251224:1200;")

@@ -1,5 +1,8 @@
 """One price path per instrument, from which every historical bar of the practice exchange is a view.
 
+Over 500 lines because generation, session shaping, aggregation and the whatToShow views of one
+path belong together.
+
 The path has a 1-minute base resolution. Before the market's anchor (the moment the practice exchange
 started, at the instrument's reference price) it is generated: each local calendar day's minutes come from
 a seeded random stream of their own (seed, con_id, day), so any day is made without walking the days

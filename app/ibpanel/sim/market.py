@@ -1,5 +1,8 @@
 """Instruments, price increments, seeded price paths and trading sessions of the practice exchange.
 
+Over 500 lines because instruments, tick tables, the live quote walk and sessions share the
+per-instrument path state; history bars live in sim/history.py.
+
 Pure Python, no sockets: the server (sim/server.py) asks this module for quotes, bars and sessions.
 Prices are kept internally as integers in each instrument's finest price unit (e.g. 0.0001 USD) so that
 ``Market.advance`` over a thousand instruments stays cheap; every public value is a ``Decimal`` on the tick.
@@ -25,6 +28,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ibpanel.paths import resource_path
+from ibpanel.sim import calendars
 from ibpanel.sim.history import PriceHistory
 
 UTC = timezone.utc
@@ -337,7 +341,7 @@ class Market:
 
     ``session_mode``: "always" (practice: always open) or "real" (US 09:30-16:00 New York with
     04:00-20:00 outside RTH; HK 09:30-12:00 and 13:00-16:00 Hong Kong, pre-open 09:00-09:30,
-    closing auction to 16:10; weekends closed; exchange holidays are not modelled).
+    closing auction to 16:10; weekends, holidays and half days from the exchange calendar).
     ``clock`` returns an aware UTC datetime (default: the wall clock).
     """
 
@@ -562,29 +566,33 @@ class Market:
 
     # ----- sessions ---------------------------------------------------------------------------------------
     def session_state(self, con_id: int, now: datetime | None = None) -> str:
-        """"open" | "pre" | "post" | "lunch" | "closed"; always "open" in "always" mode."""
+        """"open" | "pre" | "post" | "lunch" | "closed"; always "open" in "always" mode.
+
+        "real" mode follows the exchange calendar (calendars.py): holidays are closed, half days end early
+        (US 13:00 with after-hours to 17:00; HK after the morning, then the closing auction).
+        """
         if self.session_mode == "always":
             return "open"
         inst = self._path(con_id).inst
-        local = (now or self.clock()).astimezone(ZoneInfo(inst.time_zone))
-        if local.weekday() >= 5:
+        moment = now or self.clock()
+        sd = calendars.session_on(inst.market, moment.astimezone(ZoneInfo(inst.time_zone)).date())
+        if sd is None:
             return "closed"
-        hm = local.hour * 100 + local.minute
         if inst.market == "HK":
-            if 900 <= hm < 930:
+            if sd.open - timedelta(minutes=30) <= moment < sd.open:
                 return "pre"
-            if 930 <= hm < 1200 or 1300 <= hm < 1600:
-                return "open"
-            if 1200 <= hm < 1300:
+            if sd.break_start is not None and sd.break_end is not None and sd.break_start <= moment < sd.break_end:
                 return "lunch"
-            if 1600 <= hm < 1610:
+            if sd.open <= moment < sd.close:
+                return "open"
+            if sd.close <= moment < sd.close + timedelta(minutes=10):
                 return "post"
             return "closed"
-        if 930 <= hm < 1600:
+        if sd.open <= moment < sd.close:
             return "open"
-        if 400 <= hm < 930:
+        if sd.open - calendars.US_EXTENDED_BEFORE <= moment < sd.open:
             return "pre"
-        if 1600 <= hm < 2000:
+        if sd.close <= moment < sd.close + calendars.US_EXTENDED_AFTER:
             return "post"
         return "closed"
 
@@ -616,15 +624,27 @@ class Market:
                 nxt = (d + timedelta(days=1)).strftime("%Y%m%d")
                 trading.append(f"{ds}:0000-{nxt}:0000")
                 liquid.append(f"{ds}:0000-{nxt}:0000")
-            elif d.weekday() >= 5:
+            elif (sd := calendars.session_on(inst.market, d)) is None:  # weekends and holidays
                 trading.append(f"{ds}:CLOSED")
                 liquid.append(f"{ds}:CLOSED")
-            elif inst.market == "HK":
-                trading.append(f"{ds}:0900-{ds}:1200;{ds}:1300-{ds}:1610")
-                liquid.append(f"{ds}:0930-{ds}:1200;{ds}:1300-{ds}:1600")
             else:
-                trading.append(f"{ds}:0400-{ds}:2000")
-                liquid.append(f"{ds}:0930-{ds}:1600")
+                def hm(moment: datetime, shift: timedelta = timedelta(0)) -> str:
+                    return (moment + shift).astimezone(tz).strftime("%H%M")
+                if inst.market == "HK":
+                    parts = [(sd.open, sd.break_start), (sd.break_end, sd.close)] if sd.break_start else [
+                        (sd.open, sd.close)]
+                    liquid.append(";".join(f"{ds}:{hm(a)}-{ds}:{hm(b)}" for a, b in parts))
+                    first, last = parts[0], parts[-1]
+                    sessions = [(first[0] - timedelta(minutes=30), first[1])] + parts[1:-1]
+                    if len(parts) > 1:
+                        sessions.append((last[0], last[1] + timedelta(minutes=10)))
+                    else:
+                        sessions = [(first[0] - timedelta(minutes=30), first[1] + timedelta(minutes=10))]
+                    trading.append(";".join(f"{ds}:{hm(a)}-{ds}:{hm(b)}" for a, b in sessions))
+                else:
+                    trading.append(f"{ds}:{hm(sd.open, -calendars.US_EXTENDED_BEFORE)}-"
+                                   f"{ds}:{hm(sd.close, calendars.US_EXTENDED_AFTER)}")
+                    liquid.append(f"{ds}:{hm(sd.open)}-{ds}:{hm(sd.close)}")
         return ";".join(trading), ";".join(liquid)
 
     def end_of_day(self) -> None:
