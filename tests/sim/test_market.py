@@ -533,3 +533,13 @@ def test_real_mode_sessions_follow_the_exchange_calendar(book, rules):
     hk_trading, hk_liquid = market.trading_hours(tencent, at(HK, 2025, 12, 24, 8, 0))
     assert hk_trading.startswith("20251224:0900-20251224:1210;20251225:CLOSED")
     assert hk_liquid.startswith("20251224:0930-20251224:1200;")
+
+
+@pytest.mark.parametrize("symbol,tz", [("AAPL", NY), ("TSLA", NY), ("700", HK), ("5", HK)])
+def test_the_quote_previous_close_is_the_previous_daily_bar_close(book, rules, symbol, tz):
+    market, _ = make_market(book, rules)  # Tuesday 10:00 in New York, 23:00 in Hong Kong
+    cid = con(book, symbol)
+    close = market.top(cid).close
+    daily = market.bars(cid, None, "5 D", "1 day", use_rth=True)
+    closed = [b for b in daily if (local_day(b[0], tz), tz) != (datetime(2026, 11, 24).date(), NY)]
+    assert closed[-1][4] == close  # Monday's close in New York; Tuesday's closing auction in Hong Kong

@@ -106,6 +106,7 @@ class PriceHistory:
         self._raw: OrderedDict[date, tuple] = OrderedDict()
         self._day_cache: OrderedDict[tuple[date, bool], _Minutes] = OrderedDict()
         self._summaries: dict[tuple[date, bool], tuple | None] = {}  # complete days, for daily and longer bars
+        self._pin: tuple[int, float] | None = None  # (previous close minute, bridge shift), found on first use
 
     # ----- the generated days -----------------------------------------------------------------------------
     def _day_span(self, day: date) -> tuple[int, int]:
@@ -146,25 +147,75 @@ class PriceHistory:
             self._raw.popitem(last=False)
         return out
 
+    def _pin_minute(self) -> int:
+        """The moment of the last regular close before the anchor: the path passes the anchor price there
+        too, so the previous close a quote shows is the close of the previous daily bar."""
+        anchor = datetime.fromtimestamp(self.anchor_minute * 60, UTC)
+        day = anchor.astimezone(self.tz).date()
+        for back in range(15):
+            sd = self._session(day - timedelta(days=back))
+            if sd is None:
+                continue
+            # the day's last price: the regular close (US) or the closing auction's match (HK, 9 minutes on)
+            close = sd.close + (calendars.HK_CLOSING_AUCTION + timedelta(minutes=1) if self.inst.market == "HK"
+                                else timedelta(0))
+            if close <= anchor:
+                return int(close.timestamp()) // 60
+        return self.anchor_minute
+
+    def _pin_day(self) -> date:
+        return datetime.fromtimestamp(self._bridge_pin()[0] * 60, UTC).astimezone(self.tz).date()
+
+    def _bridge_pin(self) -> tuple[int, float]:
+        """(pin minute, shift): between the previous close and the anchor the path is bent by a growing
+        shift so that it leaves the anchor price at the close and comes back to it at the anchor."""
+        if self._pin is None:
+            pin = self._pin_minute()
+            self._pin = (pin, 0.0)
+            if pin < self.anchor_minute:
+                anchor_day = datetime.fromtimestamp(self.anchor_minute * 60, UTC).astimezone(self.tz).date()
+                first, _n, cum, *_ = self._raw_day(anchor_day)
+                k = self.anchor_minute - first
+                unbent = self._chain_of(anchor_day)[0] + (float(cum[k - 1]) if k > 0 else 0.0)
+                self._pin = (pin, unbent - self.anchor_level)
+        return self._pin
+
+    def _bend(self, minutes: np.ndarray) -> np.ndarray:
+        """The bridge shift at the ends of these epoch minutes (0 before the pin, all of it at the anchor)."""
+        pin, shift = self._bridge_pin()
+        if not shift or self.anchor_minute <= pin:
+            return np.zeros(len(minutes))
+        return -shift * np.clip((minutes - pin) / (self.anchor_minute - pin), 0.0, 1.0)
+
     def _chain_of(self, day: date) -> tuple[float, float]:
-        """(log level at the day's local midnight, total drift added over the day) for a day up to the anchor's."""
+        """(log level at the day's local midnight, drift added over the day) for a day up to the anchor's.
+
+        The chain is pinned at the previous close (the anchor price there); days after it up to the anchor's
+        follow their own moves, days before it walk back with a weak pull toward the reference price."""
         found = self._chain.get(day)
         if found is not None:
             return found
+        pin = self._pin[0] if self._pin is not None else self._pin_minute()
+        pin_day = datetime.fromtimestamp(pin * 60 - 1, UTC).astimezone(self.tz).date()
+        if pin_day not in self._chain:
+            first, _n, cum, *_ = self._raw_day(pin_day)
+            k = pin - first
+            self._chain[pin_day] = (self.anchor_level - (float(cum[k - 1]) if k > 0 else 0.0), 0.0)
+        if day > pin_day:  # forward to the anchor's day: each day starts where the one before ended
+            d = max(x for x in self._chain if x <= day)
+            while d < day:
+                total = self._totals.get(d)
+                if total is None:
+                    total = self._totals[d] = float(self._raw_day(d)[2][-1])
+                level = self._chain[d][0] + total
+                d += timedelta(days=1)
+                self._chain[d] = (level, 0.0)
+            return self._chain[day]
         anchor_day = datetime.fromtimestamp(self.anchor_minute * 60, UTC).astimezone(self.tz).date()
-        if day >= anchor_day:
-            first, _n, cum, *_ = self._raw_day(anchor_day)
-            k = self.anchor_minute - first
-            level = self.anchor_level - (cum[k - 1] if k > 0 else 0.0)
-            self._chain[anchor_day] = (level, 0.0)
-            return self._chain[anchor_day]
         if (anchor_day - day).days > _MAX_DAYS:
             raise ValueError("history reaches back 20 years at most; ask for a later period")
-        # walk back from the earliest day already chained (the anchor's day first of all)
-        known = min((d for d in self._chain if d > day), default=None)
-        if known is None:
-            self._chain_of(anchor_day)
-            known = anchor_day
+        # walk back from the earliest day already chained at or before the pin
+        known = min(d for d in self._chain if d <= pin_day)
         d = known
         level_next = self._chain[known][0]
         while d > day:
@@ -183,7 +234,12 @@ class PriceHistory:
         first, n, cum, wick_hi, wick_lo, volume = self._raw_day(day)
         level, drift = self._chain_of(day)
         close = level + cum + drift * (np.arange(1, n + 1) / n)
-        open_ = np.concatenate(([level], close[:-1]))
+        start = level
+        pin, _shift = self._bridge_pin()
+        if first + n > pin and first < self.anchor_minute:  # between the previous close and the anchor
+            close = close + self._bend(np.arange(first + 1, first + n + 1))
+            start = level + float(self._bend(np.array([first]))[0])
+        open_ = np.concatenate(([start], close[:-1]))
         top = np.maximum(open_, close) + wick_hi
         bottom = np.minimum(open_, close) - wick_lo
         lot = self.trade_unit
