@@ -543,3 +543,20 @@ def test_the_quote_previous_close_is_the_previous_daily_bar_close(book, rules, s
     daily = market.bars(cid, None, "5 D", "1 day", use_rth=True)
     closed = [b for b in daily if (local_day(b[0], tz), tz) != (datetime(2026, 11, 24).date(), NY)]
     assert closed[-1][4] == close  # Monday's close in New York; Tuesday's closing auction in Hong Kong
+
+
+def test_a_restored_market_anchors_its_history_at_the_restored_prices(book, rules):
+    market, clock = make_market(book, rules, seed=3)
+    aapl = con(book, "AAPL")
+    market.move_to(aapl, D_PRICE)
+    saved = json.loads(json.dumps(market.to_dict()))
+    restored, restored_clock = make_market(book, rules, seed=3, now=clock.now + timedelta(hours=2))
+    restored.load_dict(saved)
+    top = restored.top(aapl)
+    assert top.last == D_PRICE and top.close == Decimal("230.00")
+    daily = restored.bars(aapl, None, "3 D", "1 day", use_rth=True)
+    assert daily[-2][4] == top.close  # Monday's close
+    assert restored.bars(aapl, None, "1 D", "1 min")[-1][4] == top.last
+
+
+D_PRICE = Decimal("240.00")

@@ -96,11 +96,13 @@ class PriceHistory:
         self.minute_volume = inst.avg_daily_volume / session_minutes
         self.trade_unit = inst.board_lot
 
-    def reset(self, anchor: datetime, anchor_units: int) -> None:
-        """Anchor the generated past at (anchor, price): used at start and after a --state restore."""
+    def reset(self, anchor: datetime, anchor_units: int, close_units: int | None = None) -> None:
+        """Anchor the generated past at (anchor, price), passing ``close_units`` (default: the same price)
+        at the previous regular close: used at start and after a --state restore."""
         self.anchor_minute = int(anchor.timestamp()) // 60
         self.anchor_units = float(anchor_units)
         self.anchor_level = math.log(max(anchor_units, 1))
+        self.pin_level = math.log(max(close_units or anchor_units, 1))
         self._chain: dict[date, tuple[float, float]] = {}  # day -> (level at local midnight, drift)
         self._totals: dict[date, float] = {}  # a day's summed log moves (floats: cheap to keep for 20 years)
         self._raw: OrderedDict[date, tuple] = OrderedDict()
@@ -200,7 +202,7 @@ class PriceHistory:
         if pin_day not in self._chain:
             first, _n, cum, *_ = self._raw_day(pin_day)
             k = pin - first
-            self._chain[pin_day] = (self.anchor_level - (float(cum[k - 1]) if k > 0 else 0.0), 0.0)
+            self._chain[pin_day] = (self.pin_level - (float(cum[k - 1]) if k > 0 else 0.0), 0.0)
         if day > pin_day:  # forward to the anchor's day: each day starts where the one before ended
             d = max(x for x in self._chain if x <= day)
             while d < day:

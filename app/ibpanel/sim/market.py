@@ -689,7 +689,7 @@ class Market:
             p.tape.clear()
             p.tape_minute = -1
             if p.history is not None:
-                p.history.reset(self.clock(), p.last)
+                p.history.reset(self.clock(), p.last, p.close)
 
 
 def _rng_state_to_json(state: tuple) -> list:
