@@ -238,3 +238,15 @@ def test_hk_sub_lot_order_fills_in_the_odd_lot_book_and_odd_lots_above_a_lot_are
     assert errors(venue.take())[0][0] == 321
     venue.place("700", qty=30, order_type="MTL", tif="AUC")
     assert errors(venue.take())[0][0] == 321  # odd lots cannot join an auction
+
+
+def test_day_orders_in_real_mode_live_to_the_next_session_close_skipping_holidays(book, rules):
+    venue = Venue(book, rules, mode="real", now=datetime(2026, 11, 25, 17, 0, tzinfo=NY).astimezone(UTC))
+    aapl = venue.con("AAPL")
+    order = venue.place("AAPL", qty=10, lmt=D("1.00"))  # after Wednesday's close: it is Friday's order
+    for moment, alive in ((datetime(2026, 11, 26, 12, 0, tzinfo=NY), True),  # Thanksgiving
+                          (datetime(2026, 11, 27, 12, 59, tzinfo=NY), True),
+                          (datetime(2026, 11, 27, 13, 1, tzinfo=NY), False)):  # Friday's half day closed at 13:00
+        venue.clock.now = moment.astimezone(UTC)
+        venue.exchange.on_market([aapl])
+        assert venue.exchange.order(1, order.order_id).is_working == alive, moment

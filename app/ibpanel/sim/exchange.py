@@ -38,6 +38,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
+from ibpanel.sim import calendars
 from ibpanel.sim import order_types as ot
 from ibpanel.sim.accounts import Accounts
 from ibpanel.sim.market import Market, SimInstrument
@@ -185,18 +186,21 @@ def _trades_outside_rth(order: SimOrder) -> bool:
 
 
 def _trading_day(inst: SimInstrument, when: datetime, outside_rth: bool) -> date:
-    """The local trading day an order placed at ``when`` belongs to: after the close, the next weekday."""
-    local = when.astimezone(ZoneInfo(inst.time_zone))
-    if inst.market == "HK":
-        close_hhmm = 1610
-    else:
-        close_hhmm = 2000 if outside_rth else 1600
-    day = local.date()
-    if local.hour * 100 + local.minute >= close_hhmm:
-        day += timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
+    """The session day an order placed at ``when`` belongs to: after that day's close (the closing auction in
+    HK, after-hours with outsideRth in the US), the next session day of the exchange calendar."""
+    local_day = when.astimezone(ZoneInfo(inst.time_zone)).date()
+    for offset in range(15):
+        day = local_day + timedelta(days=offset)
+        sd = calendars.session_on(inst.market, day)
+        if sd is None:
+            continue
+        if inst.market == "HK":
+            end = sd.close + timedelta(minutes=10)
+        else:
+            end = sd.close + (calendars.US_EXTENDED_AFTER if outside_rth else timedelta(0))
+        if offset or when < end:
+            return day
+    return local_day
 
 
 def _as_decimal(value: object) -> Decimal | None:
