@@ -2,16 +2,21 @@
 
 The dates come from exchange_calendars (XNYS for US stocks, XHKG for SEHK), a maintained library, not a
 hand-kept list. It pulls in pandas (about a second to import), so it is imported on the first call only:
-the live practice session ("always open") never needs it.
+the live practice session ("always open") never needs it. Where the library cannot be imported (a
+frozen build that leaves pandas out), every weekday is a full session and a warning says holidays are
+missing: history keeps its session shape rather than failing.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 UTC = timezone.utc
+log = logging.getLogger(__name__)
 _CALENDAR_CODES = {"US": "XNYS", "HK": "XHKG"}
 US_EXTENDED_BEFORE = timedelta(hours=5, minutes=30)  # pre-market opens 04:00 ET, 5.5 h before 09:30
 US_EXTENDED_AFTER = timedelta(hours=4)  # after-hours run until 20:00 ET (17:00 on a 13:00 half day)
@@ -36,6 +41,7 @@ class SessionDay:
 
 
 _SCHEDULES: dict[str, dict[date, SessionDay]] = {}
+_WEEKDAYS_ONLY: set[str] = set()  # markets whose calendar could not be loaded
 
 
 def session_days(market: str) -> dict[date, SessionDay]:
@@ -43,7 +49,14 @@ def session_days(market: str) -> dict[date, SessionDay]:
     cached = _SCHEDULES.get(market)
     if cached is not None:
         return cached
-    import exchange_calendars  # lazy: pandas is slow to import and only history needs it
+    try:
+        import exchange_calendars  # lazy: pandas is slow to import and only history needs it
+    except ImportError as exc:
+        log.warning("exchange_calendars cannot be imported (%s): practice history treats every weekday as a "
+                    "full session, without holidays or half days", exc)
+        _WEEKDAYS_ONLY.add(market)
+        _SCHEDULES[market] = {}
+        return _SCHEDULES[market]
 
     with warnings.catch_warnings():  # the library's own pandas deprecation notices are not ours to act on
         warnings.simplefilter("ignore")
@@ -66,7 +79,21 @@ def _missing(value: object) -> bool:
 
 def session_on(market: str, day: date) -> SessionDay | None:
     """The session of that local date, or None on a weekend or holiday."""
-    return session_days(market).get(day)
+    found = session_days(market).get(day)
+    if found is None and market in _WEEKDAYS_ONLY and day.weekday() < 5:
+        return _standard_day(market, day)
+    return found
+
+
+def _standard_day(market: str, day: date) -> SessionDay:
+    """A full weekday session with the exchange's usual hours (the fallback without a calendar)."""
+    if market == "HK":
+        tz = ZoneInfo("Asia/Hong_Kong")
+        at = [datetime.combine(day, time(h, m), tz).astimezone(UTC) for h, m in ((9, 30), (12, 0), (13, 0), (16, 0))]
+        return SessionDay(day, at[0], at[3], at[1], at[2])
+    tz = ZoneInfo("America/New_York")
+    return SessionDay(day, datetime.combine(day, time(9, 30), tz).astimezone(UTC),
+                      datetime.combine(day, time(16, 0), tz).astimezone(UTC))
 
 
 __all__ = ["HK_CLOSING_AUCTION", "HK_OPENING_AUCTION", "SessionDay", "US_EXTENDED_AFTER", "US_EXTENDED_BEFORE",
