@@ -173,6 +173,7 @@ class PositionsTab(QWidget):
         position: Position = self.model.row(position_index)
         request = {
             "symbol": position.instrument.display,
+            "instrument": position.instrument,  # the ticket's draft: a whole order for this stock
             "market": position.instrument.market,
             "side": (Side.SELL if position.quantity > 0 else Side.BUY).value,
             "quantity": abs(Decimal(position.quantity)),
