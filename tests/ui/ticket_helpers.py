@@ -28,6 +28,10 @@ def prefill_and_wait(qtbot, tab: TicketTab, request: dict, quote_field: str = "l
 
 def type_into(qtbot, edit, text: str) -> None:
     """Focus the field, select what it shows and type over it with key clicks; no Enter, no focus change."""
+    window = edit.window()
+    if not window.isActiveWindow():  # e.g. just after a confirmation dialog closed
+        with qtbot.waitActive(window):
+            window.activateWindow()
     edit.setFocus()
     qtbot.waitUntil(edit.hasFocus, timeout=2000)
     qtbot.keyClick(edit, Qt.Key.Key_A, CTRL)
