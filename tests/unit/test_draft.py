@@ -92,9 +92,9 @@ def test_the_ticket_reads_symbols_with_parse_symbol_and_names_markets_in_the_win
 
 def test_a_quote_double_click_makes_a_whole_draft_with_one_board_lot_and_no_leftovers():
     draft = OrderDraft.from_mapping({"symbol": "0005.HK", "instrument": HSBC, "market": Market.HK, "side": None,
-                                     "quantity": None, "limit_price": Decimal("98.50")})
+                                     "quantity": None, "limit_price": Decimal("98.5")})
     assert draft.instrument is HSBC and draft.market is None  # Auto: "0005.HK" names Hong Kong by itself
-    assert (draft.side, draft.quantity, draft.limit_price, draft.order_type) == (None, "400", "98.50", OrderType.LMT)
+    assert (draft.side, draft.quantity, draft.limit_price, draft.order_type) == (None, "400", "98.50", OrderType.LMT)  # the tick (0.05) shows two decimals
     assert OrderDraft.from_mapping({"instrument": HSBC}, default_side=Side.BUY).side is Side.BUY
     assert draft.with_symbol("AAPL").instrument is None  # another symbol drops the instrument
     assert draft.with_symbol("AAPL").spec().market is Market.US

@@ -167,6 +167,17 @@ def default_quantity(instrument: Instrument) -> Decimal:
     return Decimal(max(1, instrument.board_lot) if instrument.market is Market.HK else US_ROUND_LOT)
 
 
+def _price_field(value, instrument: Instrument | None, number_format: NumberFormat) -> str:
+    """A given price as the field shows it: every decimal it has, and the tick's decimals when the stock is known."""
+    if value is None:
+        return ""
+    price = Decimal(str(value))
+    if instrument is None:
+        return number_format.show(price)
+    table = fallback_tick_table(instrument.market, etf=instrument.market is Market.HK and is_hk_etf(instrument.symbol))
+    return price_text(price, table.decimals(price), number_format)
+
+
 def _enum(kind, value, default):
     if value is None or value == "":
         return default
@@ -228,8 +239,8 @@ class OrderDraft:
             side=_enum(Side, request.get("side"), default_side),
             quantity="" if quantity is None else number_format.show(Decimal(str(quantity))),
             order_type=order_type,
-            limit_price="" if limit is None else number_format.show(Decimal(str(limit))),
-            stop_price="" if stop is None else number_format.show(Decimal(str(stop))),
+            limit_price=_price_field(limit, instrument, number_format),
+            stop_price=_price_field(stop, instrument, number_format),
             tif=_enum(TimeInForce, request.get("tif"), TimeInForce.DAY),
             outside_rth=bool(request.get("outside_rth", False)),
             account=str(request.get("account") or default_account),

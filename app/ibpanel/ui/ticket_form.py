@@ -56,13 +56,13 @@ class TicketForm(QWidget):
         grid.setColumnStretch(1, 1)
         row = 0
 
-        def add(field: str, title: str, *widgets: QWidget) -> None:
+        def add(field: str, title: str, *widgets: QWidget, even: bool = False) -> None:
             nonlocal row
             grid.addWidget(QLabel(title), row, 0)
             line = QHBoxLayout()
             line.setContentsMargins(0, 0, 0, 0)
             for i, widget in enumerate(widgets):
-                line.addWidget(widget, 1 if i == 0 else 0)
+                line.addWidget(widget, 1 if i == 0 or even else 0)  # even: BUY and SELL the same size
             grid.addLayout(line, row, 1)
             label = self._control(QLabel(""), f"issue_{field}", f"{title or field} message")
             label.setWordWrap(True)
@@ -86,7 +86,7 @@ class TicketForm(QWidget):
         self.instrument_label = self._control(QLabel(""), "instrumentLabel", "Instrument")
         grid.addWidget(self.instrument_label, row, 1)
         row += 1
-        self.quote_strip = self._control(QLabel(""), "quoteStrip", "Quote")
+        self.quote_strip = self._control(QLabel("Bid –   Ask –   Last –"), "quoteStrip", "Quote")
         grid.addWidget(QLabel("Quote"), row, 0)
         grid.addWidget(self.quote_strip, row, 1)
         row += 1
@@ -101,7 +101,7 @@ class TicketForm(QWidget):
                 f"QPushButton {{ color: {colour}; font-weight: bold; border: 2px solid {colour}; border-radius: 4px; }}"
                 f"QPushButton:checked {{ background: {colour}; color: white; }}")
             button.clicked.connect(lambda _on, s=side: self.set_side(s))
-        add("side", "Side", self.buy_button, self.sell_button)
+        add("side", "Side", self.buy_button, self.sell_button, even=True)
 
         self.quantity_edit = self._control(SteppingLineEdit(self._step_quantity), "quantity", "Quantity")
         self.quantity_edit.setPlaceholderText("shares")

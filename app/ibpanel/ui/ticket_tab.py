@@ -206,9 +206,10 @@ class TicketTab(TicketForm):
         if status.readonly:
             return "Read-only connection: orders cannot be sent. Reconnect with Read-only unticked to trade."
         problems = self.draft.problems()
-        if problems:
-            return "To send: " + " ".join(problems.values())
-        if any(field != "general" for field in self._issues):
+        unshown = [message for field, message in problems.items() if field not in self._touched]
+        if unshown:  # said here once; a field's own message is said beside it
+            return "To send: " + " ".join(unshown)
+        if problems or any(field != "general" for field in self._issues):
             return "To send: correct the field marked in red."
         return ""
 
