@@ -167,3 +167,26 @@ def test_every_control_of_the_ticket_has_an_accessible_name_and_an_object_name(q
     for label in [*tab.issue_labels.values(), tab.estimate_label, tab.quote_strip, tab.result_label]:
         assert label.accessibleName() and label.objectName()
     tab.shutdown()
+
+
+def test_a_german_desktop_types_its_own_decimal_comma_and_thousands_point(qtbot, broker, sim, ui_settings):
+    from PySide6.QtCore import QLocale
+
+    previous = QLocale()
+    QLocale.setDefault(QLocale(QLocale.Language.German, QLocale.Country.Germany))
+    try:
+        tab = open_ticket(qtbot, broker, ui_settings)
+    finally:
+        QLocale.setDefault(previous)
+    assert (tab.number_format.decimal_point, tab.number_format.group_separator) == (",", ".")
+    prefill_and_wait(qtbot, tab, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(100), "limit_price": None})
+    assert "," in tab.limit_edit.text()  # the seeded price in the trader's own notation
+    type_into(qtbot, tab.quantity_edit, "1.000")
+    type_into(qtbot, tab.limit_edit, "150,25")
+    assert tab.draft.to_request().quantity == 1000 and tab.draft.to_request().limit_price == Decimal("150.25")
+    type_into(qtbot, tab.quantity_edit, "1,5")
+    assert "whole number" in tab.issues_shown()["quantity"]  # 1,5 is one and a half here: refused
+    type_into(qtbot, tab.limit_edit, "150.25")
+    assert "limit_price" in tab.issues_shown()  # "." groups thousands here: neither 150.25 nor 15025
+    assert not tab.submit_button.isEnabled()
+    tab.shutdown()

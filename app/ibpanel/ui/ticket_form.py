@@ -87,6 +87,7 @@ class TicketForm(QWidget):
         grid.addWidget(self.instrument_label, row, 1)
         row += 1
         self.quote_strip = self._control(QLabel("Bid –   Ask –   Last –"), "quoteStrip", "Quote")
+        self.quote_strip.setStyleSheet("font-family: monospace; font-size: 13px;")
         grid.addWidget(QLabel("Quote"), row, 0)
         grid.addWidget(self.quote_strip, row, 1)
         row += 1
