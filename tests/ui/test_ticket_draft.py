@@ -190,3 +190,15 @@ def test_a_german_desktop_types_its_own_decimal_comma_and_thousands_point(qtbot,
     assert "limit_price" in tab.issues_shown()  # "." groups thousands here: neither 150.25 nor 15025
     assert not tab.submit_button.isEnabled()
     tab.shutdown()
+
+
+def test_a_price_typed_while_the_new_symbol_resolves_is_kept_for_it(qtbot, broker, ui_settings):
+    tab = open_ticket(qtbot, broker, ui_settings)
+    prefill_and_wait(qtbot, tab, {"symbol": "700", "side": "BUY", "quantity": Decimal(100), "limit_price": None})
+    type_into(qtbot, tab.limit_edit, "297.60")  # a price for 700
+    type_into(qtbot, tab.symbol_edit, "AAPL")
+    assert tab.instrument is None  # IB has not answered yet
+    type_into(qtbot, tab.limit_edit, "150.00")  # the trader's price for AAPL, typed before the answer
+    qtbot.waitUntil(lambda: tab.instrument is not None and tab.instrument.symbol == "AAPL", timeout=10000)
+    assert tab.limit_edit.text() == "150.00"  # not wiped as "a price for another stock"
+    tab.shutdown()

@@ -58,13 +58,15 @@ class TicketForm(QWidget):
 
         def add(field: str, title: str, *widgets: QWidget, even: bool = False) -> None:
             nonlocal row
-            grid.addWidget(QLabel(title), row, 0)
+            caption = QLabel(title)
+            caption.setBuddy(widgets[0])  # screen readers tie the caption to its field
+            grid.addWidget(caption, row, 0)
             line = QHBoxLayout()
             line.setContentsMargins(0, 0, 0, 0)
             for i, widget in enumerate(widgets):
                 line.addWidget(widget, 1 if i == 0 or even else 0)  # even: BUY and SELL the same size
             grid.addLayout(line, row, 1)
-            label = self._control(QLabel(""), f"issue_{field}", f"{title or field} message")
+            label = self._control(QLabel(""), f"issue_{field}", f"{title or field.replace('_', ' ')} message")
             label.setWordWrap(True)
             label.setStyleSheet(f"color: {SELL_COLOUR};")
             label.setVisible(False)
@@ -199,7 +201,6 @@ class TicketForm(QWidget):
                 shortcut.activated.connect(actions[name])
                 self.shortcuts.append(shortcut)
 
-
     def chosen_market(self) -> Market | None:
         """The market selector: None is Auto."""
         value = self.market_combo.currentData()
@@ -212,7 +213,6 @@ class TicketForm(QWidget):
                        stop_price=self.stop_edit.text(), order_type=OrderType(self.type_combo.currentData()),
                        tif=TimeInForce(self.tif_combo.currentData()), outside_rth=self.outside_rth_check.isChecked(),
                        account=self.account_combo.currentText() or self.draft.account)
-
 
     def _show_fields(self, draft: OrderDraft) -> None:
         """Put the draft on the widgets (only what differs, so a cursor never jumps while typing)."""
@@ -267,7 +267,6 @@ class TicketForm(QWidget):
         """Field -> message currently displayed (what the user sees)."""
         return {field: label.text() for field, label in self.issue_labels.items() if label.text()}
 
-
     def _show_quote(self, quote: Quote | None) -> None:
         self.quote = quote
         if quote is None:
@@ -287,7 +286,6 @@ class TicketForm(QWidget):
         self.quote_strip.setStyleSheet("font-family: monospace; font-size: 13px;"
                                        + (" color: #8c959f;" if tag in ("STALE", "NO DATA") else ""))
         self._update_estimate()
-
 
     def _set_result(self, text: str, colour: str = "") -> None:
         self.result_label.setText(text)
@@ -321,7 +319,6 @@ class TicketForm(QWidget):
         finally:
             self.confirm_box = None
             box.deleteLater()
-
 
     def _step_quantity(self, text: str, steps: int) -> str | None:
         instrument = self.draft.instrument

@@ -114,8 +114,8 @@ class TicketTab(TicketForm):
         if self._rendering:
             return
         draft = replace(self.draft, **changes)
-        if field in ("limit_price", "stop_price") and draft.instrument is not None:
-            draft = draft.with_prices_for(draft.instrument.key)  # typed for this stock; never carried to another
+        if field in ("limit_price", "stop_price"):  # typed for this stock (or, unresolved yet, the one that comes)
+            draft = draft.with_prices_for(draft.instrument.key if draft.instrument else None)
         self._touched.add(field)
         self._issues.pop(field, None)
         self._issues.pop("general", None)
