@@ -184,6 +184,7 @@ def test_a_german_desktop_types_its_own_decimal_comma_and_thousands_point(qtbot,
     type_into(qtbot, tab.quantity_edit, "1.000")
     type_into(qtbot, tab.limit_edit, "150,25")
     assert tab.draft.to_request().quantity == 1000 and tab.draft.to_request().limit_price == Decimal("150.25")
+    assert tab.describe(tab.draft.to_request()).startswith("BUY 1000 AAPL LMT limit 150,25 DAY")  # the confirmation
     type_into(qtbot, tab.quantity_edit, "1,5")
     assert "whole number" in tab.issues_shown()["quantity"]  # 1,5 is one and a half here: refused
     type_into(qtbot, tab.limit_edit, "150.25")

@@ -378,13 +378,14 @@ class OrderDraft:
         return None if quantity is None or price is None else quantity * price
 
 
-def describe_request(request: OrderRequest, instrument: Instrument | None) -> str:
-    """One line with exactly what is sent: "BUY 400 0005.HK LMT limit 98.50 DAY" (prices as sent)."""
+def describe_request(request: OrderRequest, instrument: Instrument | None,
+                     number_format: NumberFormat = NumberFormat()) -> str:
+    """One line with exactly what is sent: "BUY 400 0005.HK LMT limit 98.50 DAY" (numbers in the trader's notation)."""
     symbol = instrument.display if instrument else request.symbol
-    parts = [f"{request.side.value} {request.quantity:f} {symbol}", request.order_type.value]
+    parts = [f"{request.side.value} {number_format.show(request.quantity)} {symbol}", request.order_type.value]
     for name, price in (("limit", request.limit_price), ("stop", request.stop_price)):
         if price is not None:
-            parts.append(f"{name} {price:f}")
+            parts.append(f"{name} {number_format.show(price)}")
     parts.append(request.tif.value)
     if request.outside_rth:
         parts.append("outside RTH")

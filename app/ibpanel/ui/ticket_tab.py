@@ -362,7 +362,7 @@ class TicketTab(TicketForm):
         estimate = f"\nEstimated value ≈ {value:,.2f} {inst.currency if inst else ''}" if value is not None else ""
         account = request.account or self.broker.status.account or "?"
         kind = "PAPER" if self.broker.status.is_paper else "LIVE"
-        return f"{describe_request(request, inst)}{where}\nAccount {account} [{kind}]{estimate}"
+        return f"{describe_request(request, inst, self.number_format)}{where}\nAccount {account} [{kind}]{estimate}"
 
     def connection_cut_off(self) -> bool:
         """TWS has lost IB's servers (1100) or the panel is reconnecting: orders wait, prices are stale."""
