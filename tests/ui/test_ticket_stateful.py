@@ -1,5 +1,5 @@
 """A trader at the real ticket, at random (hypothesis stateful): typing, clearing, pasting, BUY / SELL,
-order type, Submit by mouse / Ctrl+Enter, Clear, Escape, Quotes double-clicks and Positions "close",
+order type, TIF, account, Submit by mouse / Ctrl+Enter, Clear, Escape, Quotes double-clicks and Positions "close",
 against the practice exchange.
 
 Invariants, counted at the exchange (the simulator's own record of the orders it received):
@@ -188,6 +188,10 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
             ticket.tif_combo.setCurrentIndex(index)
             if rth:
                 qtbot.mouseClick(ticket.outside_rth_check, Qt.MouseButton.LeftButton)
+
+        @rule(index=st.integers(0, 1))
+        def choose_account(self, index):
+            ticket.account_combo.setCurrentIndex(index)
 
         @rule(by_key=st.booleans())
         def clear(self, by_key):
