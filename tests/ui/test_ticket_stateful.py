@@ -26,7 +26,6 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
-    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -200,21 +199,22 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
             else:
                 qtbot.mouseClick(ticket.clear_button, Qt.MouseButton.LeftButton)
 
-        @rule(data=st.data())
-        def double_click_a_quote(self, data):
+        @rule(pick=st.integers(0, 99))
+        def double_click_a_quote(self, pick):
             main_window.show_tab("quotes")
-            row = data.draw(st.integers(0, len(quotes.model) - 1))
+            row = pick % len(quotes.model)
             rect = quotes.view.visualRect(quotes.model.index(row, 0))
             qtbot.mouseClick(quotes.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
             qtbot.mouseDClick(quotes.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
             assert main_window.current_tab_name() == "ticket"
 
-        @precondition(lambda self: any(p.instrument.symbol == "MSFT" and p.quantity for p in positions.model.rows()))
-        @rule()
-        def close_the_position(self):
-            row = next(i for i, p in enumerate(positions.model.rows()) if p.instrument.symbol == "MSFT")
-            positions.close_position(row)
-            assert main_window.current_tab_name() == "ticket"
+        @rule(pick=st.integers(0, 99))
+        def close_a_position(self, pick):
+            # what hypothesis draws may not depend on the exchange (a close may have flattened a position)
+            rows = [i for i, p in enumerate(positions.model.rows()) if p.quantity]
+            if rows:
+                positions.close_position(rows[pick % len(rows)])
+                assert main_window.current_tab_name() == "ticket"
 
         @rule(how=st.sampled_from(["mouse", "ctrl+enter in quantity", "ctrl+enter in limit"]))
         def press_submit(self, how):
