@@ -21,12 +21,19 @@ from PySide6.QtWidgets import (
     QLayout,
     QMessageBox,
     QPushButton,
-    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from ibpanel.broker.draft import (
+    NumberError,
+    parse_price,
+    parse_quantity,
+    price_text,
+    step_price,
+    step_quantity,
+)
 from ibpanel.broker.exceptions import BrokerError, OrderRejected
 from ibpanel.broker.models import ConnectionState, ConnectionStatus, Fill, OrderView
 from ibpanel.ui import formatting as fmt
@@ -38,7 +45,7 @@ from ibpanel.ui.table_model import (
     make_table_view,
     selected_positions,
 )
-from ibpanel.ui.ticket_tab import PriceSpinBox, shown_quantity
+from ibpanel.ui.ticket_fields import SteppingLineEdit, number_format_of
 
 log = logging.getLogger(__name__)
 
@@ -130,25 +137,22 @@ class ModifyOrderDialog(QDialog):
         form.addRow("Order", QLabel(
             f"{order.side.value} {fmt.format_qty(order.quantity)} {order.instrument.display} {order.order_type}"
         ))
-        lot = max(1, order.instrument.board_lot)
-        self.quantity = QSpinBox()
-        self.quantity.setAccessibleName("New quantity")
-        self.quantity.setRange(0, 2_000_000_000)
-        self.quantity.setSingleStep(lot)
-        self.quantity.setValue(int(order.quantity))
+        # line edits read by the ticket's own parsers: what the box shows is what is sent (no hidden value)
+        inst, self.number_format = order.instrument, number_format_of(self.locale())
+        self.quantity = SteppingLineEdit(lambda t, n: step_quantity(t, n, inst.board_lot, self.number_format))
+        self.quantity.setText(f"{order.quantity:f}")
         form.addRow("Quantity", self.quantity)
-        self.limit_price = PriceSpinBox(order.instrument.market)
-        self.stop_price = PriceSpinBox(order.instrument.market)
-        self.limit_price.setAccessibleName("New limit price")
-        self.stop_price.setAccessibleName("New stop price")
-        for spin in (self.limit_price, self.stop_price):
-            spin.set_market(order.instrument.market, order.instrument.symbol)
-        if order.limit_price is not None:
-            self.limit_price.set_decimal(order.limit_price)
-            form.addRow("Limit price", self.limit_price)
-        if order.stop_price is not None:
-            self.stop_price.set_decimal(order.stop_price)
-            form.addRow("Stop price", self.stop_price)
+        self.limit_price = SteppingLineEdit(lambda t, n: step_price(t, n, inst.market, inst.symbol, self.number_format))
+        self.stop_price = SteppingLineEdit(lambda t, n: step_price(t, n, inst.market, inst.symbol, self.number_format))
+        for name, object_name, edit, price in (("Limit price", "limitPrice", self.limit_price, order.limit_price),
+                                               ("Stop price", "stopPrice", self.stop_price, order.stop_price)):
+            edit.setObjectName(object_name)
+            edit.setAccessibleName(name)
+            if price is not None:
+                edit.setText(price_text(price, fmt.price_decimals(inst, price), self.number_format))
+                form.addRow(name, edit)
+        self.quantity.setObjectName("quantity")
+        self.quantity.setAccessibleName("Quantity")
         self.message = QLabel("")
         self.message.setObjectName("modifyMessage")
         self.message.setWordWrap(True)
@@ -170,33 +174,34 @@ class ModifyOrderDialog(QDialog):
         self.layout().activate()
         self.adjustSize()
 
+    def _read(self) -> tuple[dict, list[str]]:
+        """(field -> value shown, messages for boxes whose text is not a number); refused, never re-read."""
+        shown: dict = {}
+        bad: list[str] = []
+        try:
+            shown["quantity"] = parse_quantity(self.quantity.text(), self.number_format)
+        except NumberError as exc:
+            bad.append(f"Quantity: {exc}")
+        for field, edit, name in (("limit_price", self.limit_price, "limit"), ("stop_price", self.stop_price, "stop")):
+            if getattr(self.order, field) is not None:
+                try:
+                    shown[field] = parse_price(edit.text(), self.number_format, name)
+                except NumberError as exc:
+                    bad.append(str(exc))
+        return shown, bad
+
     def changes(self) -> dict:
-        out: dict = {}
-        shown = shown_quantity(self.quantity)
-        quantity = Decimal(self.quantity.value() if shown is None else shown)
-        if quantity != self.order.quantity:
-            out["quantity"] = quantity
-        if self.order.limit_price is not None and self.limit_price.decimal_value() != self.order.limit_price:
-            out["limit_price"] = self.limit_price.decimal_value()
-        if self.order.stop_price is not None and self.stop_price.decimal_value() != self.order.stop_price:
-            out["stop_price"] = self.stop_price.decimal_value()
-        return out
+        shown, _bad = self._read()
+        return {field: value for field, value in shown.items() if value != getattr(self.order, field)}
 
     def unreadable_fields(self) -> list[str]:
-        """Boxes whose text is not a number: refused rather than sent with the box's previous value."""
-        bad = []
-        if shown_quantity(self.quantity) is None:
-            bad.append(f"Quantity “{self.quantity.cleanText().strip()}” is not a whole number of shares.")
-        for name, spin, current in (("Limit", self.limit_price, self.order.limit_price),
-                                    ("Stop", self.stop_price, self.order.stop_price)):
-            if current is not None and spin.shown_decimal() is None:
-                bad.append(f"{name} price “{spin.cleanText().strip()}” is not a price.")
-        return bad
+        """Boxes whose text is not a number: refused rather than sent with another value."""
+        return self._read()[1]
 
     def submit(self) -> None:
         bad = self.unreadable_fields()
         if bad:
-            self.show_message(" ".join(bad) + " Type a number, e.g. 221.37.")
+            self.show_message(" ".join(bad))
             return
         changes = self.changes()
         if not changes:

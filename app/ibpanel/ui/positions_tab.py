@@ -180,6 +180,7 @@ class PositionsTab(QWidget):
             return None  # closed already: nothing to flatten
         request = {
             "symbol": position.instrument.display,
+            "instrument": position.instrument,  # the ticket's draft: a whole order for this stock
             "market": position.instrument.market,
             "side": (Side.SELL if position.quantity > 0 else Side.BUY).value,
             "quantity": abs(Decimal(position.quantity)),

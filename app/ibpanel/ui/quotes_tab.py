@@ -377,6 +377,7 @@ class QuotesTab(QWidget):
         price = quote.last or quote.close
         request = {
             "symbol": quote.instrument.display,
+            "instrument": quote.instrument,  # the ticket's draft takes its market and board lot from it
             "market": quote.instrument.market,
             "side": None,
             "quantity": None,
