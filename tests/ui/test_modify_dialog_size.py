@@ -21,7 +21,7 @@ def test_modify_dialog_shows_a_long_refusal_whole(qtbot, broker, run_async, ui_s
         dialog = tab.modify_selected()
         qtbot.waitUntil(dialog.isVisible, timeout=2000)
         before = dialog.size()
-        dialog.limit_price.lineEdit().setText("250.10")  # off Tencent's 0.20 tick
+        dialog.limit_price.setText("250.10")  # off Tencent's 0.20 tick
         dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
         qtbot.waitUntil(lambda: "tick" in dialog.message.text(), timeout=10000)
         qtbot.waitUntil(lambda: dialog.message.height() >= dialog.message.heightForWidth(dialog.message.width()),
