@@ -1,0 +1,103 @@
+"""Outgoing pacing with an order lane: orders, modifies and cancels go ahead of market data and lookups.
+
+IB allows about 50 client messages per second. ib_async paces with one first-in-first-out queue, so an
+order sent behind a burst of quote and contract requests waits for all of them (80 quotes at 40/s: two
+seconds). :class:`OrderFirstPacer` takes over the client's ``sendMsg`` and keeps two lanes within the
+same budget (``client.MaxRequests`` per ``client.RequestsInterval`` seconds; 0 switches pacing off):
+
+* the order lane: PLACE_ORDER (new orders and modifies), CANCEL_ORDER, REQ_GLOBAL_CANCEL, and the
+  connection heartbeat (REQ_CURRENT_TIME: a backlog of quotes must not pass for a frozen TWS);
+* every other request, sent only when the order lane is empty.
+
+Within a lane the order of messages is kept. Messages still queued when the socket closes were never
+sent: :meth:`drop_queued` hands them back so their orders can be settled as not sent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from ib_async import util
+from ib_async.client import Client
+
+#: Message ids that jump the queue (TWS API outgoing ids: 3 place / modify, 4 cancel, 58 global cancel,
+#: 49 current time for the heartbeat).
+ORDER_LANE_IDS = frozenset({"3", "4", "58", "49"})
+PLACE_ORDER_ID = "3"
+
+
+def message_id(msg: str) -> str:
+    return msg[:msg.find("\0")] if "\0" in msg else msg
+
+
+class OrderFirstPacer:
+    """Installs itself as ``client.sendMsg``; reads the budget from the client on every send."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._orders: deque[str] = deque()
+        self._others: deque[str] = deque()
+        self._sent_at: deque[float] = deque()  # loop times of the messages sent in the current window
+        self._timer: object | None = None
+        client.sendMsg = self.send  # type: ignore[method-assign] - the instance attribute shadows the method
+
+    # --- sending --------------------------------------------------------------------------------
+    def send(self, msg: str | None) -> None:
+        if msg:
+            (self._orders if message_id(msg) in ORDER_LANE_IDS else self._others).append(msg)
+        self._drain()
+
+    def _drain(self) -> None:
+        self._timer = None
+        client = self._client
+        budget, window = int(client.MaxRequests or 0), float(client.RequestsInterval or 0)
+        now = util.getLoop().time()
+        times = self._sent_at
+        while times and now - times[0] >= window:
+            times.popleft()
+        while (self._orders or self._others) and (not budget or len(times) < budget):
+            msg = self._orders.popleft() if self._orders else self._others.popleft()
+            client.conn.sendMsg(client._prefix(msg.encode()))
+            if budget:
+                times.append(now)
+        if (self._orders or self._others) and self._timer is None:
+            self._timer = util.getLoop().call_at(times[0] + window, self._drain)
+
+    # --- state ----------------------------------------------------------------------------------
+    def order_wait(self) -> float:
+        """Seconds a message entering the order lane now would wait before it is written (an estimate)."""
+        budget, window = int(self._client.MaxRequests or 0), float(self._client.RequestsInterval or 0)
+        if not budget:
+            return 0.0
+        now = util.getLoop().time()
+        free_now = budget - sum(1 for t in self._sent_at if now - t < window)
+        ahead = len(self._orders)
+        if ahead < free_now:
+            return 0.0
+        return math.ceil((ahead - free_now + 1) / budget) * window
+
+    def queued(self) -> int:
+        return len(self._orders) + len(self._others)
+
+    def drop_queued(self) -> list[str]:
+        """Forget every message not yet written (the socket closed, or shutdown) and return the order lane's."""
+        dropped = list(self._orders)
+        self._orders.clear()
+        self._others.clear()
+        self._sent_at.clear()
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()  # type: ignore[attr-defined]
+        return dropped
+
+
+def placed_order_id(msg: str) -> int | None:
+    """The orderId of a PLACE_ORDER message (its second field), else None."""
+    fields = msg.split("\0", 2)
+    if len(fields) < 2 or fields[0] != PLACE_ORDER_ID:
+        return None
+    try:
+        return int(fields[1])
+    except ValueError:
+        return None
