@@ -91,6 +91,11 @@ def parse_order_ref(ref: str | None) -> tuple[str, str | None] | None:
     return (match.group("id"), match.group("leg")) if match else None
 
 
+def is_journal_id(text: str) -> bool:
+    """True for a journal id as ``new_journal_id`` makes them ("251203-1a2b3c4d"), ASCII only."""
+    return text.isascii() and _ID_RE.fullmatch(text) is not None
+
+
 def journal_id_from_order_ref(order_ref: str) -> str | None:
     """The journal id in an orderRef we sent, or None when the order is not ours."""
     parsed = parse_order_ref(order_ref)

@@ -179,6 +179,10 @@ class OrderBook:
         key = self._find_key(order_id)
         return self._views.get(key) if key else None
 
+    def order_for_journal(self, journal_id: str) -> OrderView | None:
+        return self._views.get(("ref", journal_mod.order_ref(journal_id))) or next(
+            (v for v in self._views.values() if v.journal_id == journal_id and v.order_id), None)
+
     def open_orders(self) -> tuple[OrderView, ...]:
         return tuple(v for v in self._views.values() if not v.status.is_done)
 

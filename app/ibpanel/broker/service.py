@@ -577,6 +577,10 @@ class Broker:
     def order(self, order_id: int) -> OrderView | None:
         return self._orders.order(order_id)
 
+    def order_for_journal(self, journal_id: str) -> OrderView | None:
+        """The live view of the order the journal knows as ``journal_id`` (its orderRef), or None."""
+        return self._orders.order_for_journal(journal_id)
+
     def fills(self) -> tuple[Fill, ...]:
         return self._account.fills()
 
