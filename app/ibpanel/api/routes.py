@@ -40,8 +40,8 @@ from ibpanel.broker import journal as journal_mod
 from ibpanel.broker.exceptions import PACING_MESSAGE, NotConnected, OrdersBacklogged, PacingLimit
 from ibpanel.broker.models import (
     AccountSummary,
-    JournalEntry,
     ConnectionParams,
+    JournalEntry,
     Market,
     OrderStatus,
     OrderType,
