@@ -7,7 +7,9 @@ same budget (``client.MaxRequests`` per ``client.RequestsInterval`` seconds; 0 s
 
 * the order lane: PLACE_ORDER (new orders and modifies), CANCEL_ORDER, REQ_GLOBAL_CANCEL, and the
   connection heartbeat (REQ_CURRENT_TIME: a backlog of quotes must not pass for a frozen TWS);
-* every other request, sent only when the order lane is empty.
+* every other request, sent only when the order lane is empty and spread evenly over the window (one
+  every ``RequestsInterval / MaxRequests`` s), so a slot frees up within a quarter of the window for an
+  order arriving during a burst of data requests.
 
 Within a lane the order of messages is kept. Messages still queued when the socket closes were never
 sent: :meth:`drop_queued` hands them back so their orders can be settled as not sent.
@@ -25,6 +27,10 @@ from ib_async.client import Client
 #: 49 current time for the heartbeat).
 ORDER_LANE_IDS = frozenset({"3", "4", "58", "49"})
 PLACE_ORDER_ID = "3"
+#: Slots of each window only the order lane may use: an order never waits behind data for a slot.
+ORDER_RESERVE = 1
+# Loop timers may fire a hair early: a slot this close to free counts as free.
+_EPSILON = 1e-4
 
 
 def message_id(msg: str) -> str:
@@ -40,6 +46,7 @@ class OrderFirstPacer:
         self._others: deque[str] = deque()
         self._sent_at: deque[float] = deque()  # loop times of the messages sent in the current window
         self._timer: object | None = None
+        self._last_other = float("-inf")  # loop time of the last data / lookup message written
         client.sendMsg = self.send  # type: ignore[method-assign] - the instance attribute shadows the method
 
     # --- sending --------------------------------------------------------------------------------
@@ -52,17 +59,32 @@ class OrderFirstPacer:
         self._timer = None
         client = self._client
         budget, window = int(client.MaxRequests or 0), float(client.RequestsInterval or 0)
-        now = util.getLoop().time()
+        loop = util.getLoop()
+        now = loop.time()
         times = self._sent_at
-        while times and now - times[0] >= window:
+        while times and now - times[0] >= window - _EPSILON:
             times.popleft()
-        while (self._orders or self._others) and (not budget or len(times) < budget):
-            msg = self._orders.popleft() if self._orders else self._others.popleft()
-            client.conn.sendMsg(client._prefix(msg.encode()))
-            if budget:
-                times.append(now)
-        if (self._orders or self._others) and self._timer is None:
-            self._timer = util.getLoop().call_at(times[0] + window, self._drain)
+        while self._orders and (not budget or len(times) < budget):
+            self._write(self._orders.popleft(), now, budget)
+        data_budget = budget - ORDER_RESERVE if budget > ORDER_RESERVE else budget
+        spacing = window / data_budget if budget else 0.0
+        while self._others and (not budget or (
+                len(times) < data_budget and now - self._last_other >= spacing - _EPSILON)):
+            self._write(self._others.popleft(), now, budget)
+            self._last_other = now
+        if not (self._orders or self._others) or self._timer is not None:
+            return
+        if self._orders:
+            wake = times[0] + window if budget and len(times) >= budget else now
+        else:
+            wake = max(times[-data_budget] + window if budget and len(times) >= data_budget else now,
+                       self._last_other + spacing)
+        self._timer = loop.call_at(wake, self._drain)
+
+    def _write(self, msg: str, now: float, budget: int) -> None:
+        self._client.conn.sendMsg(self._client._prefix(msg.encode()))
+        if budget:
+            self._sent_at.append(now)
 
     # --- state ----------------------------------------------------------------------------------
     def order_wait(self) -> float:
