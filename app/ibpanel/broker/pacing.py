@@ -48,6 +48,9 @@ class OrderFirstPacer:
         self._timer: object | None = None
         self._last_other = float("-inf")  # loop time of the last data / lookup message written
         client.sendMsg = self.send  # type: ignore[method-assign] - the instance attribute shadows the method
+        # after the client's own handler (and so after the broker settled the orders): nothing queued for
+        # one socket is ever written to the next
+        client.conn.disconnected += self._on_socket_closed
 
     # --- sending --------------------------------------------------------------------------------
     def send(self, msg: str | None) -> None:
@@ -101,6 +104,9 @@ class OrderFirstPacer:
 
     def queued(self) -> int:
         return len(self._orders) + len(self._others)
+
+    def _on_socket_closed(self, msg: str = "") -> None:
+        self.drop_queued()
 
     def drop_queued(self) -> list[str]:
         """Forget every message not yet written (the socket closed, or shutdown) and return the order lane's."""
