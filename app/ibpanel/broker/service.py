@@ -53,6 +53,7 @@ from ibpanel.broker.exceptions import (
     PacingLimit,
     SymbolError,
 )
+from ibpanel.broker.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, STALE_ADVICE
 from ibpanel.broker.models import (
     AccountSummary,
     Bar,
@@ -76,7 +77,7 @@ from ibpanel.broker.orders import OrderBook
 from ibpanel.broker.pacing import OrderFirstPacer
 from ibpanel.broker.quotes import QuoteBook
 from ibpanel.broker.rules import TickTable, board_lot, fallback_tick_table, is_hk_etf
-from ibpanel.broker.session import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, STALE_ADVICE, Session
+from ibpanel.broker.session import Session
 from ibpanel.broker.symbols import ContractCache, SymbolSpec, choose_primary_exchange, parse_symbol
 
 log = logging.getLogger(__name__)

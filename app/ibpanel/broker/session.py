@@ -35,6 +35,7 @@ from ib_async import IB
 
 from ibpanel.broker import errors
 from ibpanel.broker.exceptions import ConnectError
+from ibpanel.broker.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Heartbeat
 from ibpanel.broker.models import (
     ConnectionFailure,
     ConnectionParams,
@@ -52,15 +53,6 @@ _LINK_LOST = frozenset({1100, 2110})
 _LINK_BACK = frozenset({1101, 1102})
 # Farm "connection is OK" notices: after a 2110 TWS often says only these when its servers are back.
 _FARMS_OK = frozenset({2104, 2106, 2158})
-
-#: Heartbeat: after this many seconds without a word from TWS, ask for its current time ...
-HEARTBEAT_INTERVAL = 2.0
-#: ... and when no answer comes within this many seconds, the connection is stale (a frozen TWS keeps its
-#: socket open but answers nothing). Worst case from the last word to "stale": 2 intervals + the timeout.
-HEARTBEAT_TIMEOUT = 3.0
-STALE_MESSAGE = "TWS has stopped answering (no reply to a heartbeat within {timeout:g} s)"
-STALE_ADVICE = ("Orders are refused until TWS answers again: check that TWS / IB Gateway is not frozen or "
-                "showing a dialog, or reconnect.")
 
 #: How far upward we probe for a free client id after error 326.
 CLIENT_ID_PROBE_SPAN = 8
@@ -130,9 +122,10 @@ class Session:
         heartbeat: tuple[float, float] = (HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT),
     ) -> None:
         self.ib = ib
-        self.heartbeat = heartbeat  # (idle seconds before a probe, seconds the probe may take)
-        self._heartbeat_task: asyncio.Task | None = None
-        self._last_heard = 0.0  # loop time of the last bytes TWS sent
+        self._heartbeat = Heartbeat(
+            ib, *heartbeat, is_stale=lambda: self._status.stale,
+            on_stale=lambda reason: self._set(stale=True, stale_reason=reason),
+            on_fresh=lambda: self._set(stale=False, stale_reason=""))
         self.backoff = backoff
         self._on_status = on_status
         self._on_ready = on_ready
@@ -147,7 +140,6 @@ class Session:
         self._degraded_by: int | None = None  # the code that made the state DEGRADED (1100 or 2110)
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.errorEvent += self._on_error
-        self.ib.client.conn.hasData += self._heard
 
     # --- state ---------------------------------------------------------------------------------
     @property
@@ -215,7 +207,7 @@ class Session:
                   stale_reason="")
 
     def _hang_up(self) -> None:
-        self._stop_heartbeat()
+        self._heartbeat.stop()
         was_attempting, self._attempting = self._attempting, True  # our own hang-up is not a drop
         try:
             self.ib.disconnect()
@@ -252,7 +244,7 @@ class Session:
             self._degraded_by = None
             self._set(state=ConnectionState.CONNECTED, failure=None, reconnect_attempt=0, next_retry_in=None,
                       stale=False, stale_reason="")
-            self._start_heartbeat()
+            self._heartbeat.start()
             return True
         log.warning("connection dropped while resynchronising")
         return False
@@ -428,7 +420,7 @@ class Session:
         if self._status.state not in (ConnectionState.CONNECTED, ConnectionState.DEGRADED):
             return
         log.warning("connection to TWS lost")
-        self._stop_heartbeat()
+        self._heartbeat.stop()
         self._on_lost()
         lost = ConnectionFailure(FailureKind.NOT_CONNECTED, "The connection to TWS / IB Gateway was lost.",
                                  "Reconnecting automatically." if self._params.auto_reconnect
@@ -438,42 +430,6 @@ class Session:
             return
         self._set(state=ConnectionState.RECONNECTING, failure=lost, reconnect_attempt=0, stale=False, stale_reason="")
         self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
-
-    # --- heartbeat: notice a TWS that keeps its socket open but no longer answers ------------------
-    def _heard(self, data: bytes = b"") -> None:
-        with contextlib.suppress(RuntimeError):
-            self._last_heard = asyncio.get_running_loop().time()
-
-    def _start_heartbeat(self) -> None:
-        self._stop_heartbeat()
-        self._last_heard = asyncio.get_running_loop().time()
-        self._heartbeat_task = asyncio.ensure_future(self._heartbeat_loop())
-
-    def _stop_heartbeat(self) -> None:
-        task, self._heartbeat_task = self._heartbeat_task, None
-        if task is not None and not task.done() and task is not asyncio.current_task():
-            task.cancel()
-
-    async def _heartbeat_loop(self) -> None:
-        interval, timeout = self.heartbeat
-        loop = asyncio.get_running_loop()
-        while self.ib.isConnected():
-            await asyncio.sleep(interval)
-            if not self._status.stale and loop.time() - self._last_heard < interval:
-                continue  # TWS spoke within the interval: it is alive, no probe needed
-            try:
-                await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), timeout)
-            except asyncio.TimeoutError:
-                if not self._status.stale:
-                    log.warning("TWS did not answer a heartbeat within %g s: connection marked stale", timeout)
-                self._set(stale=True, stale_reason=STALE_MESSAGE.format(timeout=timeout))
-                continue
-            except Exception:  # noqa: BLE001 - a socket gone is the disconnect handler's business
-                log.debug("heartbeat request failed", exc_info=True)
-                return
-            if self._status.stale:
-                log.warning("TWS answers again: connection no longer stale")
-                self._set(stale=False, stale_reason="")
 
     def retry_delay(self, attempt: int) -> float:
         """Exponential backoff from the first to the largest delay, with +-25% jitter so clients spread out."""
