@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from argparse import Namespace
+from decimal import Decimal
 
-import aiohttp  # noqa: I001 - after the project's imports, as in conftest
-from ibpanel.api.server import start_api
-from ibpanel.broker.models import OrderStatus
+import aiohttp
+from ibpanel.api.routes import STATE_KEY
+from ibpanel.api.server import serve, start_api
+from ibpanel.broker.journal import OrderJournal
+from ibpanel.broker.models import OrderRequest, OrderStatus, OrderType, Side
 from ibpanel.broker.service import Broker
 
 from tests.api.conftest import Api
@@ -148,3 +152,27 @@ async def test_status_shows_a_frozen_tws_as_stale_and_orders_are_refused(tmp_pat
         await session.close()
         await handle.close()
         await broker.close()
+
+
+async def test_serve_shutdown_settles_queued_orders_as_not_sent_and_says_how_many(capsys):
+    ready: asyncio.Future = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    args = Namespace(demo=True, api_port=0, profile="shutdown", seed=3)
+    serving = asyncio.ensure_future(serve(args, ready=ready, stop=stop))
+    api = await asyncio.wait_for(ready, 30)
+    broker = api.app[STATE_KEY].broker
+    aapl = await broker.resolve("AAPL")
+    await broker.tick_table(aapl)
+    await broker.subscribe(aapl)
+    await wait_for(lambda: broker.quote(aapl) is not None and broker.quote(aapl).bid is not None)
+    price = (Decimal(repr(broker.quote(aapl).bid)) * Decimal("0.95")).quantize(Decimal("0.01"))
+    views = [await broker.place(OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.LMT, limit_price=price))
+             for _ in range(60)]  # 1.5 s of pacing: most are still queued when the stop comes
+    stop.set()
+    assert await asyncio.wait_for(serving, 30) == 0
+    unsent = broker.not_sent_at_shutdown
+    assert 0 < unsent <= 60
+    assert f"{unsent} queued order(s) not sent (NotSent in the journal)" in capsys.readouterr().out
+    with OrderJournal(broker.journal.path) as journal:
+        statuses = [journal.entry(v.journal_id).status for v in views]
+    assert statuses.count(OrderStatus.NOT_SENT.value) == unsent
