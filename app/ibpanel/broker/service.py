@@ -521,7 +521,7 @@ class Broker:
         if price is None:
             loop = asyncio.get_running_loop()
             remembered = self._reference_prices.get(con_id)
-            if remembered is not None and remembered[0] is not None and loop.time() - remembered[1] < _REFERENCE_MAX_AGE:
+            if remembered is not None and loop.time() - remembered[1] < _REFERENCE_MAX_AGE:
                 return remembered[0]
             if not self._session.connected:
                 return None
