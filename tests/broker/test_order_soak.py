@@ -56,6 +56,7 @@ async def test_thirty_faults_with_orders_in_flight_lose_duplicate_and_misattribu
                            timeout=15)
             await wait_for(lambda: broker.quote(aapl) is not None and broker.quote(aapl).last is not None)
             last = current.market.top(aapl.con_id).last
+            arrived_before = current.stats.count("PLACE_ORDER")
             for request in (OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.MKT),
                             OrderRequest("AAPL", Side.BUY, Decimal(1), OrderType.LMT,
                                          limit_price=(last * Decimal("0.95")).quantize(Decimal("0.01")))):
@@ -63,6 +64,8 @@ async def test_thirty_faults_with_orders_in_flight_lose_duplicate_and_misattribu
                     placed.append(await broker.place(request))
                 except OrderRejected as refused:  # only a refusal that sends nothing is acceptable here
                     assert {i.code for i in refused.issues} <= {"no_reference_price", "connection_stale"}
+            # the first order has reached the exchange; the second is in flight when the fault strikes
+            await wait_for(lambda sim=current, n=arrived_before: sim.stats.count("PLACE_ORDER") > n, timeout=5)
             before = len(connects)
             if cycle % 3 == 0:  # the connection drops
                 current.faults.drop_all()
@@ -110,6 +113,9 @@ async def test_thirty_faults_with_orders_in_flight_lose_duplicate_and_misattribu
             if Decimal(entry.filled) != order.filled or not status_ok:
                 disagree += 1
                 print("journal", entry, "exchange", order.status, order.filled)
+        not_sent = sum(broker.journal.entry(v.journal_id).status == OrderStatus.NOT_SENT.value for v in placed)
+        print(f"soak: {CYCLES} faults, {len(placed)} orders, {len(orders_at)} reached an exchange, {not_sent} NotSent, "
+              f"{sum(map(len, fills_at.values()))} fills, {len(exchanges)} exchange runs")
         assert (lost, duplicated, misattributed, missing_fills, disagree) == (0, 0, 0, 0, 0)
         assert all(Decimal(broker.journal.entry(v.journal_id).filled) <= 1 for v in placed)
     finally:

@@ -153,10 +153,10 @@ class OrderBook:
     def _key_of(self, trade: Trade) -> OrderKey:
         order = trade.order
         perm = int_id(order.permId) or int_id(trade.orderStatus.permId)
-        if perm and perm in self._perm_index:
+        if journal_mod.parse_order_ref(order.orderRef or "") is not None:
+            key = ("ref", order.orderRef)  # one journal id per order: a reused orderId or permId never merges two
+        elif perm and perm in self._perm_index:
             key = self._perm_index[perm]
-        elif journal_mod.parse_order_ref(order.orderRef or "") is not None:
-            key = ("ref", order.orderRef)  # one journal id per order: a reused orderId never merges two orders
         elif order.orderId and order.orderId > 0:
             key = (order.clientId, order.orderId)
         else:
