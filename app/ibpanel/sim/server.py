@@ -231,6 +231,8 @@ class ClientSession(asyncio.Protocol):
 
     def flush(self) -> None:
         self._flush_scheduled = False
+        if self.server.faults.frozen:
+            return  # a frozen TWS writes nothing; the queue goes out when it thaws
         if self._out and not self.closed and self.transport is not None:
             data = "".join(self._out).encode("latin-1")
             self._out.clear()
@@ -322,6 +324,7 @@ class SimServer:
         self.exchange = Exchange(self.market, self.accounts, self._on_venue_event)
         self.stats = Stats()
         self.faults = Faults(self)
+        self._held: list[tuple[ClientSession, bytes]] = []  # requests received while frozen
         self.quote_interval = float(cfg.quote_interval)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread_id: int | None = None
@@ -450,7 +453,29 @@ class SimServer:
             del self._sent_portfolio[key]
 
     # ----- dispatch ---------------------------------------------------------------------------------------
-    def handle_message(self, session: ClientSession, payload: bytes) -> None:
+    def set_frozen(self, frozen: bool) -> None:
+        log.info("fault: %s", "frozen (nothing answered, sockets open)" if frozen else "thawed")
+        self.faults.frozen = frozen
+        if frozen:
+            return
+        held, self._held = self._held, []
+        for session, payload in held:
+            if not session.closed:
+                self.handle_message(session, payload)
+        for session in list(self.sessions):
+            session.schedule_flush()
+
+    def _serve_late(self, session: ClientSession, payload: bytes) -> None:
+        if not session.closed:
+            self.handle_message(session, payload, late=True)
+
+    def handle_message(self, session: ClientSession, payload: bytes, *, late: bool = False) -> None:
+        if self.faults.frozen:
+            self._held.append((session, payload))  # unread, as by a hung TWS
+            return
+        if not late and self.faults.market_data_delay > 0 and payload.startswith(b"1\0"):  # REQ_MKT_DATA
+            self.loop.call_later(self.faults.market_data_delay, self._serve_late, session, payload)
+            return
         fields = P.split_fields(payload)
         try:
             request = P.decode_request(fields)
