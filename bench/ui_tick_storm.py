@@ -9,7 +9,8 @@ it, one after the other, each in its own process:
             on every packet (the shape of ib_async's own Qt ticker-table example; written here);
 - panel:    the real Broker on a qasync loop feeding a shown QuotesTab (table + chart of the first row).
 
-Each client subscribes every symbol, then waits until every line has streamed (it reports how many do)
+Ticks are TICK_PRICE / TICK_SIZE messages decoded (and so applied: each client writes a decoded tick
+to its store in the same call); upd/s is the ticker updates the client handled. Each client subscribes every symbol, then waits until every line has streamed (it reports how many do)
 before anything is measured. The exchange's update rate is then switched (4 / 10 / 25 updates per
 second per symbol by default) and each rate is measured for ``--seconds``: ticks applied per second,
 event-loop lag (lateness of a 10 ms timer: p50 / p99 / max) and CPU (% of one core, the client process
@@ -111,10 +112,13 @@ async def _wait_streaming(streaming, n: int, timeout: float) -> tuple[int, float
 
 
 async def serve(n: int, count_ticks, streaming, finish=None) -> None:
-    """The client side of the protocol: report readiness, then measure whenever asked."""
+    """The client side of the protocol: report readiness, then measure whenever asked.
+
+    ``count_ticks()`` -> (tick messages decoded, ticker updates the client applied) so far.
+    """
     queue = _stdin_queue()
     count, waited = await _wait_streaming(streaming, n, timeout=60 + n / 20)
-    print(json.dumps({"ready": True, "streaming": count, "wait_s": waited}), flush=True)
+    print(json.dumps({"ready": True, "streaming": count, "wait_s": waited, "pid": os.getpid()}), flush=True)
     while True:
         command = (await queue.get()).split()
         if not command or command[0] == "quit":
@@ -124,13 +128,13 @@ async def serve(n: int, count_ticks, streaming, finish=None) -> None:
         samples: list[float] = []
         stop = asyncio.Event()
         probe = asyncio.ensure_future(lag_probe(samples, stop))
-        ticks0, cpu0, wall0 = count_ticks(), time.process_time(), time.perf_counter()
+        (ticks0, updates0), cpu0, wall0 = count_ticks(), time.process_time(), time.perf_counter()
         await asyncio.sleep(seconds)
-        ticks1, cpu1, wall1 = count_ticks(), time.process_time(), time.perf_counter()
+        (ticks1, updates1), cpu1, wall1 = count_ticks(), time.process_time(), time.perf_counter()
         stop.set()
         await probe
         wall = wall1 - wall0
-        result = {"ticks_per_s": (ticks1 - ticks0) / wall, "cpu_pct": 100.0 * (cpu1 - cpu0) / wall,
+        result = {"ticks_per_s": (ticks1 - ticks0) / wall, "updates_per_s": (updates1 - updates0) / wall, "cpu_pct": 100.0 * (cpu1 - cpu0) / wall,
                   "streaming": streaming(), **lag_stats(samples)}
         if finish is not None:
             result.update(finish())
@@ -138,6 +142,26 @@ async def serve(n: int, count_ticks, streaming, finish=None) -> None:
 
 
 # --- headless ib_async client (the ceiling) --------------------------------------------------------
+
+
+def count_tick_messages(ib) -> list[int]:
+    """Count TICK_PRICE / TICK_SIZE messages as ib_async decodes them: [count], the same for every client.
+
+    Every client applies a decoded tick to its store in the same call (table, model or counter), so this
+    is the rate each keeps up with; counting ticker updates instead would depend on how a client's reads
+    split a burst (one ticker can update twice in a burst that arrives in two reads).
+    """
+    counter = [0]
+    handlers = ib.client.decoder.handlers
+    for msg_id in (1, 2):
+        decode = handlers[msg_id]
+
+        def counted(fields, decode=decode) -> None:
+            counter[0] += 1
+            decode(fields)
+
+        handlers[msg_id] = counted
+    return counter
 
 
 def _ib_client(client_id: int):
@@ -162,14 +186,15 @@ def _has_price(ticker) -> bool:
 async def headless(port: int, n: int) -> None:
     ib = _ib_client(901)
     await ib.connectAsync("127.0.0.1", port, clientId=901, timeout=20)
-    counter = [0]
+    ticks = count_tick_messages(ib)
+    updates = [0]
 
     def on_pending(tickers) -> None:
-        counter[0] += len(tickers)
+        updates[0] += len(tickers)
 
     ib.pendingTickersEvent += on_pending
     tickers = _ib_subscribe(ib, n)
-    await serve(n, lambda: counter[0], lambda: sum(1 for t in tickers if _has_price(t)))
+    await serve(n, lambda: (ticks[0], updates[0]), lambda: sum(1 for t in tickers if _has_price(t)))
     ib.disconnect()
 
 
@@ -197,6 +222,7 @@ async def peer(port: int, n: int) -> None:
     table.setHorizontalHeaderLabels(["symbol", *PEER_FIELDS])
     table.resize(1280, 900)
     table.show()
+    ticks = count_tick_messages(ib)
     row_of: dict[int, int] = {}
     for row, (symbol, con_id) in enumerate(_con_ids(n).items()):
         row_of[con_id] = row
@@ -213,7 +239,7 @@ async def peer(port: int, n: int) -> None:
 
     ib.pendingTickersEvent += on_pending
     tickers = _ib_subscribe(ib, n)
-    await serve(n, lambda: counter[0], lambda: sum(1 for t in tickers if _has_price(t)))
+    await serve(n, lambda: (ticks[0], counter[0]), lambda: sum(1 for t in tickers if _has_price(t)))
     ib.disconnect()
 
 
@@ -231,6 +257,7 @@ async def panel(port: int, n: int) -> None:
     await broker.connect(ConnectionParams(host="127.0.0.1", port=port, client_id=902, timeout=20, auto_reconnect=False))
     settings = Settings("bench")
     settings.set_json("quotes/watchlist", [])
+    ticks = count_tick_messages(broker._ib)  # bench only: the same decoder hook as the other clients
     tab = QuotesTab(broker, settings)
     tab.resize(1280, 900)
     tab.show()
@@ -255,7 +282,7 @@ async def panel(port: int, n: int) -> None:
                 dropped += 1
         return {"dropped_final": dropped, "chart_redraws": tab.chart.redraws, "flushes": tab.model.flush_count}
 
-    await serve(n, lambda: tab.ticks_applied, streaming, finish)
+    await serve(n, lambda: (ticks[0], tab.ticks_applied), streaming, finish)
     tab.shutdown()
     await broker.close()
 
@@ -310,7 +337,14 @@ def _ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def measure_size(n: int, rates: list[float], seconds: float, clients: list[str]) -> dict:
+def _py_spy(pid: int, seconds: float, out: str) -> subprocess.Popen:
+    """Sample one client while it is measured (py-spy must be installed: pip install py-spy)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return subprocess.Popen([beside if os.path.exists(beside) else "py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds) + 1), "--rate", "100",
+                             "--format", "raw", "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure_size(n: int, rates: list[float], seconds: float, clients: list[str], profile_dir: str = "") -> dict:
     """results[rate][client] for one watchlist size, plus the streaming counts."""
     results: dict = {rate: {} for rate in rates}
     ready: dict = {}
@@ -325,7 +359,11 @@ def measure_size(n: int, rates: list[float], seconds: float, clients: list[str])
                     sim.send(f"rate {rate:g}")
                     sim.read()
                     child.send(f"measure {seconds}")
+                    spy = (_py_spy(ready[client]["pid"], seconds, os.path.join(profile_dir, f"{client}-{n}x{rate:g}.txt"))
+                           if profile_dir else None)
                     results[rate][client] = child.read()
+                    if spy is not None:
+                        spy.wait()
                 child.send("quit")
             except Exception as exc:  # noqa: BLE001 - report and carry on with the next client
                 ready.setdefault(client, {"error": str(exc)})
@@ -347,6 +385,7 @@ def main() -> int:
     parser.add_argument("--rates", default=None, help="updates per second per symbol")
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--profile-dir", default="", help="write a py-spy profile (raw) of each measured client here")
     args = parser.parse_args()
 
     if args.role == "sim":
@@ -363,10 +402,10 @@ def main() -> int:
     clients = [c for c in args.clients.split(",") if c in CLIENTS]
     print("absolute figures depend on the machine's load; the ratios compare clients measured in this run")
     print(f"{'symbols':>7} {'rate':>4} | {'client':<8} {'streams':>7} {'ticks/s':>8} {'lag p50':>7} {'p99':>6}"
-          f" {'max':>6} {'CPU%':>5} | {'ticks/peer':>10} {'ticks/hl':>8} {'CPU/peer':>8} {'p99/peer':>8}")
+          f" {'max':>6} {'CPU%':>5} {'upd/s':>6} | {'ticks/peer':>10} {'ticks/hl':>8} {'CPU/peer':>8} {'p99/peer':>8}")
     verdicts: list[tuple[str, bool | None]] = []
     for n in (int(s) for s in sizes.split(",")):
-        measured = measure_size(n, [float(r) for r in rates.split(",")], seconds, clients)
+        measured = measure_size(n, [float(r) for r in rates.split(",")], seconds, clients, args.profile_dir)
         for client, ready in measured["ready"].items():
             if "error" in ready:
                 print(f"{n:>7}      | {client:<8} failed: {ready['error']}")
@@ -385,7 +424,8 @@ def main() -> int:
                 cpu_peer = _ratio(r["cpu_pct"], peer_r.get("cpu_pct")) if compare else None
                 p99_peer = _ratio(r["p99"], peer_r.get("p99")) if compare else None
                 print(f"{n:>7} {rate:>4g} | {client:<8} {r['streaming']:>7} {r['ticks_per_s']:>8.0f} {_fmt(r['p50']):>7}"
-                      f" {_fmt(r['p99']):>6} {_fmt(r['max']):>6} {r['cpu_pct']:>5.0f} | {_fmt(ticks_peer, '.2f'):>10}"
+                      f" {_fmt(r['p99']):>6} {_fmt(r['max']):>6} {r['cpu_pct']:>5.0f} {r['updates_per_s']:>6.0f} |"
+                      f" {_fmt(ticks_peer, '.2f'):>10}"
                       f" {_fmt(ticks_head, '.2f'):>8} {_fmt(cpu_peer, '.2f'):>8} {_fmt(p99_peer, '.2f'):>8}")
                 if client == "panel":
                     print(f"{'':>15}   panel: dropped final values {r.get('dropped_final')}, chart redraws"

@@ -1,7 +1,8 @@
 """Price chart for one instrument: historical bars as candles plus the live last price, with a crosshair.
 
 Speed rules from qt-async-notes: float64 x arrays, 1 px pens, antialias off, clipToView and peak
-downsampling, and redraws only from a timer (25 Hz) when something changed, never per tick.
+downsampling, and redraws only from a timer (at most REDRAW_HZ a second) when something changed, never
+per tick: each redraw repaints the whole plot with its axes, which costs more than a tick storm's table.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ BAR_SIZES: dict[str, tuple[str, str]] = {
     "1 hour": ("1 M", "1 hour"),
     "1 day": ("1 Y", "1 day"),
 }
-REDRAW_HZ = 25
+REDRAW_HZ = 4  # a live line at 4 Hz reads as live; 25 Hz cost a third of the UI thread in a tick storm
 LIVE_POINTS_MAX = 20_000
 UP_CANDLE = "#1a7f37"
 DOWN_CANDLE = "#cf222e"
 CANDLE_BODY_FRACTION = 0.7  # of the bar spacing: a gap between neighbouring candles
+FOLLOW_BARS_AHEAD = 6  # room on the right for live prices, in bars: the view moves that seldom
 
 
 class CandlestickItem(pg.GraphicsObject):
@@ -114,6 +116,9 @@ class PriceChart(QWidget):
         self.live_x: list[float] = []
         self.live_y: list[float] = []
         self.redraws = 0
+        self._fitted = False  # the view range was set for the data at least once
+        self._live_low: float | None = None  # live price band seen (the view must keep it)
+        self._live_high: float | None = None
         self._dirty = False
         self._load_seq = 0
         self._closed = False
@@ -145,6 +150,9 @@ class PriceChart(QWidget):
         self.plot.addItem(self.v_line, ignoreBounds=True)
         self.plot.addItem(self.h_line, ignoreBounds=True)
         self._mouse_proxy = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+        # The view follows the data until the trader pans or zooms; a new symbol or bar size follows again.
+        self.following = True
+        self.plot.getPlotItem().vb.sigRangeChangedManually.connect(self._stop_following)
 
         top = QHBoxLayout()
         top.addWidget(self.title_label, 1)
@@ -169,9 +177,12 @@ class PriceChart(QWidget):
         self.instrument = instrument
         self.live_x.clear()
         self.live_y.clear()
+        self._live_low = self._live_high = None
+        self._fitted = False
         self.bar_x = np.empty(0, dtype=np.float64)
         self.bar_y = np.empty(0, dtype=np.float64)
         self.bars = ()
+        self.following = True
         self.title_label.setText(instrument.display if instrument else "Select a symbol")
         self._mark()
         self.reload()
@@ -196,9 +207,10 @@ class PriceChart(QWidget):
         self.bar_y = np.fromiter((b.close for b in bars), dtype=np.float64, count=len(bars))
         self.bars = tuple(bars)
         self.title_label.setText(f"{instrument.display} · {bar_size} bars · {len(bars)}")
+        self.following = True
+        self._fitted = False
         self._mark()
         self.redraw()
-        self.plot.enableAutoRange()
         self.bars_loaded.emit(len(bars))
 
     def add_quote(self, quote: Quote) -> None:
@@ -210,6 +222,10 @@ class PriceChart(QWidget):
             return
         self.live_x.append(stamp)
         self.live_y.append(quote.last)
+        if self._live_low is None or quote.last < self._live_low:
+            self._live_low = quote.last
+        if self._live_high is None or quote.last > self._live_high:
+            self._live_high = quote.last
         if len(self.live_x) > LIVE_POINTS_MAX:
             del self.live_x[: len(self.live_x) - LIVE_POINTS_MAX]
             del self.live_y[: len(self.live_y) - LIVE_POINTS_MAX]
@@ -238,6 +254,37 @@ class PriceChart(QWidget):
         else:
             self.live_curve.setData([], [])
             self.last_line.setVisible(False)
+        if self.following:
+            self._follow()
+
+    def _stop_following(self, *_args) -> None:
+        self.following = False
+
+    def _follow(self) -> None:
+        """Keep the data in view, moving the range only when the data leaves it, with room to grow.
+
+        Auto-range would move the view (and so re-lay out both axes, the costliest paint here) on every
+        live point; this moves it every few bars' time or when the price leaves the band.
+        """
+        xs = [a for a in (self.bar_x, self.live_x) if len(a)]
+        if not xs:
+            return
+        x_low, x_high = min(float(a[0]) for a in xs), max(float(a[-1]) for a in xs)
+        lows = [float(np.nanmin(self.candles.low))] if len(self.candles) else []
+        highs = [float(np.nanmax(self.candles.high))] if len(self.candles) else []
+        if self._live_low is not None and self._live_high is not None:
+            lows.append(self._live_low)
+            highs.append(self._live_high)
+        y_low, y_high = min(lows), max(highs)
+        (view_x0, view_x1), (view_y0, view_y1) = self.plot.getPlotItem().vb.viewRange()
+        if self._fitted and view_x0 <= x_low and x_high <= view_x1 and view_y0 <= y_low and y_high <= view_y1:
+            return
+        spacing = self.candles.body_width() / CANDLE_BODY_FRACTION if len(self.candles) > 1 else 60.0
+        x_room = max(FOLLOW_BARS_AHEAD * spacing, 0.02 * (x_high - x_low))
+        y_pad = max(0.08 * (y_high - y_low), 0.002 * abs(y_high) or 1e-6)
+        self._fitted = True
+        self.plot.getPlotItem().vb.setRange(xRange=(x_low, x_high + x_room), yRange=(y_low - y_pad, y_high + y_pad),
+                                            padding=0)
 
     def point_count(self) -> tuple[int, int]:
         """(historical bars, live points) currently drawn."""

@@ -1,7 +1,7 @@
 """Quotes tab: a saved watchlist (US and HK mixed) with an up / down flash, and a chart of the selected symbol.
 
 Every quote packet only updates the store; the table repaints on its ~10 Hz flush and the chart on
-its 25 Hz timer, so a tick storm costs dictionary writes, not repaints.
+its own few-per-second timer, so a tick storm costs dictionary writes, not repaints.
 """
 
 from __future__ import annotations
