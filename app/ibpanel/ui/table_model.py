@@ -31,6 +31,11 @@ from ibpanel.ui import formatting as fmt
 POSITIVE_COLOUR = QColor("#1a7f37")
 NEGATIVE_COLOUR = QColor("#cf222e")
 STALE_COLOUR = QColor("#8c959f")
+#: The item roles ``KeyedTableModel.data`` answers; any other role is None at once.
+_ANSWERED_ROLES = frozenset(int(r) for r in (
+    Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.TextAlignmentRole, Qt.ItemDataRole.ForegroundRole,
+    Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.UserRole, Qt.ItemDataRole.ToolTipRole,
+))
 
 
 class ColumnKind(str, Enum):
@@ -392,6 +397,8 @@ class KeyedTableModel(QAbstractTableModel):
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if role not in _ANSWERED_ROLES:  # a view asks ~10 roles per cell per paint: the rest cost nothing
+            return None
         if not index.isValid():
             return None
         position, col = index.row(), index.column()
