@@ -9,8 +9,9 @@ it, one after the other, each in its own process:
             on every packet (the shape of ib_async's own Qt ticker-table example; written here);
 - panel:    the real Broker on a qasync loop feeding a shown QuotesTab (table + chart of the first row).
 
-Ticks are TICK_PRICE / TICK_SIZE messages decoded (and so applied: each client writes a decoded tick
-to its store in the same call); upd/s is the ticker updates the client handled. Each client subscribes every symbol, then waits until every line has streamed (it reports how many do)
+Ticks are ticker updates applied (one per symbol per packet that changed it: ib_async's pendingTickers
+for the headless and peer clients, quotes written to the Quotes tab's store for the panel); msg/s is the
+TICK_PRICE / TICK_SIZE messages decoded. Each client subscribes every symbol, then waits until every line has streamed (it reports how many do)
 before anything is measured. The exchange's update rate is then switched (4 / 10 / 25 updates per
 second per symbol by default) and each rate is measured for ``--seconds``: ticks applied per second,
 event-loop lag (lateness of a 10 ms timer: p50 / p99 / max) and CPU (% of one core, the client process
@@ -134,7 +135,7 @@ async def serve(n: int, count_ticks, streaming, finish=None) -> None:
         stop.set()
         await probe
         wall = wall1 - wall0
-        result = {"ticks_per_s": (ticks1 - ticks0) / wall, "updates_per_s": (updates1 - updates0) / wall, "cpu_pct": 100.0 * (cpu1 - cpu0) / wall,
+        result = {"ticks_per_s": (updates1 - updates0) / wall, "messages_per_s": (ticks1 - ticks0) / wall, "cpu_pct": 100.0 * (cpu1 - cpu0) / wall,
                   "streaming": streaming(), **lag_stats(samples)}
         if finish is not None:
             result.update(finish())
@@ -145,11 +146,10 @@ async def serve(n: int, count_ticks, streaming, finish=None) -> None:
 
 
 def count_tick_messages(ib) -> list[int]:
-    """Count TICK_PRICE / TICK_SIZE messages as ib_async decodes them: [count], the same for every client.
+    """Count TICK_PRICE / TICK_SIZE messages as ib_async decodes them: [count], the same hook in every client.
 
-    Every client applies a decoded tick to its store in the same call (table, model or counter), so this
-    is the rate each keeps up with; counting ticker updates instead would depend on how a client's reads
-    split a burst (one ticker can update twice in a burst that arrives in two reads).
+    A client that falls behind gets fewer of them: the exchange then pauses its stream and sends a full quote
+    per line when it catches up, so read this beside the ticker updates, not alone.
     """
     counter = [0]
     handlers = ib.client.decoder.handlers
@@ -402,7 +402,7 @@ def main() -> int:
     clients = [c for c in args.clients.split(",") if c in CLIENTS]
     print("absolute figures depend on the machine's load; the ratios compare clients measured in this run")
     print(f"{'symbols':>7} {'rate':>4} | {'client':<8} {'streams':>7} {'ticks/s':>8} {'lag p50':>7} {'p99':>6}"
-          f" {'max':>6} {'CPU%':>5} {'upd/s':>6} | {'ticks/peer':>10} {'ticks/hl':>8} {'CPU/peer':>8} {'p99/peer':>8}")
+          f" {'max':>6} {'CPU%':>5} {'msg/s':>6} | {'ticks/peer':>10} {'ticks/hl':>8} {'CPU/peer':>8} {'p99/peer':>8}")
     verdicts: list[tuple[str, bool | None]] = []
     for n in (int(s) for s in sizes.split(",")):
         measured = measure_size(n, [float(r) for r in rates.split(",")], seconds, clients, args.profile_dir)
@@ -424,7 +424,7 @@ def main() -> int:
                 cpu_peer = _ratio(r["cpu_pct"], peer_r.get("cpu_pct")) if compare else None
                 p99_peer = _ratio(r["p99"], peer_r.get("p99")) if compare else None
                 print(f"{n:>7} {rate:>4g} | {client:<8} {r['streaming']:>7} {r['ticks_per_s']:>8.0f} {_fmt(r['p50']):>7}"
-                      f" {_fmt(r['p99']):>6} {_fmt(r['max']):>6} {r['cpu_pct']:>5.0f} {r['updates_per_s']:>6.0f} |"
+                      f" {_fmt(r['p99']):>6} {_fmt(r['max']):>6} {r['cpu_pct']:>5.0f} {r['messages_per_s']:>6.0f} |"
                       f" {_fmt(ticks_peer, '.2f'):>10}"
                       f" {_fmt(ticks_head, '.2f'):>8} {_fmt(cpu_peer, '.2f'):>8} {_fmt(p99_peer, '.2f'):>8}")
                 if client == "panel":

@@ -35,10 +35,6 @@ NO_LINE_MESSAGE = (
 )
 #: ib_async's marketDataType values (1..4) -> MarketDataType, looked up per tick.
 _KINDS = {int(kind): kind for kind in MarketDataType}
-#: Bytes read from the socket per loop turn. asyncio reads up to 256 KiB at once, and ib_async decodes
-#: all of it before the loop runs anything else: a burst of a thousand quotes would hold the window
-#: for tens of milliseconds. Smaller reads let timers and paints run between parts of a burst.
-READ_CHUNK = 8 * 1024
 # How long subscribe() waits for the first tick before returning an empty quote.
 _FIRST_TICK_WAIT = 0.5  # short: a watchlist subscribes many at once, closed markets send nothing
 
@@ -134,13 +130,7 @@ class QuoteBook:
                 self._request(con_id)
                 return
 
-    def _limit_read_chunk(self) -> None:
-        transport = getattr(getattr(self.ib.client, "conn", None), "transport", None)
-        if transport is not None and getattr(transport, "max_size", 0) > READ_CHUNK:
-            transport.max_size = READ_CHUNK  # asyncio's selector transports read max_size bytes per turn
-
     def _request(self, con_id: int) -> None:
-        self._limit_read_chunk()
         contract = self._contract_for(self._instruments[con_id])
         ticker = self.ib.reqMktData(contract, "", False, False)
         self._tickers[con_id] = ticker
