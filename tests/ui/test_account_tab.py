@@ -33,7 +33,7 @@ def test_account_values_fill_in_from_the_exchange(qtbot, broker, ui_settings):
     assert not tab.stale_label.isVisible()
     # The chart collects a point per update and draws from its timer, not per event.
     qtbot.waitUntil(lambda: tab.chart_points() >= 1, timeout=5000)
-    qtbot.waitUntil(lambda: len(tab.curve.getData()[0] or ()) >= 1, timeout=3000)
+    qtbot.waitUntil(lambda: tab.curve.getData()[0] is not None and len(tab.curve.getData()[0]) >= 1, timeout=3000)
     tab.shutdown()
     assert not tab.redraw_timer.isActive()
 
