@@ -1,4 +1,4 @@
-"""Golden test: for every message kind recorded from a real TWS (shared/golden/tws-recorded), the
+"""Golden test: for every message kind recorded from a real TWS (tests/sim/golden, see its README), the
 simulator's message of the same kind has the same field count and decodes with ib_async at server
 version 176 into the same set of populated fields.
 
@@ -20,12 +20,9 @@ from ib_async import IB, MarketOrder, Stock
 from ib_async.decoder import Decoder
 from ib_async.util import UNSET_DOUBLE, UNSET_INTEGER
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "golden" / "tws-recorded"
-if not GOLDEN.exists():  # the checkout may sit elsewhere; the shared folder is a sibling of the repo
-    GOLDEN = Path("/work/shared/golden/tws-recorded")
+GOLDEN = Path(__file__).resolve().parent / "golden"
 
-pytestmark = [pytest.mark.timeout(60),
-              pytest.mark.skipif(not GOLDEN.exists(), reason="shared/golden/tws-recorded is not available")]
+pytestmark = [pytest.mark.timeout(60)]
 
 # message kinds the simulator does not send (tick-by-tick is not part of the practice exchange)
 NOT_SENT = {99}

@@ -803,7 +803,7 @@ def _contract12(c: ContractRecord, exchange: str) -> list[object]:
 
 
 def position_data(account: str, c: ContractRecord, position: object, avg_cost: object) -> bytes:
-    # TWS leaves the exchange of a position empty (see golden/position_1.txt); clients qualify by conId
+    # TWS leaves the exchange of a position empty (see tests/sim/golden/position_1.txt); clients qualify by conId
     return encode([POSITION_DATA, 3, account, c.con_id, c.symbol, c.sec_type, "", "0.0", "", "", "",
                    c.currency, c.local_symbol, c.trading_class, position, avg_cost])
 
@@ -953,7 +953,7 @@ def _margin_fields(o: OrderEcho) -> list[object]:
 def open_order(c: ContractRecord, o: OrderEcho) -> bytes:
     """OPEN_ORDER at 176: orderId, contract, the order fields ending with the 5 PEG fields.
 
-    Defaults mirror a recorded TWS message (golden/open_order_1.txt): right "?", deltaNeutralOrderType
+    Defaults mirror a recorded TWS message (tests/sim/golden/open_order_1.txt): right "?", deltaNeutralOrderType
     "None" followed by its 8 fields, adjustedOrderType "None", unset doubles where TWS sends them.
     """
     w = o.wire
