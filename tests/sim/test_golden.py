@@ -24,9 +24,6 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 pytestmark = [pytest.mark.timeout(60)]
 
-# message kinds the simulator does not send (tick-by-tick is not part of the practice exchange)
-NOT_SENT = {99}
-
 # populated-field differences explained by the instrument type of the recording, per file
 EXPECTED_DIFFERENCES = {
     # EUR.USD (CASH) has no listing exchange, industry classification or stock type; every stock has them
@@ -134,6 +131,11 @@ def captured():
             await asyncio.sleep(0.1)
             await ib.reqPositionsAsync()
             await ib.accountSummaryAsync("DU111111")
+            ticker = ib.reqTickByTickData(spy, "BidAsk")
+            for _ in range(200):
+                if ticker.tickByTicks:
+                    break
+                await asyncio.sleep(0.02)
         finally:
             ib.disconnect()
         # the handshake replies arrive before the hook is in place: capture them on a second connection
@@ -163,8 +165,6 @@ def _golden_files():
 def test_simulator_message_matches_recording(path: Path, captured):
     golden = _load_golden(path)
     msg_id = int(golden[0])
-    if msg_id in NOT_SENT:
-        pytest.skip(f"message {msg_id} (tick-by-tick) is not sent by the practice exchange")
     ours = captured.get(msg_id)
     assert ours, f"the simulator never sent message {msg_id} ({path.name})"
     if msg_id == 4:  # pick an error of the same family (a farm notice with reqId -1)

@@ -99,6 +99,26 @@ POSITION_MULTI = 71
 POSITION_MULTI_END = 72
 SYMBOL_SAMPLES = 79
 HEAD_TIMESTAMP = 88
+RECEIVE_FA = 16
+SCANNER_PARAMETERS = 19
+SCANNER_DATA = 20
+REAL_TIME_BARS = 50
+FUNDAMENTAL_DATA = 51
+DISPLAY_GROUP_LIST = 67
+DISPLAY_GROUP_UPDATED = 68
+SECURITY_DEFINITION_OPTION_PARAMETER_END = 76
+SOFT_DOLLAR_TIERS = 77
+FAMILY_CODES = 78
+MKT_DEPTH_EXCHANGES = 80
+SMART_COMPONENTS = 82
+NEWS_PROVIDERS = 85
+HISTOGRAM_DATA = 89
+HISTORICAL_TICKS = 96
+HISTORICAL_TICKS_BID_ASK = 97
+HISTORICAL_TICKS_LAST = 98
+TICK_BY_TICK = 99
+REPLACE_FA_END = 103
+USER_INFO = 107
 
 OUT_NAMES: dict[int, str] = {
     TICK_PRICE: "TICK_PRICE", TICK_SIZE: "TICK_SIZE", ORDER_STATUS: "ORDER_STATUS", ERR_MSG: "ERR_MSG",
@@ -116,6 +136,15 @@ OUT_NAMES: dict[int, str] = {
     MARKET_RULE: "MARKET_RULE", PNL: "PNL", PNL_SINGLE: "PNL_SINGLE", COMPLETED_ORDER: "COMPLETED_ORDER",
     COMPLETED_ORDERS_END: "COMPLETED_ORDERS_END", POSITION_MULTI: "POSITION_MULTI",
     POSITION_MULTI_END: "POSITION_MULTI_END", SYMBOL_SAMPLES: "SYMBOL_SAMPLES", HEAD_TIMESTAMP: "HEAD_TIMESTAMP",
+    RECEIVE_FA: "RECEIVE_FA", SCANNER_PARAMETERS: "SCANNER_PARAMETERS", SCANNER_DATA: "SCANNER_DATA",
+    REAL_TIME_BARS: "REAL_TIME_BARS", FUNDAMENTAL_DATA: "FUNDAMENTAL_DATA",
+    DISPLAY_GROUP_LIST: "DISPLAY_GROUP_LIST", DISPLAY_GROUP_UPDATED: "DISPLAY_GROUP_UPDATED",
+    SECURITY_DEFINITION_OPTION_PARAMETER_END: "SECURITY_DEFINITION_OPTION_PARAMETER_END",
+    SOFT_DOLLAR_TIERS: "SOFT_DOLLAR_TIERS", FAMILY_CODES: "FAMILY_CODES",
+    MKT_DEPTH_EXCHANGES: "MKT_DEPTH_EXCHANGES", SMART_COMPONENTS: "SMART_COMPONENTS",
+    NEWS_PROVIDERS: "NEWS_PROVIDERS", HISTOGRAM_DATA: "HISTOGRAM_DATA", HISTORICAL_TICKS: "HISTORICAL_TICKS",
+    HISTORICAL_TICKS_BID_ASK: "HISTORICAL_TICKS_BID_ASK", HISTORICAL_TICKS_LAST: "HISTORICAL_TICKS_LAST",
+    TICK_BY_TICK: "TICK_BY_TICK", REPLACE_FA_END: "REPLACE_FA_END", USER_INFO: "USER_INFO",
 }
 
 
@@ -679,6 +708,88 @@ _DECODERS = {
 }
 
 
+@dataclass(frozen=True)
+class SideRequest:
+    """A request outside quotes, orders and accounts (see sim/side_requests.py): its reqId (-1 when the
+    message has none), the contract when it names one, and the remaining fields as text."""
+
+    req_id: int
+    contract: ContractSpec | None
+    rest: tuple[str, ...]
+
+
+def _side(version: bool, req_id: bool = True, contract: bool = False, primary: bool = True):
+    """Decoder for a side request: [version], [reqId], [12/11 contract fields], rest as text."""
+
+    def decode(r: FieldReader) -> SideRequest:
+        if version:
+            r.int("version")
+        rid = r.int("reqId") if req_id else -1
+        spec = read_contract(r, with_primary=primary) if contract else None
+        return SideRequest(rid, spec, tuple(r.fields[r.pos:]))
+
+    return decode
+
+
+def _replace_fa(r: FieldReader) -> SideRequest:
+    r.int("version")
+    fa_type = r.text("faDataType")
+    xml = r.text("xml")
+    req_id = r.int("reqId") if r.remaining() else -1
+    return SideRequest(req_id, None, (fa_type, xml))
+
+
+# where each side request keeps its reqId: messages below 79 mostly carry a version first, but 20, 22 and 78
+# do not (reading the wrong field gave scanner and option-chain replies reqId -1)
+_DECODERS.update({
+    10: _side(True, contract=True),  # reqMktDepth
+    11: _side(True),  # cancelMktDepth
+    12: _side(True, req_id=False),  # reqNewsBulletins(allMsgs)
+    13: _side(True, req_id=False),
+    14: _side(True, req_id=False),  # setServerLogLevel
+    18: _side(True, req_id=False),  # requestFA(faDataType)
+    19: _replace_fa,
+    21: _side(True, contract=True, primary=False),  # exerciseOptions
+    22: _side(False),  # reqScannerSubscription: no version field at this server version
+    23: _side(True),
+    24: _side(True, req_id=False),
+    50: _side(True, contract=True),  # reqRealTimeBars
+    51: _side(True),
+    52: _side(True),  # reqFundamentalData (its contract has 7 fields: not needed)
+    53: _side(True),
+    54: _side(True, contract=True),
+    55: _side(True, contract=True),
+    56: _side(True),
+    57: _side(True),
+    65: _side(True, req_id=False),
+    66: _side(True, req_id=False),
+    67: _side(True),  # queryDisplayGroups
+    68: _side(True),  # subscribeToGroupEvents
+    69: _side(True),  # updateDisplayGroup
+    70: _side(True),
+    72: _side(True, req_id=False),
+    73: _side(True, req_id=False),
+    78: _side(False),  # reqSecDefOptParams: no version field
+    79: _side(False),
+    80: _side(False, req_id=False),
+    82: _side(False, req_id=False),
+    83: _side(False),
+    84: _side(False),
+    85: _side(False, req_id=False),
+    86: _side(False),
+    88: _side(False, contract=True),  # reqHistogramData
+    89: _side(False),
+    96: _side(False, contract=True),  # reqHistoricalTicks
+    97: _side(False, contract=True),  # reqTickByTickData
+    98: _side(False),
+    100: _side(False),
+    101: _side(False),
+    102: _side(False),
+    103: _side(False),
+    104: _side(False),
+})
+
+
 # ----- reply encoders ----------------------------------------------------------------------------------------
 def error_message(req_id: int, code: int, text: str, advanced_json: str = "") -> bytes:
     return encode((ERR_MSG, 2, req_id, code, text, advanced_json))
@@ -1072,3 +1183,117 @@ def tws_time(moment: datetime, zone_name: str) -> str:
 
     local = moment.astimezone(ZoneInfo(zone_name))
     return local.strftime("%Y%m%d %H:%M:%S") + " " + zone_name
+
+
+# ----- side-request replies ----------------------------------------------------------------------------------
+def receive_fa(fa_data_type: int, xml: str) -> bytes:
+    return encode((RECEIVE_FA, 1, fa_data_type, xml))
+
+
+def replace_fa_end(req_id: int, text: str) -> bytes:
+    return encode((REPLACE_FA_END, req_id, text))
+
+
+def scanner_parameters(xml: str) -> bytes:
+    return encode((SCANNER_PARAMETERS, 1, xml))
+
+
+def scanner_data_empty(req_id: int) -> bytes:
+    """SCANNER_DATA with no rows: clients take it as the end of the scan."""
+    return encode((SCANNER_DATA, 3, req_id, 0))
+
+
+def real_time_bar(req_id: int, epoch: int, open_: object, high: object, low: object, close: object,
+                  volume: object, wap: object, count: int) -> bytes:
+    return encode((REAL_TIME_BARS, 3, req_id, epoch, open_, high, low, close, volume, wap, count))
+
+
+def display_group_list(req_id: int, groups: str) -> bytes:
+    return encode((DISPLAY_GROUP_LIST, 1, req_id, groups))
+
+
+def display_group_updated(req_id: int, contract_info: str) -> bytes:
+    return encode((DISPLAY_GROUP_UPDATED, 1, req_id, contract_info))
+
+
+def sec_def_opt_params_end(req_id: int) -> bytes:
+    return encode((SECURITY_DEFINITION_OPTION_PARAMETER_END, req_id))
+
+
+def soft_dollar_tiers(req_id: int) -> bytes:
+    return encode((SOFT_DOLLAR_TIERS, req_id, 0))
+
+
+def family_codes(rows: Sequence[tuple[str, str]]) -> bytes:
+    fields: list[object] = [FAMILY_CODES, len(rows)]
+    for account, code in rows:
+        fields += [account, code]
+    return encode(fields)
+
+
+def mkt_depth_exchanges(rows: Sequence[tuple[str, str, str, str, int]]) -> bytes:
+    fields: list[object] = [MKT_DEPTH_EXCHANGES, len(rows)]
+    for row in rows:
+        fields += list(row)
+    return encode(fields)
+
+
+def smart_components(req_id: int, rows: Sequence[tuple[int, str, str]]) -> bytes:
+    fields: list[object] = [SMART_COMPONENTS, req_id, len(rows)]
+    for row in rows:
+        fields += list(row)
+    return encode(fields)
+
+
+def news_providers(rows: Sequence[tuple[str, str]]) -> bytes:
+    fields: list[object] = [NEWS_PROVIDERS, len(rows)]
+    for code, name in rows:
+        fields += [code, name]
+    return encode(fields)
+
+
+def histogram_data(req_id: int, rows: Sequence[tuple[object, int]]) -> bytes:
+    fields: list[object] = [HISTOGRAM_DATA, req_id, len(rows)]
+    for price, count in rows:
+        fields += [price, count]
+    return encode(fields)
+
+
+def historical_ticks_midpoint(req_id: int, rows: Sequence[tuple[int, object, object]], done: bool) -> bytes:
+    fields: list[object] = [HISTORICAL_TICKS, req_id, len(rows)]
+    for epoch, price, size in rows:
+        fields += [epoch, "", price, size]
+    return encode(fields + [done])
+
+
+def historical_ticks_bid_ask(req_id: int, rows: Sequence[tuple[int, object, object, object, object]],
+                             done: bool) -> bytes:
+    fields: list[object] = [HISTORICAL_TICKS_BID_ASK, req_id, len(rows)]
+    for epoch, bid, ask, bid_size, ask_size in rows:
+        fields += [epoch, 0, bid, ask, bid_size, ask_size]
+    return encode(fields + [done])
+
+
+def historical_ticks_last(req_id: int, rows: Sequence[tuple[int, object, object, str]], done: bool) -> bytes:
+    fields: list[object] = [HISTORICAL_TICKS_LAST, req_id, len(rows)]
+    for epoch, price, size, exchange in rows:
+        fields += [epoch, 0, price, size, exchange, ""]
+    return encode(fields + [done])
+
+
+def tick_by_tick_last(req_id: int, tick_type: int, epoch: int, price: object, size: object, exchange: str) -> bytes:
+    """tickType 1 (Last) or 2 (AllLast)."""
+    return encode((TICK_BY_TICK, req_id, tick_type, epoch, price, size, 0, exchange, ""))
+
+
+def tick_by_tick_bid_ask(req_id: int, epoch: int, bid: object, ask: object, bid_size: object,
+                         ask_size: object) -> bytes:
+    return encode((TICK_BY_TICK, req_id, 3, epoch, bid, ask, bid_size, ask_size, 0))
+
+
+def tick_by_tick_midpoint(req_id: int, epoch: int, mid: object) -> bytes:
+    return encode((TICK_BY_TICK, req_id, 4, epoch, mid))
+
+
+def user_info(req_id: int, white_branding_id: str = "") -> bytes:
+    return encode((USER_INFO, req_id, white_branding_id))

@@ -42,6 +42,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ibpanel.sim import protocol as P
+from ibpanel.sim import side_requests
 from ibpanel.sim.accounts import Accounts
 from ibpanel.sim.exchange import (
     AccountTouched,
@@ -180,6 +181,9 @@ class ClientSession(asyncio.Protocol):
         self.message_times: deque[float] = deque()
         self.hist_requests: deque[tuple[float, tuple]] = deque()
         self.live_bars: dict[int, _LiveBar] = {}
+        self.display_groups: dict[int, str] = {}
+        self.real_time_bars: dict[int, side_requests.RealTimeBar] = {}
+        self.tick_by_tick: dict[int, side_requests.TickByTickLine] = {}
 
     # ----- asyncio.Protocol -------------------------------------------------------------------------------
     def connection_made(self, transport):  # type: ignore[override]
@@ -344,6 +348,7 @@ class SimServer:
         self._last_state_save = 0.0
         self._last_account_push = 0.0
         self._records: dict[int, P.ContractRecord] = {}
+        self.fa_data: dict[int, str] = {}  # replaceFA's XML by FA data type, served back by requestFA
         self._state_path = Path(cfg.state_file) if cfg.state_file else None
         if self._state_path is not None:
             self._load_state()
@@ -471,11 +476,9 @@ class SimServer:
         if handler is None:
             log.warning("client %s: %s is not supported by the practice exchange", session.describe(),
                         request.name)
-            # messages from 79 on carry no version field: their reqId is the second field
-            at = 1 if request.msg_id >= 79 else 2
-            req_id = _int_or(fields[at] if len(fields) > at else "", -1)
-            session.send(P.error_message(req_id, 321, f"Error validating request: {request.name} is not "
-                                                      "supported by the practice exchange"))
+            # every message id a client knows has a handler; an unknown id has no readable reqId
+            session.send(P.error_message(-1, 321, f"Error validating request: {request.name} is not "
+                                                  "supported by the practice exchange"))
             return
         try:
             handler(self, session, request.args)
@@ -709,6 +712,7 @@ class SimServer:
             self._last_account_push = now
             self._push_live_accounts()
             self._push_live_bars()
+        side_requests.push_streams(self, [s for s in self.started_sessions() if s.tick_by_tick or s.real_time_bars])
 
     def _stream_quotes(self, changed: list[int]) -> None:
         """Send every subscriber what moved since the last step.
@@ -1326,6 +1330,7 @@ SimServer._handlers = {
     90: SimServer._on_nothing_running,
     81: SimServer._on_matching_symbols,
     87: SimServer._on_head_timestamp,
+    **side_requests.HANDLERS,
 }
 
 
@@ -1447,13 +1452,6 @@ def _json_value(value):
     if isinstance(value, Decimal):
         return _num(value)
     return value
-
-
-def _int_or(text: str, default: int) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return default
 
 
 def _order_status_bytes(order: SimOrder) -> bytes:
