@@ -1042,6 +1042,8 @@ class OrderEcho:
     oca_type: int = 0
     all_or_none: bool = False
     warning_text: str = ""
+    commission: object = None  # commission booked so far (set once the order has fills), in its currency
+    commission_currency: str = ""
     wire: dict = field(default_factory=dict)
 
 
@@ -1052,7 +1054,9 @@ def _price_or_unset(value: object) -> object:
 def _margin_fields(o: OrderEcho) -> list[object]:
     m = o.margins
     if not m:
-        # TWS sends these as unset doubles outside what-if replies
+        # TWS sends these as unset doubles outside what-if replies; after a fill it fills in the commission
+        if o.commission is not None:
+            return [UNSET_DOUBLE_TEXT] * 9 + [o.commission, "", "", o.commission_currency]
         return [UNSET_DOUBLE_TEXT] * 9 + ["", "", "", ""]
     return [m.get("init_before", ""), m.get("maint_before", ""), m.get("equity_before", ""),
             m.get("init_change", ""), m.get("maint_change", ""), m.get("equity_change", ""),

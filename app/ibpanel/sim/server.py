@@ -86,6 +86,35 @@ TEXT_MAX_TICKERS = "Max number of tickers has been reached"
 TEXT_PACING = "Max rate of messages per second has been exceeded:max=50 rcvd={count}"
 TEXT_HIST_PACING = "Historical Market Data Service error message:Historical data request pacing violation"
 TEXT_HIST_NO_DATA = "Historical Market Data Service error message:HMDS query returned no data: {reason}"
+TEXT_DUPLICATE_ORDER_ID = "Duplicate order id"
+TEXT_NO_EXCHANGE = "Error validating request.-'bW' : cause - Please enter exchange"
+TEXT_NO_CURRENCY = "Error validating request.-'bW' : cause - Please enter currency"
+TEXT_SUMMARY_LIMIT = "Error processing request.-'bm' : cause - Maximum number of account summary requests exceeded"
+SHORTABLE_SHARES = 10_000_000  # tick 89 of generic tick 236
+MAX_ACCOUNT_SUMMARIES = 2  # concurrent reqAccountSummary subscriptions TWS allows per client
+LEGAL_BAR_SIZES = ("1 secs", "5 secs", "10 secs", "15 secs", "30 secs", "1 min", "2 mins", "3 mins", "5 mins",
+                   "10 mins", "15 mins", "20 mins", "30 mins", "1 hour", "2 hours", "3 hours", "4 hours", "8 hours",
+                   "1 day", "1 week", "1 month")
+TEXT_BAD_BAR_SIZE = ("Error validating request.-'bP' : cause - Historical data bar size setting is invalid. "
+                     "Legal ones are: " + ", ".join(LEGAL_BAR_SIZES))
+LEGAL_WHAT_TO_SHOW = ("TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST", "HISTORICAL_VOLATILITY",
+                      "OPTION_IMPLIED_VOLATILITY", "REBATE_RATE", "FEE_RATE", "YIELD_BID", "YIELD_ASK",
+                      "YIELD_BID_ASK", "YIELD_LAST", "SCHEDULE", "AGGTRADES")
+TEXT_BAD_WHAT_TO_SHOW = "Error validating request.-'bP' : cause - Invalid whatToShow: {what}"
+TEXT_END_WITH_UPDATES = "Error validating request.-'bP' : cause - End date not supported with live updates"
+# generic ticks a stock line accepts (TWS's list for STK); the practice exchange sends 233, 236 (and always 45)
+LEGAL_GENERIC_TICKS = {
+    100: "Option Volume", 101: "Option Open Interest", 104: "Historical Volatility", 105: "Average Opt Volume",
+    106: "impvolat", 107: "climpvlt", 165: "Misc. Stats", 166: "CScreen", 225: "MD Auction", 221: "Mark Price",
+    232: "Mark Price", 233: "RTVolume", 236: "inventory", 258: "Fundamental Ratios", 47: "Fundamental Ratios",
+    291: "ivclose", 292: "Wide_news", 293: "TradeCount", 294: "TradeRate", 295: "VolumeRate",
+    318: "LastRTHTrade", 375: "RTTrdVolume", 411: "rthistvol", 456: "IBDividends", 59: "IBDividends",
+    459: "RTCLOSE", 576: "EtfNavBidAsk(navbidask)", 577: "EtfNavLast(navlast)", 578: "EtfNavClose(navclose)",
+    584: "Average Opening Vol.", 585: "Average Closing Vol.", 587: "Pl Price Delayed", 595: "Short-Term Volume",
+}
+TEXT_BAD_GENERIC_TICKS = ("Error validating request.-'bO' : cause - Incorrect generic tick list of {ticks}.  "
+                          "Legal ones for (STK) are: "
+                          + ",".join(f"{k}({v})" for k, v in sorted(LEGAL_GENERIC_TICKS.items())))
 FARM_NOTICES = (
     (2104, "Market data farm connection is OK:usfarm"),
     (2104, "Market data farm connection is OK:hkfarm"),
@@ -124,18 +153,21 @@ class SimConfig:
 class _Subscription:
     """One market-data line of one client: what was last sent, so a tick sends only what changed."""
 
-    __slots__ = ("req_id", "req_text", "con_id", "inst", "delayed", "last", "prefixes", "tick_texts")
+    __slots__ = ("req_id", "req_text", "con_id", "inst", "delayed", "last", "prefixes", "tick_texts", "rt_volume")
 
-    def __init__(self, req_id: int, inst: SimInstrument, delayed: bool):
+    def __init__(self, req_id: int, inst: SimInstrument, delayed: bool, rt_volume: bool = False):
         self.req_id = req_id
         self.req_text = str(req_id)
         self.con_id = inst.con_id
         self.inst = inst
         self.delayed = delayed
         self.last: list[str | None] = [None] * 11
-        # TICK_SIZE / TICK_PRICE payload starts (indexed by "is a price"): message id, version 6, reqId
-        self.prefixes = (f"2\x006\x00{req_id}\x00", f"1\x006\x00{req_id}\x00")
-        self.tick_texts = tuple(str(t) for t in (DELAYED_TICKS if delayed else LIVE_TICKS))
+        # TICK_SIZE / TICK_PRICE / TICK_STRING payload starts (indexed by kind): message id, version 6, reqId
+        self.prefixes = (f"2\x006\x00{req_id}\x00", f"1\x006\x00{req_id}\x00", f"46\x006\x00{req_id}\x00")
+        # the 11 quote ticks, then the last trade's timestamp (45, delayed 88)
+        self.tick_texts = tuple(str(t) for t in (DELAYED_TICKS if delayed else LIVE_TICKS)) + (
+            "88" if delayed else "45",)
+        self.rt_volume = rt_volume  # generic tick 233: RTVolume strings (tick 48) with every print
 
 
 @dataclass
@@ -348,7 +380,9 @@ class SimServer:
         self._last_state_save = 0.0
         self._last_account_push = 0.0
         self._records: dict[int, P.ContractRecord] = {}
-        self.fa_data: dict[int, str] = {}  # replaceFA's XML by FA data type, served back by requestFA
+        self.fa_data: dict[int, str] = {}
+        self._vwap: dict[int, tuple[Decimal, int, int]] = {}  # con_id -> (notional, volume, day volume seen)
+        self._highest_order_id: dict[int, int] = {}  # per clientId: a new order id must be above it (103)  # replaceFA's XML by FA data type, served back by requestFA
         self._state_path = Path(cfg.state_file) if cfg.state_file else None
         if self._state_path is not None:
             self._load_state()
@@ -601,6 +635,10 @@ class SimServer:
         if inst is None:
             session.send(P.error_message(req.req_id, 200, TEXT_NO_SECURITY))
             return
+        generic = self._generic_ticks(req.generic_ticks)
+        if generic is None:
+            session.send(P.error_message(req.req_id, 321, TEXT_BAD_GENERIC_TICKS.format(ticks=req.generic_ticks)))
+            return
         if not req.snapshot and req.req_id in session.subs:
             session.send(P.error_message(req.req_id, 322, TEXT_DUPLICATE_TICKER))
             return
@@ -619,10 +657,13 @@ class SimServer:
         data_type = session.market_data_type if delayed else 1
         if not delayed and session.market_data_type in (2, 4) and not self._trading(inst):
             data_type = 2  # frozen: the last values of a closed market
-        sub = _Subscription(req.req_id, inst, delayed)
+        sub = _Subscription(req.req_id, inst, delayed, rt_volume=233 in generic and not delayed)
         session.send(P.market_data_type(req.req_id, data_type))
         session.send(P.tick_req_params(req.req_id, inst.min_tick, "9c0001" if inst.exchange == "SMART" else
                                        inst.exchange, 3))
+        if 236 in generic and not delayed:  # shortable: plenty to borrow in the practice exchange
+            session.send(P.tick_generic(req.req_id, 46, "3.0"))
+            session.send(P.tick_size(req.req_id, 89, SHORTABLE_SHARES))
         self._send_quote(session, sub, self._quotes.texts(inst.con_id), full=True)
         if req.snapshot or req.regulatory_snapshot:
             session.send(P.tick_snapshot_end(req.req_id))
@@ -630,6 +671,32 @@ class SimServer:
         session.subs[req.req_id] = sub
         self._subs_by_con.setdefault(inst.con_id, {})[(session, req.req_id)] = sub
         self._quote_states.setdefault(inst.con_id, self._quotes.state(inst.con_id)[0])
+
+    @staticmethod
+    def _generic_ticks(text: str) -> set[int] | None:
+        """The generic tick list "233,236" -> {233, 236}; None when an entry is not a legal stock tick."""
+        out = set()
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not part.isdigit() or int(part) not in LEGAL_GENERIC_TICKS:
+                return None
+            out.add(int(part))
+        return out
+
+    def _rt_volume_text(self, con_id: int) -> str:
+        """RTVolume (tick 48): "price;size;time ms;total volume;VWAP;single trade" of the last print; the VWAP
+        is of the prints this exchange has seen since it started."""
+        top = self.market.top(con_id)
+        notional, volume, seen = self._vwap.get(con_id, (Decimal(0), 0, 0))
+        if top.volume != seen and top.last_size > 0:
+            notional += top.last * top.last_size
+            volume += top.last_size
+            self._vwap[con_id] = (notional, volume, top.volume)
+        vwap = (notional / volume).quantize(Decimal("0.00000001")) if volume else top.last
+        return (f"{_price_text(top.last)};{top.last_size};{int(time.time() * 1000)};{top.volume};"
+                f"{_num(vwap)};true")
 
     def _trading(self, inst: SimInstrument) -> bool:
         return self.market.session_state(inst.con_id) in ("open", "pre", "post")
@@ -680,6 +747,9 @@ class SimServer:
         if full or new_print:
             out.append(_tick_size_text(req, ticks[8], values[8]))
             last[8] = values[8]
+            out.append(_tick_string_text(req, sub.tick_texts[11], str(int(time.time()))))
+            if sub.rt_volume and new_print and not full:
+                out.append(_tick_string_text(req, "48", self._rt_volume_text(sub.con_id)))
         session.schedule_flush()
 
     async def _quote_clock(self) -> None:
@@ -755,8 +825,10 @@ class SimServer:
                 for i in (6, 7, 9, 10):
                     if old[i] != new[i]:
                         moved.append((True, i, f"\x00{price_text(new[i], grid)}\x000\x000\x00"))
+            rt_volume = None
             if new_print:
                 moved.append((False, 8, f"\x00{new[8]}\x00"))
+                moved.append((2, 11, f"\x00{int(time.time())}\x00"))
             for (session, _req), sub in subs.items():
                 if session.closed or session.paused:
                     continue
@@ -767,12 +839,21 @@ class SimServer:
                     body = prefixes[is_price] + ticks[i] + rest
                     size = len(body)
                     append((length[size] if size < 4096 else _length_text(size)) + body)
+                if new_print and sub.rt_volume:
+                    if rt_volume is None:
+                        rt_volume = f"48\x00{self._rt_volume_text(con_id)}\x00"
+                    body = prefixes[2] + rt_volume
+                    append(_length_text(len(body)) + body)
                 touched.add(session)
         for session in touched:
             session.schedule_flush()
 
     # ----- historical data --------------------------------------------------------------------------------
     def _on_historical_data(self, session: ClientSession, req: P.HistoricalDataRequest) -> None:
+        invalid = _historical_request_problem(req)
+        if invalid is not None:
+            session.send(P.error_message(req.req_id, 321, invalid))
+            return
         inst = self.resolve(req.contract)
         if inst is None:
             session.send(P.error_message(req.req_id, 200, TEXT_NO_SECURITY))
@@ -868,8 +949,13 @@ class SimServer:
         if reason is not None:
             session.send(P.error_message(req.order_id, 201, f"Order rejected - reason:{reason}"))
             return
-        inst = self.resolve(req.contract)
         existing = self.exchange.order(session.client_id, req.order_id)
+        if existing is None:
+            problem = self._new_order_problem(session, req)
+            if problem is not None:
+                session.send(P.error_message(req.order_id, *problem))
+                return
+        inst = self.resolve(req.contract)
         if inst is None and existing is not None and req.contract.con_id == 0 and not req.contract.symbol:
             inst = self.book.by_con_id(existing.con_id)
         if inst is None:
@@ -886,6 +972,20 @@ class SimServer:
             transmit=req.transmit, oca_group=req.oca_group, what_if=req.what_if, extra=extra,
         )
         self.exchange.place(order)
+
+    def _new_order_problem(self, session: ClientSession, req: P.PlaceOrderRequest) -> tuple[int, str] | None:
+        """TWS's checks of a new order id and contract: (code, text), or None when the order may go on."""
+        highest = self._highest_order_id.get(session.client_id)
+        if highest is None:
+            highest = max((o.order_id for o in self.exchange.orders_of(session.client_id)), default=0)
+        if req.order_id <= highest:
+            return 103, TEXT_DUPLICATE_ORDER_ID
+        if not req.contract.exchange.strip():
+            return 321, TEXT_NO_EXCHANGE
+        if not req.contract.currency.strip() and not req.contract.con_id:
+            return 321, TEXT_NO_CURRENCY
+        self._highest_order_id[session.client_id] = req.order_id
+        return None
 
     def _on_cancel_order(self, session: ClientSession, args: tuple) -> None:
         order_id = args[0]
@@ -950,6 +1050,8 @@ class SimServer:
             good_till_date=x.get("goodTillDate", ""), good_after_time=x.get("goodAfterTime", ""),
             open_close=x.get("openClose", ""), origin=int(x.get("origin", 0) or 0), hidden=bool(x.get("hidden")),
             oca_type=int(x.get("ocaType", 0) or 0), all_or_none=bool(x.get("allOrNone")), wire=x,
+            commission=_num(order.commission_charged) if order.filled > 0 else None,
+            commission_currency=inst.currency if order.filled > 0 else "",
         )
 
     def _send_order(self, session: ClientSession, order: SimOrder) -> None:
@@ -1153,6 +1255,9 @@ class SimServer:
 
     def _on_account_summary(self, session: ClientSession, args: tuple) -> None:
         req_id, _group, tags = args
+        if req_id not in session.summary_subs and len(session.summary_subs) >= MAX_ACCOUNT_SUMMARIES:
+            session.send(P.error_message(req_id, 322, TEXT_SUMMARY_LIMIT))
+            return
         wanted = tuple(t.strip() for t in tags.split(",") if t.strip())
         session.summary_subs[req_id] = wanted
         for account in self.config.accounts:
@@ -1536,6 +1641,11 @@ def _tick_price_text(req: str, tick_type: int, price: str, size: str, mask: str)
     return _length_text(len(payload)) + payload
 
 
+def _tick_string_text(req: str, tick_type: str, value: str) -> str:
+    payload = f"46\x006\x00{req}\x00{tick_type}\x00{value}\x00"
+    return _length_text(len(payload)) + payload
+
+
 def _tick_size_text(req: str, tick_type: int, size: str) -> str:
     payload = f"2\x006\x00{req}\x00{tick_type}\x00{size}\x00"
     return _length_text(len(payload)) + payload
@@ -1566,6 +1676,21 @@ def _parse_end_time(text: str, zone_name: str) -> datetime | None:
     except Exception:
         raise ValueError(f"end time zone {zone!r} is unknown") from None
     return moment.replace(tzinfo=tz)
+
+
+def _historical_request_problem(req: P.HistoricalDataRequest) -> str | None:
+    """TWS's validation of a historical data request: the error text (code 321), or None."""
+    bar = " ".join(req.bar_size.split()).lower()
+    amount, _, unit = bar.partition(" ")
+    plural = f"{amount} {unit}s"
+    if bar not in LEGAL_BAR_SIZES and plural not in LEGAL_BAR_SIZES and bar not in ("1 sec", "1 mins"):
+        return TEXT_BAD_BAR_SIZE
+    what = req.what_to_show.strip().upper()
+    if what and what not in LEGAL_WHAT_TO_SHOW:
+        return TEXT_BAD_WHAT_TO_SHOW.format(what=req.what_to_show)
+    if req.keep_up_to_date and req.end.strip():
+        return TEXT_END_WITH_UPDATES
+    return None
 
 
 def _parse_filter_time(text: str) -> datetime | None:
