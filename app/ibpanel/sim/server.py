@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import struct
 import threading
 import time
@@ -53,9 +52,12 @@ from ibpanel.sim.exchange import (
     SimExecution,
     SimOrder,
     WhatIfResult,
+    _execution_to_json,
+    _order_to_json,
 )
 from ibpanel.sim.faults import CONNECTIVITY_TEXTS, Faults, Stats
 from ibpanel.sim.market import InstrumentBook, Market, MarketRules, SimInstrument, parse_bar_size
+from ibpanel.sim.state_store import STATE_FORMAT, StateStore
 
 log = logging.getLogger("ibpanel.sim")
 _LENGTH = struct.Struct(">I")
@@ -68,7 +70,6 @@ def _length_text(size: int) -> str:
 
 _LENGTH_TEXT = [_length_text(n) for n in range(4096)]
 UTC = timezone.utc
-STATE_FORMAT = 1
 PACING_LIMIT = 50  # client messages per second TWS accepts
 PACING_DISCONNECT = 2 * PACING_LIMIT  # a client this far over the limit is cut off, as TWS eventually does
 ACCOUNT_PUSH_SECONDS = 1.0  # live account values / portfolio / PnL cadence while prices move
@@ -268,6 +269,7 @@ class ClientSession(asyncio.Protocol):
     def flush(self) -> None:
         self._flush_scheduled = False
         if self._out and not self.closed and self.transport is not None:
+            self.server.sync_state()  # what a reply acknowledges is on disk before the reply leaves
             data = "".join(self._out).encode("latin-1")
             self._out.clear()
             self.transport.write(data)
@@ -384,7 +386,9 @@ class SimServer:
         self._vwap: dict[int, tuple[Decimal, int, int]] = {}  # con_id -> (notional, volume, day volume seen)
         self._highest_order_id: dict[int, int] = {}  # per clientId: a new order id must be above it (103)  # replaceFA's XML by FA data type, served back by requestFA
         self._state_path = Path(cfg.state_file) if cfg.state_file else None
+        self._store: StateStore | None = None
         if self._state_path is not None:
+            self._store = StateStore(self._state_path)
             self._load_state()
 
     # ----- lifecycle --------------------------------------------------------------------------------------
@@ -429,8 +433,9 @@ class SimServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        if self._state_path is not None:
+        if self._store is not None:
             self.save_state()
+            self._store.close()
 
     # ----- faults -----------------------------------------------------------------------------------------
     def drop_all_clients(self) -> None:
@@ -1065,6 +1070,8 @@ class SimServer:
     def _on_venue_event(self, event: object) -> None:
         """Route one exchange event to the client that owns the order (by clientId)."""
         self._state_dirty = True
+        if self._store is not None:
+            self._journal(event)
         if isinstance(event, AccountTouched):
             self._dirty_accounts.add(event.account)
             if not self._account_flush_scheduled and self.loop is not None:
@@ -1338,25 +1345,45 @@ class SimServer:
 
     # ----- persistence ------------------------------------------------------------------------------------
     def _load_state(self) -> None:
-        path = self._state_path
-        if path is None or not path.exists():
+        data = self._store.load()
+        if data is None:
             return
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"state file {path} cannot be read ({exc}); move it away to start fresh") from exc
-        if data.get("format") != STATE_FORMAT:
-            raise ValueError(f"state file {path} has format {data.get('format')!r}, expected {STATE_FORMAT}; "
-                             "move it away to start fresh")
         self.market.load_dict(data.get("market", {}))
         self.accounts.load_dict(data.get("accounts", {}))
         self.exchange.load_dict(data.get("exchange", {}))
-        log.info("practice exchange state restored from %s", path)
+        log.info("practice exchange state restored from %s", self._state_path)
+
+    def _journal(self, event: object) -> None:
+        """Queue what an exchange event changed; ``sync_state`` writes it before any reply leaves."""
+        store = self._store
+        if isinstance(event, AccountTouched):
+            state = self.accounts.to_dict()["accounts"].get(event.account)
+            if state is not None:
+                store.record("account", state, event.account)
+            return
+        if isinstance(event, WhatIfResult):
+            return
+        if isinstance(event, Executed):
+            store.record("exec", _execution_to_json(event.execution))
+        store.record("order", _order_to_json(event.order))  # type: ignore[attr-defined]
+        # the counters Exchange.to_dict saves, so ids never repeat after a restart from the journal
+        store.record("counters", {name: getattr(self.exchange, "_" + name)
+                                  for name in ("next_perm_id", "exec_seq", "max_order_id")})
+
+    def sync_state(self) -> None:
+        """Write and fsync the journal of changes not yet on disk (cheap when there are none)."""
+        store = self._store
+        if store is not None and store.pending:
+            try:
+                store.sync()
+            except OSError:
+                log.exception("could not write the state journal of %s", self._state_path)
 
     def save_state(self) -> None:
-        """Write the state file now (atomically: temporary file, fsync, rename over the old one)."""
-        if self._state_path is not None:
-            self._write_state(self._snapshot_text())
+        """Write the snapshot now (atomically) and drop the journals it contains."""
+        if self._store is not None:
+            seq = self._store.rotate()
+            self._store.write_snapshot(self._snapshot_text(seq), seq)
 
     async def _state_writer(self) -> None:
         while True:
@@ -1366,35 +1393,20 @@ class SimServer:
                 self._last_state_save = now
                 try:
                     # serialised on the loop (consistent), written on a worker thread (fsync is slow)
-                    await asyncio.to_thread(self._write_state, self._snapshot_text())
+                    seq = self._store.rotate()
+                    await asyncio.to_thread(self._store.write_snapshot, self._snapshot_text(seq), seq)
                 except Exception:
                     log.exception("could not write the state file %s", self._state_path)
 
-    def _snapshot_text(self) -> str:
+    def _snapshot_text(self, journal_seq: int) -> str:
         self._state_dirty = False
         self._prices_dirty = False
         data = {
-            "format": STATE_FORMAT, "saved": datetime.now(UTC).isoformat(),
+            "format": STATE_FORMAT, "saved": datetime.now(UTC).isoformat(), "journal_seq": journal_seq,
             "account_ids": list(self.config.accounts), "market": self.market.to_dict(),
             "accounts": self.accounts.to_dict(), "exchange": self.exchange.to_dict(),
         }
         return json.dumps(data, default=str, separators=(",", ":"))
-
-    def _write_state(self, text: str) -> None:
-        path = self._state_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX only)
-            dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
 
     _handlers: dict = {}
 
