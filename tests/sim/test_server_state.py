@@ -12,6 +12,7 @@ import sys
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 from ibpanel.sim.server import SimServer
+from ibpanel.sim.state_store import StateStore
 
 from tests.conftest import sim_test_config
 from tests.helpers import wait_for as _wait_for
@@ -81,7 +82,8 @@ def test_kill_at_any_moment_leaves_a_readable_state(tmp_path):
             if proc.poll() is None:
                 proc.kill()
         data = json.loads(state.read_text())  # never a torn file
-        assert data["format"] == 1 and data["exchange"]["orders"]
+        assert data["format"] == 1
+        assert StateStore(state).load()["exchange"]["orders"]  # with the journal: every acknowledged order
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "state.json"]
     # the journal of changes since the last snapshot, and at most the one temporary file the last kill left
     # (each start removes those of earlier kills)
@@ -110,11 +112,12 @@ def test_acknowledged_orders_and_fills_survive_kill_9_right_after_the_ack(tmp_pa
         ib.orderStatusEvent += on_status
         ib.execDetailsEvent += lambda trade, fill: fills.add(fill.execution.execId)
         for i in range(acks_before_kill + 5):
-            if proc.poll() is not None:
-                break
             order = (MarketOrder("BUY", 1, account="DU111111") if i % 2 else
                      LimitOrder("BUY", 1, 1.00, account="DU111111", tif="GTC"))
-            ib.placeOrder(aapl, order)
+            try:
+                ib.placeOrder(aapl, order)
+            except ConnectionError:  # killed meanwhile
+                break
             await asyncio.sleep(0.01)
         await _wait_for(lambda: proc.poll() is not None, timeout=10)
         ib.disconnect()
@@ -149,8 +152,6 @@ async def test_unreadable_state_file_says_what_to_do(tmp_path):
 
 
 def test_state_store_removes_abandoned_temp_files_and_ignores_a_torn_journal_line(tmp_path):
-    from ibpanel.sim.state_store import StateStore
-
     state = tmp_path / "state.json"
     for name in (".state.json.tmp", ".state.json.4242.139871.tmp"):
         (tmp_path / name).write_text("half a snapshot")

@@ -74,6 +74,11 @@ PACING_LIMIT = 50  # client messages per second TWS accepts
 PACING_DISCONNECT = 2 * PACING_LIMIT  # a client this far over the limit is cut off, as TWS eventually does
 ACCOUNT_PUSH_SECONDS = 1.0  # live account values / portfolio / PnL cadence while prices move
 STATE_SAVE_SECONDS = 0.5
+# requests that cost real work (contract search, bar generation): queued per client and served in turn
+QUEUED_REQUESTS = frozenset({9, 20, 81, 87, 88, 96})
+SERVICE_SLICE_SECONDS = 0.02  # one service turn serves every waiting client, for about this long in all
+QUEUE_PAUSE_AT = 2000  # a client with this many requests waiting is not read until its queue drains
+QUEUE_RESUME_AT = 200
 MARKET_SAVE_SECONDS = 5.0  # price moves alone are saved less often: no disk churn while nothing trades
 
 TEXT_CLIENT_ID_IN_USE = "Unable to connect as the client id is already in use. Retry with a unique client id."
@@ -217,6 +222,8 @@ class ClientSession(asyncio.Protocol):
         self.display_groups: dict[int, str] = {}
         self.real_time_bars: dict[int, side_requests.RealTimeBar] = {}
         self.tick_by_tick: dict[int, side_requests.TickByTickLine] = {}
+        self.queue: deque[bytes] = deque()  # requests waiting for their turn (see SimServer.enqueue)
+        self.reading_paused = False
 
     # ----- asyncio.Protocol -------------------------------------------------------------------------------
     def connection_made(self, transport):  # type: ignore[override]
@@ -242,6 +249,7 @@ class ClientSession(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
+        self.queue.clear()
         self.server.forget(self)
 
     # ----- output -----------------------------------------------------------------------------------------
@@ -318,6 +326,9 @@ class ClientSession(asyncio.Protocol):
                 return
             if self.phase == "version":
                 self._on_version(payload)
+            elif self.queue or _message_id(payload) in QUEUED_REQUESTS:
+                # once one request waits, later ones wait behind it: a client's requests keep their order
+                self.server.enqueue(self, payload)
             else:
                 self.server.handle_message(self, payload)
 
@@ -384,7 +395,9 @@ class SimServer:
         self._records: dict[int, P.ContractRecord] = {}
         self.fa_data: dict[int, str] = {}
         self._vwap: dict[int, tuple[Decimal, int, int]] = {}  # con_id -> (notional, volume, day volume seen)
-        self._highest_order_id: dict[int, int] = {}  # per clientId: a new order id must be above it (103)  # replaceFA's XML by FA data type, served back by requestFA
+        self._highest_order_id: dict[int, int] = {}
+        self._waiting: deque[ClientSession] = deque()  # clients with queued requests, in service order
+        self._service_scheduled = False  # per clientId: a new order id must be above it (103)  # replaceFA's XML by FA data type, served back by requestFA
         self._state_path = Path(cfg.state_file) if cfg.state_file else None
         self._store: StateStore | None = None
         if self._state_path is not None:
@@ -492,6 +505,42 @@ class SimServer:
             self._drop_subscription(session, sub)
         for key in [k for k in self._sent_portfolio if k[0] == id(session)]:
             del self._sent_portfolio[key]
+
+    # ----- fairness ---------------------------------------------------------------------------------------
+    def enqueue(self, session: ClientSession, payload: bytes) -> None:
+        """Queue an expensive request; queues are served round-robin, one request per client per pass, so a
+        flood from one client delays another client's request by a few requests, not by the whole flood."""
+        session.queue.append(payload)
+        if session not in self._waiting:
+            self._waiting.append(session)
+        if len(session.queue) >= QUEUE_PAUSE_AT and not session.reading_paused and session.transport:
+            session.reading_paused = True
+            session.transport.pause_reading()
+        if not self._service_scheduled:
+            self._service_scheduled = True
+            self.loop.call_soon(self._serve_queues)
+
+    def _serve_queues(self) -> None:
+        """One service turn: a request from each waiting client in turn, until the slice is used up; then the
+        loop runs (other sockets are read, replies are written) before the next turn."""
+        self._service_scheduled = False
+        deadline = time.monotonic() + SERVICE_SLICE_SECONDS
+        waiting = self._waiting
+        while waiting:
+            session = waiting.popleft()
+            if session.closed or not session.queue:
+                continue
+            self.handle_message(session, session.queue.popleft())
+            if session.queue:
+                waiting.append(session)
+            if session.reading_paused and len(session.queue) <= QUEUE_RESUME_AT and not session.closed:
+                session.reading_paused = False
+                session.transport.resume_reading()
+            if time.monotonic() >= deadline:
+                break
+        if waiting:
+            self._service_scheduled = True
+            self.loop.call_soon(self._serve_queues)
 
     # ----- dispatch ---------------------------------------------------------------------------------------
     def handle_message(self, session: ClientSession, payload: bytes) -> None:
@@ -1387,8 +1436,10 @@ class SimServer:
 
     async def _state_writer(self) -> None:
         while True:
-            await asyncio.sleep(STATE_SAVE_SECONDS)
+            await asyncio.sleep(STATE_SAVE_SECONDS / 5)  # a first change is in the snapshot within ~0.1 s
             now = time.monotonic()
+            if now - self._last_state_save < STATE_SAVE_SECONDS:
+                continue
             if self._state_dirty or (self._prices_dirty and now - self._last_state_save >= MARKET_SAVE_SECONDS):
                 self._last_state_save = now
                 try:
@@ -1651,6 +1702,12 @@ class _QuoteFeed:
 def _tick_price_text(req: str, tick_type: int, price: str, size: str, mask: str) -> str:
     payload = f"1\x006\x00{req}\x00{tick_type}\x00{price}\x00{size}\x00{mask}\x00"
     return _length_text(len(payload)) + payload
+
+
+def _message_id(payload: bytes) -> int:
+    """The message id of a request payload (its first field), -1 when unreadable."""
+    head = payload[:payload.find(b"\0")] if b"\0" in payload[:8] else payload[:8]
+    return int(head) if head.isdigit() else -1
 
 
 def _tick_string_text(req: str, tick_type: str, value: str) -> str:
