@@ -154,6 +154,7 @@ class SimConfig:
     refuse_for: float = 0.0  # refuse connections for this long after start (a TWS that is restarting)
     max_market_data_lines: int = 0  # 0 = unlimited (TWS's default is 100; benchmarks stream 1000)
     account_push_seconds: float = ACCOUNT_PUSH_SECONDS
+    commission_plan: str = ""  # "fixed" or "tiered" IBKR Pro pricing; "" = commissions.json's commission_plan
 
 
 class _Subscription:
@@ -367,7 +368,8 @@ class SimServer:
         self.book = InstrumentBook.load(synthetic=cfg.synthetic_symbols)
         self.rules = MarketRules.load()
         self.market = Market(self.book, self.rules, seed=cfg.seed, session_mode=cfg.session_mode)
-        self.accounts = Accounts(list(cfg.accounts), self.market, starting_cash=cfg.starting_cash)
+        self.accounts = Accounts(list(cfg.accounts), self.market, starting_cash=cfg.starting_cash,
+                                 commission_plan=cfg.commission_plan or None)
         self.exchange = Exchange(self.market, self.accounts, self._on_venue_event)
         self.stats = Stats()
         self.faults = Faults(self)
