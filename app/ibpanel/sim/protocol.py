@@ -18,6 +18,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 SERVER_VERSION = 176
+# the oldest server version the practice exchange speaks: a client whose range tops out between this and
+# SERVER_VERSION is answered at its own maximum (see ``for_version``), as TWS negotiates down
+MIN_SERVER_VERSION = 151
 UNSET_INT = 2147483647
 UNSET_DOUBLE = 1.7976931348623157e308
 UNSET_DOUBLE_TEXT = "1.7976931348623157E308"
@@ -244,6 +247,49 @@ def parse_version_range(text: str) -> tuple[int, int, str]:
     except ValueError:
         raise ProtocolError(f"greeting {text[:40]!r} has no readable version range") from None
     return lo, hi, options
+
+
+def negotiate_version(low: int, high: int) -> int | None:
+    """The server version for a client declaring ``low..high``: the highest both sides speak, else None."""
+    version = min(high, SERVER_VERSION)
+    if version < max(low, MIN_SERVER_VERSION):
+        return None
+    return version
+
+
+def for_version(message: bytes, version: int) -> bytes:
+    """A framed message encoded at SERVER_VERSION, rewritten for an older negotiated ``version``.
+
+    Between 151 and 176 only the tails of a few messages change: ERR_MSG gained advancedOrderRejectJson (166);
+    CONTRACT_DATA lost its version field and mdSizeMultiplier and gained the size rules (164; 163 had one
+    sizeMinTick field) after stockType (152); OPEN_ORDER gained duration (158), postToAts (160), autoCancelParent (162) and the
+    PEG BEST/MID fields (170); COMPLETED_ORDER the PEG BEST/MID fields (170). Everything else is unchanged.
+    """
+    if version >= SERVER_VERSION:
+        return message
+    head = message[4:8]
+    msg_id = head[:head.find(b"\0")] if b"\0" in head else b""
+    if msg_id not in (b"4", b"10", b"5", b"101"):
+        return message
+    fields = message[4:].decode("ascii").split("\0")[:-1]
+    if msg_id == b"4":
+        if version < 166:
+            fields = fields[:5]  # without advancedOrderRejectJson
+    elif msg_id == b"10" and version < 164:
+        sizes = fields[-3:]
+        fields = fields[:-3]
+        if version < 152:
+            fields = fields[:-1]  # stockType
+        if version == 163:
+            fields.append(sizes[1])  # sizeMinTick
+        fields.insert(14, "1")  # mdSizeMultiplier, after minTick
+        fields.insert(1, "8")  # the message version field of older servers
+    elif msg_id == b"5":
+        drop = (5 if version < 170 else 0) + (version < 162) + (version < 160) + (version < 158)
+        fields = fields[:len(fields) - drop]
+    elif msg_id == b"101" and version < 170:
+        fields = fields[:-5]
+    return encode(fields)
 
 
 # ----- typed requests ----------------------------------------------------------------------------------------
@@ -795,8 +841,8 @@ def error_message(req_id: int, code: int, text: str, advanced_json: str = "") ->
     return encode((ERR_MSG, 2, req_id, code, text, advanced_json))
 
 
-def server_hello(connection_time: str) -> bytes:
-    return encode((SERVER_VERSION, connection_time))
+def server_hello(connection_time: str, version: int = SERVER_VERSION) -> bytes:
+    return encode((version, connection_time))
 
 
 def managed_accounts(accounts: Sequence[str]) -> bytes:

@@ -225,6 +225,7 @@ class ClientSession(asyncio.Protocol):
         self.tick_by_tick: dict[int, side_requests.TickByTickLine] = {}
         self.queue: deque[bytes] = deque()  # requests waiting for their turn (see SimServer.enqueue)
         self.reading_paused = False
+        self.version = P.SERVER_VERSION  # negotiated in the handshake; older clients get older layouts
 
     # ----- asyncio.Protocol -------------------------------------------------------------------------------
     def connection_made(self, transport):  # type: ignore[override]
@@ -258,6 +259,8 @@ class ClientSession(asyncio.Protocol):
         """Queue one framed message; the queue is written once per loop turn (or after the reply delay)."""
         if self.closed:
             return
+        if self.version < P.SERVER_VERSION:
+            message = P.for_version(message, self.version)
         # queued as latin-1 text so the streaming hot path can build messages with plain str concatenation
         self._out.append(message.decode("latin-1"))
         self.schedule_flush()
@@ -345,16 +348,20 @@ class ClientSession(asyncio.Protocol):
             log.warning("client %s: %s; closing", self.peer, exc)
             self.close()
             return
-        if not low <= P.SERVER_VERSION <= high:
-            log.warning("client %s asks for API versions %d..%d, which exclude the simulator's version %d; "
-                        "closing (use a client that supports server version %d)", self.peer, low, high,
-                        P.SERVER_VERSION, P.SERVER_VERSION)
+        version = P.negotiate_version(low, high)
+        if version is None:
+            log.warning("client %s asks for API versions %d..%d; the practice exchange speaks %d..%d; closing "
+                        "(use a client that supports one of those)", self.peer, low, high, P.MIN_SERVER_VERSION,
+                        P.SERVER_VERSION)
             self.close()
             return
+        if version < P.SERVER_VERSION:
+            log.info("client %s speaks API versions up to %d: answering at version %d", self.peer, high, version)
+        self.version = version
         self.phase = "started"
         now = datetime.now(UTC)
         # ibapi reads only the first message of this buffer, so the hello goes out alone
-        self.send(P.server_hello(now.strftime("%Y%m%d %H:%M:%S") + " UTC"))
+        self.send(P.server_hello(now.strftime("%Y%m%d %H:%M:%S") + " UTC", version))
 
 
 class SimServer:
