@@ -1,5 +1,8 @@
 """The TWS API text protocol at server version 176: framing, the field codec, typed requests, reply encoders.
 
+Over 500 lines because it holds every request decoder and reply encoder the practice exchange uses, so
+field orders are checked in one place.
+
 Wire format: every message after the client's ``API\\0`` greeting is a 4-byte big-endian length followed by
 ASCII fields, each terminated by NUL; the first field is the message id. Field layouts follow what
 ib_async 2.1 and IB's official client decode at server version 176 (see shared/docs/tws-protocol.md).

@@ -1,5 +1,9 @@
 """The practice exchange's TWS socket server: sessions, request dispatch, market data fan-out, persistence.
 
+Over 500 lines because it is the one place that maps every TWS request to the exchange, the accounts and
+the market; side requests (side_requests.py), the --state files (state_store.py) and the wire format
+(protocol.py) live apart.
+
 Embedding::
 
     cfg = SimConfig(port=0, accounts=("DU111111", "DU222222"), seed=1)
@@ -12,9 +16,13 @@ sends can stop the server: a malformed message is logged and answered with an er
 and the other clients keep being served.
 
 Choices where TWS's behaviour was not pinned down:
-- malformed requests get ERR 320 "Error reading request"; requests the exchange does not serve get 321;
+- malformed requests get ERR 320 "Error reading request"; a message id no client knows gets 321 (reqId -1);
+  every known request is answered (side_requests.py lists how);
 - without a market data subscription (fault), type 1/2 requests get 354, type 3/4 get 10167 + ticks 66-76;
-- bad bar sizes / durations get 162 (TWS sometimes says 321, which ib_async treats as a warning and waits);
+- illegal bar sizes / whatToShow and keepUpToDate with an end date get TWS's 321 (ib_async takes 321 as a
+  warning and returns at its own timeout, as with TWS); durations the bars cannot serve get 162;
+- expensive requests wait in a per-client queue served round-robin (one client cannot starve another);
+- replies leave only after the --state journal holding what they acknowledge is fsync'd;
 - Read-Only mode answers place/cancel/global cancel/open orders/completed orders with 321, no end markers;
 - "refuse for N s" stops listening (clients see connection refused), existing connections stay up;
 - 1100 pauses streaming until 1101/1102; 1101 (data lost) also drops every market-data line;
