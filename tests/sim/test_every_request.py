@@ -311,3 +311,18 @@ def _execution_filter():
     from ibapi.execution import ExecutionFilter as IbFilter
 
     return IbFilter()
+
+
+async def test_requests_for_an_unknown_account_end_with_321_instead_of_waiting(sim):
+    ib = IB()
+    await ib.connectAsync("127.0.0.1", sim.port, clientId=64, timeout=5)
+    codes = []
+    ib.errorEvent += lambda req_id, code, *_: codes.append(code)
+    try:
+        for call in (lambda: ib.reqAccountUpdatesAsync("DU999999"),
+                     lambda: ib.reqAccountUpdatesMultiAsync("DU999999"),
+                     lambda: ib.reqPositionsAsync()):
+            await asyncio.wait_for(call(), ANSWER_SECONDS)
+        assert codes.count(321) == 2
+    finally:
+        ib.disconnect()

@@ -1209,6 +1209,7 @@ class SimServer:
         accounts = self._multi_accounts(account)
         if accounts is None:
             self._known_account(session, account, req_id)
+            session.send(P.position_multi_end(req_id))  # 321 alone leaves ib_async waiting
             return
         for acct in accounts:
             for pos in self.accounts.positions(acct):
@@ -1290,6 +1291,7 @@ class SimServer:
             return
         account = account or self.config.accounts[0]
         if not self._known_account(session, account, -1):
+            session.send(P.account_download_end(account))  # 321 alone leaves ib_async waiting
             return
         session.account_updates = account
         self._send_account_download(session, account, end=True)
@@ -1308,6 +1310,7 @@ class SimServer:
         accounts = self._multi_accounts(account)
         if accounts is None:
             self._known_account(session, account, req_id)
+            session.send(P.account_update_multi_end(req_id))  # 321 alone leaves ib_async waiting
             return
         session.multi_subs[req_id] = account
         self._send_multi(session, req_id, accounts)
