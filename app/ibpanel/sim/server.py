@@ -868,6 +868,7 @@ class SimServer:
         price_text = feed.price_text
         length = _LENGTH_TEXT
         touched: set[ClientSession] = set()
+        last_time = (2, 11, f"\x00{int(time.time())}\x00")  # tick 45: the time of the prints of this step
         for con_id in changed:
             subs = subs_by_con.get(con_id)
             if not subs:
@@ -899,7 +900,7 @@ class SimServer:
             rt_volume = None
             if new_print:
                 moved.append((False, 8, f"\x00{new[8]}\x00"))
-                moved.append((2, 11, f"\x00{int(time.time())}\x00"))
+                moved.append(last_time)
             for (session, _req), sub in subs.items():
                 if session.closed or session.paused:
                     continue
