@@ -82,12 +82,12 @@ PACING_LIMIT = 50  # client messages per second TWS accepts
 PACING_DISCONNECT = 2 * PACING_LIMIT  # a client this far over the limit is cut off, as TWS eventually does
 ACCOUNT_PUSH_SECONDS = 1.0  # live account values / portfolio / PnL cadence while prices move
 STATE_SAVE_SECONDS = 0.5
+MARKET_SAVE_SECONDS = 5.0  # price moves alone are saved less often: no disk churn while nothing trades
 # requests that cost real work (contract search, bar generation): queued per client and served in turn
 QUEUED_REQUESTS = frozenset({9, 20, 81, 87, 88, 96})
 SERVICE_SLICE_SECONDS = 0.02  # one service turn serves every waiting client, for about this long in all
 QUEUE_PAUSE_AT = 2000  # a client with this many requests waiting is not read until its queue drains
 QUEUE_RESUME_AT = 200
-MARKET_SAVE_SECONDS = 5.0  # price moves alone are saved less often: no disk churn while nothing trades
 
 TEXT_CLIENT_ID_IN_USE = "Unable to connect as the client id is already in use. Retry with a unique client id."
 TEXT_READ_ONLY = ("Error validating request.-'bN' : cause - The API interface is currently in Read-Only mode.")

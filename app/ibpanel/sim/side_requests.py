@@ -8,9 +8,9 @@ warning and keeps waiting, so 321 is used only where nothing waits (verification
 Served with data:   real-time bars (5 s bars of the live price), tick-by-tick (Last, AllLast, BidAsk,
                     MidPoint), historical ticks (the live quote as one tick), histogram (from the bars),
                     FA groups/aliases (what replaceFA stored), display groups, family codes, user info,
-                    smart components of the "9c0001" BBO exchange, scanner parameters (an empty list).
-Served as empty:    scanner subscriptions, option-chain parameters (no options listed), soft dollar tiers,
-                    market-depth exchanges, news providers.
+                    smart components of the "9c0001" BBO exchange.
+Served as empty:    scanner subscriptions, scanner parameters (no scan types), option-chain parameters (no
+                    options listed), soft dollar tiers, market-depth exchanges, news providers.
 Not available:      market depth 354; fundamentals 430; news articles and historical news 10276;
                     Wall Street Horizon 10089; option calculations and exercise 200 (no options listed);
                     API verification 321 (reqId -1: those messages have none).
