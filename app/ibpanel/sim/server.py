@@ -434,7 +434,9 @@ class SimServer:
         log.info("practice exchange listening on %s:%d (accounts %s, seed %d, session %s)", self.config.host,
                  self._port, ",".join(self.config.accounts), self.config.seed, self.config.session_mode)
         self._tasks.append(asyncio.create_task(self._quote_clock(), name="sim-quotes"))
-        if self._state_path is not None:
+        if self._store is not None:
+            if not self._state_path.exists():
+                self.save_state()  # a readable state file from the first moment; the journal holds what follows
             self._tasks.append(asyncio.create_task(self._state_writer(), name="sim-state"))
         if self.config.refuse_for > 0:
             self.refuse_connections(self.config.refuse_for)
