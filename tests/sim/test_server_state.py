@@ -170,3 +170,9 @@ def test_state_store_removes_abandoned_temp_files_and_ignores_a_torn_journal_lin
     store.write_snapshot(json.dumps({"format": 1, "journal_seq": seq, "exchange": {"orders": [order]}}), seq)
     store.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    # after a clean stop the next run's journal is numbered so that a load after a kill replays it
+    again = StateStore(state)
+    assert again.load()["exchange"]["orders"] == [order]
+    again.record("order", {"client_id": 1, "order_id": 8, "perm_id": 101})
+    again.sync()  # ... and the process is killed here
+    assert [o["order_id"] for o in StateStore(state).load()["exchange"]["orders"]] == [7, 8]

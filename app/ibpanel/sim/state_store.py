@@ -78,8 +78,8 @@ class StateStore:
         first = int(data.get("journal_seq", 0)) if data else 0
         journals = self._journals()
         replay = [(seq, p) for seq, p in journals if seq >= first]
-        if journals:
-            self._seq = journals[-1][0] + 1
+        # new changes go to a journal the next load replays: after the snapshot's first and every existing one
+        self._seq = max(first, journals[-1][0] + 1 if journals else 1, self._seq)
         if data is None and not replay:
             return None
         data = data or {"format": STATE_FORMAT, "market": {}, "accounts": {}, "exchange": {}}
