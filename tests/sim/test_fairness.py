@@ -5,7 +5,7 @@ client's request is answered within a few turns, not after the whole flood."""
 from __future__ import annotations
 
 import pytest
-from ib_async import IB, Stock
+from ib_async import IB, LimitOrder, Stock
 
 from tests.helpers import wait_for
 
@@ -49,6 +49,10 @@ async def test_one_clients_flood_does_not_hold_up_another_client(sim):
         bars = await other.reqHistoricalDataAsync(spy, "", "1 D", "1 hour", "TRADES", False)
         served_first = dict(answered)
         assert details and details[0].contract.symbol == "MSFT" and bars
+        # the flooding client's own order does not wait behind its history requests either
+        order = flooder.placeOrder(spy, LimitOrder("BUY", 1, 1.00, account="DU111111"))
+        await wait_for(lambda: order.orderStatus.status == "Submitted")
+        assert answered["bars"] < FLOOD_HISTORY // 2, answered
         # the other client was answered long before the flood was: round-robin, not first come first served
         assert served_first["bars"] < FLOOD_HISTORY // 2, served_first
         # and the flood itself is served completely

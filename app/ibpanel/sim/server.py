@@ -83,8 +83,10 @@ PACING_DISCONNECT = 2 * PACING_LIMIT  # a client this far over the limit is cut 
 ACCOUNT_PUSH_SECONDS = 1.0  # live account values / portfolio / PnL cadence while prices move
 STATE_SAVE_SECONDS = 0.5
 MARKET_SAVE_SECONDS = 5.0  # price moves alone are saved less often: no disk churn while nothing trades
-# requests that cost real work (contract search, bar generation): queued per client and served in turn
+# requests that cost real work (contract search, bar generation): queued per client and served in turn;
+# their cancels wait behind them, everything else (orders first) is served at once
 QUEUED_REQUESTS = frozenset({9, 20, 81, 87, 88, 96})
+QUEUED_CANCELS = frozenset({25, 89, 90})  # cancel historical data, histogram, head timestamp
 SERVICE_SLICE_SECONDS = 0.02  # one service turn serves every waiting client, for about this long in all
 QUEUE_PAUSE_AT = 2000  # a client with this many requests waiting is not read until its queue drains
 QUEUE_RESUME_AT = 200
@@ -338,8 +340,8 @@ class ClientSession(asyncio.Protocol):
                 return
             if self.phase == "version":
                 self._on_version(payload)
-            elif self.queue or _message_id(payload) in QUEUED_REQUESTS:
-                # once one request waits, later ones wait behind it: a client's requests keep their order
+            elif (msg_id := _message_id(payload)) in QUEUED_REQUESTS or (self.queue and msg_id in QUEUED_CANCELS):
+                # expensive requests keep their order among themselves; orders and quotes do not wait for them
                 self.server.enqueue(self, payload)
             else:
                 self.server.handle_message(self, payload)
