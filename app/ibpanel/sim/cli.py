@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hold every reply for SECONDS (a slow TWS)")
     p.add_argument("--max-lines", type=int, default=0, metavar="N",
                    help="market data lines per client (0 = unlimited; TWS's default is 100)")
+    p.add_argument("--commission-plan", choices=("fixed", "tiered"), default="",
+                   help="IBKR Pro pricing plan to charge (default: fixed, as in resources/sim/commissions.json)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -76,6 +78,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         log_requests=args.log_requests, starting_cash=cash, market_data_live=not args.no_market_data,
         readonly=args.readonly, pacing=args.pacing, delay_replies=max(args.delay_replies, 0.0),
         refuse_for=max(args.refuse_for, 0.0), max_market_data_lines=max(args.max_lines, 0),
+        commission_plan=args.commission_plan,
     )
 
 
