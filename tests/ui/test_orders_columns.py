@@ -4,10 +4,6 @@ Id / Side / TIF, and saved widths restored instead of re-fitted."""
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 from decimal import Decimal
 
 from ibpanel.broker.models import OrderRequest, OrderStatus, OrderType, Side

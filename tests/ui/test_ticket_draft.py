@@ -3,12 +3,9 @@ screen shows is what is sent, fields never refill or re-read, entry points write
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 from decimal import Decimal
 
+import pytest
 from ibpanel.broker.models import Market, Side
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QCheckBox, QComboBox, QLabel, QLineEdit

@@ -7,10 +7,6 @@ typed numbers. Unreadable text is refused beside its field; validation runs whil
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 from decimal import Decimal
 
 from ibpanel.broker.models import OrderType
