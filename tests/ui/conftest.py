@@ -1,6 +1,6 @@
 """Qt + qasync fixtures for the UI tests (shared by every tests/ui module).
 
-Style (see /work/shared/docs/qt-async-notes.md): UI tests are *sync* tests. One session-wide
+Style (see docs/qt-and-asyncio.md): UI tests are *sync* tests. One session-wide
 ``qasync.QEventLoop(qapp, already_running=True)`` carries every coroutine; ``qtbot.waitUntil`` /
 ``qtbot.waitSignal`` spin Qt, and so the asyncio callbacks, sockets and timers of that loop.
 
