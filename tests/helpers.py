@@ -25,3 +25,13 @@ class FakeClock:
 
     def __call__(self):
         return self.now
+
+
+async def exchange_caught_up(broker) -> None:
+    """Return once the exchange has answered a request the broker sent after everything it had queued.
+
+    TWS and the practice exchange handle one connection's messages in order, and the broker's pacer sends
+    CURRENT_TIME in the order lane with orders and cancels: by the answer, every order the broker sent
+    before has been received and counted. A test proving that nothing was sent waits on this, not a sleep.
+    """
+    await broker._ib.reqCurrentTimeAsync()
