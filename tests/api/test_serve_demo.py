@@ -89,7 +89,7 @@ def test_module_curl_examples_succeed_against_serve_demo(demo_server):
         symbols = {p["symbol"]: p for p in positions["data"]}
         if symbols.get("AAPL", {}).get("quantity", 0) >= 10 and symbols.get("0700.HK", {}).get("quantity") in (900, 1000):
             break
-        time.sleep(0.2)
+        time.sleep(0.2)  # poll interval: the API runs in another process
         positions = json.loads(subprocess.run(_commands(base)[-1], capture_output=True, text=True, timeout=30).stdout)
     assert symbols["AAPL"]["quantity"] >= 10
     # The practice account's starter holding of Tencent covers the sale (no HK short selling).
@@ -188,7 +188,7 @@ def test_serve_stops_cleanly_on_sigterm_while_starting(tmp_path, delay):
     env = {**os.environ, "IBPANEL_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ibpanel", "serve", "--demo", "--api-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    time.sleep(delay)
+    time.sleep(delay)  # the behaviour under test: a SIGTERM at this moment of the start
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, (out, err)
