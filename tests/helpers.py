@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 
 async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
@@ -15,6 +16,19 @@ async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s: {predicate}")
         await asyncio.sleep(interval)
+
+
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.01):
+    """``wait_for`` for threads with no event loop of their own (IB's official client runs a reader thread):
+    poll ``predicate`` until it is truthy; return its value or fail the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
+        time.sleep(interval)  # poll interval, not a wait for something to finish
 
 
 class FakeClock:
