@@ -8,6 +8,8 @@ import datetime as dt
 import pytest
 from ib_async import IB, Contract, MarketOrder, Stock
 
+from tests.helpers import wait_for as _wait_for
+
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -17,15 +19,6 @@ async def ib(sim_server):
     await client.connectAsync("127.0.0.1", sim_server.port, clientId=11, timeout=5)
     yield client
     client.disconnect()
-
-
-async def _wait_for(predicate, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_qualify_us_and_hk_stocks(ib):
