@@ -89,7 +89,7 @@ def test_module_curl_examples_succeed_against_serve_demo(demo_server):
         symbols = {p["symbol"]: p for p in positions["data"]}
         if symbols.get("AAPL", {}).get("quantity", 0) >= 10 and symbols.get("0700.HK", {}).get("quantity") in (900, 1000):
             break
-        time.sleep(0.2)
+        time.sleep(0.2)  # poll interval: the API runs in another process
         positions = json.loads(subprocess.run(_commands(base)[-1], capture_output=True, text=True, timeout=30).stdout)
     assert symbols["AAPL"]["quantity"] >= 10
     # The practice account's starter holding of Tencent covers the sale (no HK short selling).

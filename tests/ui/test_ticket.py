@@ -3,10 +3,6 @@ no double submit, and a limit order that works, is modified, fills and shows in 
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 from decimal import Decimal
 
 import pytest
