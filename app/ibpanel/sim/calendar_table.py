@@ -35,18 +35,16 @@ def build_table(first: date = FIRST_DAY, last: date | None = None) -> dict:
     ``last`` defaults to the end of the last year every calendar has data for (XHKG's lunar holidays are
     precomputed to a fixed year; XNYS follows rules and has no end).
     """
-    try:
-        import exchange_calendars
-    except ImportError as exc:  # a maintenance tool: say how to get the library
-        raise SystemExit(f"exchange_calendars is needed to build the session table ({exc}); "
-                         "install the test extra: pip install -e '.[test]'") from exc
+    classes = _calendar_classes()
+    import exchange_calendars
+
+    if last is None:
+        last = date(library_last_year(), 12, 31)
     with warnings.catch_warnings():  # the library's pandas deprecation notices are not ours to act on
         warnings.simplefilter("ignore")
-        if last is None:
-            last = date(library_last_year(), 12, 31)
-        markets = {market: _market_table(exchange_calendars.get_calendar(code, start=first.isoformat(),
-                                                                         end=last.isoformat()), code, first, last)
-                   for market, code in CALENDAR_CODES.items()}
+        markets = {market: _market_table(classes[market](start=first.isoformat(), end=last.isoformat()),
+                                         CALENDAR_CODES[market], first, last)
+                   for market in CALENDAR_CODES}
     return {
         "about": "Exchange sessions of the practice exchange, generated from exchange_calendars by "
                  "`python -m ibpanel.sim.calendar_table --write`; do not edit by hand. Per market: the regular "
@@ -61,19 +59,24 @@ def build_table(first: date = FIRST_DAY, last: date | None = None) -> dict:
 
 
 def library_last_year() -> int:
-    """The last full year every calendar of CALENDAR_CODES has data for (2049 for XHKG in 4.x)."""
-    import exchange_calendars
-
+    """The last full year every calendar has data for (XHKG's precomputed lunar holidays end in 2049 in 4.x)."""
     years = []
-    for code in CALENDAR_CODES.values():
-        bound_max = type(exchange_calendars.get_calendar(code)).bound_max()
+    for cls in _calendar_classes().values():
+        bound_max = cls.bound_max()  # a class method: no calendar is built
         if bound_max is not None:
-            years.append(bound_max.year if bound_max.month == 12 and bound_max.day == 31 else bound_max.year - 1)
+            years.append(bound_max.year if (bound_max.month, bound_max.day) == (12, 31) else bound_max.year - 1)
     return min(years) if years else datetime.now(timezone.utc).year + 20
 
 
-def _hm(value) -> str | None:
-    return None if value is None or value != value else value.strftime("%H:%M")  # NaT != NaT
+def _calendar_classes() -> dict:
+    """The library's calendar classes by market (CALENDAR_CODES names the same calendars)."""
+    try:
+        from exchange_calendars.exchange_calendar_xhkg import XHKGExchangeCalendar
+        from exchange_calendars.exchange_calendar_xnys import XNYSExchangeCalendar
+    except ImportError as exc:  # a maintenance tool: say how to get the library
+        raise SystemExit(f"exchange_calendars is needed to build the session table ({exc}); "
+                         "install the test extra: pip install -e '.[test]'") from exc
+    return {"US": XNYSExchangeCalendar, "HK": XHKGExchangeCalendar}
 
 
 def _market_table(calendar, code: str, first: date, last: date) -> dict:
@@ -82,8 +85,10 @@ def _market_table(calendar, code: str, first: date, last: date) -> dict:
     tz = str(calendar.tz)
     regular = _regular_eras(calendar, first)
     schedule = calendar.schedule
-    local = [schedule[col].dt.tz_convert(tz) for col in ("open", "break_start", "break_end", "close")]
-    sessions = {label.date(): [_hm(t) for t in times] for label, *times in zip(schedule.index, *local, strict=True)}
+    local = [schedule[col].dt.tz_convert(tz).dt.strftime("%H:%M").tolist()  # NaT (no lunch break) -> NaN
+             for col in ("open", "break_start", "break_end", "close")]
+    sessions = {label.date(): [t if isinstance(t, str) else None for t in times]
+                for label, *times in zip(schedule.index, *local, strict=True)}
     closed, special = [], {}
     day = first
     while day <= last:
