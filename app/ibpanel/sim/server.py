@@ -118,6 +118,7 @@ class SimConfig:
     refuse_for: float = 0.0  # refuse connections for this long after start (a TWS that is restarting)
     max_market_data_lines: int = 0  # 0 = unlimited (TWS's default is 100; benchmarks stream 1000)
     account_push_seconds: float = ACCOUNT_PUSH_SECONDS
+    replay: object | None = None  # a sim/replay.py ReplaySession: replay a recorded day instead of the random walk
 
 
 class _Subscription:
@@ -317,7 +318,11 @@ class SimServer:
             raise ValueError("the practice exchange needs at least one account id, e.g. DU111111")
         self.book = InstrumentBook.load(synthetic=cfg.synthetic_symbols)
         self.rules = MarketRules.load()
-        self.market = Market(self.book, self.rules, seed=cfg.seed, session_mode=cfg.session_mode)
+        replay = cfg.replay  # replay hook: the recording's instruments, clock and prices (sim/replay.py)
+        if replay is not None:
+            self.book, self.rules = replay.book_and_rules(self.rules)
+        self.market = Market(self.book, self.rules, seed=cfg.seed, session_mode=cfg.session_mode,
+                             clock=replay.clock.now if replay is not None else None)
         self.accounts = Accounts(list(cfg.accounts), self.market, starting_cash=cfg.starting_cash)
         self.exchange = Exchange(self.market, self.accounts, self._on_venue_event)
         self.stats = Stats()
@@ -347,6 +352,8 @@ class SimServer:
         self._state_path = Path(cfg.state_file) if cfg.state_file else None
         if self._state_path is not None:
             self._load_state()
+        if replay is not None:  # after the state: the recording's prices win over saved ones
+            replay.attach(self.market, lambda: self.loop.call_soon(self.tick) if self.loop else None)
 
     # ----- lifecycle --------------------------------------------------------------------------------------
     @property
