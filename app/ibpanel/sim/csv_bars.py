@@ -223,7 +223,7 @@ def load_csv_bars(path: Path, symbol: str | None = None, book: InstrumentBook | 
 def _bar_seconds(rows: list) -> int:
     if rows[0][2]:
         return 86400
-    gaps = [int((b[1] - a[1]).total_seconds()) for a, b in zip(rows, rows[1:])]
+    gaps = [int((b[1] - a[1]).total_seconds()) for a, b in zip(rows, rows[1:], strict=False)]
     return max(1, min(gaps)) if gaps else 60
 
 
@@ -256,7 +256,7 @@ def _to_recording(path: Path, by_symbol: dict[str, list], instruments: dict[str,
             lot = inst.board_lot
             sizes = [volume // 4 // lot * lot] * 3
             sizes.append(volume - sum(sizes))
-            for k, (price, size) in enumerate(zip(path_prices, sizes)):
+            for k, (price, size) in enumerate(zip(path_prices, sizes, strict=False)):
                 day_volume += size
                 day_high = max(day_high, price)  # type: ignore[type-var]
                 day_low = min(day_low, price)  # type: ignore[type-var]

@@ -212,7 +212,7 @@ class RecordingWriter:
         before = self._previous.get(quote.con_id)
         if before == full:
             return False
-        stored = full if before is None else tuple(None if new == old else new for new, old in zip(full, before))
+        stored = full if before is None else tuple(None if new == old else new for new, old in zip(full, before, strict=False))
         self._previous[quote.con_id] = full
         self._conn.execute(
             f"INSERT INTO quotes(time_us, con_id, {', '.join(_QUOTE_COLUMNS)}) VALUES (?, ?{', ?' * 11})",
@@ -369,7 +369,7 @@ def _read(conn: sqlite3.Connection, path: Path) -> Recording:
         if con_id not in instruments:
             raise RecordingError(f"{where}: con_id {con_id} has no row in instruments; the recording is incomplete")
         changes: dict[str, object] = {}
-        for name, value in zip(_QUOTE_COLUMNS, row[3:]):
+        for name, value in zip(_QUOTE_COLUMNS, row[3:], strict=False):
             if value is None:
                 continue
             if name in QUOTE_SIZE_FIELDS:
@@ -391,7 +391,7 @@ def _read(conn: sqlite3.Connection, path: Path) -> Recording:
         where = f"{path}: bars row con_id={row[0]} start_us={row[2]}"
         if row[0] not in instruments:
             raise RecordingError(f"{where}: con_id {row[0]} has no row in instruments")
-        o, h, low, c = (_decimal(v, where, n) for v, n in zip(row[3:7], ("open", "high", "low", "close")))
+        o, h, low, c = (_decimal(v, where, n) for v, n in zip(row[3:7], ("open", "high", "low", "close"), strict=False))
         bars.append(RecordedBar(row[0], int(row[1]), from_us(row[2]), o, h, low, c, int(row[7])))  # type: ignore[arg-type]
     return Recording(instruments=list(instruments.values()), quotes=quotes, bars=bars, meta=meta)
 

@@ -26,7 +26,14 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from ibpanel.sim.market import InstrumentBook, Market, MarketRules, SimInstrument, parse_bar_size, parse_duration
+from ibpanel.sim.market import (
+    InstrumentBook,
+    Market,
+    MarketRules,
+    SimInstrument,
+    parse_bar_size,
+    parse_duration,
+)
 from ibpanel.sim.recording import RecordedInstrument, RecordedQuote, Recording, RecordingError, load_recording
 
 UTC = timezone.utc
@@ -170,9 +177,11 @@ class ReplayFeed:
         self._instruments = {i.con_id: i for i in recording.instruments}
         self.on_more: Callable[[], None] | None = None  # set by ReplaySession.attach: "step again now"
         self.applied = 0  # quotes applied so far (benchmarks, tests)
+        self.steps = 0  # market steps asked of the feed (tests wait on it)
 
     # ----- quotes ---------------------------------------------------------------------------------------
     def advance(self, market: Market) -> list[int]:
+        self.steps += 1
         now = self.clock.now()
         if self.clock.seeks != self._seeks:
             self._seeks = self.clock.seeks
@@ -202,7 +211,7 @@ class ReplayFeed:
         latest: dict[int, RecordedQuote] = {}
         for quote in self._quotes[:self._cursor]:
             latest[quote.con_id] = quote
-        for con_id, inst in self._instruments.items():
+        for con_id, _inst in self._instruments.items():
             quote = latest.get(con_id)
             if quote is None:  # not traded yet at this time: show its first quote's prices, no volume
                 first = next((q for q in self._quotes if q.con_id == con_id), None)

@@ -1,0 +1,69 @@
+"""The replay clock: speed, pause, seek and the end of the recorded day."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ibpanel.sim.replay import ReplayClock
+
+START = datetime(2025, 3, 14, 13, 30, tzinfo=timezone.utc)
+END = START + timedelta(hours=1)
+
+
+class Wall:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_clock_moves_at_its_speed_while_playing():
+    wall = Wall()
+    clock = ReplayClock(START, END, speed=1.0, monotonic=wall)
+    wall.t += 10
+    assert clock.now() == START + timedelta(seconds=10)
+    clock.set_speed(60)
+    wall.t += 10
+    assert clock.now() == START + timedelta(seconds=10 + 600)
+
+
+def test_pause_stops_the_clock_and_play_resumes_from_there():
+    wall = Wall()
+    clock = ReplayClock(START, END, speed=30.0, monotonic=wall)
+    wall.t += 2
+    clock.pause()
+    held = clock.now()
+    wall.t += 100
+    assert clock.now() == held == START + timedelta(seconds=60)
+    assert not clock.state().playing
+    clock.play()
+    wall.t += 1
+    assert clock.now() == held + timedelta(seconds=30)
+
+
+def test_seek_jumps_within_the_recording_and_counts_the_jump():
+    wall = Wall()
+    clock = ReplayClock(START, END, playing=False, monotonic=wall)
+    assert clock.seek(START + timedelta(minutes=20)) == START + timedelta(minutes=20)
+    assert clock.seek(START - timedelta(days=1)) == START
+    assert clock.seek(END + timedelta(days=1)) == END
+    assert clock.seeks == 3
+
+
+def test_the_clock_stops_at_the_end_of_the_day():
+    wall = Wall()
+    clock = ReplayClock(START, END, speed=60.0, monotonic=wall)
+    wall.t += 3600
+    assert clock.now() == END
+    state = clock.state()
+    assert state.finished and not state.playing
+
+
+@pytest.mark.parametrize("speed", [0.5, 61, 0])
+def test_speed_outside_1x_to_60x_is_refused(speed):
+    clock = ReplayClock(START, END, monotonic=Wall())
+    with pytest.raises(ValueError, match="1x to 60x"):
+        clock.set_speed(speed)
