@@ -6,7 +6,6 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
-
 from ibpanel.sim.csv_bars import load_csv_bars
 from ibpanel.sim.recording import RecordingError
 

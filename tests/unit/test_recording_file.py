@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-
 from ibpanel.sim.recording import (
     RecordedBar,
     RecordedInstrument,

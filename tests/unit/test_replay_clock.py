@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from ibpanel.sim.replay import ReplayClock
 
 START = datetime(2025, 3, 14, 13, 30, tzinfo=timezone.utc)
