@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 from broker_helpers import params, wait_for
-
 from ibpanel.broker.recorder import start_recording, stop_recording
 from ibpanel.sim.recording import load_recording
 from ibpanel.sim.replay import open_replay
 from ibpanel.sim.server import SimServer
+
 from tests.conftest import sim_test_config
 
 pytestmark = pytest.mark.timeout(60)
