@@ -317,6 +317,8 @@ async def serve(
             # The practice account continues across launches; the starter holding is given once, to a new account.
             state_path = paths.practice_state_path(profile)
             new_account = not state_path.exists()
+            if getattr(args, "replay_session", None) is not None:  # --replay FILE (cli.py, sim/replay.py)
+                sim_kwargs["replay"], state_path, new_account = args.replay_session, None, False
             sim = SimServer(SimConfig(state_file=state_path, **sim_kwargs))
             if new_account:
                 seed_practice_holdings(sim)

@@ -468,14 +468,19 @@ class PanelApp:
             # The practice account continues across launches (a paper account would); headless runs
             # (smoke test, screenshots) start fresh so their output does not depend on earlier runs.
             state = None if self.headless else paths.practice_state_path(self.profile)
-            config = SimConfig(host="127.0.0.1", port=0, state_file=state)
+            replay = getattr(self.args, "replay_session", None)  # --replay FILE (cli.py, sim/replay.py)
+            if replay is not None:
+                state = None  # a replayed day starts a fresh practice account (fills still go to the journal)
+            config = SimConfig(host="127.0.0.1", port=0, state_file=state, replay=replay)
             if self.args.seed is not None:
-                config = SimConfig(host="127.0.0.1", port=0, seed=self.args.seed, state_file=state)
+                config = SimConfig(host="127.0.0.1", port=0, seed=self.args.seed, state_file=state, replay=replay)
             sim = SimThread(config)
             # Starting a thread and binding is quick, but keep the window painting meanwhile.
             await asyncio.get_running_loop().run_in_executor(None, sim.__enter__)
             self.sim = sim
             log.info("practice exchange listening on 127.0.0.1:%s", sim.port)
+            if replay is not None:
+                window.show_replay(replay.clock, replay.recording.instruments[0].time_zone, Path(replay.source).name)
         tab.set_practice_port(self.sim.port)
         if self.broker.status.state is not ConnectionState.DISCONNECTED:
             await self.broker.disconnect()
@@ -591,6 +596,9 @@ class PanelApp:
             session_ok = await self._connect_for_screenshot()
         window.show_tab(name)
         tab = window.tabs[name]
+        prepare = getattr(tab, "prepare_screenshot", None)  # e.g. the Practice tab closes the sample trades
+        if prepare is not None and self.args.demo and session_ok:
+            await prepare()
         populated_fn = getattr(tab, "populated", None)
         # Without a session there is nothing to wait for: the window as it is (first run) is the picture.
         waiting = populated_fn is not None and self.broker.status.state is not ConnectionState.DISCONNECTED
