@@ -208,6 +208,7 @@ class ReplayFeed:
     def _position(self, market: Market, now: datetime) -> list[int]:
         """After a jump (or at the start): each instrument shows its last quote at or before ``now``."""
         self._cursor = bisect_right(self._times, now)
+        self.applied = self._cursor  # the quotes up to the clock count as replayed
         latest: dict[int, RecordedQuote] = {}
         for quote in self._quotes[:self._cursor]:
             latest[quote.con_id] = quote
