@@ -66,3 +66,24 @@ def test_speed_outside_1x_to_60x_is_refused(speed):
     clock = ReplayClock(START, END, monotonic=Wall())
     with pytest.raises(ValueError, match="1x to 60x"):
         clock.set_speed(speed)
+
+
+def test_sessions_are_the_recorded_ones(tmp_path):
+    from ibpanel.sim.replay import open_replay
+
+    path = tmp_path / "mixed.csv"
+    path.write_text("symbol,time,open,high,low,close,volume\nAAPL,2025-03-14 09:30,10,11,9,10,100\n"
+                    "0700.HK,2025-03-14 09:30,500,501,499,500,100\n")
+    feed = open_replay(path).feed
+    aapl, tencent = (i.con_id for i in sorted(feed.recording.instruments, key=lambda i: i.symbol != "AAPL"))
+
+    def at(hour, minute, day=14):  # UTC
+        return datetime(2025, 3, day, hour, minute, tzinfo=timezone.utc)
+
+    assert feed.session_state(aapl, at(12, 0)) == "pre"  # 08:00 New York
+    assert feed.session_state(aapl, at(13, 31)) == "open"
+    assert feed.session_state(aapl, at(21, 0)) == "post"  # 17:00
+    assert feed.session_state(aapl, at(1, 30)) == "closed"  # 21:30 the day before: not a recorded day
+    assert feed.session_state(tencent, at(1, 31)) == "open"  # 09:31 Hong Kong
+    assert feed.session_state(tencent, at(4, 30)) == "closed"  # 12:30: the lunch break
+    assert feed.session_state(tencent, at(8, 5)) == "post"  # 16:05: the closing auction

@@ -141,27 +141,21 @@ def _sim_instrument(inst: RecordedInstrument, first: RecordedQuote | None) -> Si
 
 
 def _hours_state(hours: str, local: datetime) -> bool | None:
-    """Whether ``local`` lies in one of TWS's "YYYYMMDD:HHMM-YYYYMMDD:HHMM" ranges; None if the day is not listed."""
-    listed = False
+    """Whether ``local`` lies in one of TWS's "YYYYMMDD:HHMM-YYYYMMDD:HHMM" ranges; None when no hours are given."""
+    if not hours.strip():
+        return None
     stamp = local.strftime("%Y%m%d%H%M")
-    day = local.strftime("%Y%m%d")
     for part in hours.split(";"):
         part = part.strip()
-        if not part:
-            continue
-        if part.endswith(":CLOSED"):
-            listed = listed or part.startswith(day)
+        if not part or part.endswith(":CLOSED"):
             continue
         try:
             begin, end = part.split("-")
-            b, e = begin.replace(":", ""), end.replace(":", "")
         except ValueError:
             continue
-        if b[:8] == day or e[:8] == day:
-            listed = True
-        if b <= stamp < e:
+        if begin.replace(":", "") <= stamp < end.replace(":", ""):
             return True
-    return False if listed else None
+    return False
 
 
 class ReplayFeed:
@@ -301,7 +295,7 @@ class ReplayFeed:
     def session_state(self, con_id: int, now: datetime) -> str:
         """As recorded: "open" in liquid hours, "pre"/"post" in the rest of the trading hours, else "closed".
 
-        A day the recording lists no hours for is open (imported data without sessions trades as recorded).
+        An instrument recorded without hours is always open; outside the listed days it is closed.
         """
         inst = self._instruments[con_id]
         local = now.astimezone(ZoneInfo(inst.time_zone))
