@@ -116,3 +116,27 @@ async def test_bars_come_from_the_replayed_day_up_to_the_replay_clock(replayed):
     bars = await ib.reqHistoricalDataAsync(aapl, "", "600 S", "1 min", "TRADES", useRTH=False, formatDate=2)
     assert [(b.open, b.high, b.low, b.close) for b in bars] == [(200.00, 201.00, 199.50, 200.50),
                                                                 (200.50, 200.80, 199.00, 199.00)]
+
+
+async def test_an_order_before_the_first_quote_waits_for_it(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_text("symbol,time,open,high,low,close,volume\n0700.HK,2025-03-14 09:30,500,501,499,500.5,1000\n"
+                    "AAPL,2025-03-14 09:30,200,201,199,200.5,1000\n")
+    session = open_replay(path, speed=60.0, playing=False)
+    server = SimServer(sim_test_config(replay=session))
+    await server.start()
+    ib = IB()
+    await ib.connectAsync("127.0.0.1", server.port, clientId=32, timeout=5)
+    try:
+        aapl = Stock("AAPL", "SMART", "USD")
+        await ib.qualifyContractsAsync(aapl)
+        # the replay opens in Hong Kong, 12 hours before AAPL's first quote: its open price is not known yet
+        trade = ib.placeOrder(aapl, MarketOrder("BUY", 10, account="DU111111", outsideRth=True))
+        await wait_for(lambda: trade.orderStatus.status == "PreSubmitted")
+        session.clock.seek(OPEN)  # AAPL's first quote: 09:30 New York
+        await wait_for(lambda: trade.orderStatus.status == "Filled")
+        assert trade.orderStatus.avgFillPrice == 200.01
+        assert trade.fills[0].execution.time >= OPEN
+    finally:
+        ib.disconnect()
+        await server.stop()

@@ -80,10 +80,11 @@ def test_sessions_are_the_recorded_ones(tmp_path):
     def at(hour, minute, day=14):  # UTC
         return datetime(2025, 3, day, hour, minute, tzinfo=timezone.utc)
 
-    assert feed.session_state(aapl, at(12, 0)) == "pre"  # 08:00 New York
+    assert feed.session_state(aapl, at(12, 0)) == "closed"  # 08:00 New York, but no quote of AAPL before 09:30
     assert feed.session_state(aapl, at(13, 31)) == "open"
     assert feed.session_state(aapl, at(21, 0)) == "post"  # 17:00
     assert feed.session_state(aapl, at(1, 30)) == "closed"  # 21:30 the day before: not a recorded day
     assert feed.session_state(tencent, at(1, 31)) == "open"  # 09:31 Hong Kong
+    assert feed.session_state(tencent, at(1, 10)) == "closed"  # 09:10: pre-open, but before the first quote
     assert feed.session_state(tencent, at(4, 30)) == "closed"  # 12:30: the lunch break
     assert feed.session_state(tencent, at(8, 5)) == "post"  # 16:05: the closing auction

@@ -169,6 +169,9 @@ class ReplayFeed:
         self._cursor = 0
         self._seeks = -1  # -> position on the first step
         self._instruments = {i.con_id: i for i in recording.instruments}
+        self._first_quote: dict[int, datetime] = {}
+        for quote in self._quotes:
+            self._first_quote.setdefault(quote.con_id, quote.time)
         self.on_more: Callable[[], None] | None = None  # set by ReplaySession.attach: "step again now"
         self.applied = 0  # quotes applied so far (benchmarks, tests)
         self.steps = 0  # market steps asked of the feed (tests wait on it)
@@ -295,9 +298,13 @@ class ReplayFeed:
     def session_state(self, con_id: int, now: datetime) -> str:
         """As recorded: "open" in liquid hours, "pre"/"post" in the rest of the trading hours, else "closed".
 
-        An instrument recorded without hours is always open; outside the listed days it is closed.
+        An instrument recorded without hours is always open; outside the listed days it is closed, and so it is
+        before its first recorded quote (orders wait: its first quote's price is not known yet at that time).
         """
         inst = self._instruments[con_id]
+        first = self._first_quote.get(con_id)
+        if first is None or now < first:  # it shows its first quote already, but that price lies in the future
+            return "closed"
         local = now.astimezone(ZoneInfo(inst.time_zone))
         liquid = _hours_state(inst.liquid_hours, local)
         if liquid is None or liquid:
@@ -323,6 +330,11 @@ class ReplaySession:
         self.clock = ReplayClock(recording.start, recording.end, speed=speed, playing=playing, monotonic=monotonic)
         self.feed = ReplayFeed(recording, self.clock)
         self.source = recording.meta.get("path", "")
+
+    def time_zones(self) -> tuple[str, tuple[str, ...]]:
+        """(the zone of the market that opens the recording, every zone of the recording)."""
+        first = self.recording.instrument(self.recording.quotes[0].con_id).time_zone
+        return first, tuple(dict.fromkeys(i.time_zone for i in self.recording.instruments))
 
     def book_and_rules(self, rules: MarketRules) -> tuple[InstrumentBook, MarketRules]:
         """The practice exchange's listing for this replay: only the recorded instruments, their tick rules."""

@@ -480,7 +480,8 @@ class PanelApp:
             self.sim = sim
             log.info("practice exchange listening on 127.0.0.1:%s", sim.port)
             if replay is not None:
-                window.show_replay(replay.clock, replay.recording.instruments[0].time_zone, Path(replay.source).name)
+                zone, zones = replay.time_zones()
+                window.show_replay(replay.clock, zone, Path(replay.source).name, zones)
         tab.set_practice_port(self.sim.port)
         if self.broker.status.state is not ConnectionState.DISCONNECTED:
             await self.broker.disconnect()

@@ -285,11 +285,11 @@ class MainWindow(QMainWindow):
                 break
         self.show_tab("quotes")
 
-    def show_replay(self, clock: Any, zone: str, title: str = "") -> None:
+    def show_replay(self, clock: Any, zone: str, title: str = "", zones: tuple[str, ...] = ()) -> None:
         """Show the Replay control (ui/replay_bar.py) above the tabs, driving ``clock`` (sim/replay.py)."""
         from ibpanel.ui.replay_bar import ReplayBar
 
-        self.replay_bar = ReplayBar(clock, zone, title)
+        self.replay_bar = ReplayBar(clock, zone, title, zones=zones)
         self._central_layout.insertWidget(1, self.replay_bar)
 
     def tab(self, name: str) -> QWidget:

@@ -20,11 +20,14 @@ SPEEDS = (1, 2, 5, 10, 30, 60)
 class ReplayBar(QFrame):
     """Shows the replay clock in the exchange's time zone and its position in the recorded day."""
 
-    def __init__(self, clock: ReplayClock, zone: str = "US/Eastern", title: str = "", parent=None) -> None:
+    def __init__(self, clock: ReplayClock, zone: str = "US/Eastern", title: str = "", parent=None,
+                 zones: tuple[str, ...] = ()) -> None:
         super().__init__(parent)
         self.setObjectName("replayBar")
         self.clock = clock
         self.zone = ZoneInfo(zone)
+        # every market of the recording, e.g. New York and Hong Kong, so each trader sees their local time
+        self.zones = tuple(ZoneInfo(z) for z in dict.fromkeys((zone, *zones)))
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 4, 10, 4)
         self.title = QLabel(f"Replay {title}".strip())
@@ -75,7 +78,9 @@ class ReplayBar(QFrame):
         state = self.clock.state()
         self.play_button.setText("Pause" if state.playing else ("Finished" if state.finished else "Play"))
         local = state.time.astimezone(self.zone)
-        self.time_label.setText(f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}")
+        others = [state.time.astimezone(z) for z in self.zones[1:]]
+        self.time_label.setText(f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
+                                + "".join(f"  ·  {o:%H:%M:%S} {o.tzname()}" for o in others))
         span = (state.end - state.start).total_seconds()
         done = (state.time - state.start).total_seconds() / span if span > 0 else 1.0
         self.progress.setValue(int(done * 1000))
