@@ -108,6 +108,16 @@ async def test_pause_stops_the_quotes_and_play_resumes_them(replayed):
     await wait_for(lambda: feed.applied > count, timeout=10)
 
 
+async def test_contract_details_carry_the_recorded_tick_rule(replayed):
+    session, server, ib = replayed
+    [details] = await ib.reqContractDetailsAsync(Stock("AAPL", "SMART", "USD"))
+    rule_id = int(details.marketRuleIds.split(",")[0])
+    increments = await ib.reqMarketRuleAsync(rule_id)
+    recorded = session.recording.instruments[0].tick_rows
+    assert [(i.lowEdge, i.increment) for i in increments] == [(float(low), float(inc)) for low, inc in recorded]
+    assert details.timeZoneId == "US/Eastern" and details.liquidHours == "20250314:0930-20250314:1600"
+
+
 async def test_bars_come_from_the_replayed_day_up_to_the_replay_clock(replayed):
     session, server, ib = replayed
     aapl = Stock("AAPL", "SMART", "USD")

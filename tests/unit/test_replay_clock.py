@@ -88,3 +88,23 @@ def test_sessions_are_the_recorded_ones(tmp_path):
     assert feed.session_state(tencent, at(1, 10)) == "closed"  # 09:10: pre-open, but before the first quote
     assert feed.session_state(tencent, at(4, 30)) == "closed"  # 12:30: the lunch break
     assert feed.session_state(tencent, at(8, 5)) == "post"  # 16:05: the closing auction
+
+
+def test_a_recorded_tick_rule_never_replaces_another_rule_of_the_same_id(tmp_path):
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from ibpanel.sim.csv_bars import load_csv_bars
+    from ibpanel.sim.market import MarketRules
+    from ibpanel.sim.replay import ReplaySession
+
+    path = tmp_path / "AAPL.csv"
+    path.write_text("time,open,high,low,close,volume\n2025-03-14 09:30,10,11,9,10,100\n")
+    recording = load_csv_bars(path)
+    odd = ((Decimal(0), Decimal("0.05")),)  # a recording that says rule 26 is 5-cent steps
+    recording.instruments = [replace(recording.instruments[0], tick_rows=odd)]
+    base = MarketRules.load()
+    book, rules = ReplaySession(recording).book_and_rules(base)
+    inst = book.all()[0]
+    assert rules.rows(26) == base.rows(26)
+    assert inst.market_rule_id != 26 and rules.rows(inst.market_rule_id) == list(odd)

@@ -136,6 +136,7 @@ def _sim_instrument(inst: RecordedInstrument, first: RecordedQuote | None) -> Si
         trading_class=inst.symbol, long_name=inst.long_name or inst.symbol, industry="", category="", subcategory="",
         board_lot=inst.board_lot, market_rule_id=inst.market_rule_id, ref_price=ref or inst.tick_rows[0][1] * 100,
         time_zone=inst.time_zone, order_types="LMT,MKT,STP,STPLMT", valid_exchanges=inst.exchange,
+        market_rule_ids=str(inst.market_rule_id),
         min_tick=inst.tick_rows[0][1], market_name=inst.symbol, min_size=Decimal(inst.board_lot),
         size_increment=Decimal(inst.board_lot))
 
@@ -342,10 +343,16 @@ class ReplaySession:
         for quote in self.recording.quotes:
             first.setdefault(quote.con_id, quote)
         merged = {rid: rules.rows(rid) for rid in rules.ids()}
+        listed = []
         for inst in self.recording.instruments:
-            merged[inst.market_rule_id] = list(inst.tick_rows)
-        book = InstrumentBook(_sim_instrument(i, first.get(i.con_id)) for i in self.recording.instruments)
-        return book, MarketRules(merged, dict(rules.names))
+            rows = sorted(inst.tick_rows)
+            rule_id = inst.market_rule_id
+            if rule_id <= 0 or merged.get(rule_id, rows) != rows:  # unknown, or the id means other bands here
+                rule_id = next(n for n in range(900_001, 1_000_000) if n not in merged)
+                inst = replace(inst, market_rule_id=rule_id)
+            merged[rule_id] = rows
+            listed.append(_sim_instrument(inst, first.get(inst.con_id)))
+        return InstrumentBook(listed), MarketRules(merged, dict(rules.names))
 
     def attach(self, market: Market, step_again: Callable[[], None]) -> None:
         """Make ``market`` take its prices from the recording; ``step_again`` schedules one more market step."""
