@@ -71,3 +71,19 @@ def test_csv_and_html_exports_hold_every_trade_and_no_external_asset(tmp_path):
     assert page.count("<svg") == 2 and "<polyline" in page
     assert "src=" not in page and "href=" not in page and "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "e040" in page and "46.00 USD" in page
+
+
+def test_the_report_imports_without_qt():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('PySide6', 'qasync', 'pyqtgraph', 'shiboken6', 'ib_async'):\n"
+            "            raise ImportError(name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import ibpanel.practice_report, ibpanel.sim.replay, ibpanel.sim.csv_bars\n"
+            "print('OK')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "OK", out.stderr
