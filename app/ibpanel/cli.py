@@ -41,6 +41,8 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
                        help="practice on a recorded day (.ibrec) or a CSV of bars (.csv) instead of random prices; "
                        "implies --demo")
     group.add_argument("--replay-speed", type=float, default=1.0, metavar="X", help="replay speed, 1 to 60 (default 1)")
+    group.add_argument("--replay-from", metavar="TIME", default=None,
+                       help="start the replay at TIME: HH:MM or 'YYYY-MM-DD HH:MM' (the first market's time)")
     group.add_argument("--tws-host", default=None, help="TWS / IB Gateway host to connect to at start")
     group.add_argument("--tws-port", type=connect_port, default=None, help="TWS / IB Gateway port to connect to at start")
     group.add_argument("--client-id", type=int, default=None, help="API client id")
@@ -121,7 +123,7 @@ def load_replay(args: argparse.Namespace) -> int:
     from ibpanel.sim.replay import open_replay
 
     try:
-        args.replay_session = open_replay(Path(args.replay), speed=args.replay_speed)
+        args.replay_session = open_replay(Path(args.replay), speed=args.replay_speed, start=args.replay_from)
     except (RecordingError, ValueError) as exc:
         print(f"ibpanel: --replay: {exc}", file=sys.stderr)
         return 2

@@ -35,3 +35,16 @@ def test_ibpanel_sim_replay_of_a_truncated_recording_is_refused(tmp_path):
     args = sim_cli.build_parser().parse_args(["--replay", str(cut)])
     with pytest.raises(ValueError, match=rf"truncated at byte 8192: its header says the file is {len(whole)} bytes"):
         sim_cli.config_from_args(args)
+
+
+def test_replay_from_starts_the_clock_there_in_the_first_markets_time(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    day = tmp_path / "AAPL.csv"
+    day.write_text("time,open,high,low,close,volume\n2025-03-14 09:30,10,11,9,10,100\n2025-03-14 15:59,10,11,9,10,100\n")
+    args = cli.parse_args(["--replay", str(day), "--replay-from", "13:00"])
+    assert cli.load_replay(args) == 0
+    moved = args.replay_session.clock.now() - datetime(2025, 3, 14, 17, 0, tzinfo=timezone.utc)  # 13:00 New York
+    assert timedelta(0) <= moved < timedelta(minutes=1)  # playing at 1x since then
+    args = cli.parse_args(["--replay", str(day), "--replay-from", "lunch"])
+    assert cli.load_replay(args) == 2

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", metavar="FILE", default=None,
                    help="replay a recorded day (.ibrec) or a CSV of bars (.csv) instead of random prices")
     p.add_argument("--replay-speed", type=float, default=1.0, metavar="X", help="replay speed, 1 to 60 (default 1)")
+    p.add_argument("--replay-from", metavar="TIME", default=None,
+                   help="start the replay at TIME: HH:MM or 'YYYY-MM-DD HH:MM' (the first market's time)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -77,7 +79,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     if args.replay:  # loaded and checked whole before the exchange starts (sim/replay.py)
         from ibpanel.sim.replay import open_replay
 
-        replay = open_replay(args.replay, speed=args.replay_speed)
+        replay = open_replay(args.replay, speed=args.replay_speed, start=args.replay_from)
     return SimConfig(
         host=args.host, port=args.port, accounts=accounts, seed=args.seed, session_mode=args.session,
         quote_interval=args.quote_interval, synthetic_symbols=max(args.synthetic, 0), state_file=args.state,

@@ -332,6 +332,23 @@ class ReplaySession:
         self.feed = ReplayFeed(recording, self.clock)
         self.source = recording.meta.get("path", "")
 
+    def start_at(self, text: str) -> datetime:
+        """Jump to ``text``: ISO with an offset, or "YYYY-MM-DD HH:MM[:SS]" / "HH:MM" in the opening market's zone."""
+        zone = ZoneInfo(self.time_zones()[0])
+        raw = text.strip()
+        try:
+            if len(raw) <= 8 and ":" in raw:  # a time of the recording's first day
+                hour, minute, *rest = (int(p) for p in raw.split(":"))
+                day = self.clock.start.astimezone(zone).date()
+                moment = datetime(day.year, day.month, day.day, hour, minute, rest[0] if rest else 0, tzinfo=zone)
+            else:
+                moment = datetime.fromisoformat(raw)
+                moment = moment if moment.tzinfo else moment.replace(tzinfo=zone)
+        except ValueError:
+            raise ValueError(f"replay start {text!r} is not a time: write HH:MM or 'YYYY-MM-DD HH:MM' "
+                             f"({zone.key} time) or an ISO time with an offset") from None
+        return self.clock.seek(moment)
+
     def time_zones(self) -> tuple[str, tuple[str, ...]]:
         """(the zone of the market that opens the recording, every zone of the recording)."""
         first = self.recording.instrument(self.recording.quotes[0].con_id).time_zone
@@ -361,8 +378,12 @@ class ReplaySession:
         self.feed.advance(market)
 
 
-def open_replay(path: Path, speed: float = 1.0, playing: bool = True, symbol: str | None = None) -> ReplaySession:
-    """Load a recording (.ibrec) or a CSV of bars (.csv) whole and check it; RecordingError if it is unusable."""
+def open_replay(path: Path, speed: float = 1.0, playing: bool = True, symbol: str | None = None,
+                start: str | None = None) -> ReplaySession:
+    """Load a recording (.ibrec) or a CSV of bars (.csv) whole and check it; RecordingError if it is unusable.
+
+    ``start``: where the clock begins (see ``ReplaySession.start_at``); default the recording's first quote.
+    """
     path = Path(path)
     if path.suffix.lower() == ".csv":
         from ibpanel.sim.csv_bars import load_csv_bars
@@ -371,7 +392,10 @@ def open_replay(path: Path, speed: float = 1.0, playing: bool = True, symbol: st
     else:
         recording = load_recording(path)
     recording.meta["path"] = str(path)
-    return ReplaySession(recording, speed=speed, playing=playing)
+    session = ReplaySession(recording, speed=speed, playing=playing)
+    if start:
+        session.start_at(start)
+    return session
 
 
 __all__ = ["MAX_SPEED", "MIN_SPEED", "ReplayClock", "ReplayFeed", "ReplaySession", "ReplayState", "open_replay"]
