@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timezone
 from decimal import Decimal
@@ -314,16 +315,20 @@ class PracticeTab(QWidget):
     def populated(self) -> bool:
         return self.report is not None and any(r.round_trips for r in self.report.by_currency.values())
 
-    async def prepare_screenshot(self) -> None:
-        """``--demo --screenshot --tab practice``: close the sample buys so the report has round trips."""
-        for position in list(self.broker.positions()):
-            if position.quantity > 0:
-                try:
-                    await self.broker.place(OrderRequest(symbol=position.instrument.display, side=Side.SELL,
-                                                         quantity=Decimal(position.quantity),
-                                                         order_type=OrderType.MKT))
-                except Exception as exc:  # noqa: BLE001 - fewer rows is still a screenshot
-                    log.warning("sample close of %s not placed: %s", position.instrument.display, exc)
+    async def prepare_screenshot(self, round_trips: int = 4, pause: float = 1.0) -> None:
+        """``--demo --screenshot --tab practice``: close the sample buys, then a few AAPL round trips ``pause``
+        seconds apart (a minute apart in a replay at 60x), so the report has trades and a curve."""
+        orders = [(p.instrument.display, Side.SELL, Decimal(p.quantity)) for p in self.broker.positions()
+                  if p.quantity > 0]
+        orders += [("AAPL", Side.BUY if n % 2 == 0 else Side.SELL, Decimal(50)) for n in range(round_trips * 2)]
+        for symbol, side, quantity in orders:
+            try:
+                await self.broker.place(OrderRequest(symbol=symbol, side=side, quantity=quantity,
+                                                     order_type=OrderType.MKT))
+            except Exception as exc:  # noqa: BLE001 - fewer rows is still a screenshot
+                log.warning("sample trade %s %s not placed: %s", side.value, symbol, exc)
+            if symbol == "AAPL":
+                await asyncio.sleep(pause)
         self.refresh_report(reload_scopes=True)
 
     def shutdown(self) -> None:

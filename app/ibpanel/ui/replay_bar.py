@@ -84,6 +84,8 @@ class ReplayBar(QFrame):
         span = (state.end - state.start).total_seconds()
         done = (state.time - state.start).total_seconds() / span if span > 0 else 1.0
         self.progress.setValue(int(done * 1000))
+        if not self.jump_edit.hasFocus():  # follows the clock until the user edits it
+            self.jump_edit.setDateTime(self._local(state.time))
 
     def _on_play_clicked(self) -> None:
         if self.clock.state().playing:
