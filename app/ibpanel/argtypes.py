@@ -5,15 +5,31 @@ from __future__ import annotations
 import argparse
 import re
 
-_ACCOUNT_ID = re.compile(r"^[A-Za-z]{1,4}\d{1,12}$")
+# [0-9], not \d: \d (like int() and str.isdigit()) also takes "٣" or "１２".
+_ACCOUNT_ID = re.compile(r"^[A-Za-z]{1,4}[0-9]{1,12}$")
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,12}")
+
+
+def whole_number(text: str) -> int:
+    """A whole number in ASCII digits (client id, seed)."""
+    if not _WHOLE_NUMBER.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: use the digits 0-9")
+    return int(text)
+
+
+def api_token(text: str) -> str:
+    """An API token as typed: a blank one is a mistake, never "no token"."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the token is blank: give a real token, or leave out --api-token")
+    return text
 
 
 def _port(text: str, *, allow_zero: bool) -> int:
     low = 0 if allow_zero else 1
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number: use a whole number from {low} to 65535") from None
+        value = whole_number(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number: use a whole number (digits 0-9) from {low} to 65535") from None
     if not low <= value <= 65535:
         what = "0 (any free port) to 65535" if allow_zero else "1 to 65535"
         raise argparse.ArgumentTypeError(f"port {value} is out of range: use {what}")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ibpanel import __version__
-from ibpanel.argtypes import connect_port, listen_port
+from ibpanel.argtypes import api_token, connect_port, listen_port, whole_number
 
 
 def _add_api_options(parser: argparse.ArgumentParser, *, default_on: bool) -> None:
@@ -22,6 +22,7 @@ def _add_api_options(parser: argparse.ArgumentParser, *, default_on: bool) -> No
     group.add_argument("--api-port", type=listen_port, default=5000, help="port to bind (default 5000)")
     group.add_argument(
         "--api-token",
+        type=api_token,
         default=None,
         help="bearer token clients must send; required when binding anything but 127.0.0.1 "
         "(or set IBPANEL_API_TOKEN)",
@@ -31,7 +32,7 @@ def _add_api_options(parser: argparse.ArgumentParser, *, default_on: bool) -> No
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection")
     group.add_argument("--demo", action="store_true", help="start the built-in practice exchange and connect to it")
-    group.add_argument("--seed", type=int, default=None, help="practice exchange price seed (reproducible runs)")
+    group.add_argument("--seed", type=whole_number, default=None, help="practice exchange price seed (reproducible runs)")
     group.add_argument(
         "--reset-practice",
         action="store_true",
@@ -45,7 +46,7 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
                        help="start the replay at TIME: HH:MM or 'YYYY-MM-DD HH:MM' (the first market's time)")
     group.add_argument("--tws-host", default=None, help="TWS / IB Gateway host to connect to at start")
     group.add_argument("--tws-port", type=connect_port, default=None, help="TWS / IB Gateway port to connect to at start")
-    group.add_argument("--client-id", type=int, default=None, help="API client id")
+    group.add_argument("--client-id", type=whole_number, default=None, help="API client id")
     group.add_argument("--account", default=None, help="account to use when several are managed")
     group.add_argument("--readonly", action="store_true", help="connect read-only: no order can be sent")
     group.add_argument("--profile", default="default", help="settings profile (separate settings, journal, logs)")
@@ -107,14 +108,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def reset_practice(profile: str) -> None:
-    """Forget the practice account kept between practice sessions (``--reset-practice``)."""
+def reset_practice(profile: str) -> bool:
+    """Forget the practice account kept between practice sessions (``--reset-practice``). False when it is in use."""
     from ibpanel.paths import practice_state_path
+    from ibpanel.runtime.practice import practice_owner
 
+    owner = practice_owner(profile)
+    if owner is not None:
+        # The running exchange would save its account over the reset one when it stops.
+        who = f"process {owner}" if owner else "another process"
+        print(f"ibpanel: the practice account of profile {profile!r} is in use by {who} (IB Panel or ibpanel serve "
+              "with --demo); close it first, then start over with --reset-practice.", file=sys.stderr)
+        return False
     state = practice_state_path(profile)
     if state.exists():
         state.unlink()
         print(f"ibpanel: practice account for profile {profile!r} starts over ({state} removed)")
+    return True
 
 
 def load_replay(args: argparse.Namespace) -> int:
@@ -137,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         code = load_replay(args)
         if code:
             return code
-    if getattr(args, "reset_practice", False):
-        reset_practice(args.profile)
+    if getattr(args, "reset_practice", False) and not reset_practice(args.profile):
+        return 1
     if args.command == "journal":
         return export_journal(args.path, args.profile, args.practice)
     if args.command == "serve":

@@ -155,7 +155,7 @@ async def test_orders_cancel_semantics(connected_api, broker):
     status, body = await connected_api.delete("order/987654")
     assert status == 404 and body["success"] is False and "GET /api/ibkr/orders" in body["error"]
     status, body = await connected_api.delete("order/abc")
-    assert status == 400 and body["field"] == "orderId"
+    assert status == 404 and body["field"] == "orderId"
     status, completed = await connected_api.get("orders", params={"status": "completed"})
     assert any(o["orderId"] == order_id for o in completed["data"])
 

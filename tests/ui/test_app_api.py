@@ -69,3 +69,14 @@ def test_saved_non_loopback_address_without_token_is_refused_at_launch(qtbot, qa
     panel.request_quit()
     qtbot.waitUntil(main.done, timeout=20000)
     assert main.result() == 0
+
+
+def test_readonly_on_the_command_line_is_locked_for_the_api(qtbot, qapp, run_async, restore_signals, tmp_path):
+    _save_api_settings(enabled=False, port=0)
+    panel, main = _start(["--readonly", "--api", "--api-port", "0"], qapp, tmp_path)
+    qtbot.waitUntil(lambda: panel.api_handle is not None, timeout=10000)
+    status, body = run_async(_http_get(panel.api_handle.port, "/api/ibkr/status"))
+    assert status == 200 and body["data"]["readonlyLocked"] is True and "--readonly" in body["data"]["readonlyReason"]
+    panel.request_quit()
+    qtbot.waitUntil(main.done, timeout=20000)
+    assert main.result() == 0

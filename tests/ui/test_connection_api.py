@@ -84,6 +84,14 @@ def test_a_short_token_is_refused_before_binding(qtbot, api_group):
     assert api_group.handle is None and not api_group.enabled_check.isChecked()
 
 
+def test_a_token_of_spaces_is_refused_not_taken_for_no_token(qtbot, main_window, api_group):
+    api_group.token_edit.setText("     ")  # on loopback no token is needed, but spaces are a mistake, not a choice
+    api_group.enabled_check.click()
+    qtbot.waitUntil(lambda: "only spaces" in api_group.status_label.text(), timeout=5000)
+    assert api_group.handle is None and not api_group.enabled_check.isChecked()
+    assert main_window.status_bar.api_label.text() == "API off: blank token"
+
+
 def test_a_busy_port_says_which_field_to_change(qtbot, main_window, api_group):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -139,3 +147,46 @@ def test_a_token_from_the_environment_is_enforced_and_said_on_loopback(qtbot, ap
     assert status == 401 and body["success"] is False
     api_group.enabled_check.click()
     qtbot.waitUntil(lambda: api_group.handle is None, timeout=10000)
+
+
+async def _post(port: int, path: str, body: dict) -> tuple[int, dict]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.post(f"http://127.0.0.1:{port}{path}", json=body) as response:
+        return response.status, await response.json()
+
+
+def test_the_panels_read_only_switch_cannot_be_lifted_from_the_api(qtbot, main_window, api_group, broker, sim, run_async):
+    tab = main_window.tabs["connection"]
+    tab.readonly_check.setChecked(True)  # the trader switched read-only on for the next connection
+    api_group.enabled_check.click()
+    qtbot.waitUntil(lambda: api_group.handle is not None, timeout=10000)
+    port = api_group.handle.port
+    status, body = run_async(_http_get(port, "/api/ibkr/status"))
+    assert body["data"]["readonlyLocked"] is True and "panel" in body["data"]["readonlyReason"]
+
+    status, _ = run_async(_post(port, "/api/ibkr/disconnect", {}))
+    assert status == 200
+    target = {"host": "127.0.0.1", "port": sim.port}
+    status, body = run_async(_post(port, "/api/ibkr/connect", {**target, "readonly": False}), timeout=15.0)
+    assert status == 403 and body["code"] == "readonly_locked", body
+    assert not broker.status.connected
+    status, body = run_async(_post(port, "/api/ibkr/connect", target), timeout=15.0)
+    assert status == 200 and body["data"]["readonly"] is True and broker.status.readonly, body
+
+    tab.readonly_check.setChecked(False)  # only the panel lifts it
+    status, body = run_async(_http_get(port, "/api/ibkr/status"))
+    assert body["data"]["readonlyLocked"] is False
+
+
+def test_readonly_on_the_panels_command_line_locks_the_api(qtbot, main_window, api_group, sim, run_async):
+    tab = main_window.tabs["connection"]
+    tab.readonly_check.setChecked(False)
+    tab.readonly_forced = True  # what the app sets for `ibpanel --readonly`
+    api_group.enabled_check.click()
+    qtbot.waitUntil(lambda: api_group.handle is not None, timeout=10000)
+    port = api_group.handle.port
+    run_async(_post(port, "/api/ibkr/disconnect", {}))
+    status, body = run_async(_post(port, "/api/ibkr/connect", {"host": "127.0.0.1", "port": sim.port,
+                                                               "readonly": False}), timeout=15.0)
+    assert status == 403 and "--readonly" in body["error"], body

@@ -99,6 +99,14 @@ _SCHEMAS: dict[str, Any] = {
             "clientId": INT,
             "account": STR,
             "readonly": {"type": "boolean"},
+            "readonlyLocked": {
+                "type": "boolean",
+                "description": "Read-only was chosen outside the API (ibpanel serve --readonly, or the panel's "
+                "--readonly / Read-only switch): every connection this API makes is read-only, and no call here "
+                "(not /connect, not /disconnect then /connect) can lift it.",
+            },
+            "readonlyReason": {"type": "string", "description": "Who chose read-only and how to lift it "
+                               "(only while readonlyLocked)."},
             "state": {"type": "string", "enum": ["disconnected", "connecting", "connected", "degraded", "reconnecting"]},
             "accounts": {"type": "array", "items": {"type": "string"}},
             "paper": _nullable("boolean"),
@@ -289,12 +297,17 @@ def _paths() -> dict[str, Any]:
                 "connect to the practice exchange and other ports are refused; its practice accounts start with "
                 "1,000 shares of 0700.HK (the practice exchange refuses HK short sales). Orders are checked against "
                 "the profile's safety limits (settings.ini [safety]: max_order_value_usd, max_order_value_hkd, "
-                "fat_finger_pct), as in the panel.",
+                "fat_finger_pct), as in the panel. Read-only chosen at start (serve --readonly) or in the panel "
+                "cannot be lifted here: while /status says readonlyLocked, a connection is made read-only (the "
+                "message says so) and readonly false is refused with 403 readonly_locked. Bodies naming a field "
+                "twice are refused (400).",
                 "requestBody": _request_body(CONNECT_FIELDS, {"host": "127.0.0.1", "port": 7497, "clientId": 1}, False),
                 "responses": _responses(
                     _success(_ref("Status"), message=True),
                     "Connected successfully.",
-                    {"400": "Bad field, or the connection failed (plain reason and what to do)."},
+                    {"400": "Bad field, or the connection failed (plain reason and what to do).",
+                     "403": "readonly false while read-only is locked (code readonly_locked; see readonlyLocked).",
+                     "409": "Already connected elsewhere, or with trading enabled when readonly true was asked."},
                     body=True,
                 ),
             }
@@ -363,15 +376,16 @@ def _paths() -> dict[str, Any]:
                 "operationId": "cancelOrder",
                 "summary": "Cancel an order; answers once the exchange confirmed the cancel",
                 "parameters": [
-                    {"name": "orderId", "in": "path", "required": True, "description": "orderId from GET /orders.",
+                    {"name": "orderId", "in": "path", "required": True,
+                     "description": "orderId from GET /orders, in ASCII digits 0-9 (anything else is 404).",
                      "schema": {"type": "integer", "minimum": 0, "maximum": 2147483647}}
                 ],
                 "responses": _responses(
                     _success(_ref("Order"), message=True),
                     "Cancelled (confirmed by the exchange).",
                     {
-                        "400": "Not an order number, or not connected.",
-                        "404": "No such order.",
+                        "400": "Not connected.",
+                        "404": "No such order, or an id that is not ASCII digits (such as ² or ١٢).",
                         "409": "The order can no longer be cancelled (filled or already cancelled).",
                         "504": "The exchange did not confirm the cancel in time.",
                     },
@@ -414,7 +428,8 @@ def _document() -> dict[str, Any]:
             "version": __version__,
             "description": "The trading module's /api/ibkr endpoints, served by IB Panel over its broker service "
             "(same connection, journal and safety rules as the panel). Every answer is JSON with success, and "
-            "data / message on success or error (one plain sentence) on failure.",
+            "data / message on success or error (one plain sentence) on failure, also for requests that are not "
+            "valid HTTP. A JSON body that names a field twice is refused (400), never read as its last value.",
         },
         "servers": [{"url": "http://127.0.0.1:5000"}],
         "components": {

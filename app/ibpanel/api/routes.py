@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ibpanel.api.schemas import (
     ACCOUNT_QUERY,
+    ASCII_DIGITS,
     CONNECT_FIELDS,
     ORDERS_QUERY,
     QUOTE_QUERY,
@@ -57,6 +58,26 @@ ACCOUNT_WAIT = 3.0  # after connecting, account values arrive a moment later
 QUOTE_TIMEOUT = 5.0
 
 PracticeTarget = Callable[[], "tuple[str, int] | None"]
+#: Why a connection the API makes must be read-only (one sentence saying who chose it and how to lift
+#: it), or None while the API may choose. Read-only chosen at start (``serve --readonly``) or in the
+#: panel can never be lifted from the API: not by /connect, not by /disconnect then /connect.
+ReadonlyLock = Callable[[], "str | None"]
+
+SERVE_READONLY = ("Read-only was chosen at start (ibpanel serve --readonly); restart ibpanel serve without "
+                  "--readonly to trade.")
+
+
+def readonly_lock_from(value: Any) -> ReadonlyLock | None:
+    """Accept None / False (no lock), True (serve --readonly), a sentence, or a callable returning one."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return lambda: SERVE_READONLY
+    if isinstance(value, str):
+        return lambda: value
+    if callable(value):
+        return value
+    raise TypeError(f"readonly must be a bool, a sentence or a callable, not {type(value).__name__}")
 
 
 def practice_target_from(practice: Any) -> PracticeTarget | None:
@@ -80,6 +101,7 @@ def practice_target_from(practice: Any) -> PracticeTarget | None:
 class ApiState:
     broker: Broker
     practice: PracticeTarget | None = None
+    readonly_lock: ReadonlyLock | None = None
     account: str | None = None  # chosen by /connect's "account" while sharing an existing connection
     connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -135,10 +157,18 @@ async def _body(request: web.Request) -> dict[str, Any]:
 # --- connection -------------------------------------------------------------------------------
 
 
+def _readonly_reason(state: ApiState) -> str | None:
+    return state.readonly_lock() if state.readonly_lock is not None else None
+
+
 def _status(state: ApiState) -> dict[str, Any]:
     data = status_json(state.broker.status, practice=_is_practice(state))
     if state.account:
         data["account"] = state.account
+    reason = _readonly_reason(state)
+    data["readonlyLocked"] = reason is not None
+    if reason is not None:
+        data["readonlyReason"] = reason
     return data
 
 
@@ -184,13 +214,25 @@ async def post_connect(request: web.Request) -> web.Response:
     raw = await _body(request)
     fields = parse_fields(CONNECT_FIELDS, raw)
     host, port, note = _resolve_target(state, fields["host"].strip(), fields["port"], set(raw))
+    readonly = fields["readonly"]
+    locked = _readonly_reason(state)
+    if locked is not None:
+        if raw.get("readonly") is False:  # asked outright for trading: say no, never connect quietly otherwise
+            raise ApiError(
+                403,
+                f"This API cannot connect with trading enabled: {locked} Leave out readonly (or send true) to "
+                "connect read-only.",
+                field="readonly",
+                code="readonly_locked",
+            )
+        readonly = True
     practice_target = state.practice() if state.practice else None
     params = ConnectionParams(
         host=host,
         port=port,
         client_id=fields["clientId"],
         account=fields["account"],
-        readonly=fields["readonly"],
+        readonly=readonly,
         timeout=float(fields["timeout"]),
         practice=practice_target is not None and (host, port) == tuple(practice_target),
     )
@@ -217,11 +259,15 @@ async def post_connect(request: web.Request) -> web.Response:
             state.account = _account_param(broker, params.account)
             if now.client_id != params.client_id:
                 note += f" (sharing the existing connection, clientId {now.client_id})"
+            if current.readonly and not params.readonly:
+                note += " (read-only: the existing connection sends no orders)"
             return ok(_status(state), "Connected successfully" + note)
         if current.state.value != "disconnected":
             await broker.disconnect()  # a stalled attempt or a reconnect loop: the caller asked for a fresh one
         state.account = None
         await broker.connect(params)
+    if locked is not None:
+        note += f" (read-only: {locked})"
     return ok(_status(state), "Connected successfully" + note)
 
 
@@ -374,10 +420,16 @@ async def post_order(request: web.Request) -> web.Response:
 
 
 def _order_id(request: web.Request) -> int:
+    """The path's order id: ASCII digits only (never "²", "٣" or "１２", which int() would read), else 404."""
     text = request.match_info["order_id"]
-    if not text.isdigit() or len(text) > 10 or int(text) > 2**31 - 1:
-        raise bad_request(f"Order id {text[:20]!r} is not an order number; use the orderId from GET /api/ibkr/orders.",
-                          "orderId")
+    if len(text) > 10 or not ASCII_DIGITS.fullmatch(text) or int(text) > 2**31 - 1:
+        raise ApiError(
+            404,
+            f"No order {text[:20]!r}: an order id is a number in ASCII digits (0-9); use the orderId from "
+            "GET /api/ibkr/orders?status=all.",
+            field="orderId",
+            code="order_not_found",
+        )
     return int(text)
 
 
@@ -431,4 +483,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/openapi.json", get_openapi)
 
 
-__all__ = ["ApiState", "STATE_KEY", "add_routes", "practice_target_from"]
+__all__ = ["ApiState", "STATE_KEY", "add_routes", "practice_target_from", "readonly_lock_from"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -194,6 +195,34 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names one key twice; ``json.loads`` alone would keep the last silently."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # {"side": "sell", "side": "buy"} must not quietly become a buy: which one the sender meant is unknowable.
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise DuplicateKey(key)
+        data[key] = value
+    return data
+
+
+#: Digits as HTTP clients type them. Python's int() and str.isdigit() also take "²", "٣" or "１２".
+ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def ascii_int(text: str) -> int | None:
+    """``text`` as a whole number when it is ASCII digits with at most one leading minus; else None."""
+    body = text[1:] if text.startswith("-") else text
+    return int(text) if ASCII_DIGITS.fullmatch(body) else None
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Decode a request body that must be one JSON object; an empty body is ``{}``."""
     if not raw.strip():
@@ -204,7 +233,11 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise bad_request("The request body is not UTF-8 text; send a JSON object.") from None
     try:
         # NaN / Infinity are not JSON: refuse them instead of letting them reach a price.
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_refuse_duplicate_keys)
+    except DuplicateKey as exc:
+        raise bad_request(
+            f"The request body names the field '{exc.key[:40]}' twice; send each field once.", exc.key[:40]
+        ) from None
     except (ValueError, RecursionError) as exc:
         raise bad_request(f"The request body is not valid JSON ({_short(exc)}); send a JSON object.") from None
     if not isinstance(data, dict):
@@ -231,10 +264,10 @@ def parse_query(specs: tuple[FieldSpec, ...], query: Mapping[str, str], multi: A
                 raise bad_request(f"Query parameter '{key}' must be true or false.", key)
             data[key] = folded in ("true", "1")
         elif spec is not None and spec.kind == "integer":
-            try:
-                data[key] = int(value)
-            except ValueError:
-                raise bad_request(f"Query parameter '{key}' must be a whole number.", key) from None
+            number = ascii_int(value) if len(value) <= 20 else None
+            if number is None:
+                raise bad_request(f"Query parameter '{key}' must be a whole number in ASCII digits (0-9).", key)
+            data[key] = number
         else:
             data[key] = value
     return parse_fields(specs, data)

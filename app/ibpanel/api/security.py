@@ -68,7 +68,20 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, token: str | None) -> None:
-    """Refuse a non-loopback bind without a token, and tokens too short to resist guessing."""
+    """Refuse a non-loopback bind without a token, and blank, spaced or too short tokens."""
+    if token is not None and not token.strip():
+        raise ApiConfigError(
+            "The API token is blank: give a real token (at least "
+            f"{MIN_TOKEN_LENGTH} characters), or leave it out to serve on 127.0.0.1 without one. Make one with: "
+            'python -c "import secrets; print(secrets.token_urlsafe(24))"'
+        )
+    if token is not None and not all(33 <= ord(ch) <= 126 for ch in token):
+        # The header carries "Bearer <token>": spaces, control characters or non-ASCII letters
+        # would not survive every HTTP client unchanged, and the server would then refuse it.
+        raise ApiConfigError(
+            "The API token may hold only visible ASCII characters (no spaces, tabs or accented letters); make "
+            'one with: python -c "import secrets; print(secrets.token_urlsafe(24))"'
+        )
     if token is not None and len(token) < MIN_TOKEN_LENGTH:
         raise ApiConfigError(
             f"The API token must be at least {MIN_TOKEN_LENGTH} characters; make one with: "

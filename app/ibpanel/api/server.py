@@ -17,12 +17,9 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-
-from ibpanel import paths
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -30,6 +27,7 @@ if TYPE_CHECKING:
     from ibpanel.api.security import SecurityPolicy
     from ibpanel.broker.models import ConnectionParams
     from ibpanel.broker.service import Broker
+    from ibpanel.runtime.practice import PracticeExchange
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +61,19 @@ class ApiHandle:
         await self.runner.cleanup()
 
 
-def build_app(broker: Broker, policy: SecurityPolicy, practice: Any = None) -> web.Application:
+def build_app(broker: Broker, policy: SecurityPolicy, practice: Any = None, readonly: Any = None) -> web.Application:
     """The aiohttp application; not yet bound (``start_api`` binds it)."""
     from aiohttp import web
 
-    from ibpanel.api.routes import STATE_KEY, ApiState, add_routes, practice_target_from
+    from ibpanel.api.routes import STATE_KEY, ApiState, add_routes, practice_target_from, readonly_lock_from
     from ibpanel.api.security import MAX_BODY_BYTES, errors_middleware, security_middleware
 
     app = web.Application(
         middlewares=[errors_middleware, security_middleware(policy)],
         client_max_size=MAX_BODY_BYTES,
     )
-    app[STATE_KEY] = ApiState(broker=broker, practice=practice_target_from(practice))
+    app[STATE_KEY] = ApiState(broker=broker, practice=practice_target_from(practice),
+                              readonly_lock=readonly_lock_from(readonly))
     add_routes(app)
     return app
 
@@ -87,6 +86,7 @@ async def start_api(
     practice: Any = None,
     *,
     allowed_hosts: tuple[str, ...] | list[str] | None = None,
+    readonly: Any = None,
 ) -> ApiHandle:
     """Serve /api/ibkr for ``broker`` on the running loop; returns once the socket is bound.
 
@@ -94,18 +94,21 @@ async def start_api(
     raises ApiConfigError without one. ``practice``: the in-process practice exchange (a
     SimServer/SimThread, ``(host, port)``, a port, or a callable returning one) — /connect to the
     paper port 7497 on localhost then goes there. ``allowed_hosts``: extra Host-header names to
-    answer to (also from IBPANEL_API_ALLOWED_HOSTS). Raises OSError (with a plain message) when
+    answer to (also from IBPANEL_API_ALLOWED_HOSTS). ``readonly``: read-only chosen outside the API
+    (True for ``serve --readonly``, or a callable giving the reason while the panel's switch is on,
+    else None): every connection the API makes is then read-only. Raises OSError (with a plain message) when
     the port is taken.
     """
     from aiohttp import web
 
+    from ibpanel.api.bad_http import JsonErrorAppRunner
     from ibpanel.api.security import SecurityPolicy, allowed_extra_hosts, check_bind, is_loopback
 
     check_bind(host, token)
     extra = allowed_extra_hosts([*(allowed_hosts or ()), *os.environ.get(EXTRA_HOSTS_ENV, "").split(",")])
     policy = SecurityPolicy(bind_host=host, token=token, extra_hosts=extra)
-    app = build_app(broker, policy, practice)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+    app = build_app(broker, policy, practice, readonly)
+    runner = JsonErrorAppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:
@@ -133,30 +136,12 @@ async def start_api(
 
 # --- ibpanel serve ----------------------------------------------------------------------------
 
-# `serve --demo` is a sandbox for scripts written against the trading module. The practice
-# exchange (like SEHK) refuses naked HK short sales, so every practice account starts with a
-# holding of Tencent: the module's README example "limit sell 100 0700.HK at 300" then sells
-# shares it owns. Safety limits are the profile's own (ibpanel.safety), as in the panel.
-DEMO_STARTER_HOLDINGS: tuple[tuple[str, str, int], ...] = (("700", "SEHK", 1000),)  # IB symbol, exchange, shares
+# `serve --demo` is a sandbox for scripts written against the trading module: the profile's practice
+# exchange (ibpanel.runtime.practice: one owner per profile, so the panel and serve share one practice
+# account). Safety limits are the profile's own (ibpanel.safety), as in the panel.
 STOP_SIGNALS = ("SIGINT", "SIGTERM")
 
 _T = TypeVar("_T")
-
-
-def seed_practice_holdings(sim: Any, holdings: tuple[tuple[str, str, int], ...] = DEMO_STARTER_HOLDINGS) -> None:
-    """Give every practice account a starter holding, bought at the practice price without commission.
-
-    Call before any client connects (the positions then arrive with the connection like any other).
-    """
-    for symbol, exchange, shares in holdings:
-        found = sim.book.find(symbol, exchange=exchange)
-        if not found:
-            log.warning("practice starter holding %s not in the instrument data; skipped", symbol)
-            continue
-        instrument = found[0]
-        price = sim.market.top(instrument.con_id).last
-        for account in sim.config.accounts:
-            sim.accounts.apply_fill(account, instrument, "BUY", Decimal(shares), price, Decimal(0))
 
 
 def default_journal_path(profile: str) -> Path:
@@ -302,37 +287,34 @@ async def serve(
     limits = load_safety_limits(profile)
     log.info("safety limits from %s: %s", limits.source, describe(limits))
     broker = Broker(default_journal_path(profile), **limits.broker_options())
-    sim = None
+    practice: PracticeExchange | None = None
     api: ApiHandle | None = None
     try:
         if stop.is_set():
             return 0
         params = _connect_params_from_args(args, ConnectionParams)
         if demo:
-            from ibpanel.sim.server import SimConfig, SimServer
+            from ibpanel.runtime.practice import PracticeUnavailable, start_practice
 
-            sim_kwargs: dict[str, Any] = {"host": "127.0.0.1", "port": 0}
-            if getattr(args, "seed", None) is not None:
-                sim_kwargs["seed"] = args.seed
-            # The practice account continues across launches; the starter holding is given once, to a new account.
-            state_path = paths.practice_state_path(profile)
-            new_account = not state_path.exists()
-            if getattr(args, "replay_session", None) is not None:  # --replay FILE (cli.py, sim/replay.py)
-                sim_kwargs["replay"], state_path, new_account = args.replay_session, None, False
-            sim = SimServer(SimConfig(state_file=state_path, **sim_kwargs))
-            if new_account:
-                seed_practice_holdings(sim)
-            await sim.start()
+            try:
+                # --replay FILE (cli.py, sim/replay.py): a private exchange on the recorded day
+                practice = await start_practice(profile, seed=getattr(args, "seed", None),
+                                                replay=getattr(args, "replay_session", None))
+            except PracticeUnavailable as exc:
+                print(f"ibpanel serve: {exc}", file=sys.stderr, flush=True)
+                return 1
             params = ConnectionParams(
-                host="127.0.0.1",
-                port=sim.port,
+                host=practice.host,
+                port=practice.port,
                 client_id=args.client_id if getattr(args, "client_id", None) is not None else 1,
                 account=getattr(args, "account", None) or "",
                 readonly=bool(getattr(args, "readonly", False)),
                 practice=True,  # practice orders go to the practice journal, never the real one
             )
         try:
-            api = await start_api(broker, api_host, api_port, token, practice=sim)
+            api = await start_api(broker, api_host, api_port, token,
+                                  practice=(practice.host, practice.port) if practice is not None else None,
+                                  readonly=bool(getattr(args, "readonly", False)))
         except OSError as exc:
             in_use = exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1))
             hint = "with --port." if in_use else "(check --host and --port)."
@@ -344,36 +326,55 @@ async def serve(
         connected_note = "waiting for POST /api/ibkr/connect"
         if params is not None and not stop.is_set():
             try:
-                finished, _ = await _unless_stopped(broker.connect(params), stop)
-                if finished:
+                # Joining the panel's practice exchange without --client-id: the panel may hold clientId 1.
+                pick_free_id = practice is not None and practice.joined and getattr(args, "client_id", None) is None
+                finished, params = await _unless_stopped(_connect(broker, params, pick_free_id), stop)
+                if finished and params is not None:
                     connected_note = f"connected to {params.host}:{params.port} as clientId {params.client_id}"
             except Exception as exc:  # noqa: BLE001 - keep serving; /connect can retry later
                 reason = " ".join(str(exc).split())  # the ready message stays one line
                 connected_note = f"not connected ({reason}); use POST /api/ibkr/connect"
         if stop.is_set():
             return 0
-        practice_note = f", practice exchange on port {sim.port}" if sim is not None else ""
+        practice_note = f", {practice.describe()}" if practice is not None else ""
         print(f"IB Panel API ready at {api.url}/api/ibkr ({connected_note}{practice_note})", flush=True)
         if ready is not None and not ready.done():
             ready.set_result(api)
         await stop.wait()
         return 0
     finally:
-        await _shutdown(api, broker, sim)
+        await _shutdown(api, broker, practice)
         why = f" on {stop_request.signal_name}" if stop_request.signal_name else ""
         print(f"IB Panel API stopped{why}: connection closed, journal flushed", flush=True)
         if own_request:
             stop_request.uninstall()
 
 
-async def _shutdown(api: ApiHandle | None, broker: Broker, sim: Any) -> None:
+async def _connect(broker: Broker, params: ConnectionParams, pick_free_id: bool) -> ConnectionParams:
+    """Connect; with ``pick_free_id``, a clientId in use (error 326) is retried once with the free one TWS suggests."""
+    from ibpanel.broker.exceptions import ConnectError
+    from ibpanel.broker.models import FailureKind
+
+    try:
+        await broker.connect(params)
+        return params
+    except ConnectError as exc:
+        suggested = exc.failure.suggested_client_id
+        if not pick_free_id or exc.failure.kind is not FailureKind.CLIENT_ID_IN_USE or suggested is None:
+            raise
+    params = replace(params, client_id=suggested)
+    await broker.connect(params)
+    return params
+
+
+async def _shutdown(api: ApiHandle | None, broker: Broker, practice: PracticeExchange | None) -> None:
     """Close the API, then the broker (polite disconnect, journal), then the practice exchange; each step bounded."""
     steps: list[tuple[str, Any]] = []
     if api is not None:
         steps.append(("API", api.close))
     steps.append(("broker", broker.close))
-    if sim is not None:
-        steps.append(("practice exchange", sim.stop))
+    if practice is not None:
+        steps.append(("practice exchange", practice.stop))
     for what, step in steps:
         try:
             await asyncio.wait_for(step(), timeout=10.0)

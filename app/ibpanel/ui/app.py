@@ -25,6 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Coroutine
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from ibpanel.broker.events import Event
 from ibpanel.broker.models import (
     ConnectionParams,
     ConnectionState,
+    FailureKind,
     OrderRequest,
     OrderType,
     Side,
@@ -394,6 +396,7 @@ class PanelApp:
         elif self.first_run:
             window.show_tab("connection")
         connection = window.tabs["connection"]
+        connection.readonly_forced = bool(self.args.readonly)  # the REST API can never lift it
         if self.first_run and hasattr(connection, "select_preset"):
             # First run: the paper preset, and the practice exchange offered beside it.
             connection.select_preset("tws_paper")
@@ -453,41 +456,42 @@ class PanelApp:
         return False
 
     async def start_practice(self, *, from_command_line: bool = False) -> bool:
-        """Start the in-process practice exchange (once) and connect to it. True when connected.
+        """Start the profile's practice exchange, or join it when another process owns it (once); connect. True when connected.
 
         ``from_command_line`` (``--demo``, smoke test, screenshots): the client id / account /
         read-only flags come from the command line and are not saved; otherwise (the practice
         button) from the form, like any connection the user starts.
         """
-        from ibpanel.sim.server import SimConfig, SimThread
+        from ibpanel.runtime.practice import PracticeUnavailable, start_practice
 
         window = self.window
         assert window is not None and self.broker is not None
         tab = window.tabs["connection"]
         if self.sim is None:
-            # The practice account continues across launches (a paper account would); headless runs
-            # (smoke test, screenshots) start fresh so their output does not depend on earlier runs.
-            state = None if self.headless else paths.practice_state_path(self.profile)
+            # The profile's practice account continues across launches (a paper account would) and is
+            # shared: when `ibpanel serve --demo` already runs it, this panel joins that exchange.
+            # Headless runs (smoke test, screenshots) use a fresh private one, so their output does
+            # not depend on earlier runs.
             replay = getattr(self.args, "replay_session", None)  # --replay FILE (cli.py, sim/replay.py)
-            if replay is not None:
-                state = None  # a replayed day starts a fresh practice account (fills still go to the journal)
-            config = SimConfig(host="127.0.0.1", port=0, state_file=state, replay=replay)
-            if self.args.seed is not None:
-                config = SimConfig(host="127.0.0.1", port=0, seed=self.args.seed, state_file=state, replay=replay)
-            sim = SimThread(config)
-            # Starting a thread and binding is quick, but keep the window painting meanwhile.
-            await asyncio.get_running_loop().run_in_executor(None, sim.__enter__)
-            self.sim = sim
-            log.info("practice exchange listening on 127.0.0.1:%s", sim.port)
-            if replay is not None:
+            try:
+                self.sim = await start_practice(self.profile, seed=self.args.seed, persistent=not self.headless,
+                                                on_thread=True, replay=replay)
+            except PracticeUnavailable as exc:
+                tab.append_message(str(exc), "error")
+                window.status_bar.showMessage("Practice exchange not available: see the Connection tab", 10000)
+                log.warning("%s", exc)
+                return False
+            log.info("using the %s", self.sim.describe())
+            if replay is not None:  # the Replay control drives the replay's clock
                 zone, zones = replay.time_zones()
                 window.show_replay(replay.clock, zone, Path(replay.source).name, zones)
-        tab.set_practice_port(self.sim.port)
+        where = "in-process" if self.sim.owner else f"shared, run by process {self.sim.owner_pid}"
+        tab.set_practice_port(self.sim.port, where)
         if self.broker.status.state is not ConnectionState.DISCONNECTED:
             await self.broker.disconnect()
         args = self.args
         params = ConnectionParams(
-            host="127.0.0.1",
+            host=self.sim.host,
             port=self.sim.port,
             client_id=args.client_id if args.client_id is not None else tab.client_id_spin.value(),
             account=args.account or "",
@@ -495,7 +499,15 @@ class PanelApp:
             auto_reconnect=True,
             practice=True,  # practice orders go to the practice journal, never the real one
         )
-        return await tab.connect_with(params, one_off=from_command_line)
+        if await tab.connect_with(params, one_off=from_command_line):
+            return True
+        failure = self.broker.status.failure
+        if (self.sim.joined and args.client_id is None and failure is not None
+                and failure.kind is FailureKind.CLIENT_ID_IN_USE and failure.suggested_client_id is not None):
+            # The exchange's owner (ibpanel serve) holds this clientId: take the free one it suggests.
+            return await tab.connect_with(replace(params, client_id=failure.suggested_client_id),
+                                          one_off=from_command_line)
+        return False
 
     async def _start_api(self) -> None:
         """Serve the REST API at start: with ``--api`` (this run, command-line address) or when settings.ini says so.
@@ -512,7 +524,7 @@ class PanelApp:
         if args.demo:
             # In a practice session the API's /connect to a paper port goes to the in-process exchange
             # (also when the API is turned on later, from the group).
-            group.practice = lambda: ("127.0.0.1", self.sim.port) if self.sim is not None else None
+            group.practice = lambda: (self.sim.host, self.sim.port) if self.sim is not None else None
         # Screenshots and smoke tests serve only when asked on their command line.
         if not (args.api or (not self.headless and group.saved_enabled())):
             return
@@ -721,8 +733,8 @@ class PanelApp:
 
     async def _stop_sim(self) -> None:
         if self.sim is not None:
-            sim, self.sim = self.sim, None
-            await asyncio.get_running_loop().run_in_executor(None, sim.__exit__, None, None, None)
+            practice, self.sim = self.sim, None
+            await practice.stop()  # joined: the owner's exchange runs on
 
 
 def safety_limits(settings: Settings) -> dict[str, Any]:

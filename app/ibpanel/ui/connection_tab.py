@@ -235,6 +235,9 @@ class ApiGroup(QGroupBox):
         self.settings = settings
         #: Where /connect to a paper port goes in a practice session (set by the app with --demo).
         self.practice: Callable[[], tuple[str, int] | None] | None = None
+        #: Why the API's connections must be read-only (the panel's switch, --readonly), or None: the
+        #: API can never lift read-only chosen in the panel (set by the Connection tab).
+        self.readonly_lock: Callable[[], str | None] | None = None
         self.handle: Any = None
         self._lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -332,8 +335,14 @@ class ApiGroup(QGroupBox):
                 return True
             host = self.host_edit.text().strip()
             port = self.port_spin.value()
-            token = self.token_edit.text().strip() or None
+            raw_token = self.token_edit.text()
+            token = raw_token.strip() or None
             refusal = self._refusal(host, token, source)
+            if raw_token and token is None:  # spaces only: not "no token" in disguise
+                refusal = "API off: blank token", (
+                    "The token holds only spaces: type a real token (at least "
+                    f"{API_MIN_TOKEN_LENGTH} characters) or clear the field to serve on 127.0.0.1 without one."
+                )
             if refusal is not None:
                 self._refused(*refusal)
                 return False
@@ -341,7 +350,8 @@ class ApiGroup(QGroupBox):
                 from ibpanel.api.security import ApiConfigError
                 from ibpanel.api.server import start_api
 
-                handle = await start_api(self.broker, host=host, port=port, token=token, practice=self.practice)
+                handle = await start_api(self.broker, host=host, port=port, token=token, practice=self.practice,
+                                         readonly=self.readonly_lock)
             except ApiConfigError as exc:
                 self._refused("API off: refused", str(exc))
                 return False
@@ -516,6 +526,9 @@ class ConnectionTab(QWidget):
         self.broker = broker
         self.settings = settings
         self._practice_port: int | None = None
+        self._practice_where = "in-process"
+        #: ``--readonly`` on the command line: read-only for the whole run (set by the app).
+        self.readonly_forced = False
         self._busy = False
         self._last_failure: ConnectionFailure | None = None
         #: The failure already written to the message log (the attempt and the state change both report it).
@@ -643,6 +656,7 @@ class ConnectionTab(QWidget):
         help_layout.addWidget(self.help_label)
 
         self.api_group = ApiGroup(self.broker, self.settings)
+        self.api_group.readonly_lock = self.readonly_lock
 
         left = QVBoxLayout()
         left.addWidget(form_box)
@@ -714,9 +728,11 @@ class ConnectionTab(QWidget):
         self.preset_combo.setCurrentIndex(index)
         self._on_preset_changed(index)
 
-    def set_practice_port(self, port: int | None) -> None:
-        """The app started (or stopped) the in-process practice exchange on this port."""
+    def set_practice_port(self, port: int | None, where: str = "in-process") -> None:
+        """The app started (or stopped, None) the practice exchange on this port, or joined it (``where``
+        then says whose it is, e.g. "run by ibpanel serve, process 123")."""
         self._practice_port = port
+        self._practice_where = where
         if self.current_preset().key == PRACTICE:
             self._on_preset_changed(self.preset_combo.currentIndex())
 
@@ -733,6 +749,19 @@ class ConnectionTab(QWidget):
             auto_reconnect=self.auto_reconnect_check.isChecked(),
             practice=self.is_practice_target(host, port),
         )
+
+    def readonly_lock(self) -> str | None:
+        """Why a connection the REST API makes must be read-only, or None: ``--readonly`` or the Read-only switch.
+
+        Only the trader at the panel lifts it (restart without --readonly, untick the switch); the
+        API's /connect and /disconnect cannot.
+        """
+        if self.readonly_forced:
+            return "Read-only was chosen at start (--readonly); restart the panel without --readonly to trade."
+        if self.readonly_check.isChecked():
+            return ("Read-only is switched on in the panel (Connection tab); only the panel can switch it off, "
+                    "for the next connection.")
+        return None
 
     def is_practice_target(self, host: str, port: int) -> bool:
         """True when host:port is the in-process practice exchange (its orders use the practice journal)."""
@@ -926,7 +955,7 @@ class ConnectionTab(QWidget):
         # than "port 38229 is not a standard TWS / IB Gateway port".
         if self.is_practice_session(status) and status.state is not ConnectionState.DISCONNECTED:
             accounts = ", ".join(status.accounts)
-            return "practice exchange (in-process)" + (f": {accounts} are simulated paper accounts" if accounts else "")
+            return f"practice exchange ({self._practice_where})" + (f": {accounts} are simulated paper accounts" if accounts else "")
         return status.paper_reason
 
     def _on_notice(self, notice: Notice) -> None:
