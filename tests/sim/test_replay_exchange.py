@@ -150,3 +150,21 @@ async def test_an_order_before_the_first_quote_waits_for_it(tmp_path):
     finally:
         ib.disconnect()
         await server.stop()
+
+
+async def test_a_replay_is_a_private_exchange_that_leaves_the_profiles_practice_account_alone(csv_path):
+    from ibpanel import paths
+    from ibpanel.runtime.practice import practice_owner, start_practice
+
+    session = open_replay(csv_path, playing=False)
+    practice = await start_practice("replayer", replay=session)
+    ib = IB()
+    try:
+        assert practice.owner and practice_owner("replayer") is None  # the profile's exchange stays free
+        await ib.connectAsync(practice.host, practice.port, clientId=33, timeout=5)
+        ticker = ib.reqMktData((await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0])
+        await wait_for(lambda: ticker.bid == 200.00 and ticker.ask == 200.01)
+    finally:
+        ib.disconnect()
+        await practice.stop()
+    assert not paths.practice_state_path("replayer").exists()
