@@ -168,3 +168,16 @@ async def test_a_replay_is_a_private_exchange_that_leaves_the_profiles_practice_
         ib.disconnect()
         await practice.stop()
     assert not paths.practice_state_path("replayer").exists()
+
+
+async def test_the_exchange_clock_and_live_bars_follow_the_replay(replayed):
+    session, server, ib = replayed
+    session.clock.seek(OPEN + timedelta(seconds=70))
+    assert await ib.reqCurrentTimeAsync() == OPEN + timedelta(seconds=70)  # paused: the replay clock stands
+    aapl = Stock("AAPL", "SMART", "USD")
+    await ib.qualifyContractsAsync(aapl)
+    bars = await ib.reqHistoricalDataAsync(aapl, "", "600 S", "1 min", "TRADES", useRTH=False, formatDate=2,
+                                           keepUpToDate=True)
+    session.clock.play()
+    await wait_for(lambda: len(bars) == 3, timeout=15)  # the 09:32 bar opens on the replay clock
+    assert bars[-1].date == OPEN + timedelta(minutes=2)

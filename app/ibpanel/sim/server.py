@@ -589,7 +589,7 @@ class SimServer:
         session.send(P.market_rule(rule_id, rows))
 
     def _on_current_time(self, session: ClientSession, args: tuple) -> None:
-        session.send(P.current_time(int(time.time())))
+        session.send(P.current_time(int(self.market.clock().timestamp())))  # the replay clock when replaying
 
     # ----- market data ------------------------------------------------------------------------------------
     def _on_market_data_type(self, session: ClientSession, args: tuple) -> None:
@@ -809,7 +809,7 @@ class SimServer:
             else:
                 label = when.astimezone(zone).strftime("%Y%m%d %H:%M:%S") + " " + inst.time_zone
             rows.append((label, o, h, low, c, volume, wap, count))
-        real_end = end or datetime.now(UTC)
+        real_end = end or self.market.clock()
         start = bars[0][0]
         fmt = "%Y%m%d %H:%M:%S"
         session.send(P.historical_data(req.req_id, start.astimezone(zone).strftime(fmt) + " " + inst.time_zone,
@@ -838,7 +838,7 @@ class SimServer:
 
     def _push_live_bars(self) -> None:
         """keepUpToDate bar requests: the current bar follows the live last price (HISTORICAL_DATA_UPDATE)."""
-        now = datetime.now(UTC)
+        now = self.market.clock()  # the wall clock, or the replay clock when replaying
         for session in self.started_sessions():
             for req_id, bar in session.live_bars.items():
                 top = self.market.top(bar.inst.con_id)
