@@ -151,9 +151,13 @@ class PracticeTab(QWidget):
         self.timer.setObjectName("practiceRecorderStatus")
         self.timer.setInterval(1000)
         self.timer.timeout.connect(self._show_recorder)
+        self.refresh_timer = QTimer(self)  # a burst of fills refreshes the report once
+        self.refresh_timer.setObjectName("practiceReportRefresh")
+        self.refresh_timer.setSingleShot(True)
+        self.refresh_timer.setInterval(500)
+        self.refresh_timer.timeout.connect(lambda: self.refresh_report(reload_scopes=True))
         broker.state_changed.connect(self._on_state_changed)
         broker.fill_added.connect(self._on_fill_added)
-        self._refresh_pending = False
         self.refresh_report(reload_scopes=True)
 
     # --- recording --------------------------------------------------------------------------
@@ -299,13 +303,8 @@ class PracticeTab(QWidget):
         return write_csv(self.report, path) if kind == "csv" else write_html(self.report, path)
 
     def _on_fill_added(self, _fill) -> None:
-        if not self._refresh_pending:  # a burst of fills refreshes once
-            self._refresh_pending = True
-            QTimer.singleShot(500, self._refresh_after_fills)
-
-    def _refresh_after_fills(self) -> None:
-        self._refresh_pending = False
-        self.refresh_report(reload_scopes=True)
+        if not self.refresh_timer.isActive():
+            self.refresh_timer.start()
 
     def _on_state_changed(self, status: ConnectionStatus) -> None:
         if not status.connected and self.recorder is not None:
@@ -333,6 +332,7 @@ class PracticeTab(QWidget):
 
     def shutdown(self) -> None:
         self.timer.stop()
+        self.refresh_timer.stop()
         self.tasks.cancel()
         if self.recorder is not None:
             stop_recording(self.broker, self.recorder)
