@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -213,9 +214,10 @@ def test_record_trade_prints_on_the_tape(book, rules):
 
 # ----- bars ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("duration,bar_size,count", [("1 D", "1 hour", 24), ("3600 S", "5 mins", 12),
-                                                     ("1800 S", "5 secs", 360), ("1 D", "15 mins", 96)])
+@pytest.mark.parametrize("duration,bar_size,count", [("1 D", "1 hour", 7), ("3600 S", "5 mins", 13),
+                                                     ("1800 S", "5 secs", 361), ("1 D", "15 mins", 25)])
 def test_intraday_bars_end_at_the_live_last_price(book, rules, duration, bar_size, count):
+    # 15:00 UTC is 10:00 in New York: the extended session opened at 04:00
     market, clock = make_market(book, rules)
     aapl = con(book, "AAPL")
     for _ in range(10):
@@ -226,44 +228,163 @@ def test_intraday_bars_end_at_the_live_last_price(book, rules, duration, bar_siz
     step = timedelta(seconds=parse_bar_size(bar_size))
     assert all(b[0] - a[0] == step for a, b in zip(bars, bars[1:], strict=False))
     assert bars[-1][0] <= clock.now < bars[-1][0] + step
-    for _t, o, h, low, c, volume, wap, n in bars:
+    for _t, o, h, low, c, volume, wap, _n in bars:
         assert low <= min(o, c) <= max(o, c) <= h and low <= wap <= h
         assert all(rules.on_tick(26, p) for p in (o, h, low, c))
-        assert volume > 0 and n > 0
+        assert volume >= 0
     assert market.bars(aapl, None, duration, bar_size) == bars  # deterministic
 
 
-def test_daily_bars_skip_weekends_and_differ_per_seed(book, rules):
+def aggregate(bars):
+    """The one bar that a run of bars makes: first open, highest high, lowest low, last close, summed volume."""
+    return (bars[0][1], max(b[2] for b in bars), min(b[3] for b in bars), bars[-1][4], sum(b[5] for b in bars))
+
+
+def local_day(when, tz):
+    return when.astimezone(tz).date()
+
+
+@pytest.mark.parametrize("symbol,tz", [("TSLA", NY), ("700", HK)])
+@pytest.mark.parametrize("use_rth", [True, False])
+def test_every_bar_size_is_a_view_of_one_path(book, rules, symbol, tz, use_rth):
+    market, _ = make_market(book, rules)
+    cid = con(book, symbol)
+    for _ in range(20):
+        market.advance([cid])
+    daily = market.bars(cid, None, "1 M", "1 day", use_rth=use_rth)
+    hourly = market.bars(cid, None, "1 M", "1 hour", use_rth=use_rth)
+    five = market.bars(cid, None, "5 D", "5 mins", use_rth=use_rth)
+    minutes = market.bars(cid, None, "2 D", "1 min", use_rth=use_rth)
+    assert len(daily) >= 19
+    for bars_small, bars_large in ((hourly, daily), (five, hourly), (minutes, five)):
+        groups = {}
+        labels = [b[0] for b in bars_large]
+        for bar in bars_small:  # each small bar belongs to the latest large bar that starts at or before it
+            i = bisect_right(labels, bar[0]) - 1
+            if i >= 0 and local_day(labels[i], tz) == local_day(bar[0], tz):
+                groups.setdefault(i, []).append(bar)
+        assert len(groups) >= min(len(bars_large), 8)
+        for i, bars in groups.items():
+            if bars[0][0] > bars_small[0][0] or i > 0:  # the oldest large bar may reach before the small ones
+                assert aggregate(bars) == tuple(bars_large[i][1:6]), (symbol, bars_large[i][0])
+    assert daily[-1][4] == hourly[-1][4] == five[-1][4] == minutes[-1][4]
+    if symbol == "TSLA":  # 10:00 in New York: the newest bar is the live market; Hong Kong closed at 16:00
+        assert minutes[-1][4] == market.top(cid).last
+
+
+def test_a_month_ago_daily_and_hourly_bars_agree(book, rules):
+    market, _ = make_market(book, rules)
+    tsla = con(book, "TSLA")
+    daily = market.bars(tsla, None, "1 M", "1 day", use_rth=True)
+    hourly = market.bars(tsla, None, "1 M", "1 hour", use_rth=True)
+    first_day = local_day(daily[0][0], NY)
+    first_hours = [b for b in hourly if local_day(b[0], NY) == first_day]
+    assert first_hours and aggregate(first_hours)[:4] == tuple(daily[0][1:5])
+
+
+@pytest.mark.parametrize("use_rth,count,first,last", [(True, 78, "09:30", "15:55"), (False, 192, "04:00", "19:55")])
+def test_a_us_day_of_five_minute_bars_is_the_session(book, rules, use_rth, count, first, last):
+    market, _ = make_market(book, rules)
+    end = datetime(2026, 11, 21, 0, 0, tzinfo=NY)  # Saturday: "1 D" is Friday's session
+    bars = market.bars(con(book, "AAPL"), end, "1 D", "5 mins", use_rth=use_rth)
+    times = [b[0].astimezone(NY) for b in bars]
+    assert len(bars) == count
+    assert times[0].strftime("%H:%M") == first and times[-1].strftime("%H:%M") == last
+    assert {t.date() for t in times} == {datetime(2026, 11, 20).date()}
+
+
+def test_hk_bars_skip_lunch_and_show_each_auction_as_its_own_bar(book, rules):
+    market, _ = make_market(book, rules)
+    end = datetime(2026, 11, 21, 0, 0, tzinfo=HK)
+    tencent = con(book, "700")
+    for bar_size, use_rth in (("5 mins", True), ("1 hour", True), ("30 mins", False)):
+        bars = market.bars(tencent, end, "1 D", bar_size, use_rth=use_rth)
+        labels = [b[0].astimezone(HK).strftime("%H:%M") for b in bars]
+        assert labels[0] == "09:20" and labels[1] == "09:30" and labels[-1] == "16:00", labels
+        assert not [t for t in labels if "12:00" <= t < "13:00"], labels
+        opening, closing = bars[0], bars[-1]
+        assert opening[1] == opening[2] == opening[3] == opening[4]  # an auction is one price
+        assert closing[1] == closing[2] == closing[3] == closing[4]
+    hourly = market.bars(tencent, end, "1 D", "1 hour", use_rth=True)
+    assert [b[0].astimezone(HK).strftime("%H:%M") for b in hourly] == [
+        "09:20", "09:30", "10:00", "11:00", "13:00", "14:00", "15:00", "16:00"]
+    daily = market.bars(tencent, end, "1 D", "1 day", use_rth=True)
+    assert daily[-1][4] == hourly[-1][4]  # the day closes at the closing auction's price
+
+
+def test_holidays_have_no_bars_and_half_days_close_early(book, rules):
+    market, _ = make_market(book, rules, now=datetime(2026, 12, 3, 15, 0, tzinfo=UTC))
+    aapl, tencent = con(book, "AAPL"), con(book, "700")
+    daily = market.bars(aapl, None, "1 M", "1 day", use_rth=True)
+    days = {local_day(b[0], NY) for b in daily}
+    assert datetime(2026, 11, 25).date() in days and datetime(2026, 11, 27).date() in days
+    assert datetime(2026, 11, 26).date() not in days  # Thanksgiving
+    half = market.bars(aapl, datetime(2026, 11, 28, 0, 0, tzinfo=NY), "1 D", "30 mins", use_rth=True)
+    assert half[-1][0].astimezone(NY).strftime("%H:%M") == "12:30" and len(half) == 7  # closes 13:00
+    assert all(t.astimezone(NY).weekday() < 5 for t, *_ in market.bars(aapl, None, "1 M", "1 hour"))
+    # Christmas Eve in Hong Kong: a morning session only, then the closing auction
+    hk_end = datetime(2025, 12, 24, 23, 0, tzinfo=HK)
+    hk = market.bars(tencent, hk_end, "1 D", "30 mins", use_rth=True)
+    assert local_day(hk[0][0], HK) == datetime(2025, 12, 24).date()
+    assert hk[-2][0].astimezone(HK).strftime("%H:%M") == "11:30"
+    assert hk[-1][0].astimezone(HK).strftime("%H:%M") == "12:00"
+
+
+def test_what_to_show_views_of_the_same_path(book, rules):
+    market, _ = make_market(book, rules)
+    aapl = con(book, "AAPL")
+    views = {what: market.bars(aapl, None, "2 D", "1 hour", what=what, use_rth=True)
+             for what in ("TRADES", "BID", "ASK", "MIDPOINT", "BID_ASK")}
+    assert len({len(v) for v in views.values()}) == 1
+    for trade, bid, ask, mid, bid_ask in zip(*views.values(), strict=True):
+        assert trade[1:5] == bid[1:5]
+        for b, a, m in zip(bid[1:5], ask[1:5], mid[1:5], strict=True):
+            assert a == b + rules.increment(26, b) and b < m < a
+        assert bid_ask[3] == bid[3] and bid_ask[2] == ask[2] and bid_ask[3] <= bid_ask[1] < bid_ask[4] <= bid_ask[2]
+        assert bid[5] == -1 and bid[7] == -1 and trade[5] >= 0
+    with pytest.raises(ValueError, match="whatToShow"):
+        market.bars(aapl, None, "1 D", "1 hour", what="SHOES")
+
+
+def test_the_live_tape_continues_the_generated_path(book, rules):
+    market, clock = make_market(book, rules)
+    aapl = con(book, "AAPL")
+    start = market.top(aapl).last
+    before = market.bars(aapl, None, "1 D", "1 min")
+    assert before[-2][4] == start  # the generated past ends where the live market starts
+    for _ in range(30):
+        clock.now += timedelta(seconds=10)
+        market.advance([aapl])
+    market.move_to(aapl, start * Decimal("1.1"))
+    top = market.top(aapl)
+    minutes = market.bars(aapl, None, "1 D", "1 min")
+    assert minutes[:len(before) - 1] == before[:-1]  # the past did not change
+    assert minutes[-1][4] == top.last and minutes[-1][2] >= top.last
+    live = [b for b in minutes if b[0] >= before[-1][0]]
+    assert len(live) == 6
+    for previous, bar in zip(live, live[1:], strict=False):
+        if bar[5] == 0:  # a minute without a print repeats the last price
+            assert bar[1] == bar[2] == bar[3] == bar[4] == previous[4]
+    assert max(b[2] for b in live) >= top.high and min(b[3] for b in live) <= top.low
+
+
+def test_daily_bars_differ_per_seed(book, rules):
     market, _ = make_market(book, rules)
     tencent = con(book, "700")
     bars = market.bars(tencent, None, "1 M", "1 day")
-    assert 20 <= len(bars) <= 23
-    assert all(t.astimezone(HK).weekday() < 5 for t, *_ in bars)
+    assert 19 <= len(bars) <= 23
     assert all(rules.on_tick(1723, p) for bar in bars for p in bar[1:5])
     other, _ = make_market(book, rules, seed=2)
     assert other.bars(tencent, None, "1 M", "1 day")[:-1] != bars[:-1]
 
 
-def test_todays_daily_bar_is_the_live_day_and_yesterday_closes_at_the_previous_close(book, rules):
-    market, _ = make_market(book, rules)
-    aapl = con(book, "AAPL")
-    for _ in range(30):
-        market.advance([aapl])
-    top = market.top(aapl)
-    bars = market.bars(aapl, None, "1 W", "1 day")
-    _t, o, h, low, c, volume, _wap, _n = bars[-1]
-    assert (o, h, low, c, volume) == (top.open, top.high, top.low, top.last, top.volume)
-    assert bars[-2][4] == top.close
-
-
-def test_bars_ending_in_the_past_and_midpoint_bars(book, rules):
+def test_bars_ending_in_the_past_agree_with_the_latest(book, rules):
     market, clock = make_market(book, rules)
     aapl = con(book, "AAPL")
-    full = market.bars(aapl, None, "1 D", "1 hour")
-    earlier = market.bars(aapl, clock.now - timedelta(hours=5), "5 D", "1 hour")  # not 5 days: 120 bars
-    assert earlier[-1][0] == full[-6][0] and earlier[-1][1:5] == full[-6][1:5]  # same path, overlapping bars agree
-    mid = market.bars(aapl, None, "1 D", "1 hour", what="MIDPOINT")
-    assert mid[-1][5] == -1 and mid[-1][7] == -1
+    full = market.bars(aapl, None, "3 D", "1 hour")
+    earlier = market.bars(aapl, clock.now - timedelta(hours=5), "3 D", "1 hour")  # 05:00 New York
+    assert earlier[-1][0].astimezone(NY).strftime("%H:%M") == "04:00"
+    assert earlier == full[:len(earlier)]  # same path: the bars both requests cover agree
 
 
 @pytest.mark.parametrize("duration,bar_size", [("1 X", "1 min"), ("D 1", "1 min"), ("1 D", "7 fortnights"),
@@ -378,3 +499,88 @@ def test_move_to_jumps_the_market_and_it_keeps_trading_there(book, rules):
     for _ in range(50):
         market.advance([aapl])
     assert abs(market.top(aapl).last - target) / target < Decimal("0.05")  # the walk's centre moved too
+
+
+def test_always_open_history_shows_the_live_tape_at_night_and_real_mode_does_not(book, rules):
+    night = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # 23:00 in Hong Kong
+    for mode in ("always", "real"):
+        market, clock = make_market(book, rules, mode=mode, now=night)
+        tencent = con(book, "700")
+        for _ in range(10):
+            clock.now += timedelta(seconds=20)
+            market.advance([tencent])
+        bars = market.bars(tencent, None, "1 D", "1 min", use_rth=True)
+        newest = bars[-1][0].astimezone(HK)
+        if mode == "always":
+            assert newest.strftime("%H:%M") == "23:03" and bars[-1][4] == market.top(tencent).last
+        else:
+            assert newest.strftime("%H:%M") == "16:00"  # the closing auction ended the day
+
+
+def test_real_mode_sessions_follow_the_exchange_calendar(book, rules):
+    market, _ = make_market(book, rules, mode="real", now=at(NY, 2026, 11, 25, 11, 0))
+    aapl, tencent = con(book, "AAPL"), con(book, "700")
+    assert market.session_state(aapl, at(NY, 2026, 11, 26, 11, 0)) == "closed"  # Thanksgiving
+    assert market.session_state(aapl, at(NY, 2026, 11, 27, 12, 59)) == "open"
+    assert market.session_state(aapl, at(NY, 2026, 11, 27, 13, 30)) == "post"  # the half day closed at 13:00
+    assert market.session_state(aapl, at(NY, 2026, 11, 27, 17, 30)) == "closed"
+    trading, liquid = market.trading_hours(aapl)
+    assert "20261126:CLOSED" in trading and "20261127:0400-20261127:1700" in trading
+    assert "20261127:0930-20261127:1300" in liquid
+    assert market.session_state(tencent, at(HK, 2025, 12, 24, 11, 0)) == "open"
+    assert market.session_state(tencent, at(HK, 2025, 12, 24, 12, 5)) == "post"  # closing auction of a half day
+    assert market.session_state(tencent, at(HK, 2025, 12, 25, 11, 0)) == "closed"  # Christmas
+    hk_trading, hk_liquid = market.trading_hours(tencent, at(HK, 2025, 12, 24, 8, 0))
+    assert hk_trading.startswith("20251224:0900-20251224:1210;20251225:CLOSED")
+    assert hk_liquid.startswith("20251224:0930-20251224:1200;")
+
+
+@pytest.mark.parametrize("symbol,tz", [("AAPL", NY), ("TSLA", NY), ("700", HK), ("5", HK)])
+def test_the_quote_previous_close_is_the_previous_daily_bar_close(book, rules, symbol, tz):
+    market, _ = make_market(book, rules)  # Tuesday 10:00 in New York, 23:00 in Hong Kong
+    cid = con(book, symbol)
+    close = market.top(cid).close
+    daily = market.bars(cid, None, "5 D", "1 day", use_rth=True)
+    closed = [b for b in daily if (local_day(b[0], tz), tz) != (datetime(2026, 11, 24).date(), NY)]
+    assert closed[-1][4] == close  # Monday's close in New York; Tuesday's closing auction in Hong Kong
+
+
+def test_a_restored_market_anchors_its_history_at_the_restored_prices(book, rules):
+    market, clock = make_market(book, rules, seed=3)
+    aapl = con(book, "AAPL")
+    market.move_to(aapl, D_PRICE)
+    saved = json.loads(json.dumps(market.to_dict()))
+    restored, restored_clock = make_market(book, rules, seed=3, now=clock.now + timedelta(hours=2))
+    restored.load_dict(saved)
+    top = restored.top(aapl)
+    assert top.last == D_PRICE and top.close == Decimal("230.00")
+    daily = restored.bars(aapl, None, "3 D", "1 day", use_rth=True)
+    assert daily[-2][4] == top.close  # Monday's close
+    assert restored.bars(aapl, None, "1 D", "1 min")[-1][4] == top.last
+
+
+D_PRICE = Decimal("240.00")
+
+
+def test_without_the_calendar_library_history_keeps_weekday_sessions(book, rules, monkeypatch):
+    import builtins
+
+    from ibpanel.sim import calendars
+
+    real_import = builtins.__import__
+
+    def no_calendars(name, *args, **kwargs):
+        if name == "exchange_calendars":
+            raise ImportError("left out of this build")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_calendars)
+    monkeypatch.setattr(calendars, "_SCHEDULES", {})
+    monkeypatch.setattr(calendars, "_WEEKDAYS_ONLY", set())
+    market, _ = make_market(book, rules, now=datetime(2026, 12, 3, 15, 0, tzinfo=UTC))
+    aapl, tencent = con(book, "AAPL"), con(book, "700")
+    thanksgiving = market.bars(aapl, datetime(2026, 11, 27, 0, 0, tzinfo=NY), "1 D", "5 mins", use_rth=True)
+    assert len(thanksgiving) == 78  # a full weekday: the holiday is not known without the calendar
+    hk = market.bars(tencent, datetime(2026, 11, 21, 0, 0, tzinfo=HK), "1 D", "1 hour", use_rth=True)
+    assert [b[0].astimezone(HK).strftime("%H:%M") for b in hk][:2] == ["09:20", "09:30"]
+    assert not [b for b in hk if "12:00" <= b[0].astimezone(HK).strftime("%H:%M") < "13:00"]

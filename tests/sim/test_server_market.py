@@ -110,9 +110,12 @@ async def test_delayed_data_without_subscription(ib, sim_server):
 async def test_historical_bars_several_sizes_end_at_live_price(ib):
     contract = Stock("AAPL", "SMART", "USD")
     await ib.qualifyContractsAsync(contract)
-    minute = await ib.reqHistoricalDataAsync(contract, "", "1800 S", "1 min", "TRADES", useRTH=False)
-    assert 29 <= len(minute) <= 31
+    # a past Friday morning: the generated history, the same whatever the hour the test runs
+    friday = "20261120 11:00:00 US/Eastern"
+    minute = await ib.reqHistoricalDataAsync(contract, friday, "1800 S", "1 min", "TRADES", useRTH=False)
+    assert len(minute) == 30
     assert isinstance(minute[-1].date, dt.datetime) and minute[-1].date.tzinfo is not None
+    assert minute[-1].date.strftime("%H:%M") == "10:59"
     for bar in minute:
         assert bar.high >= max(bar.open, bar.close) and bar.low <= min(bar.open, bar.close)
         assert bar.volume > 0
@@ -121,11 +124,31 @@ async def test_historical_bars_several_sizes_end_at_live_price(ib):
     assert isinstance(daily[-1].date, dt.date)
     ticker = ib.reqMktData(contract)
     await _wait_for(lambda: ticker.last > 0)
-    # the newest bar closes at (or very near, a tick may pass) the live last price
-    assert abs(minute[-1].close - ticker.last) / ticker.last < 0.01
-    epoch = await ib.reqHistoricalDataAsync(contract, "", "300 S", "5 secs", "MIDPOINT", useRTH=False,
+    # "always open" practice: the newest minute is the live market at any hour
+    latest = await ib.reqHistoricalDataAsync(contract, "", "1 D", "1 min", "TRADES", useRTH=False)
+    assert abs(latest[-1].close - ticker.last) / ticker.last < 0.01
+    epoch = await ib.reqHistoricalDataAsync(contract, friday, "300 S", "5 secs", "MIDPOINT", useRTH=False,
                                             formatDate=2)
-    assert len(epoch) >= 55
+    assert len(epoch) == 60
+
+
+async def test_rth_history_is_the_regular_session_in_both_clients(ib):
+    contract = Stock("AAPL", "SMART", "USD")
+    await ib.qualifyContractsAsync(contract)
+    end = "20261121 00:00:00 US/Eastern"  # a Saturday: "1 D" is Friday's session
+    rth = await ib.reqHistoricalDataAsync(contract, end, "1 D", "5 mins", "TRADES", useRTH=True)
+    extended = await ib.reqHistoricalDataAsync(contract, end, "1 D", "5 mins", "TRADES", useRTH=False)
+    assert len(rth) == 78 and len(extended) == 192
+    assert rth[0].date.strftime("%H:%M") == "09:30" and rth[-1].date.strftime("%H:%M") == "15:55"
+    daily = await ib.reqHistoricalDataAsync(contract, end, "1 D", "1 day", "TRADES", useRTH=True)
+    assert (daily[-1].open, daily[-1].close) == (rth[0].open, rth[-1].close)
+    assert daily[-1].high == max(b.high for b in rth) and daily[-1].low == min(b.low for b in rth)
+    hk = Stock("700", "SEHK", "HKD")
+    await ib.qualifyContractsAsync(hk)
+    hk_bars = await ib.reqHistoricalDataAsync(hk, "20261121 00:00:00 Asia/Hong_Kong", "1 D", "1 hour", "TRADES",
+                                              useRTH=True)
+    assert [b.date.strftime("%H:%M") for b in hk_bars] == ["09:20", "09:30", "10:00", "11:00", "13:00", "14:00",
+                                                           "15:00", "16:00"]
 
 
 async def test_historical_bad_bar_size_is_an_error_not_a_hang(ib):

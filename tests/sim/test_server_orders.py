@@ -112,7 +112,7 @@ async def test_hk_odd_lot_and_off_tick_rejected_like_tws(ib):
     await ib.qualifyContractsAsync(tencent)
     errors = []
     ib.errorEvent += lambda req_id, code, text, contract: errors.append((req_id, code))
-    odd = ib.placeOrder(tencent, LimitOrder("BUY", 50, 500, account="DU111111"))
+    odd = ib.placeOrder(tencent, LimitOrder("BUY", 150, 500, account="DU111111"))  # odd above one lot
     await _wait_for(lambda: any(e[0] == odd.order.orderId for e in errors))
     off = ib.placeOrder(tencent, LimitOrder("BUY", 100, 500.01, account="DU111111"))
     await _wait_for(lambda: any(e == (off.order.orderId, 110) for e in errors))

@@ -88,16 +88,16 @@ def test_modify_dialog_shows_broker_refusal_then_changes_the_order(qtbot, broker
     dialog = tab.modify_selected()
     original = dialog.order
 
-    dialog.quantity.setValue(150)  # an odd lot for Tencent (lot 100)
+    dialog.quantity.setText("150")  # an odd lot for Tencent (lot 100)
     modifies = sim.stats.count("PLACE_ORDER")
     dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
     qtbot.waitUntil(lambda: "lot" in dialog.message.text().lower(), timeout=10000)
     assert dialog.isVisible()  # stays open so the user can fix it
     assert sim.stats.count("PLACE_ORDER") == modifies  # refused before sending
 
-    dialog.quantity.setValue(200)
-    dialog.limit_price.stepBy(-1)
-    new_price = dialog.limit_price.decimal_value()
+    dialog.quantity.setText("200")
+    dialog.limit_price.step_by(-1)
+    new_price = Decimal(dialog.limit_price.text())
     assert new_price < original.limit_price
     dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
     qtbot.waitUntil(lambda: tab.modify_dialog is None, timeout=10000)  # accepted and closed

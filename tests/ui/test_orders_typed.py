@@ -44,7 +44,7 @@ def test_typed_modify_price_is_sent_and_an_emptied_box_is_refused(qtbot, broker,
     qtbot.keyClick(dialog.limit_price, Qt.Key.Key_Backspace)
     assert dialog.limit_price.text() == ""
     dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
-    assert "not a price" in dialog.message.text()
+    assert "Type a limit price" in dialog.message.text()
     assert dialog.isVisible()
     assert sim.stats.count("PLACE_ORDER") == placed
 

@@ -83,7 +83,7 @@ def test_close_position_from_main_window_opens_a_filled_ticket(qtbot, main_windo
     positions.close_position(row)
     assert main_window.current_tab_name() == "ticket"
     assert ticket.symbol_edit.text() == "MSFT"
-    assert ticket.side() is Side.SELL and ticket.quantity_spin.value() == 15
+    assert ticket.side() is Side.SELL and ticket.quantity_edit.text() == "15"
     qtbot.waitUntil(lambda: ticket.instrument is not None, timeout=10000)
     assert ticket.last_order is None  # prefilled, nothing sent
     assert all(o.status is not OrderStatus.SUBMITTED or o.side is not Side.SELL for o in broker.open_orders())

@@ -25,7 +25,9 @@ def test_hk_odd_lot_and_off_tick_price_show_their_message_and_send_nothing(qtbot
     tab = open_ticket(qtbot, broker, ui_settings)
     _resolve(qtbot, tab, {"symbol": "700", "side": "BUY", "quantity": Decimal(150), "limit_price": None})
     assert tab.instrument.market is Market.HK and tab.instrument.board_lot == 100
-    assert tab.quantity_spin.singleStep() == 100  # the spin box steps by the board lot
+    tab.quantity_edit.step_by(1)
+    assert tab.quantity_edit.text() == "200"  # the arrow keys step by the board lot
+    tab.quantity_edit.setText("150")
     assert tab.order_type().value == "LMT"  # HK defaults to limit
     placed = sim.stats.count("PLACE_ORDER")
 
@@ -34,11 +36,11 @@ def test_hk_odd_lot_and_off_tick_price_show_their_message_and_send_nothing(qtbot
     assert "lot" in tab.issues_shown()["quantity"].lower()
     assert tab.issue_labels["quantity"].isVisible()
 
-    tab.quantity_spin.setValue(100)
+    tab.quantity_edit.setText("100")
     assert "quantity" not in tab.issues_shown()  # editing the field clears its message
     last = Decimal(str(tab.quote.last))
     tick = tick_at(Market.HK, last)
-    tab.limit_spin.set_decimal((last / tick).to_integral_value() * tick + tick / 2)  # half a tick off
+    tab.limit_edit.setText(str((last / tick).to_integral_value() * tick + tick / 2))  # half a tick off
     qtbot.waitUntil(lambda: tab.submit_button.isEnabled(), timeout=5000)
     qtbot.mouseClick(tab.submit_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "limit_price" in tab.issues_shown(), timeout=10000)
@@ -70,7 +72,7 @@ def test_paper_confirmation_shows_the_order_and_submit_cannot_double_send(qtbot,
     _resolve(qtbot, tab, {"symbol": "MSFT", "side": "BUY", "quantity": Decimal(3), "limit_price": None})
     last = Decimal(str(tab.quote.last))
     limit = (last * Decimal("0.97")).quantize(Decimal("0.01"))  # below the market: works, does not fill
-    tab.limit_spin.set_decimal(limit)
+    tab.limit_edit.setText(str(limit))
     placed = sim.stats.count("PLACE_ORDER")
 
     qtbot.mouseClick(tab.submit_button, Qt.MouseButton.LeftButton)
@@ -125,7 +127,7 @@ def test_limit_order_works_then_modified_fills_in_orders_positions_and_account(q
     main_window.show_tab("ticket")
     _resolve(qtbot, ticket, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(10), "limit_price": None})
     last = Decimal(str(ticket.quote.last))
-    ticket.limit_spin.set_decimal((last * Decimal("0.96")).quantize(Decimal("0.01")))
+    ticket.limit_edit.setText(str((last * Decimal("0.96")).quantize(Decimal("0.01"))))
     cash_before = broker.account_summary().cash_by_currency.get("USD")
 
     qtbot.waitUntil(ticket.submit_button.isEnabled, timeout=5000)
@@ -144,7 +146,7 @@ def test_limit_order_works_then_modified_fills_in_orders_positions_and_account(q
     dialog = orders.modify_selected()
     assert dialog is not None
     quote = broker.quote(ticket.instrument)
-    dialog.limit_price.set_decimal((Decimal(str(quote.ask or quote.last)) * Decimal("1.01")).quantize(Decimal("0.01")))
+    dialog.limit_price.setText(str((Decimal(str(quote.ask or quote.last)) * Decimal("1.01")).quantize(Decimal("0.01"))))
     dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
 
     def done_row():
@@ -191,7 +193,7 @@ def test_live_account_always_confirms_and_says_live(qtbot, make_broker, connect_
         ui_settings.set("ticket/confirm_paper", False)  # the paper setting does not matter on a live account
         tab = open_ticket(qtbot, broker, ui_settings)
         _resolve(qtbot, tab, {"symbol": "AAPL", "side": "SELL", "quantity": Decimal(1), "limit_price": None})
-        tab.limit_spin.set_decimal((Decimal(str(tab.quote.last)) * Decimal("1.03")).quantize(Decimal("0.01")))
+        tab.limit_edit.setText(str((Decimal(str(tab.quote.last)) * Decimal("1.03")).quantize(Decimal("0.01"))))
         placed = live_sim.stats.count("PLACE_ORDER")
         tab.submit_clicked()
         qtbot.waitUntil(lambda: tab.confirm_box is not None, timeout=10000)

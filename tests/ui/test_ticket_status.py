@@ -10,7 +10,8 @@ pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (
 from decimal import Decimal
 
 from ibpanel.broker.models import ConnectionState, OrderStatus
-from ibpanel.ui.ticket_tab import SELL_COLOUR, TicketTab
+from ibpanel.ui.ticket_fields import SELL_COLOUR
+from ibpanel.ui.ticket_tab import TicketTab
 from PySide6.QtCore import Qt
 from ticket_helpers import open_ticket, prefill_and_wait
 
@@ -22,7 +23,7 @@ def _resolve(qtbot, tab: TicketTab, request: dict) -> None:
 def test_hk_short_sale_rejection_shows_rejected_and_ibs_reason_in_red(qtbot, broker, ui_settings):
     tab = open_ticket(qtbot, broker, ui_settings)
     _resolve(qtbot, tab, {"symbol": "941", "side": "SELL", "quantity": Decimal(500), "limit_price": None})
-    tab.limit_spin.set_decimal(Decimal(str(tab.quote.bid)))  # at the bid: would trade at once if allowed
+    tab.limit_edit.setText(str(Decimal(str(tab.quote.bid))))  # at the bid: would trade at once if allowed
     qtbot.waitUntil(tab.submit_button.isEnabled, timeout=5000)
     qtbot.mouseClick(tab.submit_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: tab.last_order is not None, timeout=10000)
@@ -37,7 +38,7 @@ def test_hk_short_sale_rejection_shows_rejected_and_ibs_reason_in_red(qtbot, bro
 def test_result_line_follows_a_working_order_to_cancelled(qtbot, broker, run_async, ui_settings):
     tab = open_ticket(qtbot, broker, ui_settings)
     _resolve(qtbot, tab, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(2), "limit_price": None})
-    tab.limit_spin.set_decimal((Decimal(str(tab.quote.last)) * Decimal("0.97")).quantize(Decimal("0.01")))
+    tab.limit_edit.setText(str((Decimal(str(tab.quote.last)) * Decimal("0.97")).quantize(Decimal("0.01"))))
     qtbot.waitUntil(tab.submit_button.isEnabled, timeout=5000)
     tab.submit_clicked()
     qtbot.waitUntil(lambda: "working" in tab.result_label.text(), timeout=10000)
@@ -85,7 +86,7 @@ def test_result_text_for_fills_partial_fills_and_inactive():
     from dataclasses import replace
 
     from ibpanel.broker.models import Instrument, Market, OrderView, Side
-    from ibpanel.ui.ticket_tab import order_result_text
+    from ibpanel.ui.ticket_fields import order_result_text
 
     hsbc = Instrument("5", Market.HK, "SEHK", "HKD", con_id=5, board_lot=400)
     base = OrderView(order_id=7, perm_id=None, client_id=1, journal_id=None, account="DU111111", instrument=hsbc,

@@ -43,17 +43,17 @@ def test_typed_price_and_quantity_submitted_with_ctrl_enter_are_what_is_sent(qtb
     assert tab.order_type() is OrderType.LMT
     last = Decimal(str(tab.quote.last))
     typed_price = (last * Decimal("0.93")).quantize(Decimal("0.01"))  # a resting bid: works, does not fill
-    assert tab.limit_spin.decimal_value() != typed_price
+    assert tab.draft.price_value("limit_price") != typed_price
     placed = sim.stats.count("PLACE_ORDER")
 
-    _type_into(qtbot, tab.quantity_spin, "37")
-    _type_into(qtbot, tab.limit_spin, str(typed_price))  # the cursor stays in the price field
-    assert tab.limit_spin.text() == str(typed_price)
+    _type_into(qtbot, tab.quantity_edit, "37")
+    _type_into(qtbot, tab.limit_edit, str(typed_price))  # the cursor stays in the price field
+    assert tab.limit_edit.text() == str(typed_price)
     # the estimate follows the keystrokes, before any Enter
     assert tab.estimated_value() == typed_price * 37
     assert f"{typed_price * 37:,.2f}" in tab.estimate_label.text()
 
-    qtbot.keyClick(tab.limit_spin, Qt.Key.Key_Return, CTRL)
+    qtbot.keyClick(tab.limit_edit, Qt.Key.Key_Return, CTRL)
     qtbot.waitUntil(lambda: tab.last_order is not None, timeout=10000)
     assert tab.issues_shown() == {}
     assert tab.last_order.limit_price == typed_price and tab.last_order.quantity == 37
@@ -77,8 +77,8 @@ def test_typed_quantity_with_ctrl_enter_is_validated_as_typed_hk_lot(qtbot, brok
                                                "limit_price": None})
     assert tab.instrument.board_lot == 100
     placed = sim.stats.count("PLACE_ORDER")
-    _type_into(qtbot, tab.quantity_spin, "250")  # an odd lot typed over a valid one, still in the field
-    qtbot.keyClick(tab.quantity_spin, Qt.Key.Key_Return, CTRL)
+    _type_into(qtbot, tab.quantity_edit, "250")  # an odd lot typed over a valid one, still in the field
+    qtbot.keyClick(tab.quantity_edit, Qt.Key.Key_Return, CTRL)
     qtbot.waitUntil(lambda: "quantity" in tab.issues_shown(), timeout=10000)
     assert "250" in tab.issues_shown()["quantity"] or "lot" in tab.issues_shown()["quantity"].lower()
     qtbot.waitUntil(lambda: not tab.in_flight, timeout=5000)
@@ -91,19 +91,18 @@ def test_typed_quantity_with_ctrl_enter_is_validated_as_typed_hk_lot(qtbot, brok
 def test_unreadable_price_is_refused_beside_the_field_not_replaced_by_the_old_value(qtbot, broker, sim, ui_settings):
     tab = _ticket(qtbot, broker, ui_settings, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(5),
                                                "limit_price": None})
-    old_value = tab.limit_spin.value()
-    assert old_value > 0
+    assert tab.draft.price_value("limit_price") is not None  # seeded from the quote
     placed = sim.stats.count("PLACE_ORDER")
-    _type_into(qtbot, tab.limit_spin, ".")  # a lone decimal point: not a price
-    assert tab.limit_spin.text() == "."
-    qtbot.keyClick(tab.limit_spin, Qt.Key.Key_Return, CTRL)
+    _type_into(qtbot, tab.limit_edit, ".")  # a lone decimal point: not a price
+    assert tab.limit_edit.text() == "."
+    qtbot.keyClick(tab.limit_edit, Qt.Key.Key_Return, CTRL)
     assert "limit_price" in tab.issues_shown()
     assert "not a price" in tab.issues_shown()["limit_price"]
     assert tab.issue_labels["limit_price"].isVisible()
     assert not tab.in_flight
 
-    qtbot.keyClick(tab.limit_spin, Qt.Key.Key_Backspace)  # now empty
-    qtbot.keyClick(tab.limit_spin, Qt.Key.Key_P, CTRL)  # Preview refuses the same way
+    qtbot.keyClick(tab.limit_edit, Qt.Key.Key_Backspace)  # now empty
+    qtbot.keyClick(tab.limit_edit, Qt.Key.Key_P, CTRL)  # Preview refuses the same way
     assert tab.issues_shown().get("limit_price", "").startswith("Type a limit price")
     qtbot.wait(50)
     assert sim.stats.count("PLACE_ORDER") == placed
@@ -115,11 +114,11 @@ def test_messages_appear_while_typing_before_submit(qtbot, broker, sim, ui_setti
     tab = _ticket(qtbot, broker, ui_settings, {"symbol": "700", "side": "BUY", "quantity": Decimal(100),
                                                "limit_price": None})
     placed = sim.stats.count("PLACE_ORDER")
-    _type_into(qtbot, tab.quantity_spin, "150")
+    _type_into(qtbot, tab.quantity_edit, "150")
     assert "quantity" not in tab.issues_shown()  # not per keystroke: after a pause
     qtbot.waitUntil(lambda: "quantity" in tab.issues_shown(), timeout=5000)
     assert "lot" in tab.issues_shown()["quantity"].lower()
-    _type_into(qtbot, tab.quantity_spin, "200")
+    _type_into(qtbot, tab.quantity_edit, "200")
     assert "quantity" not in tab.issues_shown()  # editing the field clears its message at once
     qtbot.wait(600)  # past the debounce: the valid lot brings no new message
     assert "quantity" not in tab.issues_shown()
@@ -132,9 +131,9 @@ def test_a_price_edited_for_one_instrument_does_not_carry_over_to_the_next(qtbot
     """QA F25: 700 at ~298 HKD, limit stepped by the user, then AAPL typed: the ticket re-seeds from AAPL."""
     tab = _ticket(qtbot, broker, ui_settings, {"symbol": "700", "side": "BUY", "quantity": Decimal(100),
                                                "limit_price": None})
-    tab.limit_spin.setFocus()
-    qtbot.keyClick(tab.limit_spin, Qt.Key.Key_Down)  # stepped by the user: now "their" price for 700
-    hk_price = tab.limit_spin.decimal_value()
+    tab.limit_edit.setFocus()
+    qtbot.keyClick(tab.limit_edit, Qt.Key.Key_Down)  # stepped by the user: now "their" price for 700
+    hk_price = tab.draft.price_value("limit_price")
     hk_key = tab.instrument.key
 
     tab.symbol_edit.setFocus()
@@ -142,15 +141,15 @@ def test_a_price_edited_for_one_instrument_does_not_carry_over_to_the_next(qtbot
     qtbot.keyClicks(tab.symbol_edit, "AAPL")
     qtbot.keyClick(tab.symbol_edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: tab.instrument is not None and tab.instrument.key != hk_key and tab.quote is not None
-                    and tab.quote.last is not None and tab.limit_spin.value() > 0, timeout=10000)
+                    and tab.quote.last is not None and tab.limit_edit.text() != "", timeout=10000)
     aapl_last = Decimal(str(tab.quote.last))
     assert tab.instrument.symbol == "AAPL"
-    assert tab.limit_spin.decimal_value() != hk_price
-    assert abs(tab.limit_spin.decimal_value() - aapl_last) <= aapl_last * Decimal("0.02")  # seeded from AAPL's quote
+    assert tab.draft.price_value("limit_price") != hk_price
+    assert abs(tab.draft.price_value("limit_price") - aapl_last) <= aapl_last * Decimal("0.02")  # seeded from AAPL's quote
 
     # a price given with a prefill (close position, double-click) is kept for its instrument
     tab.prefill({"symbol": "MSFT", "side": "SELL", "quantity": Decimal(5), "limit_price": Decimal("401.23")})
     qtbot.waitUntil(lambda: tab.instrument is not None and tab.instrument.symbol == "MSFT", timeout=10000)
     qtbot.wait(100)
-    assert tab.limit_spin.decimal_value() == Decimal("401.23")
+    assert tab.draft.price_value("limit_price") == Decimal("401.23")
     tab.shutdown()

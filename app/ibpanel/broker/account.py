@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import date, datetime, timezone
 
 from ib_async import IB
 
@@ -24,9 +25,21 @@ from ibpanel.broker.convert import (
     position_from_portfolio,
     position_from_position,
 )
-from ibpanel.broker.models import AccountSummary, Fill, Instrument, PnL, Position
+from ibpanel.broker.models import AccountSummary, Fill, Instrument, Market, PnL, Position
+from ibpanel.broker.rules import zone
 
 log = logging.getLogger(__name__)
+
+
+_EXCHANGE_ZONE = {Market.US: "America/New_York", Market.HK: "Asia/Hong_Kong"}
+
+
+def session_day(moment: datetime, instrument: Instrument) -> date:
+    """The trading day ``moment`` falls on at the instrument's exchange (UTC where no time zone data)."""
+    try:
+        return moment.astimezone(zone(_EXCHANGE_ZONE.get(instrument.market, "UTC"))).date()
+    except Exception:  # noqa: BLE001 - no tz database (Windows without tzdata): the UTC day
+        return moment.astimezone(timezone.utc).date()
 
 
 class AccountBook:
@@ -59,6 +72,8 @@ class AccountBook:
         # from quotes this asks for (idempotent per instrument)
         self._watch_price = watch_price or (lambda instrument: None)
         self._fills: dict[str, Fill] = {}
+        # (account, conId) -> TWS's last portfolio row of a position closed to 0 (ib_async drops those rows)
+        self._closed: dict[tuple[str, int], object] = {}
         self._pnl: dict[str, PnL] = {}
         self._pnl_requested: set[str] = set()
         self._dirty_account = False
@@ -82,8 +97,11 @@ class AccountBook:
         pnl = self._pnl.get(account)
         return account_summary(account, rows, pnl.daily if pnl else None)
 
-    def positions(self, account: str | None) -> tuple[Position, ...]:
+    def positions(self, account: str | None, closed_today: bool = False) -> tuple[Position, ...]:
         """Positions of ``account`` (None or "": the selected one).
+
+        ``closed_today``: also the positions closed to 0 in this session (a fill of today), with their
+        realized P&L, as TWS keeps them until the next session.
 
         The position stream (reqPositions, pushed on every change) is the truth for quantity and
         average cost; the portfolio stream adds market price, market value and P&L. When the two
@@ -111,7 +129,23 @@ class AccountBook:
             if item is not None:
                 position = replace(position, realized_pnl=num(item.realizedPNL))
             out.append(position)
-        return tuple(p for p in out if p.quantity != 0)
+        held = [p for p in out if p.quantity != 0]
+        if closed_today:
+            held += self._closed_today(account, {p.instrument.con_id for p in held})
+        return tuple(held)
+
+    def _closed_today(self, account: str | None, held: set[int | None]) -> list[Position]:
+        out = []
+        for (owner, con_id), item in self._closed.items():
+            if owner != account or con_id in held:
+                continue
+            instrument = self._instrument_for(item.contract)  # type: ignore[attr-defined]
+            today = session_day(datetime.now(timezone.utc), instrument)
+            if any(f.account == owner and f.instrument.con_id == con_id and session_day(f.time, instrument) == today
+                   for f in self._fills.values()):
+                # nothing is held: no average cost to show (TWS sends 0)
+                out.append(replace(position_from_portfolio(item, instrument), avg_cost=None))
+        return out
 
     def fills(self) -> tuple[Fill, ...]:
         return tuple(sorted(self._fills.values(), key=lambda f: f.time))
@@ -138,7 +172,7 @@ class AccountBook:
                 self._on_account(summary)
         if self._dirty_positions:
             self._dirty_positions = False
-            self._on_positions(self.positions(None))
+            self._on_positions(self.positions(None, closed_today=True))
 
     def _on_account_value(self, value: object) -> None:
         if getattr(value, "account", None) == self._selected():
@@ -146,6 +180,11 @@ class AccountBook:
             self._schedule()
 
     def _on_portfolio(self, item: object) -> None:
+        key = (getattr(item, "account", ""), getattr(getattr(item, "contract", None), "conId", 0))
+        if dec(getattr(item, "position", None)) == 0:
+            self._closed[key] = item
+        else:
+            self._closed.pop(key, None)
         self._dirty_positions = True
         self._schedule()
 
@@ -200,6 +239,7 @@ class AccountBook:
 
     def forget_fills(self) -> None:
         self._fills.clear()
+        self._closed.clear()
         self._pnl.clear()
 
     # --- connection changes --------------------------------------------------------------------

@@ -90,6 +90,12 @@ def utc(value: object) -> datetime | None:
     return value.astimezone(timezone.utc)
 
 
+def known_price(value: object) -> float | None:
+    """A fill price, or None when it is unset or 0 (ib_async's default where TWS sent none: completed orders)."""
+    price = num(value)
+    return price if price is not None and price > 0 else None
+
+
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -192,7 +198,7 @@ def order_view(
         status=status,
         filled=filled,
         remaining=remaining,
-        avg_fill_price=num(state.avgFillPrice) if filled else None,
+        avg_fill_price=known_price(state.avgFillPrice) if filled else None,
         message=message,
         parent_id=int_id(order.parentId),
         created_at=created_at,

@@ -8,6 +8,7 @@ error 502 text names them; the original module's README has the TWS pair swapped
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -171,6 +172,9 @@ def _default_severity(code: int) -> str:
     return ERROR
 
 
+_EMPTY_REASON = re.compile(r"\s*[-:]?\s*reason:\s*$", re.IGNORECASE)
+
+
 def describe(code: int, ib_text: str = "") -> ErrorInfo:
     """Explain an IB code. Unknown codes get IB's own text as the message and generic advice."""
     try:
@@ -178,15 +182,54 @@ def describe(code: int, ib_text: str = "") -> ErrorInfo:
     except (TypeError, ValueError):
         code = -1
     ib_text = (ib_text or "").strip()
+    # "Order Canceled - reason:" with nothing after it: the head only restates the code
+    restates_code = bool(_EMPTY_REASON.search(ib_text))
+    ib_text = _EMPTY_REASON.sub("", ib_text)
     entry = CATALOG.get(code)
     if entry is None:
         message = ib_text or f"IB message {code}."
         return ErrorInfo(code, message, _GENERIC_ADVICE, _default_severity(code), is_order_warning(code), ib_text,
                          known=False)
     message = entry.message
-    if entry.with_ib_text and ib_text and ib_text.rstrip(".") not in message:
+    if entry.with_ib_text and ib_text and not restates_code and ib_text.rstrip(".") not in message:
         message = f"{message} IB says: {ib_text}"
     return ErrorInfo(code, message, entry.advice, entry.severity, is_order_warning(code), ib_text)
+
+
+# --- ib_async's log lines -----------------------------------------------------------------------------
+
+_IB_LOG_LINE = re.compile(r"^(?:Error|Warning) (-?\d+), reqId -?\d+: ?(.*)$", re.DOTALL)
+
+
+class IbLogLevels(logging.Filter):
+    """Logs ib_async's "Error <code>, reqId ...: <text>" lines at our catalog's severity.
+
+    ib_async logs every code it does not call a warning at ERROR, so a normal cancel (202: "Order
+    Canceled - reason:") printed as an error on the terminal. Informational codes go down to INFO
+    (off the terminal, still in the log file); an empty "reason:" is dropped from the text.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or not isinstance(record.msg, str) or record.args:
+            return True
+        match = _IB_LOG_LINE.match(record.msg)
+        if match is None:
+            return True
+        info = describe(int(match.group(1)), match.group(2))
+        if info.severity == INFO:
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.msg = f"IB {info.code}: {info.message}"
+        return True
+
+
+_LOG_FILTER = IbLogLevels()
+
+
+def install_log_filter() -> None:
+    """Put :class:`IbLogLevels` on ib_async's wrapper logger (once; safe to call again)."""
+    logger = logging.getLogger("ib_async.wrapper")
+    if _LOG_FILTER not in logger.filters:
+        logger.addFilter(_LOG_FILTER)
 
 
 # --- connection failures --------------------------------------------------------------------------------

@@ -410,7 +410,8 @@ class OrderJournal:
             changes["client_id"] = client_id
         if filled is not None and _dec(filled) != row["filled"]:
             changes["filled"] = _dec(filled)
-        if avg_fill_price is not None and avg_fill_price != row["avg_fill_price"]:
+        # 0 is no price: a completed-order echo has none, and a known fill price is never replaced by "unknown"
+        if avg_fill_price is not None and avg_fill_price > 0 and avg_fill_price != row["avg_fill_price"]:
             changes["avg_fill_price"] = avg_fill_price
         if message is not None and message != row["message"]:
             changes["message"] = message

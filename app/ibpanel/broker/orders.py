@@ -26,6 +26,7 @@ from ib_async.wrapper import RequestError
 
 from ibpanel.broker import errors
 from ibpanel.broker import journal as journal_mod
+from ibpanel.broker.completed import CompletionTimes, join_completed
 from ibpanel.broker.convert import int_id, now_utc, order_status, order_view, what_if_model
 from ibpanel.broker.exceptions import (
     BrokerError,
@@ -121,6 +122,7 @@ class OrderBook:
         self._cancel_waiters: dict[OrderKey, list[asyncio.Future]] = {}
         self._acked: set[OrderKey] = set()  # TWS reported a working / final status for it
         self._modifying: dict[OrderKey, _PendingModify] = {}  # changes sent, not yet confirmed or refused
+        self._completion_times = CompletionTimes(ib)
         ib.newOrderEvent += self._on_trade
         ib.openOrderEvent += self._on_trade
         ib.openOrderEvent += self._on_open_order
@@ -223,6 +225,8 @@ class OrderBook:
         created = self._created.setdefault(key, previous.created_at if previous and previous.created_at else now_utc())
         view = order_view(trade, instrument, journal_id=journal_id, status=new_status,
                           message=self._messages.get(key, ""), created_at=created)
+        if not trade.order.orderId:  # a completed-order message: no orderId, average price or time of its own
+            view = self._join_completed(view, journal_id)
         if previous is not None and not view.order_id:  # completed orders come back without an orderId
             view = replace(view, order_id=previous.order_id, client_id=previous.client_id or view.client_id)
         if previous is not None and view.filled < previous.filled:  # a completed-order echo carries less detail
@@ -247,6 +251,17 @@ class OrderBook:
         self._on_change(view)
         self._wake_cancel_waiters(key, view)
         return view
+
+    def _join_completed(self, view: OrderView, journal_id: str | None) -> OrderView:
+        try:
+            if not journal_id and view.perm_id:
+                journal_id = self.journal.find_by_perm_id(view.perm_id)
+            entry = self.journal.entry(journal_id) if journal_id else None
+        except Exception:  # noqa: BLE001 - a journal read error must not lose the order's view
+            log.debug("journal lookup for a completed order failed", exc_info=True)
+            entry = None
+        return join_completed(view, entry=entry, fills=self.ib.fills(),
+                              completed_at=self._completion_times.get(view.perm_id))
 
     def _on_error(self, req_id: int, code: int, text: str, contract: object = None) -> None:
         if req_id <= 0:
@@ -734,6 +749,7 @@ class OrderBook:
         for store in (self._views, self._perm_index, self._trades, self._messages, self._created):
             store.clear()
         self._acked.clear()
+        self._completion_times.clear()
 
     def mark_stale(self) -> None:
         """Forget ib_async's live objects after a drop; views stay, trades come back on resync."""

@@ -43,7 +43,7 @@ from ib_async.wrapper import RequestError
 from ibpanel.broker import errors
 from ibpanel.broker import journal as journal_mod
 from ibpanel.broker.account import AccountBook
-from ibpanel.broker.convert import bare_instrument, dec, int_id, num, rule_ids, split_list
+from ibpanel.broker.convert import bare_instrument, dec, int_id, known_price, rule_ids, split_list
 from ibpanel.broker.events import Event
 from ibpanel.broker.exceptions import (
     PACING_MESSAGE,
@@ -139,6 +139,7 @@ class Broker:
         limits_source: str = "",  # where the limits above are set (e.g. the profile's settings.ini), named in refusals
         practice_journal_path: Path | None = None,  # default: beside the journal, "journal-practice.sqlite3"
     ) -> None:
+        errors.install_log_filter()  # a cancel (202) is information: not an ERROR line on the terminal
         self.state_changed = Event("state_changed")
         self.notice = Event("notice")
         self.account_changed = Event("account_changed")
@@ -324,7 +325,7 @@ class Broker:
                 journal_id=parsed[0] if parsed else None, leg=parsed[1] if parsed else None,
                 order_id=order.orderId or None, perm_id=int_id(order.permId) or int_id(state.permId),
                 status=state.status if state.status in _TWS_STATUSES else None,
-                filled=filled, avg_fill_price=num(state.avgFillPrice) if filled else None,
+                filled=filled, avg_fill_price=known_price(state.avgFillPrice) if filled else None,
                 client_id=order.clientId or None,
             ))
         for fill in self._ib.fills():
@@ -547,8 +548,9 @@ class Broker:
     def account_summary(self, account: str | None = None) -> AccountSummary | None:
         return self._account.summary(account)
 
-    def positions(self, account: str | None = None) -> tuple[Position, ...]:
-        return self._account.positions(account)
+    def positions(self, account: str | None = None, closed_today: bool = False) -> tuple[Position, ...]:
+        """Held positions; ``closed_today`` adds those closed to 0 this session (their realized P&L)."""
+        return self._account.positions(account, closed_today)
 
     def pnl(self, account: str | None = None) -> PnL | None:
         return self._account.pnl(account)

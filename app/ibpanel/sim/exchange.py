@@ -1,5 +1,8 @@
 """Order lifecycle and matching of the practice exchange.
 
+Over 500 lines because validation, the lifecycle of every order type and persistence share one order book;
+the prices and moments of the special order types live in sim/order_types.py.
+
 The exchange validates orders the way TWS does (same error codes and texts), keeps working orders,
 matches them against ``Market`` quotes (walking the synthetic book for size), books fills in
 ``Accounts`` and reports everything to one listener callable as events, in order:
@@ -16,6 +19,13 @@ pinned down (documented in the final report too):
 - stop orders show "PreSubmitted" until triggered (IB simulates stops), then "Submitted";
 - an order placed while its market is closed (session_mode "real") is held "PreSubmitted";
 - HK short sales are refused (markets.md: designated securities only; kept out of practice mode);
+- trailing stops show "PreSubmitted" until triggered (IB simulates them), each move of the stop is an
+  openOrder update with the new trailStopPrice; MOC/LOC/OPG/AUC orders wait "Submitted" for their auction
+  (the calendar's real open or close, also in "always open" practice) and fill whole at the last price then;
+  a LOC/LOO/at-auction order the auction does not fill is cancelled, an at-auction limit order unfilled at
+  the HK pre-opening auction carries on as a DAY limit order; GTD orders are cancelled at their time;
+- an HK order below one board lot goes to the odd-lot book and fills whole at the touch; odd quantities
+  above one lot are refused (321), and odd lots cannot join an auction;
 - an order that would push initial margin above equity is rejected with 201 like TWS.
 """
 
@@ -28,6 +38,8 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
+from ibpanel.sim import calendars
+from ibpanel.sim import order_types as ot
 from ibpanel.sim.accounts import Accounts
 from ibpanel.sim.market import Market, SimInstrument
 
@@ -36,8 +48,10 @@ UTC = timezone.utc
 ZERO = Decimal(0)
 WORKING_STATES = ("PendingSubmit", "PreSubmitted", "Submitted")
 DONE_STATES = ("Filled", "Cancelled", "Inactive")
-ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT")
-TIFS = ("DAY", "GTC", "IOC", "FOK")
+ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT", "TRAIL", "TRAIL LIMIT", "MOC", "LOC", "REL", "MTL")
+TIFS = ("DAY", "GTC", "IOC", "FOK", "GTD", "OPG", "AUC")
+_LIMIT_TYPES = ("LMT", "STP LMT", "LOC")  # a limit price is required
+_STOP_TYPES = ("STP", "STP LMT")
 _BOOK_DEPTH = 5
 _MAX_QUANTITY = Decimal(1_000_000_000)
 _MAX_PRICE = Decimal(10_000_000)  # above any listed stock; the HK table itself ends at 9,995
@@ -172,18 +186,21 @@ def _trades_outside_rth(order: SimOrder) -> bool:
 
 
 def _trading_day(inst: SimInstrument, when: datetime, outside_rth: bool) -> date:
-    """The local trading day an order placed at ``when`` belongs to: after the close, the next weekday."""
-    local = when.astimezone(ZoneInfo(inst.time_zone))
-    if inst.market == "HK":
-        close_hhmm = 1610
-    else:
-        close_hhmm = 2000 if outside_rth else 1600
-    day = local.date()
-    if local.hour * 100 + local.minute >= close_hhmm:
-        day += timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
+    """The session day an order placed at ``when`` belongs to: after that day's close (the closing auction in
+    HK, after-hours with outsideRth in the US), the next session day of the exchange calendar."""
+    local_day = when.astimezone(ZoneInfo(inst.time_zone)).date()
+    for offset in range(15):
+        day = local_day + timedelta(days=offset)
+        sd = calendars.session_on(inst.market, day)
+        if sd is None:
+            continue
+        if inst.market == "HK":
+            end = sd.close + timedelta(minutes=10)
+        else:
+            end = sd.close + (calendars.US_EXTENDED_AFTER if outside_rth else timedelta(0))
+        if offset or when < end:
+            return day
+    return local_day
 
 
 def _as_decimal(value: object) -> Decimal | None:
@@ -245,7 +262,7 @@ class Exchange:
     def place(self, order: SimOrder) -> None:
         """Place a new order, or modify the working order with the same (client_id, order_id)."""
         self._max_order_id = max(self._max_order_id, order.order_id)
-        order.order_type = str(order.order_type or "").strip().upper().replace("STPLMT", "STP LMT")
+        order.order_type = ot.normalise_type(order.order_type)
         order.tif = str(order.tif or "DAY").strip().upper()
         order.action = str(order.action or "").strip().upper()
         # prices: a number or None ("unset", also the wire's UNSET_DOUBLE); never NaN / inf / text
@@ -270,6 +287,7 @@ class Exchange:
             return
         try:
             self._check_funds(order, inst)
+            self._prepare(order, inst)
         except _Rejected as rej:
             self._reject(order, rej.code, rej.text)
             return
@@ -324,9 +342,103 @@ class Exchange:
             raise _Rejected(387, TEXT_UNSUPPORTED_TYPE)
         if order.tif not in TIFS:
             raise _Rejected(321, f"Error validating request.-'bJ' : cause - Time in force {order.tif} is not "
-                                 "supported by the practice exchange (use DAY, GTC, IOC or FOK).")
+                                 f"supported by the practice exchange (use {', '.join(TIFS)}).")
+        self._validate_type_for_market(order, inst)
         self._validate_size_and_prices(order, inst)
+        self._validate_special_prices(order, inst)
         return inst
+
+    def _validate_type_for_market(self, order: SimOrder, inst: SimInstrument) -> None:
+        """Which exchange offers which order type and time in force (as CONTRACT_DATA.orderTypes tells)."""
+        hk = inst.market == "HK"
+        if order.order_type in ot.CLOSE_TYPES + ("REL",) and hk:
+            raise _Rejected(387, TEXT_UNSUPPORTED_TYPE)  # SEHK: the closing auction takes AUC orders instead
+        if order.tif == "OPG" and (hk or order.order_type not in ("MKT", "LMT")):
+            raise _Rejected(387, TEXT_UNSUPPORTED_TYPE)
+        if order.tif == "AUC" and (not hk or order.order_type not in ("MTL", "MKT", "LMT")):
+            raise _Rejected(387, TEXT_UNSUPPORTED_TYPE)
+        if order.order_type == "MTL" and order.tif != "AUC":
+            raise _Rejected(387, TEXT_UNSUPPORTED_TYPE)  # market-to-limit is offered here only at auction
+        if order.tif == "GTD":
+            until = ot.parse_good_till(order.extra.get("goodTillDate", ""), inst.time_zone)
+            if until is None:
+                raise _Rejected(321, "Error validating request.-'bO' : cause - A GTD order needs goodTillDate as "
+                                     "'YYYYMMDD HH:MM:SS [time zone]'.")
+            if until <= self.clock():
+                raise _Rejected(201, "Order rejected - reason:The time in force is invalid: the Good Till Date "
+                                     f"{order.extra.get('goodTillDate')} has already passed.")
+
+    def _validate_special_prices(self, order: SimOrder, inst: SimInstrument) -> None:
+        """Trailing amounts and percents, relative offsets: present, positive, on the tick where a price."""
+        x = order.extra
+        if order.order_type in ot.TRAIL_TYPES:
+            percent = _as_decimal(x.get("trailingPercent"))
+            percent = percent if percent is not None and percent.is_finite() and percent < _UNSET_PRICE else None
+            amount = order.aux_price
+            if (percent is None) == (amount is None) or (percent is not None and not 0 < percent < 100) or (
+                    amount is not None and amount <= 0):
+                raise _Rejected(321, "Error validating request.-'bC' : cause - A trailing order needs either a "
+                                     "positive trailing amount (auxPrice) or a trailing percent, not both.")
+            if amount is not None and not self._on_price_tick(inst, amount):
+                raise _Rejected(110, TEXT_OFF_TICK)
+            x["trailingPercent"] = None if percent is None else str(percent)
+            if order.order_type == "TRAIL LIMIT":
+                offset = _as_decimal(x.get("lmtPriceOffset"))
+                usable = offset is not None and offset.is_finite() and 0 <= offset < _UNSET_PRICE
+                if not usable and order.lmt_price is None:
+                    raise _Rejected(321, "Error validating request.-'bC' : cause - A TRAIL LIMIT order needs a limit "
+                                         "price or a limit price offset (lmtPriceOffset).")
+                if order.lmt_price is not None:
+                    order.lmt_price = self._checked_price(order.lmt_price, "limit", order, inst)
+        if order.order_type == "REL":
+            percent = _as_decimal(x.get("percentOffset"))
+            percent = percent if percent is not None and percent.is_finite() and percent < _UNSET_PRICE else None
+            if (order.aux_price is None or order.aux_price < 0) and percent is None:
+                raise _Rejected(321, "Error validating request.-'bC' : cause - A relative order needs an offset "
+                                     "(auxPrice) or a percent offset.")
+            if order.aux_price is not None and order.aux_price > 0 and not self._on_price_tick(inst, order.aux_price):
+                raise _Rejected(110, TEXT_OFF_TICK)
+            if order.lmt_price is not None:
+                order.lmt_price = self._checked_price(order.lmt_price, "limit", order, inst)
+
+    def _on_price_tick(self, inst: SimInstrument, distance: Decimal) -> bool:
+        """A price distance (trailing amount, offset) is a whole number of the increment at today's price."""
+        increment = self.market.rules.increment(inst.market_rule_id, self.market.top(inst.con_id).last)
+        try:
+            return distance % increment == 0
+        except ArithmeticError:
+            return False
+
+    def _prepare(self, order: SimOrder, inst: SimInstrument) -> None:
+        """The state a special order type starts with: its auction moment, its first trailing stop."""
+        now = self.clock()
+        at = ot.auction_time(inst, order.order_type, order.tif, now)
+        if order.order_type in ot.CLOSE_TYPES or order.tif in ot.AUCTION_TIFS:
+            if at is None:
+                raise _Rejected(201, "Order rejected - reason:No auction of this exchange is scheduled in the next "
+                                     "two weeks.")
+            order.extra["auctionAt"] = at.isoformat()
+        if order.order_type in ot.TRAIL_TYPES:
+            top = self.market.top(inst.con_id)
+            touch = top.bid if order.action == "SELL" else top.ask
+            given = _as_decimal(order.extra.get("trailStopPrice"))
+            if given is not None and given.is_finite() and 0 < given < _UNSET_PRICE:
+                stop = given
+            else:
+                amount = ot.trail_amount(order.aux_price, _as_decimal(order.extra.get("trailingPercent")), touch)
+                stop = self._stop_on_tick(inst, order.action, ot.trail_stop(order.action, touch, amount))
+            order.extra["trailStopPrice"] = str(stop)
+            if order.order_type == "TRAIL LIMIT":
+                offset = _as_decimal(order.extra.get("lmtPriceOffset"))
+                if offset is None or not offset.is_finite() or offset >= _UNSET_PRICE or offset < 0:
+                    offset = abs(stop - order.lmt_price)
+                order.extra["lmtPriceOffset"] = str(offset)
+
+    def _stop_on_tick(self, inst: SimInstrument, action: str, price: Decimal) -> Decimal:
+        """A trailing stop on the tick, rounded away from the market (down for a sell, up for a buy)."""
+        floor = self.market.rules.increment(inst.market_rule_id, Decimal("0.0001"))
+        price = max(price, floor)
+        return self.market.rules.round_to_tick(inst.market_rule_id, price, up=action == "BUY")
 
     def _validate_size_and_prices(self, order: SimOrder, inst: SimInstrument) -> None:
         qty = _as_decimal(order.total_qty)
@@ -339,9 +451,11 @@ class Exchange:
         if qty != qty.to_integral_value():
             raise _Rejected(10243, "Fractional-sized order cannot be placed via API for this contract.")
         if inst.board_lot > 1 and qty % inst.board_lot != 0:
-            raise _Rejected(321, TEXT_ODD_LOT)
-        needs_limit = order.order_type in ("LMT", "STP LMT")
-        needs_stop = order.order_type in ("STP", "STP LMT")
+            # below one lot: IB routes it to SEHK's odd-lot book; an odd quantity above one lot is refused
+            if qty > inst.board_lot or order.tif == "AUC" or order.order_type not in ("LMT", "MKT"):
+                raise _Rejected(321, TEXT_ODD_LOT)
+        needs_limit = order.order_type in _LIMIT_TYPES or (order.tif in ot.AUCTION_TIFS and order.order_type == "LMT")
+        needs_stop = order.order_type in _STOP_TYPES
         if needs_limit:
             order.lmt_price = self._checked_price(order.lmt_price, "limit", order, inst)
         if needs_stop:
@@ -369,7 +483,7 @@ class Exchange:
     def _reference_price(self, order: SimOrder, inst: SimInstrument) -> Decimal:
         top = self.market.top(inst.con_id)
         touch = top.ask if order.action == "BUY" else top.bid
-        if order.order_type in ("LMT", "STP LMT") and order.lmt_price is not None:
+        if order.order_type in _LIMIT_TYPES + ("TRAIL LIMIT", "REL") and order.lmt_price is not None:
             return order.lmt_price
         if order.order_type == "STP" and order.aux_price is not None:
             return max(order.aux_price, touch) if order.action == "BUY" else min(order.aux_price, touch)
@@ -428,6 +542,12 @@ class Exchange:
                      "transmit", "oca_group"):
             setattr(existing, name, getattr(new, name))
         existing.extra.update(new.extra)
+        if existing.order_type in ot.TRAIL_TYPES + ot.CLOSE_TYPES or existing.tif in ot.AUCTION_TIFS:
+            try:
+                self._prepare(existing, inst)  # a modified trailing stop restarts from the touch unless given
+            except _Rejected as rej:
+                self._error(new, rej.code, rej.text)
+                return
         if existing.remaining == 0:
             self._finish(existing, "Filled")
             return
@@ -452,18 +572,32 @@ class Exchange:
             parent = self._orders.get((order.client_id, order.parent_id))
             if parent is not None and parent.status != "Filled":
                 return True
+        if order.extra.get("auctionAt"):
+            return False  # an auction order waits at the exchange for its auction, whatever the session
         return not self.market.accepts_order(order.con_id, _trades_outside_rth(order))
 
     def _activate(self, order: SimOrder, inst: SimInstrument | None = None) -> None:
         """Submit (if it may trade now) and match one working order."""
         if not order.is_working:
             return
+        if order.tif == "GTD" and self._gtd_expired(order):
+            self._finish(order, "Cancelled")
+            return
         if self._held(order):
             if order.tif in ("IOC", "FOK") and order.transmit and not order.parent_id:
                 self._finish(order, "Cancelled")  # IOC cannot wait for the session
             return
-        if order.order_type in ("STP", "STP LMT") and not order.triggered:
+        if order.extra.get("auctionAt"):
+            self._auction(order)
+            return
+        if order.order_type in _STOP_TYPES and not order.triggered:
             if not self._stop_triggered(order):
+                if order.tif in ("IOC", "FOK"):
+                    self._finish(order, "Cancelled")
+                return
+            order.triggered = True
+        if order.order_type in ot.TRAIL_TYPES and not order.triggered:
+            if not self._trail(order):
                 if order.tif in ("IOC", "FOK"):
                     self._finish(order, "Cancelled")
                 return
@@ -473,16 +607,86 @@ class Exchange:
             self._updated(order)
         self._match(order)
 
+    def _gtd_expired(self, order: SimOrder) -> bool:
+        inst = self.market.book.by_con_id(order.con_id)
+        until = ot.parse_good_till(order.extra.get("goodTillDate", ""), inst.time_zone) if inst else None
+        return until is not None and self.clock() >= until
+
+    def _trail(self, order: SimOrder) -> bool:
+        """Move a trailing stop with the touch (only in the order's favour); True once the touch reaches it."""
+        inst = self.market.book.by_con_id(order.con_id)
+        top = self.market.top(order.con_id)
+        touch = top.bid if order.action == "SELL" else top.ask
+        stop = Decimal(order.extra["trailStopPrice"])
+        if ot.stop_touched(order.action, touch, stop):
+            if order.order_type == "TRAIL LIMIT":
+                offset = Decimal(order.extra.get("lmtPriceOffset") or 0)
+                limit = stop - offset if order.action == "SELL" else stop + offset
+                order.lmt_price = self.market.rules.round_to_tick(inst.market_rule_id, max(limit, Decimal("0.0001")),
+                                                                  up=order.action == "SELL")
+            return True
+        amount = ot.trail_amount(order.aux_price, _as_decimal(order.extra.get("trailingPercent")), touch)
+        candidate = self._stop_on_tick(inst, order.action, ot.trail_stop(order.action, touch, amount))
+        if ot.better_stop(order.action, stop, candidate):
+            order.extra["trailStopPrice"] = str(candidate)
+            self._updated(order)  # openOrder carries the new trailStopPrice
+        return False
+
+    def _auction(self, order: SimOrder) -> None:
+        """An auction order: wait Submitted for its moment, then fill whole at the last price or end."""
+        if order.status != "Submitted":
+            order.status = "Submitted"
+            self._updated(order)
+        at = datetime.fromisoformat(order.extra["auctionAt"])
+        if self.clock() < at:
+            return
+        inst = self.market.book.by_con_id(order.con_id)
+        price = self.market.top(order.con_id).last
+        limit = order.lmt_price if order.order_type in ("LOC", "LMT") else None
+        crosses = limit is None or (price <= limit if order.action == "BUY" else price >= limit)
+        if crosses:
+            self._fill(order, inst, price, order.remaining)
+            return
+        if order.tif == "AUC" and order.order_type == "LMT" and ot.is_opening_auction(inst, at):
+            # an at-auction limit order the pre-opening auction did not fill carries on as a limit order
+            order.extra.pop("auctionAt", None)
+            order.tif = "DAY"
+            self._updated(order)
+            return
+        self._finish(order, "Cancelled")
+
     def _stop_triggered(self, order: SimOrder) -> bool:
         top = self.market.top(order.con_id)
         # last trade through the stop; before any print today, the touch decides
         price = top.last if top.volume else (top.ask if order.action == "BUY" else top.bid)
         return price >= order.aux_price if order.action == "BUY" else price <= order.aux_price
 
+    def _limit_now(self, order: SimOrder, inst: SimInstrument) -> Decimal | None:
+        """The price an order may trade at now: its limit, a REL order's peg, None for market orders."""
+        if order.order_type == "REL":
+            top = self.market.top(order.con_id)
+            buying = order.action == "BUY"
+            touch = top.bid if buying else top.ask
+            percent = _as_decimal(order.extra.get("percentOffset"))
+            offset = order.aux_price or ZERO
+            if percent is not None and percent.is_finite() and percent < _UNSET_PRICE and not offset:
+                offset = touch * percent / 100
+            peg = self.market.rules.round_to_tick(inst.market_rule_id, touch + offset if buying else touch - offset,
+                                                  up=not buying)
+            if order.lmt_price is not None:
+                peg = min(peg, order.lmt_price) if buying else max(peg, order.lmt_price)
+            return peg
+        if order.order_type in ("LMT", "STP LMT", "TRAIL LIMIT"):
+            return order.lmt_price
+        return None
+
     def _match(self, order: SimOrder) -> None:
         inst = self.market.book.by_con_id(order.con_id)
-        limit = order.lmt_price if order.order_type in ("LMT", "STP LMT") else None
+        limit = self._limit_now(order, inst)
         buying = order.action == "BUY"
+        if inst.board_lot > 1 and order.total_qty < inst.board_lot:
+            self._match_odd_lot(order, inst, limit)
+            return
         levels = self.market.levels(order.con_id, order.action, depth=_BOOK_DEPTH)
         fills: list[tuple[Decimal, Decimal]] = []
         remaining = order.remaining
@@ -504,6 +708,15 @@ class Exchange:
         for price, qty in fills:
             self._fill(order, inst, price, qty)
         if order.is_working and order.tif in ("IOC", "FOK") and order.remaining > 0:
+            self._finish(order, "Cancelled")
+
+    def _match_odd_lot(self, order: SimOrder, inst: SimInstrument, limit: Decimal | None) -> None:
+        """SEHK's odd-lot book: a sub-lot order fills whole at the touch when its limit allows."""
+        top = self.market.top(order.con_id)
+        price = top.ask if order.action == "BUY" else top.bid
+        if limit is None or (price <= limit if order.action == "BUY" else price >= limit):
+            self._fill(order, inst, price, order.remaining)
+        elif order.tif in ("IOC", "FOK"):
             self._finish(order, "Cancelled")
 
     def _fill(self, order: SimOrder, inst: SimInstrument, price: Decimal, qty: Decimal) -> None:
@@ -623,6 +836,13 @@ class Exchange:
                     self._finish(order, "Cancelled")
                     continue
                 self._activate(order)
+
+    def on_clock(self) -> None:
+        """Orders that act at a moment whatever the market does: GTD expiry and auctions."""
+        for book in list(self._working_by_con.values()):
+            for order in list(book.values()):
+                if order.is_working and (order.tif == "GTD" or order.extra.get("auctionAt")):
+                    self._activate(order)
 
     def _expired(self, order: SimOrder) -> bool:
         """A DAY order lives until the close of the trading day it was placed for."""

@@ -1,12 +1,16 @@
 """Instruments, price increments, seeded price paths and trading sessions of the practice exchange.
 
+Over 500 lines because instruments, tick tables, the live quote walk and sessions share the
+per-instrument path state; history bars live in sim/history.py.
+
 Pure Python, no sockets: the server (sim/server.py) asks this module for quotes, bars and sessions.
 Prices are kept internally as integers in each instrument's finest price unit (e.g. 0.0001 USD) so that
 ``Market.advance`` over a thousand instruments stays cheap; every public value is a ``Decimal`` on the tick.
 
 Determinism: each instrument has its own random stream seeded from (seed, con_id), so its path does not
-depend on which other instruments were advanced. Historical bars are a pure function of
-(seed, con_id, bar size, bar start time) anchored at the live last price.
+depend on which other instruments were advanced. Historical bars come from sim/history.py: one path per
+instrument, generated before the exchange started and the live tape (minute bars of what printed) after,
+so every bar size and the live stream agree.
 """
 
 from __future__ import annotations
@@ -18,19 +22,20 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from copy import copy
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ibpanel.paths import resource_path
+from ibpanel.sim import calendars
+from ibpanel.sim.history import PriceHistory
 
 UTC = timezone.utc
 SYNTHETIC_CON_ID_BASE = 990_000_000  # SYM0001 -> 990000001; reserved, never used by the data file
 _SECONDS_PER_TRADING_YEAR = 252 * 6.5 * 3600  # annual volatility -> per-second volatility
 _NOMINAL_STEP_SECONDS = 0.25  # one advance() step stands for a quarter second of trading
 _MEAN_REVERSION = 2e-4  # pull toward the reference price per step, so long sessions stay plausible
-_MAX_BARS = 100_000  # one request walks at most this many bars (TWS answers 162 for huge requests)
 
 
 @dataclass(frozen=True)
@@ -294,7 +299,7 @@ class _Path:
 
     __slots__ = ("inst", "grid", "rng", "mid", "ref", "sigma", "bid", "ask", "bid_size", "ask_size", "last",
                  "last_size", "volume", "open", "high", "low", "close", "lot", "size_unit", "trade_unit",
-                 "top_cache", "time", "day", "steps")
+                 "top_cache", "time", "day", "steps", "tape", "tape_minute", "tape_bar", "history")
 
     def __init__(self, inst: SimInstrument, grid: TickGrid, seed: int):
         self.inst = inst
@@ -324,6 +329,11 @@ class _Path:
         self.time: datetime | None = None
         self.day: date | None = None
         self.steps = 0
+        # the live tape: epoch minute -> [open, high, low, close, volume] of the prints (history.py reads it)
+        self.tape: dict[int, list[int]] = {}
+        self.tape_minute = -1
+        self.tape_bar: list[int] = []
+        self.history: PriceHistory | None = None
 
 
 class Market:
@@ -331,7 +341,7 @@ class Market:
 
     ``session_mode``: "always" (practice: always open) or "real" (US 09:30-16:00 New York with
     04:00-20:00 outside RTH; HK 09:30-12:00 and 13:00-16:00 Hong Kong, pre-open 09:00-09:30,
-    closing auction to 16:10; weekends closed; exchange holidays are not modelled).
+    closing auction to 16:10; weekends, holidays and half days from the exchange calendar).
     ``clock`` returns an aware UTC datetime (default: the wall clock).
     """
 
@@ -355,6 +365,8 @@ class Market:
         for path in self._paths.values():
             path.time = now
             path.day = self._local_day(path.inst, now)
+            path.history = PriceHistory(path.inst, path.grid, seed, now, path.last, path.tape,
+                                        always_open=session_mode == "always")
 
     # ----- quotes -----------------------------------------------------------------------------------------
     def _path(self, con_id: int) -> _Path:
@@ -404,6 +416,7 @@ class Market:
         trading_by_tz: dict[str, bool] = {}
         day_by_tz: dict[str, date] = {}
         changed = []
+        minute = int(now.timestamp()) // 60
         for con_id in ids:
             p = paths.get(con_id)
             if p is None:
@@ -422,13 +435,13 @@ class Market:
                 day = day_by_tz[inst.time_zone] = self._local_day(inst, now)
             if day != p.day:
                 self._roll_day(p, day)
-            if self._step(p):
+            if self._step(p, minute):
                 p.time = now
                 p.top_cache = None
                 changed.append(con_id)
         return changed
 
-    def _step(self, p: _Path) -> bool:
+    def _step(self, p: _Path, minute: int) -> bool:
         rnd = p.rng.random
         grid = p.grid
         p.steps += 1
@@ -452,11 +465,23 @@ class Market:
         if rnd() < 0.6:  # a print at the bid or the ask
             price = ask if rnd() < 0.5 else bid
             size = p.trade_unit * (1 + int(rnd() * rnd() * 20)) * (100 if p.trade_unit == 1 and rnd() < 0.3 else 1)
-            self._print(p, price, size)
+            self._print(p, price, size, minute)
         return old != (p.bid, p.ask, p.bid_size, p.ask_size, p.last) or p.last_size != 0
 
     @staticmethod
-    def _print(p: _Path, price_units: int, size: int) -> None:
+    def _print(p: _Path, price_units: int, size: int, minute: int) -> None:
+        bar = p.tape_bar
+        if minute > p.tape_minute:  # a new minute on the tape
+            bar = p.tape_bar = [price_units, price_units, price_units, price_units, size]
+            p.tape[minute] = bar
+            p.tape_minute = minute
+        else:  # the same minute (or a clock set back: kept in the newest minute)
+            if price_units > bar[1]:
+                bar[1] = price_units
+            elif price_units < bar[2]:
+                bar[2] = price_units
+            bar[3] = price_units
+            bar[4] += size
         p.last = price_units
         p.last_size = size
         p.volume += size
@@ -476,8 +501,9 @@ class Market:
         units = max(p.grid.floor(p.grid.to_units(Decimal(price))), p.grid.incs[0])
         p.ref = p.mid = float(units)
         p.bid, p.ask = units, p.grid.up(units)
-        self._print(p, units, p.trade_unit)
-        p.time = self.clock()
+        now = self.clock()
+        self._print(p, units, p.trade_unit, int(now.timestamp()) // 60)
+        p.time = now
         p.top_cache = None
 
     def apply_quote(self, con_id: int, when: datetime, **fields: Decimal | int | None) -> None:
@@ -497,8 +523,9 @@ class Market:
     def record_trade(self, con_id: int, price: Decimal, quantity: Decimal) -> None:
         """A practice fill prints on the tape: last, volume, high and low include it."""
         p = self._path(con_id)
-        self._print(p, p.grid.to_units(price), int(quantity))
-        p.time = self.clock()
+        now = self.clock()
+        self._print(p, p.grid.to_units(price), int(quantity), int(now.timestamp()) // 60)
+        p.time = now
         p.top_cache = None
 
     def _local_day(self, inst: SimInstrument, now: datetime) -> date:
@@ -535,130 +562,58 @@ class Market:
         return out
 
     # ----- historical bars --------------------------------------------------------------------------------
-    def bars(self, con_id: int, end: datetime | None, duration: str, bar_size: str, what: str = "TRADES"
-             ) -> list[tuple[datetime, Decimal, Decimal, Decimal, Decimal, int, Decimal, int]]:
+    def bars(self, con_id: int, end: datetime | None, duration: str, bar_size: str, what: str = "TRADES",
+             use_rth: bool = False) -> list[tuple[datetime, Decimal, Decimal, Decimal, Decimal, int, Decimal, int]]:
         """Bars (time, open, high, low, close, volume, wap, count) ending at ``end`` (None/future = now).
 
-        ``duration`` like "1 D", "3600 S", "2 W", "1 M", "1 Y"; ``bar_size`` like "5 secs", "1 min",
-        "15 mins", "1 hour", "1 day". Deterministic for a seed; the newest bar closes at the live last
-        price. ``what`` other than TRADES gives volume and count -1, as TWS does for MIDPOINT/BID/ASK.
-        Intraday bars cover the whole clock (also nights and weekends in "real" mode); daily bars are
-        weekdays, today's being the live day. At most 100,000 bars are walked per request.
-        Raises ValueError for a duration or bar size it cannot read (the server answers error 321/162).
+        ``duration`` like "1 D" (sessions), "3600 S", "2 W", "1 M", "1 Y"; ``bar_size`` like "5 secs",
+        "1 min", "15 mins", "1 hour", "1 day", "1 week", "1 month". Every size is a view of the instrument's
+        one price path (sim/history.py); bars exist only in the exchange's sessions (regular hours with
+        ``use_rth``, US extended hours 04:00-20:00 without), never on holidays; half days end early.
+        ``what`` other than TRADES gives volume and count -1, as TWS does for MIDPOINT/BID/ASK.
+        Raises ValueError for a request it cannot serve (the server answers error 162).
         """
         if self.price_source is not None:  # replay hook
             return self.price_source.bars(self, con_id, end, duration, bar_size, what)
         p = self._path(con_id)
-        duration_s = parse_duration(duration)
         bar_s = parse_bar_size(bar_size)
         now = self.clock()
         if end is None or end > now:
             end = now
-        daily = bar_s >= 86400
-        wanted = self._bar_starts(p.inst, end - timedelta(seconds=max(duration_s, bar_s) - 1), end, bar_s)
-        if not daily:
-            wanted = wanted[-max(1, duration_s // bar_s):]
-        if not wanted:
-            return []
-        # the path is walked backwards from the live last over every bar from the first wanted one to now
-        chain = self._bar_starts(p.inst, wanted[0], now, bar_s)
-        if daily:
-            sigma = p.inst.volatility / math.sqrt(252) * math.sqrt(bar_s / 86400)
-            base_volume = p.inst.avg_daily_volume * bar_s / 86400
-        else:
-            sigma = p.inst.volatility / math.sqrt(_SECONDS_PER_TRADING_YEAR) * math.sqrt(bar_s)
-            base_volume = p.inst.avg_daily_volume * bar_s / 23400
-        grid = p.grid
-        salt = self.seed * 1_000_003 + con_id * 7919 + bar_s
-        # today's daily bar is the live day (open/high/low/last/volume); older bars walk back from the prior close
-        live_today = None
-        if bar_s == 86400 and p.volume > 0 and chain[-1].astimezone(ZoneInfo(p.inst.time_zone)).date() == p.day:
-            live_today = chain[-1]
-        close = float(p.close if live_today else p.last)
-        ohlc: dict[datetime, tuple[float, float]] = {}
-        for t in reversed(chain[:-1] if live_today else chain):
-            open_ = close / math.exp(_normal(_splitmix(salt ^ int(t.timestamp()))) * sigma)
-            ohlc[t] = (open_, close)
-            close = open_
-        dec = grid.to_decimal
-        minimum = grid.incs[0]
-        newest = chain[-1]
-        is_trades = what.upper() == "TRADES"
-        out = []
-        for t in wanted:
-            if t == live_today:
-                count = max(1, p.volume // (100 * p.trade_unit))
-                wap = (Decimal(p.high + p.low + p.last) / 3).scaleb(-grid.exponent).quantize(Decimal("0.0001"))
-                volume = p.volume if is_trades else -1
-                out.append((t, dec(p.open), dec(p.high), dec(p.low), dec(p.last), volume, wap,
-                            count if is_trades else -1))
-                continue
-            o_units, c_units = ohlc[t]
-            h = _splitmix(salt ^ (int(t.timestamp()) * 3 + 1))
-            wick_hi = ((h & 0xFFFF) / 65536.0) * sigma * 0.8
-            wick_lo = (((h >> 16) & 0xFFFF) / 65536.0) * sigma * 0.8
-            o = grid.floor(max(int(round(o_units)), minimum))
-            c = p.last if t == newest else grid.floor(max(int(round(c_units)), minimum))
-            hi = max(grid.ceil(int(max(o, c) * (1 + wick_hi))), o, c)
-            lo = min(grid.floor(max(int(min(o, c) * (1 - wick_lo)), minimum)), o, c)
-            volume = int(base_volume * (0.5 + ((h >> 32) & 0xFFFF) / 65536.0)) // p.trade_unit * p.trade_unit
-            count = max(1, volume // (100 * p.trade_unit)) if volume else 0
-            wap = (Decimal(hi + lo + c) / 3).scaleb(-grid.exponent).quantize(Decimal("0.0001"))
-            if not is_trades:
-                volume, count = -1, -1
-            out.append((t, dec(o), dec(hi), dec(lo), dec(c), volume, wap, count))
-        return out
-
-    def _bar_starts(self, inst: SimInstrument, first: datetime, last: datetime, bar_s: int) -> list[datetime]:
-        """Start times (UTC) of the bars touching [first, last]; daily bars are local weekdays."""
-        if bar_s >= 86400:
-            tz = ZoneInfo(inst.time_zone)
-            d = first.astimezone(tz).date()
-            last_day = last.astimezone(tz).date()
-            days = []
-            while d <= last_day:
-                if d.weekday() < 5:
-                    days.append(datetime.combine(d, time(0), tz).astimezone(UTC))
-                d += timedelta(days=max(1, bar_s // 86400))
-            if len(days) > _MAX_BARS:
-                raise ValueError("too many daily bars asked for; ask for a shorter duration")
-            return days
-        first_epoch = int(first.timestamp())
-        first_epoch -= first_epoch % bar_s
-        last_epoch = int(last.timestamp())
-        count = (last_epoch - first_epoch) // bar_s + 1
-        if count > _MAX_BARS:
-            raise ValueError(f"{count} bars of {bar_s} s is more than {_MAX_BARS}; ask for a shorter duration "
-                             "or a larger bar size")
-        return [datetime.fromtimestamp(first_epoch + i * bar_s, UTC) for i in range(count)]
+        assert p.history is not None
+        return p.history.bars(end, now, duration, bar_s, what, use_rth)
 
     # ----- sessions ---------------------------------------------------------------------------------------
     def session_state(self, con_id: int, now: datetime | None = None) -> str:
-        """"open" | "pre" | "post" | "lunch" | "closed"; always "open" in "always" mode."""
+        """"open" | "pre" | "post" | "lunch" | "closed"; always "open" in "always" mode.
+
+        "real" mode follows the exchange calendar (calendars.py): holidays are closed, half days end early
+        (US 13:00 with after-hours to 17:00; HK after the morning, then the closing auction).
+        """
         if self.price_source is not None:  # replay hook: sessions as recorded
             return self.price_source.session_state(con_id, now or self.clock())
         if self.session_mode == "always":
             return "open"
         inst = self._path(con_id).inst
-        local = (now or self.clock()).astimezone(ZoneInfo(inst.time_zone))
-        if local.weekday() >= 5:
+        moment = now or self.clock()
+        sd = calendars.session_on(inst.market, moment.astimezone(ZoneInfo(inst.time_zone)).date())
+        if sd is None:
             return "closed"
-        hm = local.hour * 100 + local.minute
         if inst.market == "HK":
-            if 900 <= hm < 930:
+            if sd.open - timedelta(minutes=30) <= moment < sd.open:
                 return "pre"
-            if 930 <= hm < 1200 or 1300 <= hm < 1600:
-                return "open"
-            if 1200 <= hm < 1300:
+            if sd.break_start is not None and sd.break_end is not None and sd.break_start <= moment < sd.break_end:
                 return "lunch"
-            if 1600 <= hm < 1610:
+            if sd.open <= moment < sd.close:
+                return "open"
+            if sd.close <= moment < sd.close + timedelta(minutes=10):
                 return "post"
             return "closed"
-        if 930 <= hm < 1600:
+        if sd.open <= moment < sd.close:
             return "open"
-        if 400 <= hm < 930:
+        if sd.open - calendars.US_EXTENDED_BEFORE <= moment < sd.open:
             return "pre"
-        if 1600 <= hm < 2000:
+        if sd.close <= moment < sd.close + calendars.US_EXTENDED_AFTER:
             return "post"
         return "closed"
 
@@ -692,15 +647,27 @@ class Market:
                 nxt = (d + timedelta(days=1)).strftime("%Y%m%d")
                 trading.append(f"{ds}:0000-{nxt}:0000")
                 liquid.append(f"{ds}:0000-{nxt}:0000")
-            elif d.weekday() >= 5:
+            elif (sd := calendars.session_on(inst.market, d)) is None:  # weekends and holidays
                 trading.append(f"{ds}:CLOSED")
                 liquid.append(f"{ds}:CLOSED")
-            elif inst.market == "HK":
-                trading.append(f"{ds}:0900-{ds}:1200;{ds}:1300-{ds}:1610")
-                liquid.append(f"{ds}:0930-{ds}:1200;{ds}:1300-{ds}:1600")
             else:
-                trading.append(f"{ds}:0400-{ds}:2000")
-                liquid.append(f"{ds}:0930-{ds}:1600")
+                def hm(moment: datetime, shift: timedelta = timedelta(0)) -> str:
+                    return (moment + shift).astimezone(tz).strftime("%H%M")
+                if inst.market == "HK":
+                    parts = [(sd.open, sd.break_start), (sd.break_end, sd.close)] if sd.break_start else [
+                        (sd.open, sd.close)]
+                    liquid.append(";".join(f"{ds}:{hm(a)}-{ds}:{hm(b)}" for a, b in parts))
+                    first, last = parts[0], parts[-1]
+                    sessions = [(first[0] - timedelta(minutes=30), first[1])] + parts[1:-1]
+                    if len(parts) > 1:
+                        sessions.append((last[0], last[1] + timedelta(minutes=10)))
+                    else:
+                        sessions = [(first[0] - timedelta(minutes=30), first[1] + timedelta(minutes=10))]
+                    trading.append(";".join(f"{ds}:{hm(a)}-{ds}:{hm(b)}" for a, b in sessions))
+                else:
+                    trading.append(f"{ds}:{hm(sd.open, -calendars.US_EXTENDED_BEFORE)}-"
+                                   f"{ds}:{hm(sd.close, calendars.US_EXTENDED_AFTER)}")
+                    liquid.append(f"{ds}:{hm(sd.open)}-{ds}:{hm(sd.close)}")
         return ";".join(trading), ";".join(liquid)
 
     def end_of_day(self) -> None:
@@ -741,6 +708,11 @@ class Market:
             if s.get("rng"):
                 p.rng.setstate(_rng_state_from_json(s["rng"]))
             p.top_cache = None
+            # the restored last price anchors the history; the previous run's tape is not kept
+            p.tape.clear()
+            p.tape_minute = -1
+            if p.history is not None:
+                p.history.reset(self.clock(), p.last, p.close)
 
 
 def _rng_state_to_json(state: tuple) -> list:
@@ -762,13 +734,6 @@ def _splitmix(x: int) -> int:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
     return z ^ (z >> 31)
-
-
-def _normal(h: int) -> float:
-    """A standard normal draw from a 64-bit hash (Box-Muller on its two halves)."""
-    u1 = ((h & 0xFFFFFFFF) + 1) / 4294967297.0
-    u2 = (h >> 32) / 4294967296.0
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
 _DURATION_UNITS = {"S": 1, "D": 86400, "W": 7 * 86400, "M": 30 * 86400, "Y": 365 * 86400}

@@ -499,7 +499,9 @@ def _read_place_order(r: FieldReader) -> PlaceOrderRequest:
         r.skip(_CONDITION_FIELDS[cond_type], "order condition")
     if conditions > 0:
         r.skip(2, "conditionsIgnoreRth, conditionsCancelOrder")
-    r.skip(7, "adjusted order fields")
+    r.skip(2, "adjustedOrderType, triggerPrice")
+    lmt_price_offset = r.decimal("lmtPriceOffset")  # TRAIL LIMIT's limit offset
+    r.skip(4, "adjustedStopPrice .. adjustableTrailingUnit")
     r.skip(3, "extOperator, softDollarTier")
     cash_qty = r.decimal("cashQty")
     # the rest (mifid2, price management, duration, postToAts, autoCancelParent, advanced override,
@@ -514,6 +516,7 @@ def _read_place_order(r: FieldReader) -> PlaceOrderRequest:
         "clearingIntent": clearing_intent, "notHeld": not_held, "solicited": solicited,
         "openClose": open_close, "origin": origin, "hidden": hidden, "goodAfterTime": good_after_time,
         "goodTillDate": good_till_date, "ocaType": oca_type, "allOrNone": all_or_none,
+        "lmtPriceOffset": lmt_price_offset,
     }
     return PlaceOrderRequest(
         order_id=order_id, contract=contract, action=action, total_qty=total_qty, order_type=order_type,

@@ -711,6 +711,7 @@ class SimServer:
             self._prices_dirty = True
             self.exchange.on_market(changed)
             self._stream_quotes(changed)
+        self.exchange.on_clock()  # GTD expiry and auctions happen at their time, moving market or not
         now = time.monotonic()
         if now - self._last_account_push >= self.config.account_push_seconds:
             self._last_account_push = now
@@ -789,7 +790,8 @@ class SimServer:
             session.send(P.error_message(req.req_id, 162, TEXT_HIST_NO_DATA.format(reason=exc)))
             return
         try:
-            bars = self.market.bars(inst.con_id, end, req.duration, req.bar_size, req.what_to_show or "TRADES")
+            bars = self.market.bars(inst.con_id, end, req.duration, req.bar_size, req.what_to_show or "TRADES",
+                                    use_rth=req.use_rth)
         except ValueError as exc:
             # TWS answers some of these with 321, which ib_async treats as a warning and then waits forever;
             # 162 ends the request in every client
@@ -881,6 +883,9 @@ class SimServer:
         account = req.account or (existing.account if existing else self.config.accounts[0])
         extra = {k: _json_value(v) for k, v in req.wire.items()}
         extra["exchange"] = req.contract.exchange.upper() or inst.exchange
+        # trailing orders: the initial stop and the percent (the exchange keeps the stop current here)
+        extra["trailStopPrice"] = _json_value(req.trail_stop_price)
+        extra["trailingPercent"] = _json_value(req.trailing_percent)
         order = SimOrder(
             client_id=session.client_id, order_id=req.order_id, account=account, con_id=inst.con_id,
             action=req.action, total_qty=req.total_qty if req.total_qty is not None else Decimal(0),
@@ -953,6 +958,7 @@ class SimServer:
             good_till_date=x.get("goodTillDate", ""), good_after_time=x.get("goodAfterTime", ""),
             open_close=x.get("openClose", ""), origin=int(x.get("origin", 0) or 0), hidden=bool(x.get("hidden")),
             oca_type=int(x.get("ocaType", 0) or 0), all_or_none=bool(x.get("allOrNone")), wire=x,
+            trail_stop_price=_trail_stop_or_none(order),
         )
 
     def _send_order(self, session: ClientSession, order: SimOrder) -> None:
@@ -1448,6 +1454,16 @@ def _margin_text(value) -> str:
     if isinstance(value, Decimal):
         return _num(value)
     return str(value)
+
+
+def _trail_stop_or_none(order: SimOrder) -> Decimal | None:
+    """The current stop of a trailing order for openOrder's trailStopPrice (None for other orders)."""
+    if order.order_type not in ("TRAIL", "TRAIL LIMIT") or not order.extra.get("trailStopPrice"):
+        return None
+    try:
+        return Decimal(str(order.extra["trailStopPrice"]))
+    except ArithmeticError:
+        return None
 
 
 def _json_value(value):

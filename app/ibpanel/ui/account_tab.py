@@ -126,6 +126,7 @@ class AccountTab(QWidget):
 
         axes = {"bottom": pg.DateAxisItem(orientation="bottom"), "left": MoneyAxis(orientation="left")}
         self.chart = pg.PlotWidget(axisItems=axes, background=PALETTE["base"])
+        self.chart.setAccessibleName("Net liquidation chart")
         self.chart.setMinimumHeight(180)
         self.chart.showGrid(x=True, y=True, alpha=0.15)
         self.chart.getPlotItem().setMenuEnabled(False)

@@ -49,6 +49,7 @@ from ibpanel.broker.models import (
 )
 from ibpanel.broker.service import Broker
 from ibpanel.ui.connection_tab import API_DEFAULT_HOST, API_DEFAULT_PORT
+from ibpanel.ui.display import NO_DISPLAY_EXIT, display_problem
 from ibpanel.ui.formatting import snap_price
 from ibpanel.ui.main_window import TAB_NAMES, MainWindow
 from ibpanel.ui.settings import Settings
@@ -77,6 +78,11 @@ def run_gui(args: argparse.Namespace) -> int:
     if args.tab and args.tab not in TAB_NAMES:
         print(f"ibpanel: --tab must be one of: {', '.join(TAB_NAMES)} (got {args.tab!r})", file=sys.stderr)
         return 2
+    if QApplication.instance() is None:
+        problem = display_problem()  # Qt would abort the process (a core dump) instead of saying this
+        if problem:
+            print(f"ibpanel: {problem}", file=sys.stderr)
+            return NO_DISPLAY_EXIT
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("IB Panel")
     app.setOrganizationName("ibpanel")

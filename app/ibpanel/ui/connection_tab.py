@@ -271,6 +271,10 @@ class ApiGroup(QGroupBox):
         address.addWidget(self.host_edit, 3)
         address.addWidget(QLabel("Port"))
         address.addWidget(self.port_spin, 1)
+        for widget, name in ((self.enabled_check, "Serve the local REST API"), (self.host_edit, "REST API host"),
+                             (self.port_spin, "REST API port"), (self.token_edit, "REST API token"),
+                             (self.remember_token_check, "Remember the REST API token")):
+            widget.setAccessibleName(name)
         form.addRow("", self.enabled_check)
         form.addRow("Host", address)
         form.addRow("Token", self.token_edit)
@@ -564,6 +568,11 @@ class ConnectionTab(QWidget):
         self.readonly_check = QCheckBox("Read-only (no order can be sent)")
         self.auto_reconnect_check = QCheckBox("Reconnect automatically")
         self.auto_reconnect_check.setChecked(True)
+        for widget, name in ((self.preset_combo, "Connection preset"), (self.host_edit, "TWS host"),
+                             (self.port_spin, "TWS port"), (self.client_id_spin, "Client ID"),
+                             (self.account_combo, "Account"), (self.readonly_check, "Read-only"),
+                             (self.auto_reconnect_check, "Reconnect automatically")):
+            widget.setAccessibleName(name)
         form.addRow("Preset", self.preset_combo)
         form.addRow("", self.preset_hint)
         form.addRow("Host", self.host_edit)
@@ -578,6 +587,8 @@ class ConnectionTab(QWidget):
         self.disconnect_button = QPushButton("Disconnect")
         self.practice_button = QPushButton("Start a practice session instead")
         set_prop(self.practice_button, "role", "practice")
+        for button in (self.connect_button, self.disconnect_button, self.practice_button):
+            button.setAccessibleName(button.text())
         buttons = QHBoxLayout()
         buttons.addWidget(self.connect_button)
         buttons.addWidget(self.disconnect_button)
@@ -594,6 +605,7 @@ class ConnectionTab(QWidget):
         self.advice_label = QLabel()
         self.advice_label.setWordWrap(True)
         self.suggested_id_button = QPushButton()
+        self.suggested_id_button.setAccessibleName("Use the suggested client ID")
         self.suggested_id_button.hide()
         failure_layout.addWidget(self.failure_label)
         failure_layout.addWidget(self.advice_label)
@@ -644,6 +656,7 @@ class ConnectionTab(QWidget):
         log_layout = QVBoxLayout(log_box)
         self.message_log = QPlainTextEdit()
         self.message_log.setReadOnly(True)
+        self.message_log.setAccessibleName("Messages from IB")
         self.message_log.setMaximumBlockCount(2000)
         self.message_log.setPlaceholderText("Notices from TWS / IB Gateway appear here.")
         log_layout.addWidget(self.message_log)

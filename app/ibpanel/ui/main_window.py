@@ -12,9 +12,10 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QIcon
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -46,6 +47,9 @@ TAB_SPECS: tuple[tuple[str, str, str], ...] = (
     ("practice", "ibpanel.ui.practice_tab", "PracticeTab"),
 )
 TAB_NAMES = tuple(name for name, _m, _c in TAB_SPECS)
+DEFAULT_WINDOW_SIZE = (1280, 820)
+#: Keys that open the ticket on a side from every tab (the ticket binds the same keys inside itself).
+SIDE_KEYS = (("F1", "BUY"), ("F2", "SELL"))
 
 try:  # Exchange clocks for the status bar; zoneinfo needs tz data (the tzdata package on Windows).
     from zoneinfo import ZoneInfo
@@ -68,6 +72,7 @@ class ConnectionBanner(QFrame):
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.button = QPushButton("Connection…")
+        self.button.setAccessibleName("Go to the Connection tab")
         self.button.clicked.connect(self.go_to_connection.emit)
         layout.addWidget(self.label, 1)
         layout.addWidget(self.button)
@@ -213,6 +218,7 @@ class MainWindow(QMainWindow):
 
         self.banner = ConnectionBanner()
         self.tab_widget = QTabWidget()
+        self.tab_widget.setAccessibleName("Panel tabs")
         self.tab_widget.setDocumentMode(True)
         for name, module, cls in TAB_SPECS:
             widget = self._build_tab(name, module, cls)
@@ -234,6 +240,12 @@ class MainWindow(QMainWindow):
         self.clock_timer.timeout.connect(self.status_bar.tick_clock)
         self.clock_timer.start()
 
+        ticket = self.tabs.get("ticket")
+        if ticket is not None:
+            # The window's minimum size is its layout's: with this, one at which the ticket is usable, every
+            # field at its natural height and Submit in view (not squeezed by a smaller screen or a drag).
+            ticket.setMinimumSize(ticket.sizeHint().expandedTo(ticket.minimumSizeHint()))
+        self._install_side_keys()
         self._wire()
         broker.state_changed.connect(self._on_state_changed)
         broker.quotes_updated.connect(self._on_quotes_updated)
@@ -266,6 +278,44 @@ class MainWindow(QMainWindow):
         if api_group is not None:
             api_group.state_changed.connect(self.status_bar.show_api_state)
         self.banner.go_to_connection.connect(lambda: self.show_tab("connection"))
+
+    def _install_side_keys(self) -> None:
+        """F1 (BUY) and F2 (SELL) from every tab: the ticket opens on that side. Inside the ticket its own
+        shortcuts serve; these stand aside there, or both would match and Qt would run neither."""
+        self._side_keys: list[QShortcut] = []
+        for key, side in SIDE_KEYS:
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(lambda side=side: self.ticket_side(side))
+            self._side_keys.append(shortcut)
+        self.tab_widget.currentChanged.connect(lambda _i: self._update_side_keys())
+        QApplication.instance().focusChanged.connect(self._on_focus_changed)
+        self._update_side_keys()
+
+    def _on_focus_changed(self, _old: QWidget | None, _new: QWidget | None) -> None:
+        if not self._shut_down:
+            self._update_side_keys()
+
+    def _update_side_keys(self) -> None:
+        ticket = self.tabs.get("ticket")
+        focus = QApplication.focusWidget()
+        in_ticket = ticket is not None and focus is not None and ticket.isAncestorOf(focus)
+        for shortcut in self._side_keys:
+            shortcut.setEnabled(not in_ticket)
+
+    def ticket_side(self, side: str) -> None:
+        """Switch to the ticket with ``side`` ("BUY" / "SELL") chosen, focus in it (F1 / F2 on any tab)."""
+        ticket = self.tabs.get("ticket")
+        set_side = getattr(ticket, "set_side", None)
+        if set_side is None:
+            return
+        self.show_tab("ticket")
+        set_side(side)
+        target = ticket.focusWidget() or next(
+            (w for w in ticket.findChildren(QWidget)
+             if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isEnabled() and w.isVisible()), None)
+        if target is not None:
+            target.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def open_ticket(self, request: dict) -> None:
         """Fill the order ticket (symbol, side, quantity, limit price) and switch to it."""
@@ -328,7 +378,11 @@ class MainWindow(QMainWindow):
     def _restore_window(self) -> None:
         geometry = self.settings.get_bytes("window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1280, 820)
+            size = QSize(*DEFAULT_WINDOW_SIZE)
+            screen = self.screen()
+            if screen is not None:  # a laptop screen smaller than the default: fit it (never below the minimum)
+                size = size.boundedTo(screen.availableGeometry().size())
+            self.resize(size.expandedTo(self.minimumSizeHint()))
         state = self.settings.get_bytes("window/state")
         if state is not None:
             self.restoreState(state)
@@ -349,6 +403,7 @@ class MainWindow(QMainWindow):
         self.clock_timer.stop()
         if self.replay_bar is not None:
             self.replay_bar.shutdown()
+        QApplication.instance().focusChanged.disconnect(self._on_focus_changed)
         self.broker.state_changed.disconnect(self._on_state_changed)
         self.broker.quotes_updated.disconnect(self._on_quotes_updated)
         for name, widget in self.tabs.items():

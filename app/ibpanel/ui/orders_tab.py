@@ -7,6 +7,7 @@ loop): a nested ``exec()`` inside an asyncio task would re-enter the qasync loop
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from PySide6.QtCore import Qt, Signal
@@ -17,14 +18,22 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QMessageBox,
     QPushButton,
-    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from ibpanel.broker.draft import (
+    NumberError,
+    parse_price,
+    parse_quantity,
+    price_text,
+    step_price,
+    step_quantity,
+)
 from ibpanel.broker.exceptions import BrokerError, OrderRejected
 from ibpanel.broker.models import ConnectionState, ConnectionStatus, Fill, OrderView
 from ibpanel.ui import formatting as fmt
@@ -36,7 +45,7 @@ from ibpanel.ui.table_model import (
     make_table_view,
     selected_positions,
 )
-from ibpanel.ui.ticket_tab import PriceSpinBox, shown_quantity
+from ibpanel.ui.ticket_fields import SteppingLineEdit, number_format_of
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,12 @@ def order_key(order: OrderView):
     if order.order_id:
         return ("order", order.client_id, order.order_id)
     return ("perm", order.perm_id)
+
+
+def completed_key(order: OrderView):
+    """Finished orders by permId, which every order TWS saw has for good: after a restart their orderId comes
+    from the journal or an execution without the clientId that would tell two sessions' order 9 apart."""
+    return ("perm", order.perm_id) if order.perm_id else order_key(order)
 
 
 def _order_time(order: OrderView):
@@ -63,7 +78,8 @@ def order_columns(*, completed: bool = False, placed_at=None) -> tuple[Column, .
     return (
         Column("time", "Time", ColumnKind.TIME, value=_order_time if completed else open_time,
                tooltip="Local time; the date is shown when it is not today"),
-        Column("order_id", "Id", ColumnKind.INT),
+        # 0 is "not known": an order another program placed, finished before this session (no journal, no fill)
+        Column("order_id", "Id", ColumnKind.INT, display=lambda v, _o: str(v) if v else ""),
         Column("symbol", "Symbol", value=lambda o: o.instrument.display),
         Column("side", "Side", colour=lambda o: fmt_side_colour(o.side.value)),
         Column("quantity", "Quantity", ColumnKind.QTY),
@@ -71,7 +87,8 @@ def order_columns(*, completed: bool = False, placed_at=None) -> tuple[Column, .
         Column("limit_price", "Limit", ColumnKind.PRICE),
         Column("stop_price", "Stop", ColumnKind.PRICE),
         Column("tif", "TIF"),
-        Column("status", "Status", tooltip="IB's order status; the message column says why when refused"),
+        Column("status", "Status", tooltip="IB's order status; the message column says why when refused",
+               widest="PendingCancel"),  # the longest status: a row moving to Cancelled is never cut off
         Column("filled", "Filled", ColumnKind.QTY),
         Column("remaining", "Remaining", ColumnKind.QTY),
         Column("avg_fill_price", "Avg fill", ColumnKind.PRICE),
@@ -103,6 +120,9 @@ FILL_COLUMNS = (
 )
 
 
+MODIFY_MESSAGE_MIN_WIDTH = 340  # wide enough that a refusal wraps onto a few lines, not a dozen
+
+
 class ModifyOrderDialog(QDialog):
     """Change the price and / or quantity of a working order. The broker validates; issues show here."""
 
@@ -117,63 +137,75 @@ class ModifyOrderDialog(QDialog):
         form.addRow("Order", QLabel(
             f"{order.side.value} {fmt.format_qty(order.quantity)} {order.instrument.display} {order.order_type}"
         ))
-        lot = max(1, order.instrument.board_lot)
-        self.quantity = QSpinBox()
-        self.quantity.setRange(0, 2_000_000_000)
-        self.quantity.setSingleStep(lot)
-        self.quantity.setValue(int(order.quantity))
+        # line edits read by the ticket's own parsers: what the box shows is what is sent (no hidden value)
+        inst, self.number_format = order.instrument, number_format_of(self.locale())
+        self.quantity = SteppingLineEdit(lambda t, n: step_quantity(t, n, inst.board_lot, self.number_format))
+        self.quantity.setText(f"{order.quantity:f}")
         form.addRow("Quantity", self.quantity)
-        self.limit_price = PriceSpinBox(order.instrument.market)
-        self.stop_price = PriceSpinBox(order.instrument.market)
-        for spin in (self.limit_price, self.stop_price):
-            spin.set_market(order.instrument.market, order.instrument.symbol)
-        if order.limit_price is not None:
-            self.limit_price.set_decimal(order.limit_price)
-            form.addRow("Limit price", self.limit_price)
-        if order.stop_price is not None:
-            self.stop_price.set_decimal(order.stop_price)
-            form.addRow("Stop price", self.stop_price)
+        self.limit_price = SteppingLineEdit(lambda t, n: step_price(t, n, inst.market, inst.symbol, self.number_format))
+        self.stop_price = SteppingLineEdit(lambda t, n: step_price(t, n, inst.market, inst.symbol, self.number_format))
+        for name, object_name, edit, price in (("Limit price", "limitPrice", self.limit_price, order.limit_price),
+                                               ("Stop price", "stopPrice", self.stop_price, order.stop_price)):
+            edit.setObjectName(object_name)
+            edit.setAccessibleName(name)
+            if price is not None:
+                edit.setText(price_text(price, fmt.price_decimals(inst, price), self.number_format))
+                form.addRow(name, edit)
+        self.quantity.setObjectName("quantity")
+        self.quantity.setAccessibleName("Quantity")
         self.message = QLabel("")
         self.message.setObjectName("modifyMessage")
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #cf222e;")
         form.addRow(self.message)
+        # The dialog grows with its message (a tick refusal names both valid prices): never a clipped line.
+        form.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
+        self.message.setMinimumWidth(MODIFY_MESSAGE_MIN_WIDTH)  # the layout's minimum (it sets the dialog's)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        for button in self.buttons.buttons():
+            button.setAccessibleName(f"{button.text().replace('&', '')} modification")
         self.buttons.accepted.connect(self.submit)
         self.buttons.rejected.connect(self.reject)
         form.addRow(self.buttons)
 
+    def show_message(self, text: str) -> None:
+        """Show why the change is refused; the dialog grows to show all of it."""
+        self.message.setText(text)
+        self.layout().activate()
+        self.adjustSize()
+
+    def _read(self) -> tuple[dict, list[str]]:
+        """(field -> value shown, messages for boxes whose text is not a number); refused, never re-read."""
+        shown: dict = {}
+        bad: list[str] = []
+        try:
+            shown["quantity"] = parse_quantity(self.quantity.text(), self.number_format)
+        except NumberError as exc:
+            bad.append(f"Quantity: {exc}")
+        for field, edit, name in (("limit_price", self.limit_price, "limit"), ("stop_price", self.stop_price, "stop")):
+            if getattr(self.order, field) is not None:
+                try:
+                    shown[field] = parse_price(edit.text(), self.number_format, name)
+                except NumberError as exc:
+                    bad.append(str(exc))
+        return shown, bad
+
     def changes(self) -> dict:
-        out: dict = {}
-        shown = shown_quantity(self.quantity)
-        quantity = Decimal(self.quantity.value() if shown is None else shown)
-        if quantity != self.order.quantity:
-            out["quantity"] = quantity
-        if self.order.limit_price is not None and self.limit_price.decimal_value() != self.order.limit_price:
-            out["limit_price"] = self.limit_price.decimal_value()
-        if self.order.stop_price is not None and self.stop_price.decimal_value() != self.order.stop_price:
-            out["stop_price"] = self.stop_price.decimal_value()
-        return out
+        shown, _bad = self._read()
+        return {field: value for field, value in shown.items() if value != getattr(self.order, field)}
 
     def unreadable_fields(self) -> list[str]:
-        """Boxes whose text is not a number: refused rather than sent with the box's previous value."""
-        bad = []
-        if shown_quantity(self.quantity) is None:
-            bad.append(f"Quantity “{self.quantity.cleanText().strip()}” is not a whole number of shares.")
-        for name, spin, current in (("Limit", self.limit_price, self.order.limit_price),
-                                    ("Stop", self.stop_price, self.order.stop_price)):
-            if current is not None and spin.shown_decimal() is None:
-                bad.append(f"{name} price “{spin.cleanText().strip()}” is not a price.")
-        return bad
+        """Boxes whose text is not a number: refused rather than sent with another value."""
+        return self._read()[1]
 
     def submit(self) -> None:
         bad = self.unreadable_fields()
         if bad:
-            self.message.setText(" ".join(bad) + " Type a number, e.g. 221.37.")
+            self.show_message(" ".join(bad))
             return
         changes = self.changes()
         if not changes:
-            self.message.setText("Nothing changed: edit the price or the quantity, or press Cancel.")
+            self.show_message("Nothing changed: edit the price or the quantity, or press Cancel.")
             return
         self.buttons.setEnabled(False)
         self._tasks.spawn(self._send(changes))
@@ -182,9 +214,9 @@ class ModifyOrderDialog(QDialog):
         try:
             await self.broker.modify(self.order.order_id, **changes)
         except OrderRejected as exc:
-            self.message.setText("\n".join(issue.message for issue in exc.issues) or exc.message)
+            self.show_message("\n".join(issue.message for issue in exc.issues) or exc.message)
         except BrokerError as exc:
-            self.message.setText(str(exc))
+            self.show_message(str(exc))
         else:
             self.accept()  # closes (and deletes) the dialog
             return
@@ -206,7 +238,7 @@ class OrdersTab(QWidget):
         self.tasks = TaskSet(on_error=lambda exc: self._say(f"Failed: {exc}"))
         self._placed_at: dict[str, object] = {}  # journal_id -> created_at from the journal (cached: no SQL per paint)
         self.open_model = KeyedTableModel(order_columns(placed_at=self.placed_at), key=order_key, parent=self)
-        self.completed_model = KeyedTableModel(order_columns(completed=True), key=order_key, parent=self)
+        self.completed_model = KeyedTableModel(order_columns(completed=True), key=completed_key, parent=self)
         self.fills_model = KeyedTableModel(FILL_COLUMNS, key=lambda f: f.exec_id, parent=self)
         self.open_view = make_table_view(self.open_model, "orders_open", settings, self)
         newest_first = (0, Qt.SortOrder.DescendingOrder)
@@ -215,6 +247,9 @@ class OrdersTab(QWidget):
         self.open_view.doubleClicked.connect(lambda index: self.modify_selected())
         self.confirm_box: QMessageBox | None = None
         self.modify_dialog: ModifyOrderDialog | None = None
+        # The message line's text holds while this says so; checked on every order change and selection.
+        self._message_holds: Callable[[], bool] | None = None
+        self._message_then = ""  # what replaces it once it no longer holds ("" clears the line)
 
         self.cancel_button = QPushButton("Cancel order")
         self.cancel_button.setToolTip("Cancel the selected open orders (Delete)")
@@ -235,6 +270,11 @@ class OrdersTab(QWidget):
         self.stale_label = QLabel("")
         self.stale_label.setStyleSheet("color: #9a6700; font-weight: bold;")
 
+        for widget, name in ((self.cancel_button, "Cancel the selected orders"), (self.modify_button, "Modify order"),
+                             (self.cancel_all_button, "Cancel all orders"), (self.export_button, "Export orders as CSV"),
+                             (self.open_view, "Open orders"), (self.completed_view, "Completed orders"),
+                             (self.fills_view, "Fills")):
+            widget.setAccessibleName(name)
         buttons = QHBoxLayout()
         for button in (self.cancel_button, self.modify_button, self.cancel_all_button):
             buttons.addWidget(button)
@@ -242,6 +282,7 @@ class OrdersTab(QWidget):
         buttons.addWidget(self.export_button)
 
         self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Order lists")
         self.tabs.addTab(self.open_view, "Open")
         self.tabs.addTab(self.completed_view, "Completed")
         self.tabs.addTab(self.fills_view, "Fills")
@@ -251,6 +292,7 @@ class OrdersTab(QWidget):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.message)
 
+        self.open_view.selectionModel().selectionChanged.connect(lambda *_: self._recheck_message())
         broker.order_changed.connect(self._on_order_changed)
         broker.fill_added.connect(self._on_fill_added)
         broker.state_changed.connect(self._on_state_changed)
@@ -284,10 +326,10 @@ class OrdersTab(QWidget):
     def reload(self) -> None:
         """Take the broker's current lists (after connect / reconnect)."""
         self.open_model.replace_all(o for o in self.broker.open_orders() if not o.status.is_done)
-        done = {order_key(o): o for o in self.broker.completed_orders()}
+        done = {completed_key(o): o for o in self.broker.completed_orders()}
         for order in self.broker.open_orders():
             if order.status.is_done:
-                done[order_key(order)] = order
+                done[completed_key(order)] = order
         self.completed_model.replace_all(done.values())
         self.fills_model.replace_all(self.broker.fills())
         self._update_buttons()
@@ -300,6 +342,7 @@ class OrdersTab(QWidget):
         else:
             self.open_model.upsert(order)
         self._update_buttons()
+        self._recheck_message()
 
     def _on_fill_added(self, fill: Fill) -> None:
         self.fills_model.upsert(fill)
@@ -328,9 +371,22 @@ class OrdersTab(QWidget):
         self.modify_button.setEnabled(live and len(self.open_model) > 0)
         self.cancel_all_button.setEnabled(live)
 
-    def _say(self, text: str) -> None:
+    def _say(self, text: str, *, holds: Callable[[], bool] | None = None, then: str = "") -> None:
+        """Show ``text``; with ``holds``, only while it returns True (then ``then`` replaces it)."""
+        self._message_holds, self._message_then = holds, then
         self.message.setText(text)
         self.message_changed.emit(text)
+        self._recheck_message()
+
+    def _recheck_message(self) -> None:
+        holds = self._message_holds
+        if holds is not None and not holds():
+            self._say(self._message_then, holds=self._while_open_orders_unchanged() if self._message_then else None)
+
+    def _while_open_orders_unchanged(self) -> Callable[[], bool]:
+        """A check that holds until an order opens or leaves the Open list (the line then describes the past)."""
+        keys = set(self.open_model.keys())
+        return lambda: set(self.open_model.keys()) == keys
 
     # --- actions ------------------------------------------------------------------------------
     def selected_open_orders(self) -> list[OrderView]:
@@ -346,7 +402,7 @@ class OrdersTab(QWidget):
     def cancel_selected(self) -> None:
         orders = self.selected_open_orders()
         if not orders:
-            self._say("Select an open order to cancel.")
+            self._say("Select an open order to cancel.", holds=lambda: not self.selected_open_orders())
             return
         for order in orders:
             self.tasks.spawn(self._cancel(order))
@@ -359,7 +415,7 @@ class OrdersTab(QWidget):
             self._say(f"Order {order.order_id}: {exc}")
             return
         self._on_order_changed(result)
-        self._say(f"Order {order.order_id} {result.status.value.lower()}.")
+        self._say(f"Order {order.order_id} {result.status.value.lower()}.", holds=self._while_open_orders_unchanged())
 
     def cancel_all_clicked(self) -> None:
         count = len(self.open_model)
@@ -382,22 +438,28 @@ class OrdersTab(QWidget):
         if clicked is not None and box.standardButton(clicked) == QMessageBox.StandardButton.Yes:
             self.tasks.spawn(self._cancel_all())
         else:
-            self._say("Cancel all: nothing was cancelled.")
+            self._say("Cancel all: nothing was cancelled.", holds=self._while_open_orders_unchanged())
         box.deleteLater()
 
     async def _cancel_all(self) -> None:
         self._say("Cancelling every open order…")
+        sent_to = set(self.open_model.keys())
         try:
             await self.broker.cancel_all()
         except BrokerError as exc:
             self._say(f"Cancel all failed: {exc}")
             return
-        self._say("Cancel all sent; orders move to Completed as TWS confirms.")
+
+        def waiting() -> bool:
+            return any(self.open_model.position_of(key) is not None for key in sent_to)
+
+        done = f"Cancel all: {len(sent_to)} order{'s' if len(sent_to) != 1 else ''} cancelled." if sent_to else ""
+        self._say("Cancel all sent; orders move to Completed as TWS confirms.", holds=waiting, then=done)
 
     def modify_selected(self) -> ModifyOrderDialog | None:
         orders = self.selected_open_orders()
         if len(orders) != 1:
-            self._say("Select exactly one open order to modify.")
+            self._say("Select exactly one open order to modify.", holds=lambda: len(self.selected_open_orders()) != 1)
             return None
         dialog = ModifyOrderDialog(orders[0], self.broker, self.tasks, self)
         dialog.finished.connect(lambda _r: setattr(self, "modify_dialog", None))

@@ -20,6 +20,8 @@ from ibpanel.broker.models import AccountSummary, ConnectionState, ConnectionSta
 from ibpanel.ui import formatting as fmt
 from ibpanel.ui.table_model import Column, ColumnKind, KeyedTableModel, make_table_view, selected_positions
 
+CLOSED_NOTE = "Closed today: the row keeps its realized P&L until the next session."
+
 
 def position_key(position: Position) -> tuple[str, str]:
     return (position.account, position.instrument.key)
@@ -45,6 +47,7 @@ class PositionsTab(QWidget):
         self._summary: AccountSummary | None = None
         self.model = KeyedTableModel(self._columns(), key=position_key, parent=self)
         self.model.before_flush = self._update_totals
+        self.model.row_note = lambda p: CLOSED_NOTE if p.quantity == 0 else ""
         self.view = make_table_view(self.model, self.TAB_NAME, settings, self)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._show_menu)
@@ -58,6 +61,8 @@ class PositionsTab(QWidget):
         self.totals_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.export_button = QPushButton("Export CSV…")
         self.export_button.clicked.connect(self._export_clicked)
+        self.export_button.setAccessibleName("Export positions as CSV")
+        self.view.setAccessibleName("Positions")
 
         bottom = QHBoxLayout()
         bottom.addWidget(self.totals_label, 1)
@@ -73,7 +78,7 @@ class PositionsTab(QWidget):
         self._on_state_changed(broker.status)
         if broker.status.connected:
             self._summary = broker.account_summary()
-            self._on_positions_changed(broker.positions())
+            self._on_positions_changed(broker.positions(closed_today=True))
 
     # --- columns ------------------------------------------------------------------------------
     def _columns(self) -> tuple[Column, ...]:
@@ -120,8 +125,8 @@ class PositionsTab(QWidget):
     def _on_positions_changed(self, positions: tuple[Position, ...]) -> None:
         account = self.broker.status.account
         rows = [p for p in positions if account is None or p.account == account]
-        # Closed positions stay in TWS's list with quantity 0; a panel shows what is held.
-        self.model.replace_all([p for p in rows if p.quantity != 0])
+        # A position closed today keeps its row (quantity 0, greyed) with its realized P&L until the next session.
+        self.model.replace_all(rows)
         self.model.request_flush()
 
     def _on_account_changed(self, summary: AccountSummary) -> None:
@@ -171,8 +176,11 @@ class PositionsTab(QWidget):
         if not 0 <= position_index < len(self.model):
             return None
         position: Position = self.model.row(position_index)
+        if position.quantity == 0:
+            return None  # closed already: nothing to flatten
         request = {
             "symbol": position.instrument.display,
+            "instrument": position.instrument,  # the ticket's draft: a whole order for this stock
             "market": position.instrument.market,
             "side": (Side.SELL if position.quantity > 0 else Side.BUY).value,
             "quantity": abs(Decimal(position.quantity)),

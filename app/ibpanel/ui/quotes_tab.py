@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from ibpanel.broker.exceptions import BrokerError
 from ibpanel.broker.models import ConnectionState, ConnectionStatus, Instrument, Quote
 from ibpanel.ui import formatting as fmt
-from ibpanel.ui.chart import PriceChart
+from ibpanel.ui.chart import BAR_SIZES, PriceChart
 from ibpanel.ui.table_model import (
     NEGATIVE_COLOUR,
     POSITIVE_COLOUR,
@@ -38,6 +38,7 @@ from ibpanel.ui.table_model import (
 )
 
 WATCHLIST_KEY = "quotes/watchlist"
+BAR_SIZE_KEY = "quotes/bar_size"
 DEFAULT_WATCHLIST = ["AAPL", "MSFT", "NVDA", "BRK.B", "0700.HK", "0005.HK", "1299.HK", "2800.HK"]
 FLASH_SECONDS = 0.6
 UP_FLASH = QColor("#dafbe1")
@@ -72,7 +73,8 @@ QUOTE_COLUMNS = (
     Column("change_pct", "Change %", ColumnKind.PERCENT, coloured=True, value=lambda q: q.change_pct,
            colour=lambda q: _shown_sign_colour(q.change_pct, 2),
            display=lambda v, q: fmt.format_percent(v, signed=True)),
-    Column("volume", "Volume", ColumnKind.INT, display=lambda v, q: fmt.format_volume(v)),
+    # format_volume's widest: below 10 million it shows every digit, above it 999.99M / 999.99B
+    Column("volume", "Volume", ColumnKind.INT, display=lambda v, q: fmt.format_volume(v), widest="8,888,888"),
     Column("data_type", "Data", value=_data_label,
            tooltip="live, delayed (no market-data subscription: about 15 minutes late), stale (connection down)"
                    " or no data (IB gives no market-data line: see the row's tooltip)"),
@@ -111,6 +113,9 @@ class QuotesTab(QWidget):
         self.view.doubleClicked.connect(lambda index: self.request_ticket(index.row()))
         self.view.selectionModel().currentRowChanged.connect(lambda current, _prev: self._row_selected(current.row()))
         self.chart = PriceChart(broker, self)
+        if settings.get(BAR_SIZE_KEY, "") in BAR_SIZES:  # the bar size the trader chose last time
+            self.chart.bar_size_combo.setCurrentText(settings.get(BAR_SIZE_KEY, ""))
+        self.chart.bar_size_combo.currentTextChanged.connect(lambda text: settings.set(BAR_SIZE_KEY, text))
 
         self.symbol_edit = QLineEdit()
         self.symbol_edit.setObjectName("watchSymbol")
@@ -121,6 +126,10 @@ class QuotesTab(QWidget):
         self.remove_button = QPushButton("Remove")
         self.remove_button.setToolTip("Remove the selected symbol (Delete)")
         self.remove_button.clicked.connect(self.remove_selected)
+        for widget, name in ((self.symbol_edit, "Symbol to add to the watchlist"), (self.add_button, "Add symbol"),
+                             (self.remove_button, "Remove symbol"), (self.view, "Watchlist"),
+                             (self.chart.bar_size_combo, "Chart bar size"), (self.chart.plot, "Price chart")):
+            widget.setAccessibleName(name)
         self._delete_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Delete), self.view)
         self._delete_shortcut.activated.connect(self.remove_selected)
         self.message = QLabel("")
@@ -237,9 +246,28 @@ class QuotesTab(QWidget):
         pending = [s for s in self.watchlist if s not in self.instruments or self.instruments[s].key not in self._subscribed]
         for start in range(0, len(pending), RESOLVE_BATCH):
             await asyncio.gather(*(self._subscribe_text(s) for s in pending[start:start + RESOLVE_BATCH]))
+        self._show_in_watchlist_order()
         if len(self.model) and self.view.currentIndex().row() < 0:
             self.view.selectRow(0)
         return len(self.model)
+
+    def _show_in_watchlist_order(self) -> None:
+        """Rows in the saved watchlist's order (lookups finish in any order), unless a column sorts them."""
+        if self.model.sort_column >= 0:
+            return
+        place: dict[str, int] = {}
+        for position, text in enumerate(self.watchlist):
+            instrument = self.instruments.get(text)
+            if instrument is not None:
+                place.setdefault(instrument.key, position)
+        keys = self.model.keys()
+        wanted = sorted(keys, key=lambda k: place.get(k, len(self.watchlist)))
+        if wanted == keys:
+            return
+        rows = [self.model.row_for_key(k) for k in wanted]
+        for key in keys:
+            self.model.remove(key)
+        self.model.upsert_many(rows)
 
     def set_watchlist(self, symbols: list[str]):
         """Replace the watchlist (saved) and load it; returns the loading task."""
@@ -349,6 +377,7 @@ class QuotesTab(QWidget):
         price = quote.last or quote.close
         request = {
             "symbol": quote.instrument.display,
+            "instrument": quote.instrument,  # the ticket's draft takes its market and board lot from it
             "market": quote.instrument.market,
             "side": None,
             "quantity": None,

@@ -9,6 +9,7 @@ Keys are "group/name" strings; the ones in use:
     window/geometry, window/state, window/tab        main window (MainWindow)
     quotes/watchlist (json list[str])                U2's Quotes tab
     ticket/confirm_paper (bool)                      confirm orders on paper accounts too
+    ticket/default_side (str: "", BUY, SELL)         the side a new or cleared ticket starts with ("": none)
     confirm/live_connect (bool)                      ask before connecting to a live preset
     tables/<name>/header_state (QByteArray)          column widths / order, via save_header / restore_header
 """

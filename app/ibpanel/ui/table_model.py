@@ -67,6 +67,9 @@ class Column:
     display: Callable[[Any, Any], str] | None = None
     colour: Callable[[Any], QColor | None] | None = None
     tooltip: str = ""
+    #: The widest text the column can ever show (e.g. "9,999,999" for a volume): its width never goes below
+    #: it, so a value that grows during the session is not cut off while the table has room.
+    widest: str = ""
 
     def read(self, row: Any) -> Any:
         if self.value is not None:
@@ -501,6 +504,8 @@ def make_table_view(
         # No saved widths: every header readable now, then sized to the data once the first rows arrive.
         fit_columns(view)
         _fit_as_rows_arrive(view, model)
+    else:
+        _reserve_widest(view, model)  # widths saved before a column said how wide it can get
     return view
 
 
@@ -518,7 +523,7 @@ def fit_columns(view, max_width: int = MAX_FITTED_COLUMN_WIDTH) -> None:
     header.ensurePolished()
     for section in range(header.count()):
         width = max(_header_width(header, model, section), _content_width(view, model, section))
-        header.resizeSection(section, min(width, max_width))
+        header.resizeSection(section, max(min(width, max_width), _widest_width(view, model, section)))
     header.setStretchLastSection(True)
     if not getattr(view, "_fit_sort_hooked", False):
         view._fit_sort_hooked = True  # the newly sorted column gets room for its arrow
@@ -528,6 +533,21 @@ def fit_columns(view, max_width: int = MAX_FITTED_COLUMN_WIDTH) -> None:
                 header.resizeSection(section, max(header.sectionSize(section), header.sectionSizeHint(section)))
 
         header.sortIndicatorChanged.connect(make_room)
+
+
+def _widest_width(view, model, section: int) -> int:
+    """Room for the column's ``widest`` text (0 when it declares none)."""
+    columns = getattr(model, "columns", ())
+    widest = columns[section].widest if 0 <= section < len(columns) else ""
+    return view.fontMetrics().horizontalAdvance(widest) + 14 if widest else 0
+
+
+def _reserve_widest(view, model) -> None:
+    header = view.horizontalHeader()
+    for section in range(header.count() - 1):  # the last section stretches anyway
+        wanted = _widest_width(view, model, section)
+        if wanted > header.sectionSize(section):
+            header.resizeSection(section, wanted)
 
 
 def _header_width(header, model, section: int) -> int:
