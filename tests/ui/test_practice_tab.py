@@ -67,6 +67,7 @@ def test_replay_bar_plays_pauses_sets_speed_and_jumps(qtbot, tmp_path):
         bar = ReplayBar(session.clock, "US/Eastern", "AAPL.csv")
         qtbot.addWidget(bar)
         assert bar.play_button.text() == "Play" and "09:30:00" in bar.time_label.text()
+        assert all(w.accessibleName() for w in (bar.play_button, bar.speed, bar.jump_edit, bar.jump_button))
         bar.play_button.click()
         assert session.clock.state().playing and bar.play_button.text() == "Pause"
         bar.speed.setCurrentIndex(bar.speed.findData(60))

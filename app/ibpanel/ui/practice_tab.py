@@ -144,6 +144,12 @@ class PracticeTab(QWidget):
         rbox.addLayout(controls)
         rbox.addWidget(lower, 1)
 
+        for widget, name in ((self.symbols_edit, "Symbols to record"), (self.record_button, "Start or stop recording"),
+                             (self.scope, "Report session"), (self.currency, "Report currency"),
+                             (refresh, "Refresh the report"), (self.csv_button, "Export the report to CSV"),
+                             (self.html_button, "Export the report to HTML"), (self.figures, "Report figures"),
+                             (self.trips, "Round trips"), (self.record_progress, "Share of today's session")):
+            widget.setAccessibleName(name)
         layout = QVBoxLayout(self)
         layout.addWidget(record)
         layout.addWidget(report, 1)
@@ -278,6 +284,7 @@ class PracticeTab(QWidget):
         if self._plot is None:
             self._plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
             self._plot.setObjectName("equityCurve")
+            self._plot.setAccessibleName("Equity curve and the benchmark")
             self._plot.addLegend()
             self._plot.showGrid(x=True, y=True, alpha=0.2)
             self.chart_box.addWidget(self._plot)

@@ -51,6 +51,10 @@ class ReplayBar(QFrame):
         self.jump_edit.setToolTip(f"Jump to this time ({zone})")
         self.jump_button = QPushButton("Jump")
         self.jump_button.clicked.connect(self._on_jump_clicked)
+        for widget, name in ((self.play_button, "Play or pause the replay"), (self.speed, "Replay speed"),
+                             (self.jump_edit, "Replay time to jump to"), (self.jump_button, "Jump to that time"),
+                             (self.progress, "Position in the recorded day")):
+            widget.setAccessibleName(name)
         for widget in (self.title, self.play_button, self.speed, self.time_label):
             layout.addWidget(widget)
         layout.addWidget(self.progress, 1)
