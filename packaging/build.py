@@ -25,7 +25,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "packaging" / "ibpanel.spec"
 SMOKE_MARKER = "IBPANEL SMOKE OK"
-SIZE_LIMIT_MB = 250
+SIZE_LIMIT_MB = 150
+# An empty ICU common-data package (header, data info "ToCP" version 1, a table of contents with no entries),
+# exported under ICU's entry-point name. Qt links ICU, but the panel uses nothing that needs ICU's 31 MB of
+# data (collation, legacy codecs, IDNA): without it ICU answers "no data" and Qt falls back to its own tables.
+ICU_STUB_C = """
+#include <stdint.h>
+struct empty_package {
+    uint16_t header_size; uint8_t magic1, magic2;
+    uint16_t info_size, info_reserved; uint8_t big_endian, charset_family, sizeof_uchar, info_reserved_byte;
+    uint8_t data_format[4], format_version[4], data_version[4];
+    uint8_t padding[8];
+    uint32_t entry_count, reserved;
+    uint32_t no_entries[4];
+};
+__attribute__((visibility("default"))) const struct empty_package ENTRY_POINT = {
+    32, 0xda, 0x27,
+    20, 0, 0, 0, 2, 0,
+    {'T', 'o', 'C', 'P'}, {1, 0, 0, 0}, {0, 0, 0, 0},
+    {0}, 0, 0, {0, 0, 0, 0},
+};
+"""
+# auditwheel-patched libraries that break when stripped (numpy's OpenBLAS and its own extensions).
+NO_STRIP_DIRS = ("numpy.libs", "numpy")
 
 
 def package_version() -> str:
@@ -87,6 +109,67 @@ def run_pyinstaller(dist: Path, work: Path, clean: bool, version: str) -> None:
     if result.returncode != 0:
         raise SystemExit(f"build: PyInstaller failed with exit status {result.returncode}")
     print(f"build: PyInstaller took {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def _is_elf(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"\x7fELF"
+
+
+def stub_icu_data(bundle: Path) -> int:
+    """Replace Qt's ICU data library with an empty package (Linux, needs a C compiler). Returns bytes saved."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    saved = 0
+    for data in sorted(bundle.rglob("libicudata.so.*")):
+        if data.is_symlink() or not _is_elf(data):
+            continue
+        major = data.name.split(".so.", 1)[1].split(".")[0]
+        if not compiler:
+            print(f"slim: kept {data.name} ({data.stat().st_size / 1e6:.0f} MB): no C compiler to build the empty one")
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            source, built = Path(tmp, "icudata.c"), Path(tmp, data.name)
+            source.write_text(ICU_STUB_C.replace("ENTRY_POINT", f"icudt{major}_dat"), encoding="utf-8")
+            result = subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-s", f"-Wl,-soname,{data.name}",
+                                     "-o", str(built), str(source)], capture_output=True, text=True)
+            if result.returncode != 0:
+                print(f"slim: kept {data.name}: the empty ICU data did not build: {result.stderr.strip()[:300]}")
+                continue
+            before = data.stat().st_size
+            shutil.copyfile(built, data)
+            saved += before - data.stat().st_size
+    if saved:
+        print(f"slim: ICU data replaced by an empty package: {saved / 1e6:.1f} MB saved")
+    return saved
+
+
+def strip_libraries(bundle: Path) -> int:
+    """strip --strip-unneeded every shared library but numpy's (Linux, binutils). Returns bytes saved."""
+    strip = shutil.which("strip")
+    if not strip:
+        print("slim: no strip tool: libraries left as they are")
+        return 0
+    saved = count = 0
+    for path in sorted(bundle.rglob("*.so*")):
+        relative = path.relative_to(bundle).parts
+        if path.is_symlink() or not path.is_file() or any(part in NO_STRIP_DIRS for part in relative) \
+                or not (path.name.endswith(".so") or ".so." in path.name) or not _is_elf(path):
+            continue
+        before = path.stat().st_size
+        if subprocess.run([strip, "--strip-unneeded", str(path)], capture_output=True).returncode == 0:
+            saved += before - path.stat().st_size
+            count += before != path.stat().st_size
+    print(f"slim: stripped {count} libraries: {saved / 1e6:.1f} MB saved (numpy's left alone)")
+    return saved
+
+
+def slim_bundle(bundle: Path) -> None:
+    """What PyInstaller cannot do safely itself: on Linux, strip debug symbols and drop ICU's data."""
+    if not sys.platform.startswith("linux"):
+        print(f"slim: nothing to do on {sys.platform}")
+        return
+    stub_icu_data(bundle)
+    strip_libraries(bundle)
 
 
 def _user_home_env(home: Path) -> dict[str, str]:
@@ -206,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke-timeout", type=float, default=120.0, help="seconds before the smoke test counts as hung")
     parser.add_argument("--archive", action="store_true", help="pack the bundle (.tar.gz / .zip / .dmg)")
     parser.add_argument("--top", type=int, default=8, help="how many of the biggest parts to list")
-    parser.add_argument("--max-mb", type=float, default=None, help="fail if the bundle is larger (CI: 250)")
+    parser.add_argument("--max-mb", type=float, default=None, help="fail if the bundle is larger (CI: 150)")
+    parser.add_argument("--no-slim", action="store_true", help="keep ICU data and unstripped libraries (Linux)")
     args = parser.parse_args(argv)
 
     version = package_version()
@@ -214,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"build: ibpanel {version} on {sys.platform} ({platform.machine()}), Python {platform.python_version()}")
     if not args.skip_build:
         run_pyinstaller(dist, args.work.resolve(), args.clean, version)
+        if not args.no_slim:
+            slim_bundle(bundle_path(dist))
     bundle = bundle_path(dist)
     if not executable_path(dist).exists():
         raise SystemExit(f"build: no executable at {executable_path(dist)}")

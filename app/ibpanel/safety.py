@@ -7,6 +7,7 @@ The limits live in the ``[safety]`` section of the profile's settings file
     max_order_value_usd=1000000    ; refuse a single order worth more than this (per currency)
     max_order_value_hkd=8000000
     fat_finger_pct=10              ; refuse a limit / stop price this far (%) from the last trade
+    max_order_wait_s=2             ; refuse an order that would wait longer than this to be sent (back-pressure)
 
 Missing file, section or keys give the defaults; a value that is not a positive number is
 logged and replaced by its default (a typo must never switch a limit off). Qt-free, so the
@@ -31,11 +32,15 @@ SETTINGS_FILE = "settings.ini"
 SECTION = "safety"
 FAT_FINGER_KEY = "fat_finger_pct"
 MAX_ORDER_VALUE_PREFIX = "max_order_value_"
+MAX_ORDER_WAIT_KEY = "max_order_wait_s"
 
 #: Refuse a single order worth more than this, per currency (the instrument's currency).
 DEFAULT_MAX_ORDER_VALUE: dict[str, Decimal] = {"USD": Decimal(1_000_000), "HKD": Decimal(8_000_000)}
 #: Refuse a limit / stop price more than this percentage away from the last trade.
 DEFAULT_FAT_FINGER_PCT = Decimal(10)
+#: Refuse (API: 503 with Retry-After) an order that would wait longer than this many seconds behind orders
+#: already queued for sending; nothing is sent.
+DEFAULT_MAX_ORDER_WAIT = Decimal(2)
 
 
 def max_order_value_key(currency: str) -> str:
@@ -52,6 +57,7 @@ def default_values() -> dict[str, Decimal]:
     """Every ``[safety]`` key with its default (what a fresh settings file gets)."""
     values = {max_order_value_key(ccy): limit for ccy, limit in DEFAULT_MAX_ORDER_VALUE.items()}
     values[FAT_FINGER_KEY] = DEFAULT_FAT_FINGER_PCT
+    values[MAX_ORDER_WAIT_KEY] = DEFAULT_MAX_ORDER_WAIT
     return values
 
 
@@ -65,11 +71,13 @@ class SafetyLimits:
     max_order_value: Mapping[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_MAX_ORDER_VALUE))
     fat_finger_pct: Decimal = DEFAULT_FAT_FINGER_PCT
     source: Path | None = None
+    max_order_wait: Decimal = DEFAULT_MAX_ORDER_WAIT
 
     def broker_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``Broker(...)``: ``max_order_value``, ``fat_finger_pct`` and, when the
+        """Keyword arguments for ``Broker(...)``: ``max_order_value``, ``fat_finger_pct``, ``max_order_wait`` and, when the
         limits came from a file, ``limits_source`` (its path: refusals name the key and this file)."""
-        options: dict[str, Any] = {"max_order_value": dict(self.max_order_value), "fat_finger_pct": self.fat_finger_pct}
+        options: dict[str, Any] = {"max_order_value": dict(self.max_order_value), "fat_finger_pct": self.fat_finger_pct,
+                                   "max_order_wait": float(self.max_order_wait)}
         if self.source is not None:
             options["limits_source"] = str(self.source)
         return options
@@ -121,7 +129,8 @@ def limits_from_values(
                     report(key, lowered[key], Decimal(0))
                 else:
                     max_values[currency] = value
-    return SafetyLimits(max_values, pick(FAT_FINGER_KEY, DEFAULT_FAT_FINGER_PCT), source)
+    return SafetyLimits(max_values, pick(FAT_FINGER_KEY, DEFAULT_FAT_FINGER_PCT), source,
+                        pick(MAX_ORDER_WAIT_KEY, DEFAULT_MAX_ORDER_WAIT))
 
 
 def _log_bad(key: str, raw: Any, default: Decimal) -> None:

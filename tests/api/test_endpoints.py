@@ -170,7 +170,7 @@ async def test_hk_odd_lot_and_off_tick_are_refused_before_sending(connected_api)
     assert status == 400 and body["field"] == "quantity"
     assert any(i["code"] == "odd_lot" for i in body["issues"])
     status, body = await connected_api.post("order", {"symbol": "00700", "side": "buy", "quantity": 100,
-                                                      "orderType": "limit", "price": float(near) + 0.3})
+                                                      "orderType": "limit", "price": float(near) + 0.05})  # off any 0.1+ tick
     assert status == 400 and body["field"] == "price"
     assert any(i["code"] == "off_tick" for i in body["issues"])
     assert sim.stats.count("PLACE_ORDER") == before

@@ -46,18 +46,51 @@ def test_us_fixed_commission(accounts, book, qty, price, expected):
     assert accounts.commission(inst(book, "AAPL"), D(qty), D(price)) == (D(expected), "USD")
 
 
-def test_hk_commission_includes_stamp_duty_and_levies(accounts, book):
-    # 100 x 600 = 60,000: 0.08% = 48.00, stamp 60 (0.1% rounded up), SFC 1.62, trading fee 3.39, AFRC 0.09
-    assert accounts.commission(inst(book, "700"), D(100), D("600.0")) == (D("113.10"), "HKD")
-    # 1000 x 5.80 = 5,800: 4.64 -> HKD 18 minimum, stamp 5.8 -> 6, SFC 0.16, trading fee 0.33, AFRC 0.01
-    assert accounts.commission(inst(book, "1398"), D(1000), D("5.80")) == (D("24.50"), "HKD")
+def test_hk_fixed_commission_includes_exchange_and_clearing_fees_and_adds_stamp_duty_and_levies(accounts, book):
+    # 100 x 600 = 60,000: 0.08% = 48.00 (SEHK trading fee and CCASS included), stamp 60 (0.1% rounded up),
+    # SFC 1.62, AFRC 0.09
+    assert accounts.commission(inst(book, "700"), D(100), D("600.0")) == (D("109.71"), "HKD")
+    # 1000 x 5.80 = 5,800: 4.64 -> HKD 18 minimum, stamp 5.8 -> 6, SFC 0.16, AFRC 0.01
+    assert accounts.commission(inst(book, "1398"), D(1000), D("5.80")) == (D("24.17"), "HKD")
+    names = [name for name, _ in accounts.costs.breakdown(inst(book, "700"), D(100), D("600.0"))]
+    assert names == ["commission", "stamp duty", "SFC transaction levy", "AFRC transaction levy"]
 
 
-def test_commission_data_is_dated_and_says_verify():
+def test_plans_reproduce_ibs_published_hong_kong_example(book):
+    """IB's example: 1,000 x HKD 50 costs HKD 40 fixed; tiered 25 + exchange + clearing (2.00)."""
+    from ibpanel.sim.accounts import CostModel
+
+    hk = inst(book, "700")
+    fixed = dict(CostModel.load(plan="fixed").breakdown(hk, D(1000), D(50)))
+    tiered = dict(CostModel.load(plan="tiered").breakdown(hk, D(1000), D(50)))
+    assert fixed["commission"] == D("40.00") and "SEHK trading fee" not in fixed
+    assert tiered["commission"] == D("25.00") and tiered["CCASS settlement fee"] == D("2.00")
+    # 0.00565% x 50,000 + HKD 0.50 (IB's example shows 3.00 at the pre-2023 0.005%)
+    assert tiered["SEHK trading fee"] + tiered["SEHK trading tariff"] == D("3.33")
+    # the regulatory fees and stamp duty are the same under both plans
+    for name in ("stamp duty", "SFC transaction levy", "AFRC transaction levy"):
+        assert fixed[name] == tiered[name]
+
+
+def test_us_tiered_commission_per_share_with_its_minimum_and_cap(book):
+    from ibpanel.sim.accounts import CostModel
+
+    tiered = CostModel.load(plan="tiered")
+    aapl = inst(book, "AAPL")
+    assert tiered.breakdown(aapl, D(1000), D(230))[0] == ("commission", D("3.50"))
+    assert tiered.breakdown(aapl, D(10), D(230))[0] == ("commission", D("0.35"))
+    assert tiered.breakdown(aapl, D(10000), D("0.01"))[0] == ("commission", D("1.00"))  # 1% of USD 100
+
+
+def test_every_commission_row_names_its_source_and_date():
     from ibpanel.paths import resource_path
 
     data = json.loads(resource_path("sim", "commissions.json").read_text())
     assert data["as_of"] and data["sources"] and "verify" in data["verify"].lower()
+    for market in data["markets"].values():
+        for plan in market["plans"].values():
+            for row in [plan["commission"], *plan["third_party"]]:
+                assert row["source"] and row["as_of"], row
 
 
 # ----- fills, positions, P&L -------------------------------------------------------------------------------

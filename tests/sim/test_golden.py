@@ -1,4 +1,4 @@
-"""Golden test: for every message kind recorded from a real TWS (shared/golden/tws-recorded), the
+"""Golden test: for every message kind recorded from a real TWS (tests/sim/golden, see its README), the
 simulator's message of the same kind has the same field count and decodes with ib_async at server
 version 176 into the same set of populated fields.
 
@@ -20,15 +20,9 @@ from ib_async import IB, MarketOrder, Stock
 from ib_async.decoder import Decoder
 from ib_async.util import UNSET_DOUBLE, UNSET_INTEGER
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "golden" / "tws-recorded"
-if not GOLDEN.exists():  # the checkout may sit elsewhere; the shared folder is a sibling of the repo
-    GOLDEN = Path("/work/shared/golden/tws-recorded")
+GOLDEN = Path(__file__).resolve().parent / "golden"
 
-pytestmark = [pytest.mark.timeout(60),
-              pytest.mark.skipif(not GOLDEN.exists(), reason="shared/golden/tws-recorded is not available")]
-
-# message kinds the simulator does not send (tick-by-tick is not part of the practice exchange)
-NOT_SENT = {99}
+pytestmark = [pytest.mark.timeout(60)]
 
 # populated-field differences explained by the instrument type of the recording, per file
 EXPECTED_DIFFERENCES = {
@@ -137,6 +131,11 @@ def captured():
             await asyncio.sleep(0.1)
             await ib.reqPositionsAsync()
             await ib.accountSummaryAsync("DU111111")
+            ticker = ib.reqTickByTickData(spy, "BidAsk")
+            for _ in range(200):
+                if ticker.tickByTicks:
+                    break
+                await asyncio.sleep(0.02)
         finally:
             ib.disconnect()
         # the handshake replies arrive before the hook is in place: capture them on a second connection
@@ -166,8 +165,6 @@ def _golden_files():
 def test_simulator_message_matches_recording(path: Path, captured):
     golden = _load_golden(path)
     msg_id = int(golden[0])
-    if msg_id in NOT_SENT:
-        pytest.skip(f"message {msg_id} (tick-by-tick) is not sent by the practice exchange")
     ours = captured.get(msg_id)
     assert ours, f"the simulator never sent message {msg_id} ({path.name})"
     if msg_id == 4:  # pick an error of the same family (a farm notice with reqId -1)

@@ -151,14 +151,15 @@ async def test_rth_history_is_the_regular_session_in_both_clients(ib):
                                                            "15:00", "16:00"]
 
 
-async def test_historical_bad_bar_size_is_an_error_not_a_hang(ib):
+async def test_historical_bad_bar_size_gets_tws_validation_error_with_the_legal_sizes(ib):
     errors = []
-    ib.errorEvent += lambda req_id, code, text, contract: errors.append(code)
+    ib.errorEvent += lambda req_id, code, text, contract: errors.append((code, text))
     contract = Contract(conId=265598, exchange="SMART")
+    # TWS answers 321, which ib_async takes as a warning: it returns when its own timeout ends
     bars = await asyncio.wait_for(
-        ib.reqHistoricalDataAsync(contract, "", "1 D", "7 parsecs", "TRADES", useRTH=False), 5)
+        ib.reqHistoricalDataAsync(contract, "", "1 D", "7 parsecs", "TRADES", useRTH=False, timeout=1), 5)
     assert len(bars) == 0
-    assert 162 in errors
+    assert any(code == 321 and "bar size setting is invalid" in text and "1 hour" in text for code, text in errors)
 
 
 async def test_current_time(ib):

@@ -129,17 +129,15 @@ async def test_two_clients_on_one_instrument_both_stream(sim_server):
         b.disconnect()
 
 
-async def test_unsupported_request_is_answered_not_ignored(sim_server):
+async def test_unknown_message_id_is_answered_not_ignored(sim_server):
     ib = IB()
     await ib.connectAsync("127.0.0.1", sim_server.port, clientId=3, timeout=5)
     codes = []
     ib.errorEvent += lambda req_id, code, text, contract: codes.append((req_id, code))
     try:
-        contract = Stock("AAPL", "SMART", "USD")
-        await ib.qualifyContractsAsync(contract)
-        ib.reqMktDepth(contract, 5)
-        await _wait_for(lambda: any(code == 321 for _, code in codes))
-        assert sim_server.stats.count("REQ_MKT_DEPTH") == 1
+        ib.client.send(250, 1, 5)  # no TWS message has this id
+        await _wait_for(lambda: (-1, 321) in codes)
+        assert sim_server.stats.count("UNKNOWN_250") == 1
         assert ib.isConnected()
     finally:
         ib.disconnect()

@@ -33,7 +33,7 @@ def test_account_values_fill_in_from_the_exchange(qtbot, broker, ui_settings):
     assert not tab.stale_label.isVisible()
     # The chart collects a point per update and draws from its timer, not per event.
     qtbot.waitUntil(lambda: tab.chart_points() >= 1, timeout=5000)
-    qtbot.waitUntil(lambda: len(tab.curve.getData()[0] or ()) >= 1, timeout=3000)
+    qtbot.waitUntil(lambda: tab.curve.getData()[0] is not None and len(tab.curve.getData()[0]) >= 1, timeout=3000)
     tab.shutdown()
     assert not tab.redraw_timer.isActive()
 
@@ -79,7 +79,7 @@ def test_chart_time_axis_follows_the_data(qtbot, broker, ui_settings):
     from ibpanel.ui.account_tab import MIN_CHART_PAD_S, MIN_CHART_SPAN_S, chart_x_range
 
     tab = _tab(qtbot, broker, ui_settings)
-    qtbot.waitUntil(lambda: len(tab.curve.getData()[0] or ()) >= 1, timeout=10000)
+    qtbot.waitUntil(lambda: tab.curve.getData()[0] is not None and len(tab.curve.getData()[0]) >= 1, timeout=10000)
     xs = tab.curve.getData()[0]
     left, right = tab.chart_x_view()
     assert left < xs[0] and right > xs[-1]  # every point visible

@@ -330,7 +330,7 @@ def test_bad_time_zone_and_hours_are_refused():
 
 
 def test_hours_as_real_tws_sends_them():
-    # Recorded from a real TWS (shared/golden/tws-recorded/contract_details_eurusd.txt): overnight sessions.
+    # Recorded from a real TWS (tests/sim/golden/contract_details_eurusd.txt): overnight sessions.
     recorded = ("20231203:1715-20231204:1700;20231204:1715-20231205:1700;20231205:1715-20231206:1700;"
                 "20231206:1715-20231207:1700;20231207:1715-20231208:1700")
     s = TradingSessions.parse(recorded, recorded, "US/Eastern")

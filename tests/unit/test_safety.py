@@ -21,7 +21,7 @@ def test_defaults_without_a_settings_file():
     assert limits.fat_finger_pct == Decimal(10)
     assert limits.source == paths.config_dir("nofile") / "settings.ini"
     assert limits.broker_options() == {"max_order_value": {"USD": Decimal(1_000_000), "HKD": Decimal(8_000_000)},
-                                       "fat_finger_pct": Decimal(10),
+                                       "fat_finger_pct": Decimal(10), "max_order_wait": 2.0,
                                        # Refusals name the key and this file (even before it exists: create it there).
                                        "limits_source": str(paths.config_dir("nofile") / "settings.ini")}
     assert "limits_source" not in SafetyLimits().broker_options()  # no file behind them: nothing to name
@@ -36,6 +36,13 @@ def test_reads_the_keys_the_panel_writes():
     assert limits.max_order_value == {"USD": Decimal(250_000), "HKD": Decimal(2_000_000), "EUR": Decimal(50_000)}
     assert limits.fat_finger_pct == Decimal(5)
     assert limits.where("fat_finger_pct") == f"safety/fat_finger_pct in {paths.config_dir('p1') / 'settings.ini'}"
+
+
+def test_the_order_wait_bound_is_a_setting():
+    _write("p6", "[safety]\nmax_order_wait_s=0.5\n")
+    assert load_safety_limits("p6").broker_options()["max_order_wait"] == 0.5
+    _write("p7", "[safety]\nmax_order_wait_s=0\n")  # a bound of 0 would refuse every order: the default stands
+    assert load_safety_limits("p7").broker_options()["max_order_wait"] == 2.0
 
 
 def test_bad_values_fall_back_to_defaults_and_say_so(caplog):

@@ -116,6 +116,9 @@ _SCHEMAS: dict[str, Any] = {
             "connectionTime": STR,
             "reconnectAttempt": {"type": "integer"},
             "nextRetryIn": NUM,
+            "stale": {"type": "boolean", "description": "TWS stopped answering the heartbeat while the socket stays "
+                      "open (a frozen TWS): orders are refused until it answers again."},
+            "staleReason": {"type": "string"},
             "lastFailure": _nullable(
                 "object",
                 properties={
@@ -154,6 +157,24 @@ _SCHEMAS: dict[str, Any] = {
         },
         ["orderId", "permId", "symbol", "action", "quantity", "orderType", "limitPrice", "status", "filled",
          "remaining", "avgFillPrice"],
+    ),
+    "OrderFate": _object(
+        {
+            "journalId": {"type": "string"},
+            "status": {"type": "string", "description": "The order's status now: NotSent (never reached TWS), "
+                       "Unconfirmed / PendingSubmit (queued or in flight), a TWS status once acknowledged, or "
+                       "Unknown (TWS no longer lists it)."},
+            "journalStatus": {"type": "string", "description": "The status in the order journal."},
+            "acknowledged": {"type": "boolean", "description": "TWS said it has the order."},
+            "final": {"type": "boolean", "description": "Nothing more will happen to it."},
+            "sent": {"type": "boolean", "description": "False only for NotSent: nothing reached the exchange."},
+            "orderId": INT,
+            "permId": INT,
+            "filled": {"type": "number"},
+            "message": {"type": "string"},
+            "order": {"description": "The live order (as in GET /orders) while the broker holds one, else null."},
+        },
+        ["journalId", "status", "acknowledged", "final", "sent"],
     ),
     "Position": _object(
         {
@@ -352,23 +373,52 @@ def _paths() -> dict[str, Any]:
                 "operationId": "placeOrder",
                 "summary": "Place an order",
                 "description": "Validated by the broker exactly like the panel's ticket (read-only, account, whole "
-                "shares and HK board lots, tick size, price sanity, order value). Answers once the exchange "
-                "acknowledged the order (market orders: once filled, or shortly after). One field, one meaning: "
-                "price is the limit price (limit, stop_limit), stopPrice the trigger (stop, stop_limit).",
+                "shares and HK board lots, tick size, price sanity against a market price - none to be had refuses "
+                "limit and stop orders - and order value). Waits up to 2 s for TWS. 200 only when TWS acknowledged "
+                "the order (market orders: once filled, or shortly after); 202 when it is still queued or in flight "
+                "(data.journalId, data.fate and the Location header name GET /api/ibkr/orders/{journalId}, which "
+                "tells its fate); 503 when nothing was sent: orders are backlogged beyond the allowed wait "
+                "(code orders_backlogged, Retry-After header) or the order never left (code not_sent, shown "
+                "NotSent everywhere). One field, one meaning: price is the limit price (limit, stop_limit), "
+                "stopPrice the trigger (stop, stop_limit).",
                 "requestBody": _request_body(
                     ORDER_FIELDS,
                     {"symbol": "AAPL", "side": "buy", "quantity": 10, "marketType": "USStock"},
                     True,
                 ),
-                "responses": _responses(
-                    _success(_ref("Order"), message=True),
-                    "Sent and acknowledged: orderId, status, filled, avgPrice, journalId.",
-                    {
-                        "400": "Bad field, every broken trading rule (issues), or not connected.",
-                        "422": "Sent, but the exchange refused it (data holds the order).",
-                    },
-                    body=True,
-                ),
+                "responses": {
+                    **_responses(
+                        _success(_ref("Order"), message=True),
+                        "Sent and acknowledged by TWS: orderId, status, filled, avgPrice, journalId.",
+                        {
+                            "400": "Bad field, every broken trading rule (issues; no_reference_price when no market "
+                                   "price arrived in time, connection_stale while TWS does not answer), or not "
+                                   "connected.",
+                            "422": "Sent, but the exchange refused it (data holds the order).",
+                            "503": "Nothing was sent: orders_backlogged (retry after the Retry-After header's "
+                                   "seconds) or not_sent (the order never left; data holds it, status NotSent).",
+                        },
+                        body=True,
+                    ),
+                    "202": _json(
+                        _success(_object({"fate": {"type": "string", "description": "GET this path for the "
+                                                   "order's fate."}}), message=True),
+                        "Queued or in flight, not yet acknowledged by TWS: data is the order (status Unconfirmed or "
+                        "PendingSubmit) with journalId and fate; the Location header repeats fate."),
+                },
+            }
+        },
+        f"{PREFIX}/orders/{{journalId}}": {
+            "get": {
+                "operationId": "getOrderFate",
+                "summary": "What became of an order, by its journal id (works while disconnected)",
+                "parameters": [
+                    {"name": "journalId", "in": "path", "required": True,
+                     "description": "journalId from POST /order (such as 251203-1a2b3c4d).",
+                     "schema": {"type": "string", "pattern": "^[0-9]{6}-[0-9a-f]{8}$"}}
+                ],
+                "responses": _responses(_success(_ref("OrderFate")), "The order's fate.",
+                                        {"404": "Not a journal id, or no such order in this journal."}),
             }
         },
         f"{PREFIX}/order/{{orderId}}": {
@@ -386,7 +436,8 @@ def _paths() -> dict[str, Any]:
                     {
                         "400": "Not connected.",
                         "404": "No such order, or an id that is not ASCII digits (such as ² or ١٢).",
-                        "409": "The order can no longer be cancelled (filled or already cancelled).",
+                        "409": "The order can no longer be cancelled (filled, already cancelled, or never sent: "
+                               "NotSent).",
                         "504": "The exchange did not confirm the cancel in time.",
                     },
                 ),

@@ -37,10 +37,12 @@ from ibpanel.api.schemas import (
     status_json,
 )
 from ibpanel.api.security import NOT_CONNECTED_ADVICE, error_response
-from ibpanel.broker.exceptions import PACING_MESSAGE, NotConnected, PacingLimit
+from ibpanel.broker import journal as journal_mod
+from ibpanel.broker.exceptions import PACING_MESSAGE, NotConnected, OrdersBacklogged, PacingLimit
 from ibpanel.broker.models import (
     AccountSummary,
     ConnectionParams,
+    JournalEntry,
     Market,
     OrderStatus,
     OrderType,
@@ -367,13 +369,13 @@ async def _await_acknowledgement(broker: Broker, first: OrderView) -> OrderView:
 
     def on_order(view: OrderView) -> None:
         nonlocal latest
-        if view.order_id == first.order_id and (first.client_id is None or view.client_id in (None, first.client_id)):
+        if view.journal_id == first.journal_id:
             latest = view
             changed.set()
 
     broker.order_changed.connect(on_order)
     try:
-        current = broker.order(first.order_id)
+        current = broker.order_for_journal(first.journal_id) if first.journal_id else None
         if current is not None:
             latest = current
         deadline = loop.time() + ORDER_ACK_TIMEOUT
@@ -405,7 +407,18 @@ async def post_order(request: web.Request) -> web.Response:
         first = await broker.place(order_request)
     except NotConnected:
         raise ApiError(400, f"Not connected to IBKR. {NOT_CONNECTED_ADVICE}", code="not_connected") from None
+    except OrdersBacklogged as exc:  # back-pressure: nothing was sent or journaled
+        return error_response(
+            503, {"success": False, "error": f"{exc.message} {exc.advice}", "code": "orders_backlogged",
+                  "retryAfter": exc.retry_after},
+            headers={"Retry-After": str(exc.retry_after)})
     view = await _await_acknowledgement(broker, first)
+    fate = f"{PREFIX}/orders/{view.journal_id}"
+    if view.status is OrderStatus.NOT_SENT:
+        return error_response(
+            503, {"success": False, "code": "not_sent", "data": placed_order_json(view),
+                  "error": f"Order {view.order_id} was not sent: {view.message or 'it never left the panel'}. Nothing "
+                           "reached the exchange; send it again once connected."})
     if view.status in (OrderStatus.REJECTED, OrderStatus.INACTIVE) or (
         view.status in (OrderStatus.CANCELLED, OrderStatus.API_CANCELLED) and view.filled == 0 and view.message
         and view.tif != "IOC"
@@ -416,7 +429,48 @@ async def post_order(request: web.Request) -> web.Response:
             {"success": False, "error": f"The exchange refused order {view.order_id}: {reason}", "code": "exchange_rejected",
              "data": placed_order_json(view)},
         )
+    if view.status in _UNACKNOWLEDGED:
+        # queued or in flight: TWS has not said it has the order, so this is no success yet
+        data = {**placed_order_json(view), "fate": fate}
+        response = ok(data, f"Order {view.order_id} is queued or in flight, not yet acknowledged by TWS: GET {fate} "
+                            "tells what became of it.", status=202)
+        response.headers["Location"] = fate
+        return response
     return ok(placed_order_json(view), f"Order {view.order_id} {view.status.value}")
+
+
+_ACKNOWLEDGED = frozenset(s.value for s in OrderStatus) - {s.value for s in (*_UNACKNOWLEDGED, OrderStatus.NOT_SENT)}
+
+
+def fate_json(entry: JournalEntry, live: OrderView | None) -> dict[str, Any]:
+    """What became of one order: the journal's record, with the live view when the broker holds one."""
+    status = live.status.value if live is not None else entry.status
+    return {
+        "journalId": entry.journal_id,
+        "status": status,
+        "journalStatus": entry.status,
+        "acknowledged": status in _ACKNOWLEDGED or status == journal_mod.GONE,
+        "final": status in {s.value for s in OrderStatus if s.is_done} or status == journal_mod.GONE,
+        "sent": status != OrderStatus.NOT_SENT.value,
+        "orderId": live.order_id if live is not None else entry.order_id,
+        "permId": (live.perm_id if live is not None else None) or entry.perm_id,
+        "filled": float(live.filled) if live is not None else float(entry.filled or 0),
+        "message": (live.message if live is not None else "") or entry.message,
+        "order": order_json(live) if live is not None else None,
+    }
+
+
+async def get_order_fate(request: web.Request) -> web.Response:
+    broker = _state(request).broker
+    journal_id = request.match_info["journalId"]
+    if not journal_mod.is_journal_id(journal_id):
+        raise ApiError(404, f"{journal_id[:20]!r} is not a journal id: use the journalId POST /order answered "
+                            "(such as 251203-1a2b3c4d).", code="not_found")
+    entry = broker.journal.entry(journal_id)
+    if entry is None:
+        raise ApiError(404, f"There is no order {journal_id} in this journal (practice and real orders are kept "
+                            "apart: connect to where it was placed).", code="not_found")
+    return ok(fate_json(entry, broker.order_for_journal(journal_id)))
 
 
 def _order_id(request: web.Request) -> int:
@@ -477,6 +531,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/account", get_account)
     app.router.add_get(f"{PREFIX}/positions", get_positions)
     app.router.add_get(f"{PREFIX}/orders", get_orders)
+    app.router.add_get(f"{PREFIX}/orders/{{journalId}}", get_order_fate)
     app.router.add_post(f"{PREFIX}/order", post_order)
     app.router.add_delete(f"{PREFIX}/order/{{order_id}}", delete_order)
     app.router.add_get(f"{PREFIX}/quote", get_quote)

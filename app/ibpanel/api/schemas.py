@@ -515,6 +515,8 @@ def status_json(status: ConnectionStatus, *, practice: bool = False) -> dict[str
         "connectionTime": status.connection_time,
         "reconnectAttempt": status.reconnect_attempt,
         "nextRetryIn": num(status.next_retry_in),
+        "stale": status.stale,  # TWS stopped answering the heartbeat: orders are refused
+        "staleReason": status.stale_reason,
         "lastFailure": None
         if failure is None
         else {

@@ -345,7 +345,9 @@ async def serve(
     finally:
         await _shutdown(api, broker, practice)
         why = f" on {stop_request.signal_name}" if stop_request.signal_name else ""
-        print(f"IB Panel API stopped{why}: connection closed, journal flushed", flush=True)
+        unsent = broker.not_sent_at_shutdown
+        unsent_note = f"; {unsent} queued order(s) not sent (NotSent in the journal)" if unsent else ""
+        print(f"IB Panel API stopped{why}: connection closed, journal flushed{unsent_note}", flush=True)
         if own_request:
             stop_request.uninstall()
 

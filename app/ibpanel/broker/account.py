@@ -206,6 +206,12 @@ class AccountBook:
         parsed = journal_mod.parse_order_ref(fill.execution.orderRef or "")  # type: ignore[attr-defined]
         if parsed:
             journal_id, leg = parsed
+            execution = fill.execution  # type: ignore[attr-defined]
+            mismatch = self._fill_mismatch(journal_id, fill, leg)
+            if mismatch:
+                log.warning("execution %s carries orderRef %s but %s: not recorded as its fill",
+                            execution.execId, execution.orderRef, mismatch)
+                return model
             try:
                 if leg:  # bracket child: its fills belong to the leg, not to the entry order
                     self.journal.update_leg(journal_id, leg, filled=dec(fill.execution.cumQty))  # type: ignore[attr-defined]
@@ -216,6 +222,14 @@ class AccountBook:
             except Exception:  # noqa: BLE001 - never lose the live fill over a journal error
                 log.exception("journal fill write failed")
         return model
+
+    def _fill_mismatch(self, journal_id: str, fill: object, leg: str | None) -> str:
+        try:
+            return self.journal.fill_mismatch(journal_id, int(getattr(fill.contract, "conId", 0) or 0),  # type: ignore[attr-defined]
+                                              str(fill.execution.side or ""), leg)  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - a journal that cannot answer does not get the fill either
+            log.exception("journal fill check failed")
+            return "the journal could not be read"
 
     def _on_exec(self, trade: object, fill: object) -> None:
         model = self._record_fill(fill)

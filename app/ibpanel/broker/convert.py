@@ -262,30 +262,42 @@ def position_from_position(pos: object, instrument: Instrument, price: float | N
     )
 
 
+def _price(value: object) -> float | None:
+    """A quote price: None for IB's "no price" markers (-1, 0, NaN, unset). Floats take a fast path (per tick)."""
+    if value.__class__ is float:
+        return value if 0.0 < value < _UNSET_FLOOR else None  # type: ignore[operator,return-value]  # NaN: False
+    result = num(value)
+    return None if result is None or result <= 0 else result
+
+
+def _size(value: object) -> float | None:
+    """A quote size: None when unset or negative. Floats take a fast path (per tick)."""
+    if value.__class__ is float:
+        return value if 0.0 <= value < _UNSET_FLOOR else None  # type: ignore[operator,return-value]
+    result = num(value)
+    return None if result is None or result < 0 else result
+
+
 def quote_model(ticker: object, instrument: Instrument, data_type: MarketDataType, stale: bool) -> Quote:
-    def size(value: object) -> float | None:
-        result = num(value)
-        return None if result is None or result < 0 else result
-
-    def price(value: object) -> float | None:
-        result = num(value)
-        return None if result is None or result <= 0 else result  # IB sends -1 for "no bid"
-
+    """Runs once per changed ticker per packet: no closures, a fast path for ib_async's float fields."""
+    when = getattr(ticker, "time", None)
+    if when.__class__ is not datetime or when.tzinfo is not timezone.utc:  # type: ignore[union-attr]
+        when = utc(when) or now_utc()
     return Quote(
         instrument=instrument,
-        bid=price(ticker.bid),  # type: ignore[attr-defined]
-        ask=price(ticker.ask),  # type: ignore[attr-defined]
-        last=price(ticker.last),  # type: ignore[attr-defined]
-        bid_size=size(ticker.bidSize),  # type: ignore[attr-defined]
-        ask_size=size(ticker.askSize),  # type: ignore[attr-defined]
-        last_size=size(ticker.lastSize),  # type: ignore[attr-defined]
-        open=price(ticker.open),  # type: ignore[attr-defined]
-        high=price(ticker.high),  # type: ignore[attr-defined]
-        low=price(ticker.low),  # type: ignore[attr-defined]
-        close=price(ticker.close),  # type: ignore[attr-defined]
-        volume=size(ticker.volume),  # type: ignore[attr-defined]
+        bid=_price(ticker.bid),  # type: ignore[attr-defined]
+        ask=_price(ticker.ask),  # type: ignore[attr-defined]
+        last=_price(ticker.last),  # type: ignore[attr-defined]
+        bid_size=_size(ticker.bidSize),  # type: ignore[attr-defined]
+        ask_size=_size(ticker.askSize),  # type: ignore[attr-defined]
+        last_size=_size(ticker.lastSize),  # type: ignore[attr-defined]
+        open=_price(ticker.open),  # type: ignore[attr-defined]
+        high=_price(ticker.high),  # type: ignore[attr-defined]
+        low=_price(ticker.low),  # type: ignore[attr-defined]
+        close=_price(ticker.close),  # type: ignore[attr-defined]
+        volume=_size(ticker.volume),  # type: ignore[attr-defined]
         data_type=data_type,
-        time=utc(getattr(ticker, "time", None)) or now_utc(),
+        time=when,
         stale=stale,
     )
 

@@ -72,3 +72,17 @@ class ModifyRejected(OrderRejected):
         self.code = code
         self.ib_text = ib_text
         self.advice = advice
+
+
+class OrdersBacklogged(BrokerError):
+    """Orders already waiting to be sent would hold this one longer than the allowed wait; nothing was sent.
+    ``retry_after`` is the number of whole seconds after which the backlog should have cleared."""
+
+    def __init__(self, wait: float, bound: float) -> None:
+        self.wait = wait
+        self.bound = bound
+        self.retry_after = max(1, int(wait - bound + 0.999))
+        super().__init__(
+            f"Orders are queued for sending: this one would wait about {wait:.1f} s (more than the {bound:g} s "
+            "allowed), so it was not sent.",
+            f"Send it again in {self.retry_after} s.")

@@ -91,6 +91,11 @@ def parse_order_ref(ref: str | None) -> tuple[str, str | None] | None:
     return (match.group("id"), match.group("leg")) if match else None
 
 
+def is_journal_id(text: str) -> bool:
+    """True for a journal id as ``new_journal_id`` makes them ("251203-1a2b3c4d"), ASCII only."""
+    return text.isascii() and _ID_RE.fullmatch(text) is not None
+
+
 def journal_id_from_order_ref(order_ref: str) -> str | None:
     """The journal id in an orderRef we sent, or None when the order is not ours."""
     parsed = parse_order_ref(order_ref)
@@ -548,6 +553,38 @@ class OrderJournal:
             rows = self._conn.execute(
                 "SELECT time, code, text FROM errors WHERE journal_id = ? ORDER BY id", (journal_id,)).fetchall()
         return [(_dt(r[0]), r[1], r[2]) for r in rows]  # type: ignore[misc]
+
+    def highest_order_id(self, accounts: Sequence[str]) -> int:
+        """The highest orderId any entry (or bracket leg) of these accounts (or without one) was sent with.
+
+        After a reconnect the next orderId is seeded above it: a TWS whose id sequence restarted would
+        otherwise hand out ids the journal has already seen, and a new order would pass for an old one.
+        """
+        chosen = [a for a in accounts if a]
+        where = f"(o.account IS NULL OR o.account = ''{''.join(' OR o.account = ?' for _ in chosen)})"
+        with self._lock:
+            own = self._conn.execute(f"SELECT MAX(o.order_id) FROM orders o WHERE {where}", chosen).fetchone()[0]
+            legs = self._conn.execute(
+                f"SELECT MAX(l.order_id) FROM legs l JOIN orders o ON o.journal_id = l.journal_id WHERE {where}",
+                chosen).fetchone()[0]
+        return max(int(own or 0), int(legs or 0))
+
+    def fill_mismatch(self, journal_id: str, con_id: int | None, side: str, leg: str | None) -> str:
+        """Why an execution carrying this entry's orderRef is not one of its fills ("" when it is).
+
+        The contract must be the entry's and the side the entry's (the opposite one for a bracket leg).
+        """
+        with self._lock:
+            row = self._conn.execute("SELECT con_id, side FROM orders WHERE journal_id = ?", (journal_id,)).fetchone()
+        if row is None:
+            return f"no journal entry {journal_id}"
+        if row["con_id"] and con_id and int(row["con_id"]) != int(con_id):
+            return f"contract {con_id} is not the order's {row['con_id']}"
+        bought = side.upper() in ("BOT", "BUY")
+        wanted_buy = (row["side"].upper() == "BUY") != bool(leg)  # a bracket leg exits: the other side
+        if bought != wanted_buy:
+            return f"side {side} does not match the order's {'BUY' if wanted_buy else 'SELL'}"
+        return ""
 
     def find_by_perm_id(self, perm_id: int) -> str | None:
         with self._lock:

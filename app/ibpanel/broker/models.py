@@ -117,6 +117,9 @@ class ConnectionStatus:
     failure: ConnectionFailure | None = None  # the last failure, if the last attempt failed
     reconnect_attempt: int = 0
     next_retry_in: float | None = None
+    # TWS stopped answering (the heartbeat timed out) while the socket stays open: orders are refused
+    stale: bool = False
+    stale_reason: str = ""
 
     @property
     def connected(self) -> bool:

@@ -5,8 +5,16 @@ other path to ``ib.placeOrder`` in the project, so read-only, lot, tick, fat-fin
 rules cannot be bypassed by a front door.
 
 Order identity: IB keys an order by (clientId, orderId) while it lives and by permId forever;
-TWS completed orders come back without an orderId. Views are stored under (clientId, orderId)
-when there is one, else under the permId, and a permId seen later folds into the same view.
+TWS completed orders come back without an orderId, and (clientId, orderId) repeats when TWS's id
+sequence restarts. Views of our own orders are stored under their orderRef (the journal id, one per
+order and leg), others under (clientId, orderId) when there is one, else under the permId; a permId
+seen later folds into the same view. ``_id_index`` maps (clientId, orderId) to the newest order that
+used it (errors and cancels arrive by orderId).
+
+Sending: ``place`` refuses (``OrdersBacklogged``, nothing sent, nothing journaled) when the orders
+already queued in the pacer (``pacing.OrderFirstPacer``) would hold the new one longer than
+``max_order_wait`` seconds. PLACE_ORDER messages the pacer still held when the socket closed (or at
+shutdown) never left: ``settle_unsent`` marks those orders NotSent in the view and the journal.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from ibpanel.broker.exceptions import (
     NotConnected,
     OrderNotFound,
     OrderRejected,
+    OrdersBacklogged,
     SymbolError,
 )
 from ibpanel.broker.models import (
@@ -50,6 +59,7 @@ from ibpanel.broker.models import (
     ValidationIssue,
     WhatIf,
 )
+from ibpanel.broker.pacing import placed_order_id
 from ibpanel.broker.rules import BoardLot, TickTable, check_quantity
 
 log = logging.getLogger(__name__)
@@ -104,6 +114,9 @@ class OrderBook:
         fat_finger_pct: Decimal,
         on_change: Callable[[OrderView], None],
         limits_source: str = "",
+        connection_problem: Callable[[], str] = lambda: "",  # why orders cannot go now (a stale TWS), or ""
+        order_wait: Callable[[], float] = lambda: 0.0,  # seconds a new order would wait in the pacer
+        max_order_wait: float = 2.0,
     ) -> None:
         self.ib = ib
         self.journal = journal
@@ -114,7 +127,11 @@ class OrderBook:
         self.fat_finger_pct = Decimal(str(fat_finger_pct))
         self.limits_source = limits_source  # where the [safety] limits are set, named in refusals
         self._on_change = on_change
+        self._connection_problem = connection_problem
+        self._order_wait = order_wait
+        self.max_order_wait = float(max_order_wait)
         self._views: dict[OrderKey, OrderView] = {}
+        self._id_index: dict[tuple[int, int], OrderKey] = {}  # (clientId, orderId) -> the newest order using it
         self._perm_index: dict[int, OrderKey] = {}
         self._trades: dict[OrderKey, Trade] = {}
         self._messages: dict[OrderKey, str] = {}
@@ -138,25 +155,35 @@ class OrderBook:
     def _key_of(self, trade: Trade) -> OrderKey:
         order = trade.order
         perm = int_id(order.permId) or int_id(trade.orderStatus.permId)
-        if perm and perm in self._perm_index:
-            return self._perm_index[perm]
-        key: OrderKey = (order.clientId, order.orderId) if order.orderId and order.orderId > 0 else ("perm", perm)
+        if journal_mod.parse_order_ref(order.orderRef or "") is not None:
+            key = ("ref", order.orderRef)  # one journal id per order: a reused orderId or permId never merges two
+        elif perm and perm in self._perm_index:
+            key = self._perm_index[perm]
+        elif order.orderId and order.orderId > 0:
+            key = (order.clientId, order.orderId)
+        else:
+            key = ("perm", perm)
         if perm:
             self._perm_index[perm] = key
+        if order.orderId and order.orderId > 0:
+            self._id_index[(order.clientId, order.orderId)] = key
         return key
 
     def _find_key(self, order_id: int) -> OrderKey | None:
-        own = (self._client_id(), order_id)
+        own = self._id_index.get((self._client_id(), order_id))
         if own in self._views:
             return own
-        for key in self._views:
-            if key[0] != "perm" and key[1] == order_id:
-                return key
-        return None
+        found = [key for key, view in self._views.items() if view.order_id == order_id and key[0] != "perm"]
+        working = [key for key in found if not self._views[key].status.is_done]
+        return (working or found or [None])[-1]
 
     def order(self, order_id: int) -> OrderView | None:
         key = self._find_key(order_id)
         return self._views.get(key) if key else None
+
+    def order_for_journal(self, journal_id: str) -> OrderView | None:
+        return self._views.get(("ref", journal_mod.order_ref(journal_id))) or next(
+            (v for v in self._views.values() if v.journal_id == journal_id and v.order_id), None)
 
     def open_orders(self) -> tuple[OrderView, ...]:
         return tuple(v for v in self._views.values() if not v.status.is_done)
@@ -219,6 +246,9 @@ class OrderBook:
         if previous is not None and previous.status is OrderStatus.REJECTED and new_status in (
                 OrderStatus.CANCELLED, OrderStatus.INACTIVE):
             new_status = OrderStatus.REJECTED  # ib_async / TWS call a refused order Cancelled / Inactive
+        if (previous is not None and previous.status is OrderStatus.NOT_SENT and status is None
+                and trade.orderStatus.status not in _ACK_STATUSES):
+            new_status = OrderStatus.NOT_SENT  # ib_async's own PendingSubmit does not revive an order never sent
         parsed_ref = journal_mod.parse_order_ref(trade.order.orderRef or "")
         journal_id, leg = parsed_ref if parsed_ref else (None, None)
         instrument = self.catalog.instrument_for(trade.contract)
@@ -266,8 +296,8 @@ class OrderBook:
     def _on_error(self, req_id: int, code: int, text: str, contract: object = None) -> None:
         if req_id <= 0:
             return
-        key = (self._client_id(), req_id)
-        view = self._views.get(key)
+        key = self._id_index.get((self._client_id(), req_id))
+        view = self._views.get(key) if key is not None else None
         trade = self._trades.get(key)
         if view is None or trade is None:
             return
@@ -322,6 +352,9 @@ class OrderBook:
         readonly, accounts, default_account = self._session_info()
         if readonly:
             issues.append(ValidationIssue("session", "readonly", readonly))
+        problem = self._connection_problem()
+        if problem:
+            issues.append(ValidationIssue("session", "connection_stale", problem))
         account = request.account or default_account
         if request.account and accounts and request.account not in accounts:
             issues.append(ValidationIssue(
@@ -421,6 +454,15 @@ class OrderBook:
                         f"price, from the {table.source}): use {down} or {up}."))
 
         reference = await self.catalog.reference_price(instrument)
+        if (reference is None or reference <= 0) and order_type in (OrderType.LMT, OrderType.STP, OrderType.STP_LMT):
+            # fail closed: without a market price the fat-finger, resting-band and stop-through-market checks
+            # cannot be made, and an order they would refuse must not slip through
+            issues.append(ValidationIssue(
+                "limit_price" if order_type is OrderType.LMT else "stop_price", "no_reference_price",
+                f"There is no market price for {instrument.display} right now (no quote arrived in time), so this "
+                f"{order_type.value} order's price cannot be checked against the market and it was not sent: "
+                "try again in a moment, or subscribe to its quote (Quotes tab, or GET /api/ibkr/quote) so a "
+                "price is at hand."))
         if request.take_profit is not None or request.stop_loss is not None:
             issues.extend(self._check_bracket(request, order_type, tif, prices, reference))
         if reference is not None and reference > 0:
@@ -561,6 +603,9 @@ class OrderBook:
         assert instrument is not None
         if not self._is_connected():
             raise NotConnected()
+        wait = self._order_wait()
+        if wait > self.max_order_wait:
+            raise OrdersBacklogged(wait, self.max_order_wait)  # before the journal: nothing is sent or recorded
         _readonly, _accounts, default_account = self._session_info()
         account = request.account or default_account
         contract = self.catalog.contract(instrument)
@@ -630,12 +675,18 @@ class OrderBook:
         if key is None:
             raise OrderNotFound(f"There is no order {order_id}.", "Refresh the Orders tab and pick a listed order.")
         view, trade = self._views[key], self._trades.get(key)
+        if view.status is OrderStatus.NOT_SENT:
+            raise NotCancellable(f"Order {order_id} was never sent to TWS (NotSent): there is nothing to cancel "
+                                 "or change.", "Place a new order if you still want it.")
         if view.status.is_done:
             raise NotCancellable(f"Order {order_id} is already {view.status.value.lower()}.",
                                  "Nothing to change: it is no longer working.")
-        if trade is None or key[0] != self._client_id():
+        if view.client_id not in (None, self._client_id()):
             raise BrokerError(f"Order {order_id} belongs to another program (client id {view.client_id}).",
                               "Change it in TWS or in the program that placed it.")
+        if trade is None:
+            raise BrokerError(f"Order {order_id} is not confirmed by TWS since the connection came back.",
+                              "Wait until the Orders tab shows its status from TWS, then try again.")
         return key, view, trade
 
     async def modify(self, order_id: int, *, quantity: Decimal | None, limit_price: Decimal | None,
@@ -737,6 +788,43 @@ class OrderBook:
             raise BrokerError(f"{readonly} Cancels are blocked too.", "Cancel in TWS if it cannot wait.")
         self.ib.reqGlobalCancel()
 
+    def settle_unsent(self, dropped: list[str], reason: str) -> int:
+        """PLACE_ORDER messages that never left the pacer: their orders are NotSent (view and journal).
+
+        Returns how many orders were settled. A dropped change to an acknowledged order is not a new
+        order: that order keeps working with its previous terms (its pending modify is told elsewhere).
+        """
+        settled = 0
+        client_id = self._client_id() if self.ib.client.clientId is not None else None
+        for msg in dropped:
+            order_id = placed_order_id(msg)
+            key = self._id_index.get((client_id, order_id)) if order_id is not None else None
+            view = self._views.get(key) if key is not None else None
+            if view is None or key in self._acked or view.status.is_done:
+                continue
+            self._messages[key] = reason
+            self._views[key] = view = replace(view, status=OrderStatus.NOT_SENT, message=reason, updated_at=now_utc())
+            if view.journal_id:
+                self._journal(lambda journal_id=view.journal_id: self.journal.mark_not_sent(journal_id, reason))
+            settled += 1
+            self._on_change(view)
+            self._wake_cancel_waiters(key, view)
+        return settled
+
+    def settle_from_journal(self, entries: list[journal_mod.JournalEntry]) -> None:
+        """After a reconcile: views of orders the journal now calls NotSent (TWS never got them) say so too."""
+        never_sent = {e.journal_id: e.message for e in entries if e.status == OrderStatus.NOT_SENT.value}
+        if not never_sent:
+            return
+        for key, view in list(self._views.items()):
+            if view.journal_id in never_sent and not view.status.is_done and key not in self._acked:
+                message = never_sent[view.journal_id] or "never reached TWS"
+                self._messages[key] = message
+                self._views[key] = view = replace(view, status=OrderStatus.NOT_SENT, message=message,
+                                                  updated_at=now_utc())
+                self._on_change(view)
+                self._wake_cancel_waiters(key, view)
+
     def forget_all(self) -> None:
         """Another TWS: nothing we showed belongs to it (the journal keeps the history)."""
         for waiters in self._cancel_waiters.values():
@@ -746,7 +834,7 @@ class OrderBook:
         self._cancel_waiters.clear()
         for key in list(self._modifying):
             self._settle_modify(key, NotConnected("The connection changed before TWS confirmed the change."))
-        for store in (self._views, self._perm_index, self._trades, self._messages, self._created):
+        for store in (self._views, self._perm_index, self._trades, self._messages, self._created, self._id_index):
             store.clear()
         self._acked.clear()
         self._completion_times.clear()

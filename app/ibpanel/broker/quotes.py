@@ -33,6 +33,8 @@ NO_LINE_MESSAGE = (
     "No data: IB's market-data line limit is reached (error 101). Remove symbols from the watchlist, "
     "or raise the limit with IB (quote booster); this row fills in when a line frees up."
 )
+#: ib_async's marketDataType values (1..4) -> MarketDataType, looked up per tick.
+_KINDS = {int(kind): kind for kind in MarketDataType}
 # How long subscribe() waits for the first tick before returning an empty quote.
 _FIRST_TICK_WAIT = 0.5  # short: a watchlist subscribes many at once, closed markets send nothing
 
@@ -59,6 +61,7 @@ class QuoteBook:
         self._by_req: dict[int, int] = {}  # reqId -> conId
         self._quotes: dict[int, Quote] = {}
         self._last_seen: dict[int, tuple[Quote, float]] = {}  # kept after unsubscribe: recent reference prices
+        self._seen_at: dict[int, float] = {}  # conId -> loop time of its last streamed quote
         self._data_type: dict[int, MarketDataType] = {}
         self._waiters: dict[int, list[asyncio.Future]] = {}
         self._no_line: list[int] = []  # conIds refused with 101, oldest first: retried when a line frees up
@@ -104,7 +107,10 @@ class QuoteBook:
         del self._refs[con_id]
         ticker = self._tickers.pop(con_id, None)
         self._con_of_ticker = None
-        self._quotes.pop(con_id, None)
+        quote = self._quotes.pop(con_id, None)
+        seen_at = self._seen_at.pop(con_id, None)
+        if quote is not None and seen_at is not None and not quote.unavailable:
+            self._last_seen[con_id] = (quote, seen_at)
         self._by_req = {r: c for r, c in self._by_req.items() if c != con_id}
         if con_id in self._no_line:
             self._no_line.remove(con_id)  # TWS never opened that line: nothing to cancel
@@ -165,30 +171,35 @@ class QuoteBook:
     def _kind(self, con_id: int) -> MarketDataType:
         ticker = self._tickers.get(con_id)
         raw = getattr(ticker, "marketDataType", 1) if ticker is not None else 1
-        try:
-            kind = MarketDataType(int(raw))
-        except ValueError:
-            kind = MarketDataType.LIVE
+        kind = _KINDS.get(raw, MarketDataType.LIVE)
         if kind is MarketDataType.LIVE and con_id in self._data_type:
             kind = self._data_type[con_id]  # TWS said 10167 before the MARKET_DATA_TYPE message came
         return kind
 
     # --- events --------------------------------------------------------------------------------
     def _on_pending(self, tickers: set[Ticker]) -> None:
-        changed = []
+        """Runs once per packet for every ticker in it: kept free of per-tick lookups that could be hoisted."""
         if self._con_of_ticker is None:
             self._con_of_ticker = {id(t): c for c, t in self._tickers.items()}
         by_ticker = self._con_of_ticker
+        instruments, quotes, seen_at, waiters = self._instruments, self._quotes, self._seen_at, self._waiters
+        known_kinds = self._data_type
+        stale = self._stale
+        now = asyncio.get_running_loop().time()
+        changed = []
         for ticker in tickers:
             con_id = by_ticker.get(id(ticker))
             if con_id is None:
                 continue
-            quote = quote_model(ticker, self._instruments[con_id], self._kind(con_id), self._stale)
-            self._quotes[con_id] = quote
-            self._last_seen[con_id] = (quote, asyncio.get_running_loop().time())
+            kind = _KINDS.get(getattr(ticker, "marketDataType", 1), MarketDataType.LIVE)
+            if kind is MarketDataType.LIVE and known_kinds:
+                kind = known_kinds.get(con_id, kind)  # TWS said 10167 before the MARKET_DATA_TYPE message came
+            quote = quote_model(ticker, instruments[con_id], kind, stale)
+            quotes[con_id] = quote
+            seen_at[con_id] = now
             changed.append(quote)
-            if quote.last is not None or quote.bid is not None or quote.ask is not None:
-                for waiter in self._waiters.get(con_id, []):
+            if waiters and con_id in waiters and (quote.last is not None or quote.bid is not None or quote.ask is not None):
+                for waiter in waiters[con_id]:
                     if not waiter.done():
                         waiter.set_result(None)
         if changed:
@@ -262,6 +273,7 @@ class QuoteBook:
         """Drop every subscription (a different TWS: its conIds may not match); viewers subscribe again."""
         self.on_connection_lost()
         self._last_seen.clear()
+        self._seen_at.clear()
         self._refs.clear()
         self._instruments.clear()
         self._quotes.clear()

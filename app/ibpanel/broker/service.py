@@ -53,6 +53,7 @@ from ibpanel.broker.exceptions import (
     PacingLimit,
     SymbolError,
 )
+from ibpanel.broker.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, STALE_ADVICE
 from ibpanel.broker.models import (
     AccountSummary,
     Bar,
@@ -73,6 +74,7 @@ from ibpanel.broker.models import (
     WhatIf,
 )
 from ibpanel.broker.orders import OrderBook
+from ibpanel.broker.pacing import OrderFirstPacer
 from ibpanel.broker.quotes import QuoteBook
 from ibpanel.broker.rules import TickTable, board_lot, fallback_tick_table, is_hk_etf
 from ibpanel.broker.session import Session
@@ -94,6 +96,10 @@ _SYNC_TIMEOUT = 4.0
 # bursts (4 per 0.1 s = 40/s) leave room for a quarter second of delivery jitter.
 PACE_MESSAGES = 4
 PACE_INTERVAL = 0.1
+#: Default bound on how long a new order may wait behind queued orders before it is refused (back-pressure).
+MAX_ORDER_WAIT = 2.0
+SHUTDOWN_NOT_SENT = "still queued for sending at shutdown: never left the panel"
+DROPPED_NOT_SENT = "still queued for sending when the connection closed: never left the panel"
 
 
 class Broker:
@@ -138,6 +144,8 @@ class Broker:
         reconnect_backoff: tuple[float, float] = (1.0, 30.0),  # first and largest delay, seconds
         limits_source: str = "",  # where the limits above are set (e.g. the profile's settings.ini), named in refusals
         practice_journal_path: Path | None = None,  # default: beside the journal, "journal-practice.sqlite3"
+        max_order_wait: float = MAX_ORDER_WAIT,  # refuse an order that would wait longer than this to be sent
+        heartbeat: tuple[float, float] = (HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT),  # idle s before a probe, its timeout
     ) -> None:
         errors.install_log_filter()  # a cancel (202) is information: not an ERROR line on the terminal
         self.state_changed = Event("state_changed")
@@ -152,8 +160,11 @@ class Broker:
         self._ib = IB()
         self._ib.RaiseRequestErrors = True  # a request IB refuses raises (with its code) instead of returning []
         client = self._ib.client
+        self._pacer: OrderFirstPacer | None = None
         if client.MaxRequests:  # 0: the throttle was switched off on purpose (benchmarks of the raw path)
             client.MaxRequests, client.RequestsInterval = PACE_MESSAGES, PACE_INTERVAL
+            self._pacer = OrderFirstPacer(client)  # orders, modifies and cancels ahead of data requests
+        self.not_sent_at_shutdown = 0  # orders still queued when close() ran (settled NotSent in the journal)
         self._real_journal_path = Path(journal_path or journal_mod.default_journal_path())
         self._practice_journal_path = Path(
             practice_journal_path or journal_mod.practice_journal_path(self._real_journal_path)
@@ -165,14 +176,14 @@ class Broker:
         self._rule_of: dict[int, int] = {}
         self._etf: set[int] = set()
         self._tick_tables: dict[int, TickTable] = {}
-        self._reference_prices: dict[int, tuple[Decimal | None, float]] = {}
+        self._reference_prices: dict[int, tuple[Decimal, float]] = {}  # only prices: a missing one is never kept
         self._account_task: asyncio.Task | None = None
         self._watched: set[int] = set()  # conIds streamed to price other accounts' positions
         self._venue: tuple[str, int] | None = None  # (host, port) of the last connect
         self.last_reconcile: list = []  # journal entries the last reconcile changed (for the UI / tests)
         self._session = Session(
             self._ib, backoff=reconnect_backoff, on_status=self._on_status, on_ready=self._on_ready,
-            on_lost=self._on_lost, on_data_lost=self._on_data_lost,
+            on_lost=self._on_lost, on_data_lost=self._on_data_lost, heartbeat=heartbeat,
         )
         self._quotes = QuoteBook(
             self._ib, contract_for=self._contract, is_connected=lambda: self._session.connected,
@@ -183,6 +194,9 @@ class Broker:
             session_info=self._session_info,
             max_order_value=max_order_value if max_order_value is not None else {},
             fat_finger_pct=fat_finger_pct, on_change=self.order_changed.emit, limits_source=limits_source,
+            connection_problem=self._connection_problem,
+            order_wait=self._pacer.order_wait if self._pacer is not None else (lambda: 0.0),
+            max_order_wait=max_order_wait,
         )
         self._account = AccountBook(
             self._ib, self.journal, instrument_for=self._instrument_for, price_of=self._quotes.last_price,
@@ -191,6 +205,7 @@ class Broker:
             watch_price=self._watch_price,
         )
         self._ib.errorEvent += self._on_ib_error
+        self._ib.disconnectedEvent += self._settle_dropped
 
     # --- connection -------------------------------------------------------------------------
     @property
@@ -238,8 +253,25 @@ class Broker:
         if self._session.connected:
             self._account_task = asyncio.ensure_future(self._account.select(account))
 
+    def _settle_queued(self, reason: str) -> int:
+        """Orders still waiting in the pacer will never be sent: NotSent in their views and the journal."""
+        if self._pacer is None:
+            return 0
+        dropped = self._pacer.drop_queued()
+        if not dropped:
+            return 0
+        settled = self._orders.settle_unsent(dropped, reason)
+        if settled:
+            log.warning("%d queued order(s) were not sent (%s); the journal says NotSent", settled, reason)
+        return settled
+
+    def _settle_dropped(self) -> None:
+        self._settle_queued(DROPPED_NOT_SENT)
+
     async def close(self) -> None:
-        """Disconnect and close the journal (app shutdown)."""
+        """Disconnect and close the journal (app shutdown). Orders still queued for sending are settled as
+        NotSent in the journal first; ``not_sent_at_shutdown`` says how many."""
+        self.not_sent_at_shutdown = self._settle_queued(SHUTDOWN_NOT_SENT)
         # Shared symbol lookups are shielded from their callers; at shutdown nobody is left to wait for them.
         lookups = list(self._qualifying.values())
         self._qualifying.clear()
@@ -264,8 +296,14 @@ class Broker:
                       "Configure > API > Settings, then reconnect.")
         return reason, status.accounts, status.account
 
+    def _connection_problem(self) -> str:
+        status = self._session.status
+        if status.stale:
+            return f"{status.stale_reason}: the order was not sent. {STALE_ADVICE}"
+        return ""
+
     def _on_status(self, status: ConnectionStatus) -> None:
-        if status.state is ConnectionState.DEGRADED:
+        if status.state is ConnectionState.DEGRADED or status.stale:
             self._quotes.set_stale(True)
         elif status.state is ConnectionState.CONNECTED:
             self._quotes.set_stale(False)
@@ -281,6 +319,10 @@ class Broker:
     async def _on_ready(self, reconnected: bool) -> None:
         """After every (re)connect: account stream, orders, journal reconcile, fills, P&L, quotes."""
         status = self._session.status
+        # a TWS whose id sequence restarted would hand out ids the journal has seen: start above all of them
+        seen = self.journal.highest_order_id(status.accounts)
+        if seen:
+            self._ib.client.updateReqId(seen + 1)
         account = status.account
         if account and len(status.accounts) > 1:
             # ib_async streams one account's portfolio only when told which (one account: it picks it)
@@ -308,6 +350,7 @@ class Broker:
                 full_sync = False
         self._orders.resync()
         self._reconcile(full_sync, status.accounts)
+        self._orders.settle_from_journal(self.last_reconcile)
         self._account.resync(status.accounts)
         self._quotes.resubscribe()  # after a reconnect, or a disconnect / connect to the same TWS
 
@@ -486,8 +529,7 @@ class Broker:
             try:
                 quote = await self._quotes.snapshot(instrument, _REFERENCE_SNAPSHOT_TIMEOUT)
             except (BrokerTimeout, BrokerError):
-                self._reference_prices[con_id] = (None, loop.time())  # no data: do not wait again per order
-                return None
+                return None  # no price: the order checks refuse (fail closed); nothing remembered, the next asks again
             price = quote.last if quote.last is not None else (
                 (quote.bid + quote.ask) / 2 if quote.bid is not None and quote.ask is not None else quote.close)
             if price is None:
@@ -536,6 +578,10 @@ class Broker:
 
     def order(self, order_id: int) -> OrderView | None:
         return self._orders.order(order_id)
+
+    def order_for_journal(self, journal_id: str) -> OrderView | None:
+        """The live view of the order the journal knows as ``journal_id`` (its orderRef), or None."""
+        return self._orders.order_for_journal(journal_id)
 
     def fills(self) -> tuple[Fill, ...]:
         return self._account.fills()

@@ -35,6 +35,7 @@ from ib_async import IB
 
 from ibpanel.broker import errors
 from ibpanel.broker.exceptions import ConnectError
+from ibpanel.broker.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Heartbeat
 from ibpanel.broker.models import (
     ConnectionFailure,
     ConnectionParams,
@@ -118,8 +119,13 @@ class Session:
         on_ready: Callable[[bool], Awaitable[None]],
         on_lost: Callable[[], None],
         on_data_lost: Callable[[], None],
+        heartbeat: tuple[float, float] = (HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT),
     ) -> None:
         self.ib = ib
+        self._heartbeat = Heartbeat(
+            ib, *heartbeat, is_stale=lambda: self._status.stale,
+            on_stale=lambda reason: self._set(stale=True, stale_reason=reason),
+            on_fresh=lambda: self._set(stale=False, stale_reason=""))
         self.backoff = backoff
         self._on_status = on_status
         self._on_ready = on_ready
@@ -197,9 +203,11 @@ class Session:
             self._aborted = True  # the pending connect() raises "cancelled" instead of finishing
         await self._stop_reconnect()
         self._hang_up()
-        self._set(state=ConnectionState.DISCONNECTED, reconnect_attempt=0, next_retry_in=None)
+        self._set(state=ConnectionState.DISCONNECTED, reconnect_attempt=0, next_retry_in=None, stale=False,
+                  stale_reason="")
 
     def _hang_up(self) -> None:
+        self._heartbeat.stop()
         was_attempting, self._attempting = self._attempting, True  # our own hang-up is not a drop
         try:
             self.ib.disconnect()
@@ -234,7 +242,9 @@ class Session:
             log.exception("resync after connect failed")
         if self.ib.isConnected():
             self._degraded_by = None
-            self._set(state=ConnectionState.CONNECTED, failure=None, reconnect_attempt=0, next_retry_in=None)
+            self._set(state=ConnectionState.CONNECTED, failure=None, reconnect_attempt=0, next_retry_in=None,
+                      stale=False, stale_reason="")
+            self._heartbeat.start()
             return True
         log.warning("connection dropped while resynchronising")
         return False
@@ -410,14 +420,15 @@ class Session:
         if self._status.state not in (ConnectionState.CONNECTED, ConnectionState.DEGRADED):
             return
         log.warning("connection to TWS lost")
+        self._heartbeat.stop()
         self._on_lost()
         lost = ConnectionFailure(FailureKind.NOT_CONNECTED, "The connection to TWS / IB Gateway was lost.",
                                  "Reconnecting automatically." if self._params.auto_reconnect
                                  else "Connect again when TWS / IB Gateway is back.")
         if not self._params.auto_reconnect:
-            self._set(state=ConnectionState.DISCONNECTED, failure=lost)
+            self._set(state=ConnectionState.DISCONNECTED, failure=lost, stale=False, stale_reason="")
             return
-        self._set(state=ConnectionState.RECONNECTING, failure=lost, reconnect_attempt=0)
+        self._set(state=ConnectionState.RECONNECTING, failure=lost, reconnect_attempt=0, stale=False, stale_reason="")
         self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
 
     def retry_delay(self, attempt: int) -> float:

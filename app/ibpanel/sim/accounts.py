@@ -46,39 +46,59 @@ class _Account:
 class CostModel:
     """Commissions, exchange charges, margin rates and FX from commissions.json."""
 
-    def __init__(self, data: dict):
+    def __init__(self, data: dict, plan: str | None = None):
         self.data = data
         self.markets = data["markets"]
+        self.plan = plan or data.get("commission_plan", "fixed")
+        for name, market in self.markets.items():
+            if self.plan not in market["plans"]:
+                raise ValueError(f"commissions.json has no {self.plan!r} plan for market {name}")
         fx = data["fx_to_base"]
         self.base_currency = fx["base"]
         self.fx = {ccy: Decimal(rate) for ccy, rate in fx["rates"].items()}
         self.starting_cash = {ccy: Decimal(v) for ccy, v in data.get("starting_cash", {}).items()}
 
     @classmethod
-    def load(cls, path: Path | None = None) -> CostModel:
+    def load(cls, path: Path | None = None, plan: str | None = None) -> CostModel:
         path = path or resource_path("sim", "commissions.json")
-        return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+        return cls(json.loads(Path(path).read_text(encoding="utf-8")), plan)
 
     def commission(self, inst: SimInstrument, qty: Decimal, price: Decimal) -> Decimal:
-        """Broker commission plus the market's charges for one fill, in the instrument's currency."""
-        model = self.markets[inst.market]
+        """Broker commission plus the plan's third-party fees for one fill, in the instrument's currency."""
+        return sum((amount for _name, amount in self.breakdown(inst, qty, price)), ZERO)
+
+    def breakdown(self, inst: SimInstrument, qty: Decimal, price: Decimal) -> list[tuple[str, Decimal]]:
+        """("commission", amount) then one (fee name, amount) per third-party fee, each rounded to the cent."""
+        plan = self.markets[inst.market]["plans"][self.plan]
         qty = abs(Decimal(qty))
         value = qty * Decimal(price)
-        c = model["commission"]
+        c = plan["commission"]
         if "per_share" in c:
-            amount = qty * Decimal(c["per_share"])
+            broker = qty * Decimal(c["per_share"])
         else:
-            amount = value * Decimal(c["fraction_of_value"])
-        amount = max(amount, Decimal(c["minimum"]))
+            broker = value * Decimal(c["fraction_of_value"])
+        broker = max(broker, Decimal(c["minimum"]))
         if "maximum_fraction_of_value" in c:
-            amount = min(amount, value * Decimal(c["maximum_fraction_of_value"]))
-        amount = amount.quantize(CENT, rounding=ROUND_HALF_UP)
-        for charge in model.get("charges", []):
-            fee = value * Decimal(charge["fraction_of_value"])
-            if charge.get("round") == "up_to_dollar":
-                fee = fee.to_integral_value(rounding=ROUND_CEILING)
-            amount += fee.quantize(CENT, rounding=ROUND_HALF_UP)
-        return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+            broker = min(broker, value * Decimal(c["maximum_fraction_of_value"]))
+        broker = broker.quantize(CENT, rounding=ROUND_HALF_UP)
+        out = [("commission", broker)]
+        for fee in plan.get("third_party", []):
+            if "per_share" in fee:
+                amount = qty * Decimal(fee["per_share"])
+            elif "per_order" in fee:
+                amount = Decimal(fee["per_order"])
+            elif "fraction_of_commission" in fee:
+                amount = broker * Decimal(fee["fraction_of_commission"])
+            else:
+                amount = value * Decimal(fee["fraction_of_value"])
+            if "minimum" in fee:
+                amount = max(amount, Decimal(fee["minimum"]))
+            if "maximum" in fee:
+                amount = min(amount, Decimal(fee["maximum"]))
+            if fee.get("round") == "up_to_dollar":
+                amount = amount.to_integral_value(rounding=ROUND_CEILING)
+            out.append((fee["name"], amount.quantize(CENT, rounding=ROUND_HALF_UP)))
+        return out
 
     def margin_rates(self, inst: SimInstrument, short: bool) -> tuple[Decimal, Decimal]:
         """(initial, maintenance) fraction of position value."""
@@ -107,11 +127,12 @@ class Accounts:
     """
 
     def __init__(self, accounts: Sequence[str], market: Market, starting_cash: dict[str, Decimal] | None = None,
-                 base_currency: str = "USD", commissions_path: Path | None = None):
+                 base_currency: str = "USD", commissions_path: Path | None = None,
+                 commission_plan: str | None = None):
         if not accounts:
             raise ValueError("at least one account id is needed, e.g. DU111111")
         self.market = market
-        self.costs = CostModel.load(commissions_path)
+        self.costs = CostModel.load(commissions_path, commission_plan)  # None: the data file's plan
         if base_currency != self.costs.base_currency:
             raise ValueError(f"base currency {base_currency} differs from the FX table's base "
                              f"{self.costs.base_currency} in commissions.json")

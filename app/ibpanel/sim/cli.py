@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay-speed", type=float, default=1.0, metavar="X", help="replay speed, 1 to 60 (default 1)")
     p.add_argument("--replay-from", metavar="TIME", default=None,
                    help="start the replay at TIME: HH:MM or 'YYYY-MM-DD HH:MM' (the first market's time)")
+    p.add_argument("--commission-plan", choices=("fixed", "tiered"), default="",
+                   help="IBKR Pro pricing plan to charge (default: fixed, as in resources/sim/commissions.json)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -85,7 +87,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         quote_interval=args.quote_interval, synthetic_symbols=max(args.synthetic, 0), state_file=args.state,
         log_requests=args.log_requests, starting_cash=cash, market_data_live=not args.no_market_data,
         readonly=args.readonly, pacing=args.pacing, delay_replies=max(args.delay_replies, 0.0),
-        refuse_for=max(args.refuse_for, 0.0), max_market_data_lines=max(args.max_lines, 0), replay=replay,
+        refuse_for=max(args.refuse_for, 0.0), max_market_data_lines=max(args.max_lines, 0),
+        commission_plan=args.commission_plan, replay=replay,
     )
 
 

@@ -31,6 +31,7 @@ pinned down (documented in the final report too):
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -44,6 +45,7 @@ from ibpanel.sim.accounts import Accounts
 from ibpanel.sim.market import Market, SimInstrument
 
 log = logging.getLogger(__name__)
+_RUNS = itertools.count()  # exchanges made in this process
 UTC = timezone.utc
 ZERO = Decimal(0)
 WORKING_STATES = ("PendingSubmit", "PreSubmitted", "Submitted")
@@ -237,8 +239,10 @@ class Exchange:
         self._orders: dict[tuple[int, int], SimOrder] = {}
         self._working_by_con: dict[int, dict[tuple[int, int], SimOrder]] = {}
         self._executions: list[SimExecution] = []
-        start = int(self.clock().timestamp())
-        # permIds and execIds that differ from a previous run's, even without --state
+        # permIds and execIds that differ from a previous run's, even without --state: milliseconds, plus a
+        # count of the exchanges made in this process (two started in the same second - a restart in a test -
+        # must not hand out the same permIds and execIds, which IB never repeats)
+        start = int(self.clock().timestamp() * 1000) + next(_RUNS)
         self._next_perm_id = 1_000_000_000 + (start % 1_000_000) * 1000
         self._exec_prefix = start & 0xFFFFFFFF
         self._exec_seq = 1

@@ -53,6 +53,8 @@ class Faults:
         self.pacing = server.config.pacing
         self.market_data_live = server.config.market_data_live
         self.reply_delay = float(server.config.delay_replies)
+        self.market_data_delay = 0.0  # seconds each market-data request waits before it is served
+        self.frozen = False  # requests are held unread and nothing is written; the sockets stay open
         self.reject_reason: str | None = None
         self._lock = threading.Lock()
 
@@ -98,6 +100,21 @@ class Faults:
         if seconds < 0:
             raise ValueError("delay must be >= 0 seconds")
         self.reply_delay = float(seconds)
+
+    def delay_market_data(self, seconds: float) -> None:
+        """Serve every market-data request (streams and snapshots) ``seconds`` late (0 = off); orders,
+        lookups and everything else are answered at once. A slow quote feed."""
+        if seconds < 0:
+            raise ValueError("delay must be >= 0 seconds")
+        self.market_data_delay = float(seconds)
+
+    def freeze(self) -> None:
+        """TWS hangs: sockets stay open, nothing is answered or streamed; requests wait unread."""
+        self._call(lambda: self._server.set_frozen(True))
+
+    def thaw(self) -> None:
+        """TWS wakes up: the held requests are served in order and what was held back is written."""
+        self._call(lambda: self._server.set_frozen(False))
 
     def set_readonly(self, readonly: bool) -> None:
         """Read-Only API mode: order requests get ERR 321 and nothing is placed."""

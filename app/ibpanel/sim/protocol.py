@@ -1,5 +1,8 @@
 """The TWS API text protocol at server version 176: framing, the field codec, typed requests, reply encoders.
 
+Over 500 lines because it holds every request decoder and reply encoder the practice exchange uses, so
+field orders are checked in one place.
+
 Wire format: every message after the client's ``API\\0`` greeting is a 4-byte big-endian length followed by
 ASCII fields, each terminated by NUL; the first field is the message id. Field layouts follow what
 ib_async 2.1 and IB's official client decode at server version 176 (see shared/docs/tws-protocol.md).
@@ -18,6 +21,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 SERVER_VERSION = 176
+# the oldest server version the practice exchange speaks: a client whose range tops out between this and
+# SERVER_VERSION is answered at its own maximum (see ``for_version``), as TWS negotiates down
+MIN_SERVER_VERSION = 151
 UNSET_INT = 2147483647
 UNSET_DOUBLE = 1.7976931348623157e308
 UNSET_DOUBLE_TEXT = "1.7976931348623157E308"
@@ -99,6 +105,26 @@ POSITION_MULTI = 71
 POSITION_MULTI_END = 72
 SYMBOL_SAMPLES = 79
 HEAD_TIMESTAMP = 88
+RECEIVE_FA = 16
+SCANNER_PARAMETERS = 19
+SCANNER_DATA = 20
+REAL_TIME_BARS = 50
+FUNDAMENTAL_DATA = 51
+DISPLAY_GROUP_LIST = 67
+DISPLAY_GROUP_UPDATED = 68
+SECURITY_DEFINITION_OPTION_PARAMETER_END = 76
+SOFT_DOLLAR_TIERS = 77
+FAMILY_CODES = 78
+MKT_DEPTH_EXCHANGES = 80
+SMART_COMPONENTS = 82
+NEWS_PROVIDERS = 85
+HISTOGRAM_DATA = 89
+HISTORICAL_TICKS = 96
+HISTORICAL_TICKS_BID_ASK = 97
+HISTORICAL_TICKS_LAST = 98
+TICK_BY_TICK = 99
+REPLACE_FA_END = 103
+USER_INFO = 107
 
 OUT_NAMES: dict[int, str] = {
     TICK_PRICE: "TICK_PRICE", TICK_SIZE: "TICK_SIZE", ORDER_STATUS: "ORDER_STATUS", ERR_MSG: "ERR_MSG",
@@ -116,6 +142,15 @@ OUT_NAMES: dict[int, str] = {
     MARKET_RULE: "MARKET_RULE", PNL: "PNL", PNL_SINGLE: "PNL_SINGLE", COMPLETED_ORDER: "COMPLETED_ORDER",
     COMPLETED_ORDERS_END: "COMPLETED_ORDERS_END", POSITION_MULTI: "POSITION_MULTI",
     POSITION_MULTI_END: "POSITION_MULTI_END", SYMBOL_SAMPLES: "SYMBOL_SAMPLES", HEAD_TIMESTAMP: "HEAD_TIMESTAMP",
+    RECEIVE_FA: "RECEIVE_FA", SCANNER_PARAMETERS: "SCANNER_PARAMETERS", SCANNER_DATA: "SCANNER_DATA",
+    REAL_TIME_BARS: "REAL_TIME_BARS", FUNDAMENTAL_DATA: "FUNDAMENTAL_DATA",
+    DISPLAY_GROUP_LIST: "DISPLAY_GROUP_LIST", DISPLAY_GROUP_UPDATED: "DISPLAY_GROUP_UPDATED",
+    SECURITY_DEFINITION_OPTION_PARAMETER_END: "SECURITY_DEFINITION_OPTION_PARAMETER_END",
+    SOFT_DOLLAR_TIERS: "SOFT_DOLLAR_TIERS", FAMILY_CODES: "FAMILY_CODES",
+    MKT_DEPTH_EXCHANGES: "MKT_DEPTH_EXCHANGES", SMART_COMPONENTS: "SMART_COMPONENTS",
+    NEWS_PROVIDERS: "NEWS_PROVIDERS", HISTOGRAM_DATA: "HISTOGRAM_DATA", HISTORICAL_TICKS: "HISTORICAL_TICKS",
+    HISTORICAL_TICKS_BID_ASK: "HISTORICAL_TICKS_BID_ASK", HISTORICAL_TICKS_LAST: "HISTORICAL_TICKS_LAST",
+    TICK_BY_TICK: "TICK_BY_TICK", REPLACE_FA_END: "REPLACE_FA_END", USER_INFO: "USER_INFO",
 }
 
 
@@ -215,6 +250,49 @@ def parse_version_range(text: str) -> tuple[int, int, str]:
     except ValueError:
         raise ProtocolError(f"greeting {text[:40]!r} has no readable version range") from None
     return lo, hi, options
+
+
+def negotiate_version(low: int, high: int) -> int | None:
+    """The server version for a client declaring ``low..high``: the highest both sides speak, else None."""
+    version = min(high, SERVER_VERSION)
+    if version < max(low, MIN_SERVER_VERSION):
+        return None
+    return version
+
+
+def for_version(message: bytes, version: int) -> bytes:
+    """A framed message encoded at SERVER_VERSION, rewritten for an older negotiated ``version``.
+
+    Between 151 and 176 only the tails of a few messages change: ERR_MSG gained advancedOrderRejectJson (166);
+    CONTRACT_DATA lost its version field and mdSizeMultiplier and gained the size rules (164; 163 had one
+    sizeMinTick field) after stockType (152); OPEN_ORDER gained duration (158), postToAts (160), autoCancelParent (162) and the
+    PEG BEST/MID fields (170); COMPLETED_ORDER the PEG BEST/MID fields (170). Everything else is unchanged.
+    """
+    if version >= SERVER_VERSION:
+        return message
+    head = message[4:8]
+    msg_id = head[:head.find(b"\0")] if b"\0" in head else b""
+    if msg_id not in (b"4", b"10", b"5", b"101"):
+        return message
+    fields = message[4:].decode("ascii").split("\0")[:-1]
+    if msg_id == b"4":
+        if version < 166:
+            fields = fields[:5]  # without advancedOrderRejectJson
+    elif msg_id == b"10" and version < 164:
+        sizes = fields[-3:]
+        fields = fields[:-3]
+        if version < 152:
+            fields = fields[:-1]  # stockType
+        if version == 163:
+            fields.append(sizes[1])  # sizeMinTick
+        fields.insert(14, "1")  # mdSizeMultiplier, after minTick
+        fields.insert(1, "8")  # the message version field of older servers
+    elif msg_id == b"5":
+        drop = (5 if version < 170 else 0) + (version < 162) + (version < 160) + (version < 158)
+        fields = fields[:len(fields) - drop]
+    elif msg_id == b"101" and version < 170:
+        fields = fields[:-5]
+    return encode(fields)
 
 
 # ----- typed requests ----------------------------------------------------------------------------------------
@@ -682,13 +760,95 @@ _DECODERS = {
 }
 
 
+@dataclass(frozen=True)
+class SideRequest:
+    """A request outside quotes, orders and accounts (see sim/side_requests.py): its reqId (-1 when the
+    message has none), the contract when it names one, and the remaining fields as text."""
+
+    req_id: int
+    contract: ContractSpec | None
+    rest: tuple[str, ...]
+
+
+def _side(version: bool, req_id: bool = True, contract: bool = False, primary: bool = True):
+    """Decoder for a side request: [version], [reqId], [12/11 contract fields], rest as text."""
+
+    def decode(r: FieldReader) -> SideRequest:
+        if version:
+            r.int("version")
+        rid = r.int("reqId") if req_id else -1
+        spec = read_contract(r, with_primary=primary) if contract else None
+        return SideRequest(rid, spec, tuple(r.fields[r.pos:]))
+
+    return decode
+
+
+def _replace_fa(r: FieldReader) -> SideRequest:
+    r.int("version")
+    fa_type = r.text("faDataType")
+    xml = r.text("xml")
+    req_id = r.int("reqId") if r.remaining() else -1
+    return SideRequest(req_id, None, (fa_type, xml))
+
+
+# where each side request keeps its reqId: messages below 79 mostly carry a version first, but 20, 22 and 78
+# do not (reading the wrong field gave scanner and option-chain replies reqId -1)
+_DECODERS.update({
+    10: _side(True, contract=True),  # reqMktDepth
+    11: _side(True),  # cancelMktDepth
+    12: _side(True, req_id=False),  # reqNewsBulletins(allMsgs)
+    13: _side(True, req_id=False),
+    14: _side(True, req_id=False),  # setServerLogLevel
+    18: _side(True, req_id=False),  # requestFA(faDataType)
+    19: _replace_fa,
+    21: _side(True, contract=True, primary=False),  # exerciseOptions
+    22: _side(False),  # reqScannerSubscription: no version field at this server version
+    23: _side(True),
+    24: _side(True, req_id=False),
+    50: _side(True, contract=True),  # reqRealTimeBars
+    51: _side(True),
+    52: _side(True),  # reqFundamentalData (its contract has 7 fields: not needed)
+    53: _side(True),
+    54: _side(True, contract=True),
+    55: _side(True, contract=True),
+    56: _side(True),
+    57: _side(True),
+    65: _side(True, req_id=False),
+    66: _side(True, req_id=False),
+    67: _side(True),  # queryDisplayGroups
+    68: _side(True),  # subscribeToGroupEvents
+    69: _side(True),  # updateDisplayGroup
+    70: _side(True),
+    72: _side(True, req_id=False),
+    73: _side(True, req_id=False),
+    78: _side(False),  # reqSecDefOptParams: no version field
+    79: _side(False),
+    80: _side(False, req_id=False),
+    82: _side(False, req_id=False),
+    83: _side(False),
+    84: _side(False),
+    85: _side(False, req_id=False),
+    86: _side(False),
+    88: _side(False, contract=True),  # reqHistogramData
+    89: _side(False),
+    96: _side(False, contract=True),  # reqHistoricalTicks
+    97: _side(False, contract=True),  # reqTickByTickData
+    98: _side(False),
+    100: _side(False),
+    101: _side(False),
+    102: _side(False),
+    103: _side(False),
+    104: _side(False),
+})
+
+
 # ----- reply encoders ----------------------------------------------------------------------------------------
 def error_message(req_id: int, code: int, text: str, advanced_json: str = "") -> bytes:
     return encode((ERR_MSG, 2, req_id, code, text, advanced_json))
 
 
-def server_hello(connection_time: str) -> bytes:
-    return encode((SERVER_VERSION, connection_time))
+def server_hello(connection_time: str, version: int = SERVER_VERSION) -> bytes:
+    return encode((version, connection_time))
 
 
 def managed_accounts(accounts: Sequence[str]) -> bytes:
@@ -806,7 +966,7 @@ def _contract12(c: ContractRecord, exchange: str) -> list[object]:
 
 
 def position_data(account: str, c: ContractRecord, position: object, avg_cost: object) -> bytes:
-    # TWS leaves the exchange of a position empty (see golden/position_1.txt); clients qualify by conId
+    # TWS leaves the exchange of a position empty (see tests/sim/golden/position_1.txt); clients qualify by conId
     return encode([POSITION_DATA, 3, account, c.con_id, c.symbol, c.sec_type, "", "0.0", "", "", "",
                    c.currency, c.local_symbol, c.trading_class, position, avg_cost])
 
@@ -934,6 +1094,8 @@ class OrderEcho:
     oca_type: int = 0
     all_or_none: bool = False
     warning_text: str = ""
+    commission: object = None  # commission booked so far (set once the order has fills), in its currency
+    commission_currency: str = ""
     wire: dict = field(default_factory=dict)
 
 
@@ -944,7 +1106,9 @@ def _price_or_unset(value: object) -> object:
 def _margin_fields(o: OrderEcho) -> list[object]:
     m = o.margins
     if not m:
-        # TWS sends these as unset doubles outside what-if replies
+        # TWS sends these as unset doubles outside what-if replies; after a fill it fills in the commission
+        if o.commission is not None:
+            return [UNSET_DOUBLE_TEXT] * 9 + [o.commission, "", "", o.commission_currency]
         return [UNSET_DOUBLE_TEXT] * 9 + ["", "", "", ""]
     return [m.get("init_before", ""), m.get("maint_before", ""), m.get("equity_before", ""),
             m.get("init_change", ""), m.get("maint_change", ""), m.get("equity_change", ""),
@@ -956,7 +1120,7 @@ def _margin_fields(o: OrderEcho) -> list[object]:
 def open_order(c: ContractRecord, o: OrderEcho) -> bytes:
     """OPEN_ORDER at 176: orderId, contract, the order fields ending with the 5 PEG fields.
 
-    Defaults mirror a recorded TWS message (golden/open_order_1.txt): right "?", deltaNeutralOrderType
+    Defaults mirror a recorded TWS message (tests/sim/golden/open_order_1.txt): right "?", deltaNeutralOrderType
     "None" followed by its 8 fields, adjustedOrderType "None", unset doubles where TWS sends them.
     """
     w = o.wire
@@ -1075,3 +1239,117 @@ def tws_time(moment: datetime, zone_name: str) -> str:
 
     local = moment.astimezone(ZoneInfo(zone_name))
     return local.strftime("%Y%m%d %H:%M:%S") + " " + zone_name
+
+
+# ----- side-request replies ----------------------------------------------------------------------------------
+def receive_fa(fa_data_type: int, xml: str) -> bytes:
+    return encode((RECEIVE_FA, 1, fa_data_type, xml))
+
+
+def replace_fa_end(req_id: int, text: str) -> bytes:
+    return encode((REPLACE_FA_END, req_id, text))
+
+
+def scanner_parameters(xml: str) -> bytes:
+    return encode((SCANNER_PARAMETERS, 1, xml))
+
+
+def scanner_data_empty(req_id: int) -> bytes:
+    """SCANNER_DATA with no rows: clients take it as the end of the scan."""
+    return encode((SCANNER_DATA, 3, req_id, 0))
+
+
+def real_time_bar(req_id: int, epoch: int, open_: object, high: object, low: object, close: object,
+                  volume: object, wap: object, count: int) -> bytes:
+    return encode((REAL_TIME_BARS, 3, req_id, epoch, open_, high, low, close, volume, wap, count))
+
+
+def display_group_list(req_id: int, groups: str) -> bytes:
+    return encode((DISPLAY_GROUP_LIST, 1, req_id, groups))
+
+
+def display_group_updated(req_id: int, contract_info: str) -> bytes:
+    return encode((DISPLAY_GROUP_UPDATED, 1, req_id, contract_info))
+
+
+def sec_def_opt_params_end(req_id: int) -> bytes:
+    return encode((SECURITY_DEFINITION_OPTION_PARAMETER_END, req_id))
+
+
+def soft_dollar_tiers(req_id: int) -> bytes:
+    return encode((SOFT_DOLLAR_TIERS, req_id, 0))
+
+
+def family_codes(rows: Sequence[tuple[str, str]]) -> bytes:
+    fields: list[object] = [FAMILY_CODES, len(rows)]
+    for account, code in rows:
+        fields += [account, code]
+    return encode(fields)
+
+
+def mkt_depth_exchanges(rows: Sequence[tuple[str, str, str, str, int]]) -> bytes:
+    fields: list[object] = [MKT_DEPTH_EXCHANGES, len(rows)]
+    for row in rows:
+        fields += list(row)
+    return encode(fields)
+
+
+def smart_components(req_id: int, rows: Sequence[tuple[int, str, str]]) -> bytes:
+    fields: list[object] = [SMART_COMPONENTS, req_id, len(rows)]
+    for row in rows:
+        fields += list(row)
+    return encode(fields)
+
+
+def news_providers(rows: Sequence[tuple[str, str]]) -> bytes:
+    fields: list[object] = [NEWS_PROVIDERS, len(rows)]
+    for code, name in rows:
+        fields += [code, name]
+    return encode(fields)
+
+
+def histogram_data(req_id: int, rows: Sequence[tuple[object, int]]) -> bytes:
+    fields: list[object] = [HISTOGRAM_DATA, req_id, len(rows)]
+    for price, count in rows:
+        fields += [price, count]
+    return encode(fields)
+
+
+def historical_ticks_midpoint(req_id: int, rows: Sequence[tuple[int, object, object]], done: bool) -> bytes:
+    fields: list[object] = [HISTORICAL_TICKS, req_id, len(rows)]
+    for epoch, price, size in rows:
+        fields += [epoch, "", price, size]
+    return encode(fields + [done])
+
+
+def historical_ticks_bid_ask(req_id: int, rows: Sequence[tuple[int, object, object, object, object]],
+                             done: bool) -> bytes:
+    fields: list[object] = [HISTORICAL_TICKS_BID_ASK, req_id, len(rows)]
+    for epoch, bid, ask, bid_size, ask_size in rows:
+        fields += [epoch, 0, bid, ask, bid_size, ask_size]
+    return encode(fields + [done])
+
+
+def historical_ticks_last(req_id: int, rows: Sequence[tuple[int, object, object, str]], done: bool) -> bytes:
+    fields: list[object] = [HISTORICAL_TICKS_LAST, req_id, len(rows)]
+    for epoch, price, size, exchange in rows:
+        fields += [epoch, 0, price, size, exchange, ""]
+    return encode(fields + [done])
+
+
+def tick_by_tick_last(req_id: int, tick_type: int, epoch: int, price: object, size: object, exchange: str) -> bytes:
+    """tickType 1 (Last) or 2 (AllLast)."""
+    return encode((TICK_BY_TICK, req_id, tick_type, epoch, price, size, 0, exchange, ""))
+
+
+def tick_by_tick_bid_ask(req_id: int, epoch: int, bid: object, ask: object, bid_size: object,
+                         ask_size: object) -> bytes:
+    return encode((TICK_BY_TICK, req_id, 3, epoch, bid, ask, bid_size, ask_size, 0))
+
+
+def tick_by_tick_midpoint(req_id: int, epoch: int, mid: object) -> bytes:
+    return encode((TICK_BY_TICK, req_id, 4, epoch, mid))
+
+
+def user_info(req_id: int, white_branding_id: str = "") -> bytes:
+    return encode((USER_INFO, req_id, white_branding_id))

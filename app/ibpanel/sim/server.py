@@ -1,5 +1,9 @@
 """The practice exchange's TWS socket server: sessions, request dispatch, market data fan-out, persistence.
 
+Over 500 lines because it is the one place that maps every TWS request to the exchange, the accounts and
+the market; side requests (side_requests.py), the --state files (state_store.py) and the wire format
+(protocol.py) live apart.
+
 Embedding::
 
     cfg = SimConfig(port=0, accounts=("DU111111", "DU222222"), seed=1)
@@ -12,9 +16,13 @@ sends can stop the server: a malformed message is logged and answered with an er
 and the other clients keep being served.
 
 Choices where TWS's behaviour was not pinned down:
-- malformed requests get ERR 320 "Error reading request"; requests the exchange does not serve get 321;
+- malformed requests get ERR 320 "Error reading request"; a message id no client knows gets 321 (reqId -1);
+  every known request is answered (side_requests.py lists how);
 - without a market data subscription (fault), type 1/2 requests get 354, type 3/4 get 10167 + ticks 66-76;
-- bad bar sizes / durations get 162 (TWS sometimes says 321, which ib_async treats as a warning and waits);
+- illegal bar sizes / whatToShow and keepUpToDate with an end date get TWS's 321 (ib_async takes 321 as a
+  warning and returns at its own timeout, as with TWS); durations the bars cannot serve get 162;
+- expensive requests wait in a per-client queue served round-robin (one client cannot starve another);
+- replies leave only after the --state journal holding what they acknowledge is fsync'd;
 - Read-Only mode answers place/cancel/global cancel/open orders/completed orders with 321, no end markers;
 - "refuse for N s" stops listening (clients see connection refused), existing connections stay up;
 - 1100 pauses streaming until 1101/1102; 1101 (data lost) also drops every market-data line;
@@ -29,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import struct
 import threading
 import time
@@ -42,6 +49,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ibpanel.sim import protocol as P
+from ibpanel.sim import side_requests
 from ibpanel.sim.accounts import Accounts
 from ibpanel.sim.exchange import (
     AccountTouched,
@@ -52,9 +60,12 @@ from ibpanel.sim.exchange import (
     SimExecution,
     SimOrder,
     WhatIfResult,
+    _execution_to_json,
+    _order_to_json,
 )
 from ibpanel.sim.faults import CONNECTIVITY_TEXTS, Faults, Stats
 from ibpanel.sim.market import InstrumentBook, Market, MarketRules, SimInstrument, parse_bar_size
+from ibpanel.sim.state_store import STATE_FORMAT, StateStore
 
 log = logging.getLogger("ibpanel.sim")
 _LENGTH = struct.Struct(">I")
@@ -67,12 +78,18 @@ def _length_text(size: int) -> str:
 
 _LENGTH_TEXT = [_length_text(n) for n in range(4096)]
 UTC = timezone.utc
-STATE_FORMAT = 1
 PACING_LIMIT = 50  # client messages per second TWS accepts
 PACING_DISCONNECT = 2 * PACING_LIMIT  # a client this far over the limit is cut off, as TWS eventually does
 ACCOUNT_PUSH_SECONDS = 1.0  # live account values / portfolio / PnL cadence while prices move
 STATE_SAVE_SECONDS = 0.5
 MARKET_SAVE_SECONDS = 5.0  # price moves alone are saved less often: no disk churn while nothing trades
+# requests that cost real work (contract search, bar generation): queued per client and served in turn;
+# their cancels wait behind them, everything else (orders first) is served at once
+QUEUED_REQUESTS = frozenset({9, 20, 81, 87, 88, 96})
+QUEUED_CANCELS = frozenset({25, 89, 90})  # cancel historical data, histogram, head timestamp
+SERVICE_SLICE_SECONDS = 0.02  # one service turn serves every waiting client, for about this long in all
+QUEUE_PAUSE_AT = 2000  # a client with this many requests waiting is not read until its queue drains
+QUEUE_RESUME_AT = 200
 
 TEXT_CLIENT_ID_IN_USE = "Unable to connect as the client id is already in use. Retry with a unique client id."
 TEXT_READ_ONLY = ("Error validating request.-'bN' : cause - The API interface is currently in Read-Only mode.")
@@ -85,6 +102,35 @@ TEXT_MAX_TICKERS = "Max number of tickers has been reached"
 TEXT_PACING = "Max rate of messages per second has been exceeded:max=50 rcvd={count}"
 TEXT_HIST_PACING = "Historical Market Data Service error message:Historical data request pacing violation"
 TEXT_HIST_NO_DATA = "Historical Market Data Service error message:HMDS query returned no data: {reason}"
+TEXT_DUPLICATE_ORDER_ID = "Duplicate order id"
+TEXT_NO_EXCHANGE = "Error validating request.-'bW' : cause - Please enter exchange"
+TEXT_NO_CURRENCY = "Error validating request.-'bW' : cause - Please enter currency"
+TEXT_SUMMARY_LIMIT = "Error processing request.-'bm' : cause - Maximum number of account summary requests exceeded"
+SHORTABLE_SHARES = 10_000_000  # tick 89 of generic tick 236
+MAX_ACCOUNT_SUMMARIES = 2  # concurrent reqAccountSummary subscriptions TWS allows per client
+LEGAL_BAR_SIZES = ("1 secs", "5 secs", "10 secs", "15 secs", "30 secs", "1 min", "2 mins", "3 mins", "5 mins",
+                   "10 mins", "15 mins", "20 mins", "30 mins", "1 hour", "2 hours", "3 hours", "4 hours", "8 hours",
+                   "1 day", "1 week", "1 month")
+TEXT_BAD_BAR_SIZE = ("Error validating request.-'bP' : cause - Historical data bar size setting is invalid. "
+                     "Legal ones are: " + ", ".join(LEGAL_BAR_SIZES))
+LEGAL_WHAT_TO_SHOW = ("TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST", "HISTORICAL_VOLATILITY",
+                      "OPTION_IMPLIED_VOLATILITY", "REBATE_RATE", "FEE_RATE", "YIELD_BID", "YIELD_ASK",
+                      "YIELD_BID_ASK", "YIELD_LAST", "SCHEDULE", "AGGTRADES")
+TEXT_BAD_WHAT_TO_SHOW = "Error validating request.-'bP' : cause - Invalid whatToShow: {what}"
+TEXT_END_WITH_UPDATES = "Error validating request.-'bP' : cause - End date not supported with live updates"
+# generic ticks a stock line accepts (TWS's list for STK); the practice exchange sends 233, 236 (and always 45)
+LEGAL_GENERIC_TICKS = {
+    100: "Option Volume", 101: "Option Open Interest", 104: "Historical Volatility", 105: "Average Opt Volume",
+    106: "impvolat", 107: "climpvlt", 165: "Misc. Stats", 166: "CScreen", 225: "MD Auction", 221: "Mark Price",
+    232: "Mark Price", 233: "RTVolume", 236: "inventory", 258: "Fundamental Ratios", 47: "Fundamental Ratios",
+    291: "ivclose", 292: "Wide_news", 293: "TradeCount", 294: "TradeRate", 295: "VolumeRate",
+    318: "LastRTHTrade", 375: "RTTrdVolume", 411: "rthistvol", 456: "IBDividends", 59: "IBDividends",
+    459: "RTCLOSE", 576: "EtfNavBidAsk(navbidask)", 577: "EtfNavLast(navlast)", 578: "EtfNavClose(navclose)",
+    584: "Average Opening Vol.", 585: "Average Closing Vol.", 587: "Pl Price Delayed", 595: "Short-Term Volume",
+}
+TEXT_BAD_GENERIC_TICKS = ("Error validating request.-'bO' : cause - Incorrect generic tick list of {ticks}.  "
+                          "Legal ones for (STK) are: "
+                          + ",".join(f"{k}({v})" for k, v in sorted(LEGAL_GENERIC_TICKS.items())))
 FARM_NOTICES = (
     (2104, "Market data farm connection is OK:usfarm"),
     (2104, "Market data farm connection is OK:hkfarm"),
@@ -119,23 +165,27 @@ class SimConfig:
     max_market_data_lines: int = 0  # 0 = unlimited (TWS's default is 100; benchmarks stream 1000)
     account_push_seconds: float = ACCOUNT_PUSH_SECONDS
     replay: object | None = None  # a sim/replay.py ReplaySession: replay a recorded day instead of the random walk
+    commission_plan: str = ""  # "fixed" or "tiered" IBKR Pro pricing; "" = commissions.json's commission_plan
 
 
 class _Subscription:
     """One market-data line of one client: what was last sent, so a tick sends only what changed."""
 
-    __slots__ = ("req_id", "req_text", "con_id", "inst", "delayed", "last", "prefixes", "tick_texts")
+    __slots__ = ("req_id", "req_text", "con_id", "inst", "delayed", "last", "prefixes", "tick_texts", "rt_volume")
 
-    def __init__(self, req_id: int, inst: SimInstrument, delayed: bool):
+    def __init__(self, req_id: int, inst: SimInstrument, delayed: bool, rt_volume: bool = False):
         self.req_id = req_id
         self.req_text = str(req_id)
         self.con_id = inst.con_id
         self.inst = inst
         self.delayed = delayed
         self.last: list[str | None] = [None] * 11
-        # TICK_SIZE / TICK_PRICE payload starts (indexed by "is a price"): message id, version 6, reqId
-        self.prefixes = (f"2\x006\x00{req_id}\x00", f"1\x006\x00{req_id}\x00")
-        self.tick_texts = tuple(str(t) for t in (DELAYED_TICKS if delayed else LIVE_TICKS))
+        # TICK_SIZE / TICK_PRICE / TICK_STRING payload starts (indexed by kind): message id, version 6, reqId
+        self.prefixes = (f"2\x006\x00{req_id}\x00", f"1\x006\x00{req_id}\x00", f"46\x006\x00{req_id}\x00")
+        # the 11 quote ticks, then the last trade's timestamp (45, delayed 88)
+        self.tick_texts = tuple(str(t) for t in (DELAYED_TICKS if delayed else LIVE_TICKS)) + (
+            "88" if delayed else "45",)
+        self.rt_volume = rt_volume  # generic tick 233: RTVolume strings (tick 48) with every print
 
 
 @dataclass
@@ -181,6 +231,12 @@ class ClientSession(asyncio.Protocol):
         self.message_times: deque[float] = deque()
         self.hist_requests: deque[tuple[float, tuple]] = deque()
         self.live_bars: dict[int, _LiveBar] = {}
+        self.display_groups: dict[int, str] = {}
+        self.real_time_bars: dict[int, side_requests.RealTimeBar] = {}
+        self.tick_by_tick: dict[int, side_requests.TickByTickLine] = {}
+        self.queue: deque[bytes] = deque()  # requests waiting for their turn (see SimServer.enqueue)
+        self.reading_paused = False
+        self.version = P.SERVER_VERSION  # negotiated in the handshake; older clients get older layouts
 
     # ----- asyncio.Protocol -------------------------------------------------------------------------------
     def connection_made(self, transport):  # type: ignore[override]
@@ -206,6 +262,7 @@ class ClientSession(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
+        self.queue.clear()
         self.server.forget(self)
 
     # ----- output -----------------------------------------------------------------------------------------
@@ -213,6 +270,8 @@ class ClientSession(asyncio.Protocol):
         """Queue one framed message; the queue is written once per loop turn (or after the reply delay)."""
         if self.closed:
             return
+        if self.version < P.SERVER_VERSION:
+            message = P.for_version(message, self.version)
         # queued as latin-1 text so the streaming hot path can build messages with plain str concatenation
         self._out.append(message.decode("latin-1"))
         self.schedule_flush()
@@ -232,7 +291,10 @@ class ClientSession(asyncio.Protocol):
 
     def flush(self) -> None:
         self._flush_scheduled = False
+        if self.server.faults.frozen:
+            return  # a frozen TWS writes nothing; the queue goes out when it thaws
         if self._out and not self.closed and self.transport is not None:
+            self.server.sync_state()  # what a reply acknowledges is on disk before the reply leaves
             data = "".join(self._out).encode("latin-1")
             self._out.clear()
             self.transport.write(data)
@@ -281,6 +343,9 @@ class ClientSession(asyncio.Protocol):
                 return
             if self.phase == "version":
                 self._on_version(payload)
+            elif (msg_id := _message_id(payload)) in QUEUED_REQUESTS or (self.queue and msg_id in QUEUED_CANCELS):
+                # expensive requests keep their order among themselves; orders and quotes do not wait for them
+                self.server.enqueue(self, payload)
             else:
                 self.server.handle_message(self, payload)
 
@@ -296,16 +361,20 @@ class ClientSession(asyncio.Protocol):
             log.warning("client %s: %s; closing", self.peer, exc)
             self.close()
             return
-        if not low <= P.SERVER_VERSION <= high:
-            log.warning("client %s asks for API versions %d..%d, which exclude the simulator's version %d; "
-                        "closing (use a client that supports server version %d)", self.peer, low, high,
-                        P.SERVER_VERSION, P.SERVER_VERSION)
+        version = P.negotiate_version(low, high)
+        if version is None:
+            log.warning("client %s asks for API versions %d..%d; the practice exchange speaks %d..%d; closing "
+                        "(use a client that supports one of those)", self.peer, low, high, P.MIN_SERVER_VERSION,
+                        P.SERVER_VERSION)
             self.close()
             return
+        if version < P.SERVER_VERSION:
+            log.info("client %s speaks API versions up to %d: answering at version %d", self.peer, high, version)
+        self.version = version
         self.phase = "started"
         now = datetime.now(UTC)
         # ibapi reads only the first message of this buffer, so the hello goes out alone
-        self.send(P.server_hello(now.strftime("%Y%m%d %H:%M:%S") + " UTC"))
+        self.send(P.server_hello(now.strftime("%Y%m%d %H:%M:%S") + " UTC", version))
 
 
 class SimServer:
@@ -323,10 +392,12 @@ class SimServer:
             self.book, self.rules = replay.book_and_rules(self.rules)
         self.market = Market(self.book, self.rules, seed=cfg.seed, session_mode=cfg.session_mode,
                              clock=replay.clock.now if replay is not None else None)
-        self.accounts = Accounts(list(cfg.accounts), self.market, starting_cash=cfg.starting_cash)
+        self.accounts = Accounts(list(cfg.accounts), self.market, starting_cash=cfg.starting_cash,
+                                 commission_plan=cfg.commission_plan or None)
         self.exchange = Exchange(self.market, self.accounts, self._on_venue_event)
         self.stats = Stats()
         self.faults = Faults(self)
+        self._held: list[tuple[ClientSession, bytes]] = []  # requests received while frozen
         self.quote_interval = float(cfg.quote_interval)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread_id: int | None = None
@@ -349,8 +420,15 @@ class SimServer:
         self._last_state_save = 0.0
         self._last_account_push = 0.0
         self._records: dict[int, P.ContractRecord] = {}
+        self.fa_data: dict[int, str] = {}
+        self._vwap: dict[int, tuple[Decimal, int, int]] = {}  # con_id -> (notional, volume, day volume seen)
+        self._highest_order_id: dict[int, int] = {}
+        self._waiting: deque[ClientSession] = deque()  # clients with queued requests, in service order
+        self._service_scheduled = False  # per clientId: a new order id must be above it (103)  # replaceFA's XML by FA data type, served back by requestFA
         self._state_path = Path(cfg.state_file) if cfg.state_file else None
+        self._store: StateStore | None = None
         if self._state_path is not None:
+            self._store = StateStore(self._state_path)
             self._load_state()
         if replay is not None:  # after the state: the recording's prices win over saved ones
             replay.attach(self.market, lambda: self.loop.call_soon(self.tick) if self.loop else None)
@@ -368,7 +446,9 @@ class SimServer:
         log.info("practice exchange listening on %s:%d (accounts %s, seed %d, session %s)", self.config.host,
                  self._port, ",".join(self.config.accounts), self.config.seed, self.config.session_mode)
         self._tasks.append(asyncio.create_task(self._quote_clock(), name="sim-quotes"))
-        if self._state_path is not None:
+        if self._store is not None:
+            if not self._state_path.exists():
+                self.save_state()  # a readable state file from the first moment; the journal holds what follows
             self._tasks.append(asyncio.create_task(self._state_writer(), name="sim-state"))
         if self.config.refuse_for > 0:
             self.refuse_connections(self.config.refuse_for)
@@ -397,8 +477,9 @@ class SimServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        if self._state_path is not None:
+        if self._store is not None:
             self.save_state()
+            self._store.close()
 
     # ----- faults -----------------------------------------------------------------------------------------
     def drop_all_clients(self) -> None:
@@ -456,8 +537,66 @@ class SimServer:
         for key in [k for k in self._sent_portfolio if k[0] == id(session)]:
             del self._sent_portfolio[key]
 
+    # ----- fairness ---------------------------------------------------------------------------------------
+    def enqueue(self, session: ClientSession, payload: bytes) -> None:
+        """Queue an expensive request; queues are served round-robin, one request per client per pass, so a
+        flood from one client delays another client's request by a few requests, not by the whole flood."""
+        session.queue.append(payload)
+        if session not in self._waiting:
+            self._waiting.append(session)
+        if len(session.queue) >= QUEUE_PAUSE_AT and not session.reading_paused and session.transport:
+            session.reading_paused = True
+            session.transport.pause_reading()
+        if not self._service_scheduled:
+            self._service_scheduled = True
+            self.loop.call_soon(self._serve_queues)
+
+    def _serve_queues(self) -> None:
+        """One service turn: a request from each waiting client in turn, until the slice is used up; then the
+        loop runs (other sockets are read, replies are written) before the next turn."""
+        self._service_scheduled = False
+        deadline = time.monotonic() + SERVICE_SLICE_SECONDS
+        waiting = self._waiting
+        while waiting:
+            session = waiting.popleft()
+            if session.closed or not session.queue:
+                continue
+            self.handle_message(session, session.queue.popleft())
+            if session.queue:
+                waiting.append(session)
+            if session.reading_paused and len(session.queue) <= QUEUE_RESUME_AT and not session.closed:
+                session.reading_paused = False
+                session.transport.resume_reading()
+            if time.monotonic() >= deadline:
+                break
+        if waiting:
+            self._service_scheduled = True
+            self.loop.call_soon(self._serve_queues)
+
     # ----- dispatch ---------------------------------------------------------------------------------------
-    def handle_message(self, session: ClientSession, payload: bytes) -> None:
+    def set_frozen(self, frozen: bool) -> None:
+        log.info("fault: %s", "frozen (nothing answered, sockets open)" if frozen else "thawed")
+        self.faults.frozen = frozen
+        if frozen:
+            return
+        held, self._held = self._held, []
+        for session, payload in held:
+            if not session.closed:
+                self.handle_message(session, payload)
+        for session in list(self.sessions):
+            session.schedule_flush()
+
+    def _serve_late(self, session: ClientSession, payload: bytes) -> None:
+        if not session.closed:
+            self.handle_message(session, payload, late=True)
+
+    def handle_message(self, session: ClientSession, payload: bytes, *, late: bool = False) -> None:
+        if self.faults.frozen:
+            self._held.append((session, payload))  # unread, as by a hung TWS
+            return
+        if not late and self.faults.market_data_delay > 0 and payload.startswith(b"1\0"):  # REQ_MKT_DATA
+            self.loop.call_later(self.faults.market_data_delay, self._serve_late, session, payload)
+            return
         fields = P.split_fields(payload)
         try:
             request = P.decode_request(fields)
@@ -478,11 +617,9 @@ class SimServer:
         if handler is None:
             log.warning("client %s: %s is not supported by the practice exchange", session.describe(),
                         request.name)
-            # messages from 79 on carry no version field: their reqId is the second field
-            at = 1 if request.msg_id >= 79 else 2
-            req_id = _int_or(fields[at] if len(fields) > at else "", -1)
-            session.send(P.error_message(req_id, 321, f"Error validating request: {request.name} is not "
-                                                      "supported by the practice exchange"))
+            # every message id a client knows has a handler; an unknown id has no readable reqId
+            session.send(P.error_message(-1, 321, f"Error validating request: {request.name} is not "
+                                                  "supported by the practice exchange"))
             return
         try:
             handler(self, session, request.args)
@@ -605,6 +742,10 @@ class SimServer:
         if inst is None:
             session.send(P.error_message(req.req_id, 200, TEXT_NO_SECURITY))
             return
+        generic = self._generic_ticks(req.generic_ticks)
+        if generic is None:
+            session.send(P.error_message(req.req_id, 321, TEXT_BAD_GENERIC_TICKS.format(ticks=req.generic_ticks)))
+            return
         if not req.snapshot and req.req_id in session.subs:
             session.send(P.error_message(req.req_id, 322, TEXT_DUPLICATE_TICKER))
             return
@@ -623,10 +764,13 @@ class SimServer:
         data_type = session.market_data_type if delayed else 1
         if not delayed and session.market_data_type in (2, 4) and not self._trading(inst):
             data_type = 2  # frozen: the last values of a closed market
-        sub = _Subscription(req.req_id, inst, delayed)
+        sub = _Subscription(req.req_id, inst, delayed, rt_volume=233 in generic and not delayed)
         session.send(P.market_data_type(req.req_id, data_type))
         session.send(P.tick_req_params(req.req_id, inst.min_tick, "9c0001" if inst.exchange == "SMART" else
                                        inst.exchange, 3))
+        if 236 in generic and not delayed:  # shortable: plenty to borrow in the practice exchange
+            session.send(P.tick_generic(req.req_id, 46, "3.0"))
+            session.send(P.tick_size(req.req_id, 89, SHORTABLE_SHARES))
         self._send_quote(session, sub, self._quotes.texts(inst.con_id), full=True)
         if req.snapshot or req.regulatory_snapshot:
             session.send(P.tick_snapshot_end(req.req_id))
@@ -634,6 +778,32 @@ class SimServer:
         session.subs[req.req_id] = sub
         self._subs_by_con.setdefault(inst.con_id, {})[(session, req.req_id)] = sub
         self._quote_states.setdefault(inst.con_id, self._quotes.state(inst.con_id)[0])
+
+    @staticmethod
+    def _generic_ticks(text: str) -> set[int] | None:
+        """The generic tick list "233,236" -> {233, 236}; None when an entry is not a legal stock tick."""
+        out = set()
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not part.isdigit() or int(part) not in LEGAL_GENERIC_TICKS:
+                return None
+            out.add(int(part))
+        return out
+
+    def _rt_volume_text(self, con_id: int) -> str:
+        """RTVolume (tick 48): "price;size;time ms;total volume;VWAP;single trade" of the last print; the VWAP
+        is of the prints this exchange has seen since it started."""
+        top = self.market.top(con_id)
+        notional, volume, seen = self._vwap.get(con_id, (Decimal(0), 0, 0))
+        if top.volume != seen and top.last_size > 0:
+            notional += top.last * top.last_size
+            volume += top.last_size
+            self._vwap[con_id] = (notional, volume, top.volume)
+        vwap = (notional / volume).quantize(Decimal("0.00000001")) if volume else top.last
+        return (f"{_price_text(top.last)};{top.last_size};{int(self.market.clock().timestamp() * 1000)};{top.volume};"
+                f"{_num(vwap)};true")
 
     def _trading(self, inst: SimInstrument) -> bool:
         return self.market.session_state(inst.con_id) in ("open", "pre", "post")
@@ -684,6 +854,9 @@ class SimServer:
         if full or new_print:
             out.append(_tick_size_text(req, ticks[8], values[8]))
             last[8] = values[8]
+            out.append(_tick_string_text(req, sub.tick_texts[11], str(int(self.market.clock().timestamp()))))
+            if sub.rt_volume and new_print and not full:
+                out.append(_tick_string_text(req, "48", self._rt_volume_text(sub.con_id)))
         session.schedule_flush()
 
     async def _quote_clock(self) -> None:
@@ -717,6 +890,7 @@ class SimServer:
             self._last_account_push = now
             self._push_live_accounts()
             self._push_live_bars()
+        side_requests.push_streams(self, [s for s in self.started_sessions() if s.tick_by_tick or s.real_time_bars])
 
     def _stream_quotes(self, changed: list[int]) -> None:
         """Send every subscriber what moved since the last step.
@@ -731,6 +905,8 @@ class SimServer:
         price_text = feed.price_text
         length = _LENGTH_TEXT
         touched: set[ClientSession] = set()
+        # tick 45: the time of the prints of this step (the replay clock when replaying)
+        last_time = (2, 11, f"\x00{int(self.market.clock().timestamp())}\x00")
         for con_id in changed:
             subs = subs_by_con.get(con_id)
             if not subs:
@@ -759,8 +935,10 @@ class SimServer:
                 for i in (6, 7, 9, 10):
                     if old[i] != new[i]:
                         moved.append((True, i, f"\x00{price_text(new[i], grid)}\x000\x000\x00"))
+            rt_volume = None
             if new_print:
                 moved.append((False, 8, f"\x00{new[8]}\x00"))
+                moved.append(last_time)
             for (session, _req), sub in subs.items():
                 if session.closed or session.paused:
                     continue
@@ -771,12 +949,21 @@ class SimServer:
                     body = prefixes[is_price] + ticks[i] + rest
                     size = len(body)
                     append((length[size] if size < 4096 else _length_text(size)) + body)
+                if new_print and sub.rt_volume:
+                    if rt_volume is None:
+                        rt_volume = f"48\x00{self._rt_volume_text(con_id)}\x00"
+                    body = prefixes[2] + rt_volume
+                    append(_length_text(len(body)) + body)
                 touched.add(session)
         for session in touched:
             session.schedule_flush()
 
     # ----- historical data --------------------------------------------------------------------------------
     def _on_historical_data(self, session: ClientSession, req: P.HistoricalDataRequest) -> None:
+        invalid = _historical_request_problem(req)
+        if invalid is not None:
+            session.send(P.error_message(req.req_id, 321, invalid))
+            return
         inst = self.resolve(req.contract)
         if inst is None:
             session.send(P.error_message(req.req_id, 200, TEXT_NO_SECURITY))
@@ -873,8 +1060,13 @@ class SimServer:
         if reason is not None:
             session.send(P.error_message(req.order_id, 201, f"Order rejected - reason:{reason}"))
             return
-        inst = self.resolve(req.contract)
         existing = self.exchange.order(session.client_id, req.order_id)
+        if existing is None:
+            problem = self._new_order_problem(session, req)
+            if problem is not None:
+                session.send(P.error_message(req.order_id, *problem))
+                return
+        inst = self.resolve(req.contract)
         if inst is None and existing is not None and req.contract.con_id == 0 and not req.contract.symbol:
             inst = self.book.by_con_id(existing.con_id)
         if inst is None:
@@ -894,6 +1086,20 @@ class SimServer:
             transmit=req.transmit, oca_group=req.oca_group, what_if=req.what_if, extra=extra,
         )
         self.exchange.place(order)
+
+    def _new_order_problem(self, session: ClientSession, req: P.PlaceOrderRequest) -> tuple[int, str] | None:
+        """TWS's checks of a new order id and contract: (code, text), or None when the order may go on."""
+        highest = self._highest_order_id.get(session.client_id)
+        if highest is None:
+            highest = max((o.order_id for o in self.exchange.orders_of(session.client_id)), default=0)
+        if req.order_id <= highest:
+            return 103, TEXT_DUPLICATE_ORDER_ID
+        if not req.contract.exchange.strip():
+            return 321, TEXT_NO_EXCHANGE
+        if not req.contract.currency.strip() and not req.contract.con_id:
+            return 321, TEXT_NO_CURRENCY
+        self._highest_order_id[session.client_id] = req.order_id
+        return None
 
     def _on_cancel_order(self, session: ClientSession, args: tuple) -> None:
         order_id = args[0]
@@ -959,6 +1165,8 @@ class SimServer:
             open_close=x.get("openClose", ""), origin=int(x.get("origin", 0) or 0), hidden=bool(x.get("hidden")),
             oca_type=int(x.get("ocaType", 0) or 0), all_or_none=bool(x.get("allOrNone")), wire=x,
             trail_stop_price=_trail_stop_or_none(order),
+            commission=_num(order.commission_charged) if order.filled > 0 else None,
+            commission_currency=inst.currency if order.filled > 0 else "",
         )
 
     def _send_order(self, session: ClientSession, order: SimOrder) -> None:
@@ -972,6 +1180,8 @@ class SimServer:
     def _on_venue_event(self, event: object) -> None:
         """Route one exchange event to the client that owns the order (by clientId)."""
         self._state_dirty = True
+        if self._store is not None:
+            self._journal(event)
         if isinstance(event, AccountTouched):
             self._dirty_accounts.add(event.account)
             if not self._account_flush_scheduled and self.loop is not None:
@@ -1043,6 +1253,7 @@ class SimServer:
         accounts = self._multi_accounts(account)
         if accounts is None:
             self._known_account(session, account, req_id)
+            session.send(P.position_multi_end(req_id))  # 321 alone leaves ib_async waiting
             return
         for acct in accounts:
             for pos in self.accounts.positions(acct):
@@ -1124,6 +1335,7 @@ class SimServer:
             return
         account = account or self.config.accounts[0]
         if not self._known_account(session, account, -1):
+            session.send(P.account_download_end(account))  # 321 alone leaves ib_async waiting
             return
         session.account_updates = account
         self._send_account_download(session, account, end=True)
@@ -1142,6 +1354,7 @@ class SimServer:
         accounts = self._multi_accounts(account)
         if accounts is None:
             self._known_account(session, account, req_id)
+            session.send(P.account_update_multi_end(req_id))  # 321 alone leaves ib_async waiting
             return
         session.multi_subs[req_id] = account
         self._send_multi(session, req_id, accounts)
@@ -1162,6 +1375,9 @@ class SimServer:
 
     def _on_account_summary(self, session: ClientSession, args: tuple) -> None:
         req_id, _group, tags = args
+        if req_id not in session.summary_subs and len(session.summary_subs) >= MAX_ACCOUNT_SUMMARIES:
+            session.send(P.error_message(req_id, 322, TEXT_SUMMARY_LIMIT))
+            return
         wanted = tuple(t.strip() for t in tags.split(",") if t.strip())
         session.summary_subs[req_id] = wanted
         for account in self.config.accounts:
@@ -1242,63 +1458,70 @@ class SimServer:
 
     # ----- persistence ------------------------------------------------------------------------------------
     def _load_state(self) -> None:
-        path = self._state_path
-        if path is None or not path.exists():
+        data = self._store.load()
+        if data is None:
             return
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"state file {path} cannot be read ({exc}); move it away to start fresh") from exc
-        if data.get("format") != STATE_FORMAT:
-            raise ValueError(f"state file {path} has format {data.get('format')!r}, expected {STATE_FORMAT}; "
-                             "move it away to start fresh")
         self.market.load_dict(data.get("market", {}))
         self.accounts.load_dict(data.get("accounts", {}))
         self.exchange.load_dict(data.get("exchange", {}))
-        log.info("practice exchange state restored from %s", path)
+        log.info("practice exchange state restored from %s", self._state_path)
+
+    def _journal(self, event: object) -> None:
+        """Queue what an exchange event changed; ``sync_state`` writes it before any reply leaves."""
+        store = self._store
+        if isinstance(event, AccountTouched):
+            state = self.accounts.to_dict()["accounts"].get(event.account)
+            if state is not None:
+                store.record("account", state, event.account)
+            return
+        if isinstance(event, WhatIfResult):
+            return
+        if isinstance(event, Executed):
+            store.record("exec", _execution_to_json(event.execution))
+        store.record("order", _order_to_json(event.order))  # type: ignore[attr-defined]
+        # the counters Exchange.to_dict saves, so ids never repeat after a restart from the journal
+        store.record("counters", {name: getattr(self.exchange, "_" + name)
+                                  for name in ("next_perm_id", "exec_seq", "max_order_id")})
+
+    def sync_state(self) -> None:
+        """Write and fsync the journal of changes not yet on disk (cheap when there are none)."""
+        store = self._store
+        if store is not None and store.pending:
+            try:
+                store.sync()
+            except OSError:
+                log.exception("could not write the state journal of %s", self._state_path)
 
     def save_state(self) -> None:
-        """Write the state file now (atomically: temporary file, fsync, rename over the old one)."""
-        if self._state_path is not None:
-            self._write_state(self._snapshot_text())
+        """Write the snapshot now (atomically) and drop the journals it contains."""
+        if self._store is not None:
+            seq = self._store.rotate()
+            self._store.write_snapshot(self._snapshot_text(seq), seq)
 
     async def _state_writer(self) -> None:
         while True:
-            await asyncio.sleep(STATE_SAVE_SECONDS)
+            await asyncio.sleep(STATE_SAVE_SECONDS / 5)  # a first change is in the snapshot within ~0.1 s
             now = time.monotonic()
+            if now - self._last_state_save < STATE_SAVE_SECONDS:
+                continue
             if self._state_dirty or (self._prices_dirty and now - self._last_state_save >= MARKET_SAVE_SECONDS):
                 self._last_state_save = now
                 try:
                     # serialised on the loop (consistent), written on a worker thread (fsync is slow)
-                    await asyncio.to_thread(self._write_state, self._snapshot_text())
+                    seq = self._store.rotate()
+                    await asyncio.to_thread(self._store.write_snapshot, self._snapshot_text(seq), seq)
                 except Exception:
                     log.exception("could not write the state file %s", self._state_path)
 
-    def _snapshot_text(self) -> str:
+    def _snapshot_text(self, journal_seq: int) -> str:
         self._state_dirty = False
         self._prices_dirty = False
         data = {
-            "format": STATE_FORMAT, "saved": datetime.now(UTC).isoformat(),
+            "format": STATE_FORMAT, "saved": datetime.now(UTC).isoformat(), "journal_seq": journal_seq,
             "account_ids": list(self.config.accounts), "market": self.market.to_dict(),
             "accounts": self.accounts.to_dict(), "exchange": self.exchange.to_dict(),
         }
         return json.dumps(data, default=str, separators=(",", ":"))
-
-    def _write_state(self, text: str) -> None:
-        path = self._state_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX only)
-            dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
 
     _handlers: dict = {}
 
@@ -1339,6 +1562,7 @@ SimServer._handlers = {
     90: SimServer._on_nothing_running,
     81: SimServer._on_matching_symbols,
     87: SimServer._on_head_timestamp,
+    **side_requests.HANDLERS,
 }
 
 
@@ -1472,13 +1696,6 @@ def _json_value(value):
     return value
 
 
-def _int_or(text: str, default: int) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return default
-
-
 def _order_status_bytes(order: SimOrder) -> bytes:
     return P.order_status(order.order_id, order.status, _num(order.filled), _num(order.remaining),
                           _num(order.avg_fill_price), order.perm_id, order.parent_id,
@@ -1561,6 +1778,17 @@ def _tick_price_text(req: str, tick_type: int, price: str, size: str, mask: str)
     return _length_text(len(payload)) + payload
 
 
+def _message_id(payload: bytes) -> int:
+    """The message id of a request payload (its first field), -1 when unreadable."""
+    head = payload[:payload.find(b"\0")] if b"\0" in payload[:8] else payload[:8]
+    return int(head) if head.isdigit() else -1
+
+
+def _tick_string_text(req: str, tick_type: str, value: str) -> str:
+    payload = f"46\x006\x00{req}\x00{tick_type}\x00{value}\x00"
+    return _length_text(len(payload)) + payload
+
+
 def _tick_size_text(req: str, tick_type: int, size: str) -> str:
     payload = f"2\x006\x00{req}\x00{tick_type}\x00{size}\x00"
     return _length_text(len(payload)) + payload
@@ -1591,6 +1819,21 @@ def _parse_end_time(text: str, zone_name: str) -> datetime | None:
     except Exception:
         raise ValueError(f"end time zone {zone!r} is unknown") from None
     return moment.replace(tzinfo=tz)
+
+
+def _historical_request_problem(req: P.HistoricalDataRequest) -> str | None:
+    """TWS's validation of a historical data request: the error text (code 321), or None."""
+    bar = " ".join(req.bar_size.split()).lower()
+    amount, _, unit = bar.partition(" ")
+    plural = f"{amount} {unit}s"
+    if bar not in LEGAL_BAR_SIZES and plural not in LEGAL_BAR_SIZES and bar not in ("1 sec", "1 mins"):
+        return TEXT_BAD_BAR_SIZE
+    what = req.what_to_show.strip().upper()
+    if what and what not in LEGAL_WHAT_TO_SHOW:
+        return TEXT_BAD_WHAT_TO_SHOW.format(what=req.what_to_show)
+    if req.keep_up_to_date and req.end.strip():
+        return TEXT_END_WITH_UPDATES
+    return None
 
 
 def _parse_filter_time(text: str) -> datetime | None:

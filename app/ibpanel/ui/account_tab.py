@@ -11,7 +11,6 @@ import time
 from datetime import datetime, timezone
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -124,22 +123,17 @@ class AccountTab(QWidget):
             card = self.cards[key] = MetricCard(caption)
             pnl_grid.addWidget(card, 0, i)
 
-        axes = {"bottom": pg.DateAxisItem(orientation="bottom"), "left": MoneyAxis(orientation="left")}
-        self.chart = pg.PlotWidget(axisItems=axes, background=PALETTE["base"])
-        self.chart.setAccessibleName("Net liquidation chart")
-        self.chart.setMinimumHeight(180)
-        self.chart.showGrid(x=True, y=True, alpha=0.15)
-        self.chart.getPlotItem().setMenuEnabled(False)
-        self.chart.setMouseEnabled(x=False, y=False)
-        self.curve = self.chart.plot([], [], pen=pg.mkPen(PALETTE["accent"], width=1))
-        self.curve.setClipToView(True)
-        self.curve.setDownsampling(auto=True, method="peak")
+        # The plot is built on first show (_ensure_chart): pyqtgraph costs a third of a second to import.
+        self.chart = None
+        self._curve = None
         chart_box = QGroupBox("Net liquidation this session")
         chart_layout = QVBoxLayout(chart_box)
         self.session_change_label = QLabel("Session change —")
         set_prop(self.session_change_label, "hint", "muted")
         chart_layout.addWidget(self.session_change_label)
-        chart_layout.addWidget(self.chart)
+        self._chart_holder = QWidget()
+        self._chart_holder.setMinimumHeight(180)
+        chart_layout.addWidget(self._chart_holder)
 
         row = QHBoxLayout()
         row.addWidget(cash_box, 1)
@@ -249,15 +243,50 @@ class AccountTab(QWidget):
             set_prop(self.session_change_label, "tone", tone(change))
         else:
             self.session_change_label.setText("Session change —")
+        if self.chart is None:
+            self._chart_dirty = True  # drawn once the plot is built
+            return
         x = np.asarray(self._chart_x, dtype=np.float64)
-        self.curve.setData(x, np.asarray(self._chart_y, dtype=np.float64))
+        self._curve.setData(x, np.asarray(self._chart_y, dtype=np.float64))
         if len(x):
             # The time axis follows the data (no empty minutes ahead): its span plus a little padding.
             left, right = chart_x_range(float(x[0]), float(x[-1]))
             self.chart.setXRange(left, right, padding=0)
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if self.chart is None:
+            QTimer.singleShot(0, self._ensure_chart)  # after this paint: the window shows before pyqtgraph loads
+
+    def _ensure_chart(self) -> None:
+        if self.chart is not None:
+            return
+        from ibpanel.ui import plots  # pyqtgraph: imported here, not at start
+
+        pg = plots.pg
+        axes = {"bottom": pg.DateAxisItem(orientation="bottom"), "left": plots.MoneyAxis(orientation="left")}
+        self.chart = pg.PlotWidget(axisItems=axes, background=PALETTE["base"])
+        self.chart.setAccessibleName("Net liquidation chart")
+        self.chart.setMinimumHeight(180)
+        self.chart.showGrid(x=True, y=True, alpha=0.15)
+        self.chart.getPlotItem().setMenuEnabled(False)
+        self.chart.setMouseEnabled(x=False, y=False)
+        self._curve = self.chart.plot([], [], pen=pg.mkPen(PALETTE["accent"], width=1))
+        self._curve.setClipToView(True)
+        self._curve.setDownsampling(auto=True, method="peak")
+        self._chart_holder.parentWidget().layout().replaceWidget(self._chart_holder, self.chart)
+        self._chart_holder.deleteLater()
+        self._chart_dirty = True  # draw the points collected before the plot existed
+
+    @property
+    def curve(self):
+        """The net-liquidation line (builds the plot if it is not yet)."""
+        self._ensure_chart()
+        return self._curve
+
     def chart_x_view(self) -> tuple[float, float]:
         """The chart's visible time range (epoch seconds)."""
+        self._ensure_chart()
         (left, right), _ = self.chart.getViewBox().viewRange()
         return float(left), float(right)
 
@@ -284,14 +313,6 @@ def _base_currency(summary: AccountSummary | None) -> str:
         if row.tag == "NetLiquidation" and row.currency not in ("", "BASE"):
             return row.currency
     return ""
-
-
-class MoneyAxis(pg.AxisItem):
-    """Whole-number tick labels with thousands separators (pyqtgraph would switch to 1.128e+06)."""
-
-    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph override
-        decimals = 0 if spacing >= 1 else 2
-        return [f"{v * scale:,.{decimals}f}" for v in values]
 
 
 def _money(value: float | None, currency: str) -> str:

@@ -1,7 +1,9 @@
 """Price chart for one instrument: historical bars as candles plus the live last price, with a crosshair.
 
-Speed rules from qt-async-notes: float64 x arrays, 1 px pens, antialias off, clipToView and peak
-downsampling, and redraws only from a timer (25 Hz) when something changed, never per tick.
+The plot itself (pyqtgraph, ``ibpanel.ui.plots``) is built the first time the chart is shown, so a
+window that opens on another tab never imports pyqtgraph. Speed rules from qt-async-notes: float64 x arrays, 1 px pens, antialias off, clipToView and peak
+downsampling, and redraws only from a timer (at most REDRAW_HZ a second) when something changed, never
+per tick: each redraw repaints the whole plot with its axes, which costs more than a tick storm's table.
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ import time
 from datetime import datetime
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QPainter, QPalette, QPicture
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ibpanel.broker.exceptions import BrokerError
@@ -28,70 +29,10 @@ BAR_SIZES: dict[str, tuple[str, str]] = {
     "1 hour": ("1 M", "1 hour"),
     "1 day": ("1 Y", "1 day"),
 }
-REDRAW_HZ = 25
+REDRAW_HZ = 4  # a live line at 4 Hz reads as live; 25 Hz cost a third of the UI thread in a tick storm
 LIVE_POINTS_MAX = 20_000
-UP_CANDLE = "#1a7f37"
-DOWN_CANDLE = "#cf222e"
-CANDLE_BODY_FRACTION = 0.7  # of the bar spacing: a gap between neighbouring candles
-
-
-class CandlestickItem(pg.GraphicsObject):
-    """OHLC candles drawn once into a QPicture (repainting replays it: cheap while the view pans or zooms).
-
-    ``set_bars(x, open, high, low, close)`` takes float64 arrays of equal length (x: epoch seconds).
-    Up candles (close >= open) are green, down candles red; a wick spans low to high.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.picture = QPicture()
-        self.x = self.open = self.high = self.low = self.close = np.empty(0, dtype=np.float64)
-        self._bounds = QRectF()
-
-    def set_bars(self, x, open_, high, low, close) -> None:
-        self.x, self.open, self.high, self.low, self.close = (np.asarray(a, dtype=np.float64)
-                                                              for a in (x, open_, high, low, close))
-        self.prepareGeometryChange()
-        self.picture = self._draw()
-        self.update()
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def body_width(self) -> float:
-        if len(self.x) < 2:
-            return 60.0
-        spacing = float(np.median(np.diff(self.x)))
-        return max(spacing, 1.0) * CANDLE_BODY_FRACTION
-
-    def _draw(self) -> QPicture:
-        picture = QPicture()
-        if not len(self.x):
-            self._bounds = QRectF()
-            return picture
-        half = self.body_width() / 2
-        painter = QPainter(picture)
-        pens = {True: pg.mkPen(UP_CANDLE, width=1), False: pg.mkPen(DOWN_CANDLE, width=1)}  # cosmetic: 1 px
-        brushes = {True: pg.mkBrush(UP_CANDLE), False: pg.mkBrush(DOWN_CANDLE)}
-        for x, o, h, lo, c in zip(self.x, self.open, self.high, self.low, self.close, strict=True):
-            up = bool(c >= o)
-            painter.setPen(pens[up])
-            painter.setBrush(brushes[up])
-            painter.drawLine(QPointF(x, lo), QPointF(x, h))
-            if o == c:
-                painter.drawLine(QPointF(x - half, o), QPointF(x + half, o))
-            else:
-                painter.drawRect(QRectF(x - half, min(o, c), 2 * half, abs(c - o)))
-        painter.end()
-        low, high = float(np.nanmin(self.low)), float(np.nanmax(self.high))
-        self._bounds = QRectF(float(self.x[0]) - half, low, float(self.x[-1] - self.x[0]) + 2 * half, high - low)
-        return picture
-
-    def paint(self, painter, *_args) -> None:  # noqa: D102 - Qt API
-        painter.drawPicture(0, 0, self.picture)
-
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API: exact data bounds (QPicture's own are whole pixels)
-        return QRectF(self._bounds)
+PLOT_MIN_HEIGHT = 240
+FOLLOW_BARS_AHEAD = 6  # room on the right for live prices, in bars: the view moves that seldom
 
 
 class PriceChart(QWidget):
@@ -114,6 +55,9 @@ class PriceChart(QWidget):
         self.live_x: list[float] = []
         self.live_y: list[float] = []
         self.redraws = 0
+        self._fitted = False  # the view range was set for the data at least once
+        self._live_low: float | None = None  # live price band seen (the view must keep it)
+        self._live_high: float | None = None
         self._dirty = False
         self._load_seq = 0
         self._closed = False
@@ -127,24 +71,13 @@ class PriceChart(QWidget):
         self.crosshair_label = QLabel("")
         self.crosshair_label.setObjectName("crosshairLabel")
 
-        self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
-        self.plot.setBackground(self.palette().color(QPalette.ColorRole.Base))  # follows the light / dark theme
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.setClipToView(True)
-        self.plot.setDownsampling(auto=True, mode="peak")
-        self.plot.getPlotItem().setMenuEnabled(False)
-        self.candles = CandlestickItem()
-        self.plot.addItem(self.candles)
-        self.live_curve = self.plot.plot(pen=pg.mkPen("#bf8700", width=1), antialias=False)
-        self.live_curve.setZValue(10)  # the live price stays on top of the candles
-        self.last_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#0969da", width=1, style=Qt.PenStyle.DashLine))
-        self.last_line.setZValue(11)
-        self.plot.addItem(self.last_line, ignoreBounds=True)
-        self.v_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#57606a", width=1))
-        self.h_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#57606a", width=1))
-        self.plot.addItem(self.v_line, ignoreBounds=True)
-        self.plot.addItem(self.h_line, ignoreBounds=True)
-        self._mouse_proxy = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+        # Built on first show (_ensure_plot): pyqtgraph costs a third of a second to import.
+        self.plot = self.candles = self.live_curve = self.last_line = self.v_line = self.h_line = None
+        self._mouse_proxy = None
+        self._plot_holder = QWidget()
+        self._plot_holder.setMinimumHeight(PLOT_MIN_HEIGHT)  # the splitter sizes the chart pane by it at start
+        # The view follows the data until the trader pans or zooms; a new symbol or bar size follows again.
+        self.following = True
 
         top = QHBoxLayout()
         top.addWidget(self.title_label, 1)
@@ -154,13 +87,53 @@ class PriceChart(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
-        layout.addWidget(self.plot, 1)
+        layout.addWidget(self._plot_holder, 1)
 
         self._timer = QTimer(self)
         self._timer.setObjectName("chartRedraw")
         self._timer.setInterval(int(1000 / REDRAW_HZ))
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.redraw)
+
+    # --- the plot, built when first needed ------------------------------------------------------
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if self.plot is None and not self._closed:
+            QTimer.singleShot(0, self._ensure_plot)  # after this paint: the window shows before pyqtgraph loads
+
+    def _ensure_plot(self) -> None:
+        if self.plot is not None or self._closed:
+            return
+        from ibpanel.ui import plots  # pyqtgraph: imported here, not at start
+
+        pg = plots.pg
+        self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
+        self.plot.setAccessibleName("Price chart")
+        self.plot.setMinimumHeight(PLOT_MIN_HEIGHT // 2)
+        self.plot.setBackground(self.palette().color(QPalette.ColorRole.Base))  # follows the light / dark theme
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.setClipToView(True)
+        self.plot.setDownsampling(auto=True, mode="peak")
+        self.plot.getPlotItem().setMenuEnabled(False)
+        self.candles = plots.CandlestickItem()
+        self.plot.addItem(self.candles)
+        self.live_curve = self.plot.plot(pen=pg.mkPen("#bf8700", width=1), antialias=False)
+        self.live_curve.setZValue(10)  # the live price stays on top of the candles
+        self.last_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#0969da", width=1, style=Qt.PenStyle.DashLine))
+        self.last_line.setZValue(11)
+        self.last_line.setVisible(False)
+        self.plot.addItem(self.last_line, ignoreBounds=True)
+        self.v_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#57606a", width=1))
+        self.h_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#57606a", width=1))
+        self.plot.addItem(self.v_line, ignoreBounds=True)
+        self.plot.addItem(self.h_line, ignoreBounds=True)
+        self._mouse_proxy = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+        self.plot.getPlotItem().vb.sigRangeChangedManually.connect(self._stop_following)
+        self.layout().replaceWidget(self._plot_holder, self.plot)
+        self._plot_holder.deleteLater()
+        self._bars_drawn = None
+        self._fitted = False
+        self._mark()  # draw what arrived before the plot existed
 
     # --- data ---------------------------------------------------------------------------------
     def set_instrument(self, instrument: Instrument | None) -> None:
@@ -169,9 +142,12 @@ class PriceChart(QWidget):
         self.instrument = instrument
         self.live_x.clear()
         self.live_y.clear()
+        self._live_low = self._live_high = None
+        self._fitted = False
         self.bar_x = np.empty(0, dtype=np.float64)
         self.bar_y = np.empty(0, dtype=np.float64)
         self.bars = ()
+        self.following = True
         self.title_label.setText(instrument.display if instrument else "Select a symbol")
         self._mark()
         self.reload()
@@ -196,9 +172,10 @@ class PriceChart(QWidget):
         self.bar_y = np.fromiter((b.close for b in bars), dtype=np.float64, count=len(bars))
         self.bars = tuple(bars)
         self.title_label.setText(f"{instrument.display} · {bar_size} bars · {len(bars)}")
+        self.following = True
+        self._fitted = False
         self._mark()
         self.redraw()
-        self.plot.enableAutoRange()
         self.bars_loaded.emit(len(bars))
 
     def add_quote(self, quote: Quote) -> None:
@@ -210,6 +187,10 @@ class PriceChart(QWidget):
             return
         self.live_x.append(stamp)
         self.live_y.append(quote.last)
+        if self._live_low is None or quote.last < self._live_low:
+            self._live_low = quote.last
+        if self._live_high is None or quote.last > self._live_high:
+            self._live_high = quote.last
         if len(self.live_x) > LIVE_POINTS_MAX:
             del self.live_x[: len(self.live_x) - LIVE_POINTS_MAX]
             del self.live_y[: len(self.live_y) - LIVE_POINTS_MAX]
@@ -222,8 +203,8 @@ class PriceChart(QWidget):
 
     def redraw(self) -> None:
         self._timer.stop()
-        if not self._dirty:
-            return
+        if not self._dirty or self.plot is None:
+            return  # no plot yet: the data waits, dirty, until it is built
         self._dirty = False
         self.redraws += 1
         if self._bars_drawn is not self.bars:  # candles are re-drawn only when the history changes
@@ -238,9 +219,41 @@ class PriceChart(QWidget):
         else:
             self.live_curve.setData([], [])
             self.last_line.setVisible(False)
+        if self.following:
+            self._follow()
+
+    def _stop_following(self, *_args) -> None:
+        self.following = False
+
+    def _follow(self) -> None:
+        """Keep the data in view, moving the range only when the data leaves it, with room to grow.
+
+        Auto-range would move the view (and so re-lay out both axes, the costliest paint here) on every
+        live point; this moves it every few bars' time or when the price leaves the band.
+        """
+        xs = [a for a in (self.bar_x, self.live_x) if len(a)]
+        if not xs:
+            return
+        x_low, x_high = min(float(a[0]) for a in xs), max(float(a[-1]) for a in xs)
+        lows = [float(np.nanmin(self.candles.low))] if len(self.candles) else []
+        highs = [float(np.nanmax(self.candles.high))] if len(self.candles) else []
+        if self._live_low is not None and self._live_high is not None:
+            lows.append(self._live_low)
+            highs.append(self._live_high)
+        y_low, y_high = min(lows), max(highs)
+        (view_x0, view_x1), (view_y0, view_y1) = self.plot.getPlotItem().vb.viewRange()
+        if self._fitted and view_x0 <= x_low and x_high <= view_x1 and view_y0 <= y_low and y_high <= view_y1:
+            return
+        spacing = float(np.median(np.diff(self.candles.x))) if len(self.candles) > 1 else 60.0
+        x_room = max(FOLLOW_BARS_AHEAD * spacing, 0.02 * (x_high - x_low))
+        y_pad = max(0.08 * (y_high - y_low), 0.002 * abs(y_high) or 1e-6)
+        self._fitted = True
+        self.plot.getPlotItem().vb.setRange(xRange=(x_low, x_high + x_room), yRange=(y_low - y_pad, y_high + y_pad),
+                                            padding=0)
 
     def point_count(self) -> tuple[int, int]:
-        """(historical bars, live points) currently drawn."""
+        """(historical bars, live points) currently drawn (builds the plot if it is not yet)."""
+        self._ensure_plot()
         return len(self.candles), len(
             self.live_curve.xData if self.live_curve.xData is not None else ()
         )
@@ -263,4 +276,5 @@ class PriceChart(QWidget):
         self._closed = True
         self._timer.stop()
         self.tasks.cancel()
-        self._mouse_proxy.disconnect()  # SignalProxy owns a timer of its own
+        if self._mouse_proxy is not None:
+            self._mouse_proxy.disconnect()  # SignalProxy owns a timer of its own

@@ -80,10 +80,13 @@ class ConnectionBanner(QFrame):
 
     def show_status(self, status: ConnectionStatus, ever_connected: bool) -> None:
         state = status.state
-        if state is ConnectionState.CONNECTED:
+        if state is ConnectionState.CONNECTED and not status.stale:
             self.hide()
             return
-        if state is ConnectionState.DEGRADED:
+        if status.stale and status.connected:
+            level, text = "warning", (f"{status.stale_reason}. Orders are refused until it answers again; "
+                                      "prices shown may be stale.")
+        elif state is ConnectionState.DEGRADED:
             level, text = "warning", "TWS has lost its connection to IB's servers: prices and orders may be stale until it is back."
         elif state is ConnectionState.RECONNECTING:
             retry = f", next try in {status.next_retry_in:.0f} s" if status.next_retry_in is not None else ""
@@ -138,8 +141,12 @@ class StatusBar(QStatusBar):
             ConnectionState.RECONNECTING: PALETTE["warning"],
             ConnectionState.CONNECTING: PALETTE["warning"],
         }.get(status.state, PALETTE["down"])
+        stale_link = status.stale and status.connected  # the socket is open but TWS does not answer
+        if stale_link:
+            colour = PALETTE["warning"]
         self.light.setStyleSheet(f"color: {colour}; font-size: 13pt;")
-        self.state_label.setText(status.state.value.capitalize())
+        self.state_label.setText("Not answering" if stale_link else status.state.value.capitalize())
+        self.state_label.setToolTip(status.stale_reason if stale_link else "")
         self.account_label.setText(f"Account {status.account or '—'}")
         text, kind = classification_text(status)
         self.type_badge.setText(text)

@@ -1,7 +1,7 @@
 """Quotes tab: a saved watchlist (US and HK mixed) with an up / down flash, and a chart of the selected symbol.
 
 Every quote packet only updates the store; the table repaints on its ~10 Hz flush and the chart on
-its 25 Hz timer, so a tick storm costs dictionary writes, not repaints.
+its own few-per-second timer, so a tick storm costs dictionary writes, not repaints.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import asyncio
 import time
 from decimal import Decimal
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -101,15 +101,18 @@ class QuotesTab(QWidget):
         self.instruments: dict[str, Instrument] = {}  # watchlist text -> resolved instrument
         self._subscribed: dict[str, Instrument] = {}  # instrument key -> instrument
         self._flash: dict[str, tuple[int, float]] = {}  # instrument key -> (direction, expires at)
+        self._flash_colours: tuple[QColor, QColor] | None = None  # (up, down) for the current theme
         self.ticks_applied = 0
 
         self.model = KeyedTableModel(QUOTE_COLUMNS, key=lambda q: q.instrument.key, parent=self)
         self.model.background_hook = self._background
+        self.model.cache_text = True  # Quote is frozen: a row changes only by being replaced
         self.model.row_note = lambda q: q.unavailable
         self._unavailable: dict[str, str] = {}  # instrument key -> why IB sends no data for it
         self._not_connected_said = False  # the message line holds a "not connected" text to drop on connect
         self.view = make_table_view(self.model, self.TAB_NAME, settings, self)
         self.view.setSelectionMode(self.view.SelectionMode.SingleSelection)
+        self.view.installEventFilter(self)  # palette changes reset the cached flash tones
         self.view.doubleClicked.connect(lambda index: self.request_ticket(index.row()))
         self.view.selectionModel().currentRowChanged.connect(lambda current, _prev: self._row_selected(current.row()))
         self.chart = PriceChart(broker, self)
@@ -128,7 +131,7 @@ class QuotesTab(QWidget):
         self.remove_button.clicked.connect(self.remove_selected)
         for widget, name in ((self.symbol_edit, "Symbol to add to the watchlist"), (self.add_button, "Add symbol"),
                              (self.remove_button, "Remove symbol"), (self.view, "Watchlist"),
-                             (self.chart.bar_size_combo, "Chart bar size"), (self.chart.plot, "Price chart")):
+                             (self.chart.bar_size_combo, "Chart bar size")):
             widget.setAccessibleName(name)
         self._delete_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Delete), self.view)
         self._delete_shortcut.activated.connect(self.remove_selected)
@@ -351,9 +354,16 @@ class QuotesTab(QWidget):
         flash = self._flash.get(key)
         if flash is None or flash[1] < time.monotonic():
             return None
-        if self.view.palette().color(QPalette.ColorRole.Base).lightness() < 128:
-            return UP_FLASH_DARK if flash[0] > 0 else DOWN_FLASH_DARK
-        return UP_FLASH if flash[0] > 0 else DOWN_FLASH
+        colours = self._flash_colours
+        if colours is None:  # asked per cell per paint: the palette is read once per theme, not per cell
+            dark = self.view.palette().color(QPalette.ColorRole.Base).lightness() < 128
+            colours = self._flash_colours = (UP_FLASH_DARK, DOWN_FLASH_DARK) if dark else (UP_FLASH, DOWN_FLASH)
+        return colours[0] if flash[0] > 0 else colours[1]
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt API
+        if watched is self.view and event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
+            self._flash_colours = None  # the table's theme changed: pick the flash tones again
+        return super().eventFilter(watched, event)
 
     def _expire_flashes(self) -> None:
         now = time.monotonic()

@@ -7,7 +7,8 @@ Widgets pick their look through dynamic properties the style sheet matches (``ba
 
 from __future__ import annotations
 
-import pyqtgraph as pg
+import sys
+
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleFactory, QStyleOptionHeader, QWidget
 
@@ -141,5 +142,13 @@ def apply_theme(app: QApplication, theme: str = DEFAULT_THEME) -> str:
     font.setPointSize(10)
     app.setFont(font)
     app.setStyleSheet(stylesheet(theme))
-    pg.setConfigOptions(antialias=False, background=colours["base"], foreground=colours["muted"])
+    apply_plot_options()
     return theme
+
+
+def apply_plot_options() -> None:
+    """pyqtgraph's colours for the active theme, once pyqtgraph is loaded (ibpanel.ui.plots calls this on
+    import; it is not imported here, so a window that shows no chart never loads it)."""
+    pg = sys.modules.get("pyqtgraph")
+    if pg is not None:
+        pg.setConfigOptions(antialias=False, background=PALETTE["base"], foreground=PALETTE["muted"])

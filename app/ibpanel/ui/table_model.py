@@ -31,6 +31,13 @@ from ibpanel.ui import formatting as fmt
 POSITIVE_COLOUR = QColor("#1a7f37")
 NEGATIVE_COLOUR = QColor("#cf222e")
 STALE_COLOUR = QColor("#8c959f")
+# The item roles ``KeyedTableModel.data`` answers, as plain ints (comparing Qt's enum members costs more,
+# and a view asks ~7 roles per cell per paint); any other role is None at once.
+_DISPLAY, _ALIGN, _FOREGROUND, _BACKGROUND, _USER, _TOOLTIP = (int(r) for r in (
+    Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.TextAlignmentRole, Qt.ItemDataRole.ForegroundRole,
+    Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.UserRole, Qt.ItemDataRole.ToolTipRole,
+))
+_ANSWERED_ROLES = frozenset((_DISPLAY, _ALIGN, _FOREGROUND, _BACKGROUND, _USER, _TOOLTIP))
 
 
 class ColumnKind(str, Enum):
@@ -172,6 +179,11 @@ class KeyedTableModel(QAbstractTableModel):
     ) -> None:
         super().__init__(parent)
         self.columns: tuple[Column, ...] = tuple(columns)
+        self._aligns = [int(c.align()) for c in self.columns]
+        #: Cache each row's cell texts until the row object is replaced: only for rows that are never changed
+        #: in place (frozen dataclasses such as Quote); a repaint of an unchanged row then formats nothing.
+        self.cache_text = False
+        self._texts: dict[Hashable, tuple[Any, list[str | None]]] = {}
         self._key_of = key
         self._keys: list[Hashable] = []  # display order
         self._rows: dict[Hashable, Any] = {}
@@ -223,6 +235,7 @@ class KeyedTableModel(QAbstractTableModel):
         del self._keys[position]
         del self._rows[key]
         del self._pos[key]
+        self._texts.pop(key, None)
         self._dirty.discard(key)
         self._reindex(position)
         self.endRemoveRows()
@@ -244,6 +257,7 @@ class KeyedTableModel(QAbstractTableModel):
         self._keys.clear()
         self._rows.clear()
         self._pos.clear()
+        self._texts.clear()
         self._dirty.clear()
         self.endResetModel()
 
@@ -395,6 +409,8 @@ class KeyedTableModel(QAbstractTableModel):
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if role not in _ANSWERED_ROLES:
+            return None
         if not index.isValid():
             return None
         position, col = index.row(), index.column()
@@ -402,12 +418,21 @@ class KeyedTableModel(QAbstractTableModel):
             return None
         key = self._keys[position]
         row = self._rows[key]
+        if role == _DISPLAY:
+            if not self.cache_text:
+                return self.columns[col].text(row)
+            cached = self._texts.get(key)
+            if cached is None or cached[0] is not row:
+                cached = (row, [None] * len(self.columns))
+                self._texts[key] = cached
+            text = cached[1][col]
+            if text is None:
+                text = cached[1][col] = self.columns[col].text(row)
+            return text
+        if role == _ALIGN:
+            return self._aligns[col]
         column = self.columns[col]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return column.text(row)
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return int(column.align())
-        if role == Qt.ItemDataRole.ForegroundRole:
+        if role == _FOREGROUND:
             if self._stale or (self.row_note is not None and self.row_note(row)):
                 return STALE_COLOUR
             if self.background_hook is not None:
@@ -421,16 +446,16 @@ class KeyedTableModel(QAbstractTableModel):
                 if isinstance(value, (int, float, Decimal)) and value:
                     return POSITIVE_COLOUR if value > 0 else NEGATIVE_COLOUR
             return None
-        if role == Qt.ItemDataRole.BackgroundRole:
+        if role == _BACKGROUND:
             if self.background_hook is not None and not self._stale:
                 return self.background_hook(key, row, col)
             return None
-        if role == Qt.ItemDataRole.UserRole:
+        if role == _USER:
             return column.read(row)
-        note = self.row_note(row) if role == Qt.ItemDataRole.ToolTipRole and self.row_note is not None else ""
+        note = self.row_note(row) if self.row_note is not None else ""  # the tooltip role is all that is left
         if note:
             return note
-        if role == Qt.ItemDataRole.ToolTipRole and self._stale:
+        if self._stale:
             return "Stale: the connection is down or degraded; this is the last value received."
         return None
 
