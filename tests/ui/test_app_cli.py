@@ -42,7 +42,7 @@ def test_smoke_test_prints_the_marker_and_exits_0(tmp_path):
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith(SMOKE_MARKER)), None)
     assert line is not None, out.stdout + out.stderr
     fields = dict(part.split("=", 1) for part in line[len(SMOKE_MARKER):].split())
-    assert fields["tabs"] == "6"
+    assert fields["tabs"] == "7"
     assert fields["account"].startswith("DU")
     assert float(fields["populated_s"]) >= float(fields["connected_s"]) >= float(fields["window_s"]) > 0
     # Clean shutdown wrote the log and closed the journal it opened.

@@ -13,7 +13,8 @@ def test_tabs_in_order_and_status_bar_shows_the_connection(qtbot, main_window, b
     window = main_window
     titles = [window.tab_widget.tabText(i) for i in range(window.tab_widget.count())]
     assert titles[:2] == ["Connection", "Account"]
-    assert list(window.tabs) == list(TAB_NAMES) == ["connection", "account", "positions", "orders", "ticket", "quotes"]
+    assert list(window.tabs) == list(TAB_NAMES) == ["connection", "account", "positions", "orders", "ticket", "quotes",
+                                                  "practice"]
     bar = window.status_bar
     assert bar.isVisible()
     assert bar.state_label.text() == "Connected"

@@ -297,7 +297,9 @@ async def serve(
             from ibpanel.runtime.practice import PracticeUnavailable, start_practice
 
             try:
-                practice = await start_practice(profile, seed=getattr(args, "seed", None))
+                # --replay FILE (cli.py, sim/replay.py): a private exchange on the recorded day
+                practice = await start_practice(profile, seed=getattr(args, "seed", None),
+                                                replay=getattr(args, "replay_session", None))
             except PracticeUnavailable as exc:
                 print(f"ibpanel serve: {exc}", file=sys.stderr, flush=True)
                 return 1

@@ -478,15 +478,19 @@ class PanelApp:
             # shared: when `ibpanel serve --demo` already runs it, this panel joins that exchange.
             # Headless runs (smoke test, screenshots) use a fresh private one, so their output does
             # not depend on earlier runs.
+            replay = getattr(self.args, "replay_session", None)  # --replay FILE (cli.py, sim/replay.py)
             try:
                 self.sim = await start_practice(self.profile, seed=self.args.seed, persistent=not self.headless,
-                                                on_thread=True)
+                                                on_thread=True, replay=replay)
             except PracticeUnavailable as exc:
                 tab.append_message(str(exc), "error")
                 window.status_bar.showMessage("Practice exchange not available: see the Connection tab", 10000)
                 log.warning("%s", exc)
                 return False
             log.info("using the %s", self.sim.describe())
+            if replay is not None:  # the Replay control drives the replay's clock
+                zone, zones = replay.time_zones()
+                window.show_replay(replay.clock, zone, Path(replay.source).name, zones)
         where = "in-process" if self.sim.owner else f"shared, run by process {self.sim.owner_pid}"
         tab.set_practice_port(self.sim.port, where)
         if self.broker.status.state is not ConnectionState.DISCONNECTED:
@@ -611,6 +615,9 @@ class PanelApp:
             session_ok = await self._connect_for_screenshot()
         window.show_tab(name)
         tab = window.tabs[name]
+        prepare = getattr(tab, "prepare_screenshot", None)  # e.g. the Practice tab closes the sample trades
+        if prepare is not None and self.args.demo and session_ok:
+            await prepare()
         populated_fn = getattr(tab, "populated", None)
         # Without a session there is nothing to wait for: the window as it is (first run) is the picture.
         waiting = populated_fn is not None and self.broker.status.state is not ConnectionState.DISCONNECTED

@@ -44,6 +44,7 @@ TAB_SPECS: tuple[tuple[str, str, str], ...] = (
     ("orders", "ibpanel.ui.orders_tab", "OrdersTab"),
     ("ticket", "ibpanel.ui.ticket_tab", "TicketTab"),
     ("quotes", "ibpanel.ui.quotes_tab", "QuotesTab"),
+    ("practice", "ibpanel.ui.practice_tab", "PracticeTab"),
 )
 TAB_NAMES = tuple(name for name, _m, _c in TAB_SPECS)
 DEFAULT_WINDOW_SIZE = (1280, 820)
@@ -235,6 +236,8 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(6, 6, 6, 0)
         layout.addWidget(self.banner)
         layout.addWidget(self.tab_widget, 1)
+        self._central_layout = layout
+        self.replay_bar: QWidget | None = None  # the Replay control, while a recorded day replays
         self.setCentralWidget(central)
         self.status_bar = StatusBar()
         self.setStatusBar(self.status_bar)
@@ -339,6 +342,13 @@ class MainWindow(QMainWindow):
                 break
         self.show_tab("quotes")
 
+    def show_replay(self, clock: Any, zone: str, title: str = "", zones: tuple[str, ...] = ()) -> None:
+        """Show the Replay control (ui/replay_bar.py) above the tabs, driving ``clock`` (sim/replay.py)."""
+        from ibpanel.ui.replay_bar import ReplayBar
+
+        self.replay_bar = ReplayBar(clock, zone, title, zones=zones)
+        self._central_layout.insertWidget(1, self.replay_bar)
+
     def tab(self, name: str) -> QWidget:
         return self.tabs[name]
 
@@ -398,6 +408,8 @@ class MainWindow(QMainWindow):
         self._shut_down = True
         self.save_window()
         self.clock_timer.stop()
+        if self.replay_bar is not None:
+            self.replay_bar.shutdown()
         QApplication.instance().focusChanged.disconnect(self._on_focus_changed)
         self.broker.state_changed.disconnect(self._on_state_changed)
         self.broker.quotes_updated.disconnect(self._on_quotes_updated)
