@@ -62,10 +62,15 @@ class PositionsTab(QWidget):
         self.export_button = QPushButton("Export CSV…")
         self.export_button.clicked.connect(self._export_clicked)
         self.export_button.setAccessibleName("Export positions as CSV")
+        self.flatten_button = QPushButton("Flatten account…")
+        self.flatten_button.setToolTip("Cancel the account's working orders, then close every position (one confirmation)")
+        self.flatten_button.clicked.connect(lambda: self.flatten())
+        self.flatten_dialog = None
         self.view.setAccessibleName("Positions")
 
         bottom = QHBoxLayout()
         bottom.addWidget(self.totals_label, 1)
+        bottom.addWidget(self.flatten_button)
         bottom.addWidget(self.export_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.stale_label)
@@ -190,6 +195,25 @@ class PositionsTab(QWidget):
         self.ticket_requested.emit(request)
         return request
 
+    def flatten(self, position_index: int | None = None):
+        """Open the flatten confirmation for one position (its row) or every position of the account."""
+        from ibpanel.ui.flatten_dialog import FlattenDialog
+
+        con_id = None
+        account = self.broker.status.account or ""
+        if position_index is not None:
+            if not 0 <= position_index < len(self.model):
+                return None
+            position: Position = self.model.row(position_index)
+            if position.quantity == 0:
+                return None
+            con_id, account = position.instrument.con_id, position.account
+        if not account:
+            return None
+        self.flatten_dialog = FlattenDialog(self.broker, account, con_id, self)
+        self.flatten_dialog.open()
+        return self.flatten_dialog
+
     def show_quote(self, position_index: int) -> None:
         if 0 <= position_index < len(self.model):
             self.quote_requested.emit(self.model.row(position_index).instrument.display)
@@ -213,7 +237,9 @@ class PositionsTab(QWidget):
         if index.isValid():
             row = index.row()
             menu.addAction("Close position…", lambda: self.close_position(row))
+            menu.addAction("Flatten position…", lambda: self.flatten(row))
             menu.addAction("Show quote", lambda: self.show_quote(row))
+        menu.addAction("Flatten account…", lambda: self.flatten())
         menu.addAction("Copy", self.copy_selection)
         menu.addAction("Export CSV…", self._export_clicked)
         menu.popup(self.view.viewport().mapToGlobal(point))
