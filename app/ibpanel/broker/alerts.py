@@ -102,6 +102,10 @@ class AlertBook:
     def alerts(self) -> tuple[Alert, ...]:
         return tuple(self._alerts.values())
 
+    def last_price(self, symbol: str) -> float | None:
+        """The latest price seen for ``symbol`` (None before its first quote)."""
+        return self._last.get(symbol)
+
     def symbols(self) -> set[str]:
         """Symbols with an armed price alert (the quotes the panel must stream)."""
         return {a.symbol for a in self._alerts.values() if a.armed and a.kind is not AlertKind.FILLED}
