@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from ibpanel.broker.alerts import AlertBook, AlertKind, parse_threshold
 from ibpanel.broker.models import Instrument, Market, OrderStatus, OrderView, Quote, Side
 
