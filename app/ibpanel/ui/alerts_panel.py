@@ -76,13 +76,17 @@ class AlertsPanel(QWidget):
         self.hits: list[AlertHit] = []
 
         self.symbol_edit = QLineEdit()
+        self.symbol_edit.setAccessibleName("Alert symbol")
         self.symbol_edit.setPlaceholderText("Symbol, e.g. AAPL or 0700.HK")
         self.kind_combo = QComboBox()
+        self.kind_combo.setAccessibleName("Alert kind")
         for kind in AlertKind:
             self.kind_combo.addItem(kind.label.capitalize(), kind.value)
         self.threshold_edit = QLineEdit()
+        self.threshold_edit.setAccessibleName("Alert threshold")
         self.threshold_edit.setPlaceholderText("Price, % or order id")
         self.add_button = QPushButton("Add alert")
+        self.add_button.setAccessibleName("Add alert")
         self.add_button.clicked.connect(self.add_clicked)
         self.message_label = QLabel("")
         self.message_label.setObjectName("alertsMessage")
@@ -98,8 +102,10 @@ class AlertsPanel(QWidget):
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setAccessibleName("Alerts")
         self.remove_button = QPushButton("Remove")
+        self.remove_button.setAccessibleName("Remove the selected alerts")
         self.remove_button.clicked.connect(self.remove_selected)
         self.rearm_button = QPushButton("Re-arm")
+        self.rearm_button.setAccessibleName("Re-arm the selected alerts")
         self.rearm_button.clicked.connect(self.rearm_selected)
 
         form = QHBoxLayout()

@@ -66,6 +66,7 @@ class PositionsTab(QWidget):
         self.export_button.setAccessibleName("Export positions as CSV")
         self.flatten_button = QPushButton("Flatten account…")
         self.flatten_button.setToolTip("Cancel the account's working orders, then close every position (one confirmation)")
+        self.flatten_button.setAccessibleName("Flatten every position of the account")
         self.flatten_button.clicked.connect(lambda: self.flatten())
         self.flatten_dialog = None
         self.scope_combo = QComboBox()
