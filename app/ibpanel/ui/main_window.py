@@ -31,6 +31,7 @@ from ibpanel import __version__, paths
 from ibpanel.broker.models import ConnectionState, ConnectionStatus, MarketDataType, Quote
 from ibpanel.broker.service import Broker
 from ibpanel.ui.connection_tab import classification_text
+from ibpanel.ui.hotkeys import Hotkeys
 from ibpanel.ui.settings import Settings
 from ibpanel.ui.style import PALETTE, set_prop
 from ibpanel.ui.workspace import Workspace
@@ -251,6 +252,7 @@ class MainWindow(QMainWindow):
             # field at its natural height and Submit in view (not squeezed by a smaller screen or a drag).
             ticket.setMinimumSize(ticket.sizeHint().expandedTo(ticket.minimumSizeHint()))
         self.workspace = Workspace(self, TAB_NAMES)  # docks, View menu, Alerts, saved layout
+        self.hotkeys = Hotkeys(self, self.workspace.menu)  # configurable order / cancel / flatten keys
         self._install_side_keys()
         self._wire()
         broker.state_changed.connect(self._on_state_changed)
@@ -409,6 +411,7 @@ class MainWindow(QMainWindow):
         self.broker.state_changed.disconnect(self._on_state_changed)
         self.broker.quotes_updated.disconnect(self._on_quotes_updated)
         self.workspace.shutdown()
+        self.hotkeys.shutdown()
         for name, widget in self.tabs.items():
             stop = getattr(widget, "shutdown", None)
             if stop is None:

@@ -209,6 +209,7 @@ class Workspace:
         self.window.settings.set_json(TORN_KEY, list(self.torn))
 
     def shutdown(self) -> None:
+        self.window.statusBar().clearMessage()  # an alert's message: its timer stops with the window
         if self.alerts is not None:
             try:
                 self.alerts.shutdown()
