@@ -110,7 +110,7 @@ class PositionsTab(QWidget):
                    tooltip="Market value converted to the base currency, as a share of net liquidation"),
             Column("currency", "Currency", value=lambda p: p.instrument.currency),
             Column("account", "Account", tooltip="The account holding the position (shown when several are managed)"),
-            Column("daily_pnl", "Daily P&L", ColumnKind.PNL, coloured=True,
+            Column("daily_pnl", "Daily P&L (base)", ColumnKind.PNL, coloured=True,
                    tooltip="Today's P&L of the position from IB's single-position P&L, in the account's base currency"),
             Column("single_unrealized_pnl", "Unrealized (base)", ColumnKind.PNL, coloured=True,
                    tooltip="Unrealized P&L from IB's single-position P&L, in the account's base currency"),
