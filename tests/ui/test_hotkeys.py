@@ -63,4 +63,5 @@ def test_a_changed_hotkey_buys_at_the_ask_through_the_ticket_and_the_old_key_is_
     _press(qtbot, window, Qt.Key.Key_X, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
     qtbot.waitUntil(lambda: sim.call(sim.server.exchange.order, resting.client_id, resting.order_id).status
                     == "Cancelled", timeout=10000)
+    qtbot.waitUntil(lambda: hotkeys.message == f"Hotkey: order {resting.order_id} cancelled.", timeout=10000)
     assert len(_orders(sim)) == before + 2

@@ -79,6 +79,7 @@ class Hotkeys:
         self.shortcuts: dict[str, QShortcut] = {}
         self.message = ""  # what the last hotkey did or why it did nothing
         self.dialog: HotkeysDialog | None = None
+        self._shut_down = False
         self._tasks: set[asyncio.Task] = set()
         self.apply()
         if menu is not None:
@@ -117,7 +118,8 @@ class Hotkeys:
 
     def _say(self, text: str) -> None:
         self.message = text
-        self.window.statusBar().showMessage(text, 10000)
+        if not self._shut_down:  # a late answer must not start the status bar's timer on a closed window
+            self.window.statusBar().showMessage(text, 10000)
 
     def trigger(self, action: str) -> None:
         if action == "flatten":
@@ -184,6 +186,7 @@ class Hotkeys:
             self._say(f"Hotkey: order {target.order_id} could not be cancelled: {exc}")
 
     def shutdown(self) -> None:
+        self._shut_down = True
         for task in list(self._tasks):
             task.cancel()
         for shortcut in self.shortcuts.values():
