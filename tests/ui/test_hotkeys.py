@@ -65,3 +65,21 @@ def test_a_changed_hotkey_buys_at_the_ask_through_the_ticket_and_the_old_key_is_
                     == "Cancelled", timeout=10000)
     qtbot.waitUntil(lambda: hotkeys.message == f"Hotkey: order {resting.order_id} cancelled.", timeout=10000)
     assert len(_orders(sim)) == before + 2
+
+
+def test_flatten_hotkey_has_no_default_and_once_set_opens_the_flatten_confirmation(qtbot, main_window, run_async):
+    window = main_window
+    hotkeys = window.hotkeys
+    assert hotkeys.key("flatten") == "" and "flatten" not in hotkeys.shortcuts
+    dialog = hotkeys.edit()
+    dialog.set_key("flatten", "F2")
+    assert not dialog.save() and "fixed" in dialog.error_label.text()  # the ticket's SELL key stays its own
+    dialog.set_key("flatten", "Ctrl+Alt+F")
+    assert dialog.save()
+    _press(qtbot, window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
+    positions = window.tabs["positions"]
+    qtbot.waitUntil(lambda: positions.flatten_dialog is not None and positions.flatten_dialog.isVisible(), timeout=5000)
+    flatten = positions.flatten_dialog
+    qtbot.waitUntil(lambda: "No position to close" in flatten.plan_text.toPlainText(), timeout=10000)
+    assert not flatten.send_button.isEnabled()  # nothing to send: nothing can be sent
+    flatten.reject()
