@@ -164,6 +164,18 @@ class AccountBook:
         except Exception:  # noqa: BLE001 - P&L is optional; TWS may refuse it
             log.debug("reqPnLSingle failed for %s %s", account, con_id, exc_info=True)
 
+    def _drop_pnl_single(self, account: str, con_id: int) -> None:
+        """A position closed: its P&L stream stops (TWS counts these subscriptions)."""
+        key = (account, con_id)
+        if key not in self._pnl_single_requested:
+            return
+        self._pnl_single_requested.discard(key)
+        self._pnl_single.pop(key, None)
+        try:
+            self.ib.cancelPnLSingle(account, "", con_id)
+        except Exception:  # noqa: BLE001 - already gone with the connection
+            log.debug("cancelPnLSingle failed for %s %s", account, con_id, exc_info=True)
+
     def _on_pnl_single(self, single: object) -> None:
         key = (getattr(single, "account", ""), getattr(single, "conId", 0))
         self._pnl_single[key] = single
@@ -225,9 +237,11 @@ class AccountBook:
         self._schedule()
 
     def _on_position(self, position: object) -> None:
+        account, con_id = getattr(position, "account", ""), getattr(getattr(position, "contract", None), "conId", 0)
         if dec(getattr(position, "position", 0)):
-            self._want_pnl_single(getattr(position, "account", ""),
-                                  getattr(getattr(position, "contract", None), "conId", 0))
+            self._want_pnl_single(account, con_id)
+        else:
+            self._drop_pnl_single(account, con_id)
         if getattr(position, "account", None) != self._selected() and dec(getattr(position, "position", 0)):
             self._watch_price(self._instrument_for(position.contract))  # type: ignore[attr-defined]
         self._dirty_positions = True
