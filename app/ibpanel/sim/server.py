@@ -62,7 +62,7 @@ from ibpanel.sim.handlers.contracts import ContractHandlers
 from ibpanel.sim.handlers.history import HistoryHandlers
 from ibpanel.sim.handlers.market_data import MarketDataHandlers, _QuoteFeed
 from ibpanel.sim.handlers.orders import OrderHandlers
-from ibpanel.sim.market import InstrumentBook, Market, MarketRules
+from ibpanel.sim.market import InstrumentBook, MarketRules, PracticeMarket
 from ibpanel.sim.persistence import StatePersistence
 from ibpanel.sim.state_store import StateStore
 from ibpanel.sim.transport import ClientSession
@@ -84,7 +84,7 @@ class SimServer(RequestDispatch, ConnectionHandlers, ContractHandlers, MarketDat
             raise ValueError("the practice exchange needs at least one account id, e.g. DU111111")
         self.book = InstrumentBook.load(synthetic=cfg.synthetic_symbols)
         self.rules = MarketRules.load()
-        self.market = Market(self.book, self.rules, seed=cfg.seed, session_mode=cfg.session_mode)
+        self.market = PracticeMarket(self.book, self.rules, seed=cfg.seed, session_mode=cfg.session_mode)
         self.accounts = Accounts(list(cfg.accounts), self.market, starting_cash=cfg.starting_cash,
                                  commission_plan=cfg.commission_plan or None)
         self.exchange = Exchange(self.market, self.accounts, self._on_venue_event)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ibpanel.sim import protocol as P
 from ibpanel.sim.handlers.contracts import TEXT_NO_SECURITY
 from ibpanel.sim.handlers.orders import _num
-from ibpanel.sim.market import Market, SimInstrument
+from ibpanel.sim.market import PracticeMarket, SimInstrument
 from ibpanel.sim.protocol.codec import LENGTH_TEXTS, length_text
 
 if TYPE_CHECKING:
@@ -81,13 +81,13 @@ _PRICE_FIELDS = (0, 1, 2, 6, 7, 9, 10)  # indexes of prices in a quote state (th
 class _QuoteFeed:
     """Quotes as compact states and wire texts: the hot path of market-data streaming.
 
-    A state is an 11-tuple in LIVE_TICKS order. ``Market.top`` builds Decimals and a fresh ``Top`` per call,
-    too slow for 1000 symbols x several updates/s; ``Market.quote_units`` gives integer states in the
+    A state is an 11-tuple in LIVE_TICKS order. ``PracticeMarket.top`` builds Decimals and a fresh ``Top`` per call,
+    too slow for 1000 symbols x several updates/s; ``PracticeMarket.quote_units`` gives integer states in the
     instrument's tick grid, and prices are formatted through a per-grid text cache. A self-check at start
-    compares both paths and falls back to ``Market.top`` if they ever disagree.
+    compares both paths and falls back to ``PracticeMarket.top`` if they ever disagree.
     """
 
-    def __init__(self, market: Market):
+    def __init__(self, market: PracticeMarket):
         self.market = market
         self._caches: dict[int, dict[int, str]] = {}
         self.fast = hasattr(market, "quote_units") and self._self_check()
