@@ -37,6 +37,8 @@ QUEUE_PAUSE_AT = 2000  # a client with this many requests waiting is not read un
 QUEUE_RESUME_AT = 200
 TEXT_PACING = "Max rate of messages per second has been exceeded:max=50 rcvd={count}"
 
+_MKT_DATA_HEAD = b"%d\0" % R.REQ_MKT_DATA  # how a REQ_MKT_DATA payload starts
+
 
 def _message_id(payload: bytes) -> int:
     """The message id of a request payload (its first field), -1 when unreadable."""
@@ -104,7 +106,7 @@ class RequestDispatch:
         if self.faults.frozen:
             self._held.append((session, payload))  # unread, as by a hung TWS
             return
-        if not late and self.faults.market_data_delay > 0 and payload.startswith(b"1\0"):  # REQ_MKT_DATA
+        if not late and self.faults.market_data_delay > 0 and payload.startswith(_MKT_DATA_HEAD):
             self.loop.call_later(self.faults.market_data_delay, self._serve_late, session, payload)
             return
         fields = P.split_fields(payload)
@@ -194,5 +196,50 @@ HANDLERS: dict[int, Callable] = {int(msg_id): handler for msg_id, handler in {
     R.CANCEL_HEAD_TIMESTAMP: AccountHandlers._on_nothing_running,
     R.REQ_MATCHING_SYMBOLS: ContractHandlers._on_matching_symbols,
     R.REQ_HEAD_TIMESTAMP: HistoryHandlers._on_head_timestamp,
-    **side_requests.HANDLERS,
+    # side requests (sim/side_requests.py): answered as TWS answers an account without that permission
+    R.REQ_MKT_DEPTH: side_requests.on_market_depth,
+    R.CANCEL_MKT_DEPTH: side_requests.on_nothing,
+    R.REQ_NEWS_BULLETINS: side_requests.on_nothing,
+    R.CANCEL_NEWS_BULLETINS: side_requests.on_nothing,
+    R.SET_SERVER_LOGLEVEL: side_requests.on_nothing,
+    R.REQ_FA: side_requests.on_request_fa,
+    R.REPLACE_FA: side_requests.on_replace_fa,
+    R.EXERCISE_OPTIONS: side_requests.on_no_options,
+    R.REQ_SCANNER_SUBSCRIPTION: side_requests.on_scanner_subscription,
+    R.CANCEL_SCANNER_SUBSCRIPTION: side_requests.on_nothing,
+    R.REQ_SCANNER_PARAMETERS: side_requests.on_scanner_parameters,
+    R.REQ_REAL_TIME_BARS: side_requests.on_real_time_bars,
+    R.CANCEL_REAL_TIME_BARS: side_requests.on_cancel_real_time_bars,
+    R.REQ_FUNDAMENTAL_DATA: side_requests.on_fundamentals,
+    R.CANCEL_FUNDAMENTAL_DATA: side_requests.on_nothing,
+    R.REQ_CALC_IMPLIED_VOLAT: side_requests.on_no_options,
+    R.REQ_CALC_OPTION_PRICE: side_requests.on_no_options,
+    R.CANCEL_CALC_IMPLIED_VOLAT: side_requests.on_nothing,
+    R.CANCEL_CALC_OPTION_PRICE: side_requests.on_nothing,
+    R.VERIFY_REQUEST: side_requests.on_verification,
+    R.VERIFY_MESSAGE: side_requests.on_verification,
+    R.QUERY_DISPLAY_GROUPS: side_requests.on_query_display_groups,
+    R.SUBSCRIBE_TO_GROUP_EVENTS: side_requests.on_subscribe_group_events,
+    R.UPDATE_DISPLAY_GROUP: side_requests.on_update_display_group,
+    R.UNSUBSCRIBE_FROM_GROUP_EVENTS: side_requests.on_unsubscribe_group_events,
+    R.VERIFY_AND_AUTH_REQUEST: side_requests.on_verification,
+    R.VERIFY_AND_AUTH_MESSAGE: side_requests.on_verification,
+    R.REQ_SEC_DEF_OPT_PARAMS: side_requests.on_sec_def_opt_params,
+    R.REQ_SOFT_DOLLAR_TIERS: side_requests.on_soft_dollar_tiers,
+    R.REQ_FAMILY_CODES: side_requests.on_family_codes,
+    R.REQ_MKT_DEPTH_EXCHANGES: side_requests.on_depth_exchanges,
+    R.REQ_SMART_COMPONENTS: side_requests.on_smart_components,
+    R.REQ_NEWS_ARTICLE: side_requests.on_news,
+    R.REQ_NEWS_PROVIDERS: side_requests.on_news_providers,
+    R.REQ_HISTORICAL_NEWS: side_requests.on_news,
+    R.REQ_HISTOGRAM_DATA: side_requests.on_histogram,
+    R.CANCEL_HISTOGRAM_DATA: side_requests.on_nothing,
+    R.REQ_HISTORICAL_TICKS: side_requests.on_historical_ticks,
+    R.REQ_TICK_BY_TICK_DATA: side_requests.on_tick_by_tick,
+    R.CANCEL_TICK_BY_TICK_DATA: side_requests.on_cancel_tick_by_tick,
+    R.REQ_WSH_META_DATA: side_requests.on_wall_street_horizon,
+    R.CANCEL_WSH_META_DATA: side_requests.on_nothing,
+    R.REQ_WSH_EVENT_DATA: side_requests.on_wall_street_horizon,
+    R.CANCEL_WSH_EVENT_DATA: side_requests.on_nothing,
+    R.REQ_USER_INFO: side_requests.on_user_info,
 }.items()}

@@ -26,7 +26,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ibpanel.sim import protocol as P
-from ibpanel.sim.protocol import RequestId as R
 
 if TYPE_CHECKING:
     from ibpanel.sim.market import SimInstrument
@@ -312,52 +311,5 @@ def _int(text: str, default: int) -> int:
         return default
 
 
-HANDLERS = {
-    R.REQ_MKT_DEPTH: on_market_depth,
-    R.CANCEL_MKT_DEPTH: on_nothing,
-    R.REQ_NEWS_BULLETINS: on_nothing,
-    R.CANCEL_NEWS_BULLETINS: on_nothing,
-    R.SET_SERVER_LOGLEVEL: on_nothing,
-    R.REQ_FA: on_request_fa,
-    R.REPLACE_FA: on_replace_fa,
-    R.EXERCISE_OPTIONS: on_no_options,
-    R.REQ_SCANNER_SUBSCRIPTION: on_scanner_subscription,
-    R.CANCEL_SCANNER_SUBSCRIPTION: on_nothing,
-    R.REQ_SCANNER_PARAMETERS: on_scanner_parameters,
-    R.REQ_REAL_TIME_BARS: on_real_time_bars,
-    R.CANCEL_REAL_TIME_BARS: on_cancel_real_time_bars,
-    R.REQ_FUNDAMENTAL_DATA: on_fundamentals,
-    R.CANCEL_FUNDAMENTAL_DATA: on_nothing,
-    R.REQ_CALC_IMPLIED_VOLAT: on_no_options,
-    R.REQ_CALC_OPTION_PRICE: on_no_options,
-    R.CANCEL_CALC_IMPLIED_VOLAT: on_nothing,
-    R.CANCEL_CALC_OPTION_PRICE: on_nothing,
-    R.VERIFY_REQUEST: on_verification,
-    R.VERIFY_MESSAGE: on_verification,
-    R.QUERY_DISPLAY_GROUPS: on_query_display_groups,
-    R.SUBSCRIBE_TO_GROUP_EVENTS: on_subscribe_group_events,
-    R.UPDATE_DISPLAY_GROUP: on_update_display_group,
-    R.UNSUBSCRIBE_FROM_GROUP_EVENTS: on_unsubscribe_group_events,
-    R.VERIFY_AND_AUTH_REQUEST: on_verification,
-    R.VERIFY_AND_AUTH_MESSAGE: on_verification,
-    R.REQ_SEC_DEF_OPT_PARAMS: on_sec_def_opt_params,
-    R.REQ_SOFT_DOLLAR_TIERS: on_soft_dollar_tiers,
-    R.REQ_FAMILY_CODES: on_family_codes,
-    R.REQ_MKT_DEPTH_EXCHANGES: on_depth_exchanges,
-    R.REQ_SMART_COMPONENTS: on_smart_components,
-    R.REQ_NEWS_ARTICLE: on_news,
-    R.REQ_NEWS_PROVIDERS: on_news_providers,
-    R.REQ_HISTORICAL_NEWS: on_news,
-    R.REQ_HISTOGRAM_DATA: on_histogram,
-    R.CANCEL_HISTOGRAM_DATA: on_nothing,
-    R.REQ_HISTORICAL_TICKS: on_historical_ticks,
-    R.REQ_TICK_BY_TICK_DATA: on_tick_by_tick,
-    R.CANCEL_TICK_BY_TICK_DATA: on_cancel_tick_by_tick,
-    R.REQ_WSH_META_DATA: on_wall_street_horizon,
-    R.CANCEL_WSH_META_DATA: on_nothing,
-    R.REQ_WSH_EVENT_DATA: on_wall_street_horizon,
-    R.CANCEL_WSH_EVENT_DATA: on_nothing,
-    R.REQ_USER_INFO: on_user_info,
-}
 
-__all__ = ["HANDLERS", "push_streams"]
+__all__ = ["push_streams"]

@@ -13,6 +13,7 @@ from ibpanel.sim.handlers.contracts import TEXT_NO_SECURITY
 from ibpanel.sim.handlers.orders import _num
 from ibpanel.sim.market import PracticeMarket, SimInstrument
 from ibpanel.sim.protocol.codec import LENGTH_TEXTS, length_text
+from ibpanel.sim.protocol.messages import TICK_PRICE, TICK_SIZE, TICK_STRING
 
 if TYPE_CHECKING:
     from ibpanel.sim.transport import ClientSession
@@ -55,7 +56,8 @@ class _Subscription:
         self.delayed = delayed
         self.last: list[str | None] = [None] * 11
         # TICK_SIZE / TICK_PRICE / TICK_STRING payload starts (indexed by kind): message id, version 6, reqId
-        self.prefixes = (f"2\x006\x00{req_id}\x00", f"1\x006\x00{req_id}\x00", f"46\x006\x00{req_id}\x00")
+        self.prefixes = (f"{TICK_SIZE}\x006\x00{req_id}\x00", f"{TICK_PRICE}\x006\x00{req_id}\x00",
+                         f"{TICK_STRING}\x006\x00{req_id}\x00")
         # the 11 quote ticks, then the last trade's timestamp (45, delayed 88)
         self.tick_texts = tuple(str(t) for t in (DELAYED_TICKS if delayed else LIVE_TICKS)) + (
             "88" if delayed else "45",)
@@ -134,17 +136,17 @@ class _QuoteFeed:
 
 
 def _tick_price_text(req: str, tick_type: int, price: str, size: str, mask: str) -> str:
-    payload = f"1\x006\x00{req}\x00{tick_type}\x00{price}\x00{size}\x00{mask}\x00"
+    payload = f"{TICK_PRICE}\x006\x00{req}\x00{tick_type}\x00{price}\x00{size}\x00{mask}\x00"
     return length_text(len(payload)) + payload
 
 
 def _tick_string_text(req: str, tick_type: str, value: str) -> str:
-    payload = f"46\x006\x00{req}\x00{tick_type}\x00{value}\x00"
+    payload = f"{TICK_STRING}\x006\x00{req}\x00{tick_type}\x00{value}\x00"
     return length_text(len(payload)) + payload
 
 
 def _tick_size_text(req: str, tick_type: int, size: str) -> str:
-    payload = f"2\x006\x00{req}\x00{tick_type}\x00{size}\x00"
+    payload = f"{TICK_SIZE}\x006\x00{req}\x00{tick_type}\x00{size}\x00"
     return length_text(len(payload)) + payload
 
 

@@ -10,6 +10,8 @@ import struct
 from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 
+from ibpanel.sim.protocol.messages import COMPLETED_ORDER, CONTRACT_DATA, ERR_MSG, OPEN_ORDER
+
 SERVER_VERSION = 176
 # the oldest server version the practice exchange speaks: a client whose range tops out between this and
 # SERVER_VERSION is answered at its own maximum (see ``for_version``), as TWS negotiates down
@@ -134,6 +136,11 @@ def negotiate_version(low: int, high: int) -> int | None:
     return version
 
 
+_ERR_MSG, _CONTRACT_DATA, _OPEN_ORDER, _COMPLETED_ORDER = (
+    str(msg_id).encode() for msg_id in (ERR_MSG, CONTRACT_DATA, OPEN_ORDER, COMPLETED_ORDER))
+_REWRITTEN = (_ERR_MSG, _CONTRACT_DATA, _OPEN_ORDER, _COMPLETED_ORDER)  # the replies older versions read differently
+
+
 def for_version(message: bytes, version: int) -> bytes:
     """A framed message encoded at SERVER_VERSION, rewritten for an older negotiated ``version``.
 
@@ -146,13 +153,13 @@ def for_version(message: bytes, version: int) -> bytes:
         return message
     head = message[4:8]
     msg_id = head[:head.find(b"\0")] if b"\0" in head else b""
-    if msg_id not in (b"4", b"10", b"5", b"101"):
+    if msg_id not in _REWRITTEN:
         return message
     fields = message[4:].decode("ascii").split("\0")[:-1]
-    if msg_id == b"4":
+    if msg_id == _ERR_MSG:
         if version < 166:
             fields = fields[:5]  # without advancedOrderRejectJson
-    elif msg_id == b"10" and version < 164:
+    elif msg_id == _CONTRACT_DATA and version < 164:
         sizes = fields[-3:]
         fields = fields[:-3]
         if version < 152:
@@ -161,10 +168,10 @@ def for_version(message: bytes, version: int) -> bytes:
             fields.append(sizes[1])  # sizeMinTick
         fields.insert(14, "1")  # mdSizeMultiplier, after minTick
         fields.insert(1, "8")  # the message version field of older servers
-    elif msg_id == b"5":
+    elif msg_id == _OPEN_ORDER:
         drop = (5 if version < 170 else 0) + (version < 162) + (version < 160) + (version < 158)
         fields = fields[:len(fields) - drop]
-    elif msg_id == b"101" and version < 170:
+    elif msg_id == _COMPLETED_ORDER and version < 170:
         fields = fields[:-5]
     return encode(fields)
 
