@@ -311,5 +311,4 @@ def _int(text: str, default: int) -> int:
         return default
 
 
-
 __all__ = ["push_streams"]

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ibpanel.sim")
 
 
-
-
 class ClientSession(asyncio.Protocol):
     """One client socket: greeting, version check, START_API, then framed requests."""
 
