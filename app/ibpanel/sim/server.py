@@ -5,7 +5,7 @@ the client sessions, runs the quote clock, and is assembled from one part per ro
 - dispatch.py: the one registry (message id -> handler), pacing, freeze, fair queues;
 - handlers/: connection, contracts, market_data, history, orders, accounts (one area each);
 - side_requests.py: every other request TWS knows, answered as an empty practice account would;
-- persistence.py and state_store.py: the --state snapshot and journal;
+- persistence.py: the --state snapshot and journal;
 - embedded.py: ``SimThread``, the server on its own thread for in-process use;
 - protocol/: the wire format (codec, message ids, request decoders, reply encoders).
 
@@ -63,8 +63,7 @@ from ibpanel.sim.handlers.history import HistoryHandlers
 from ibpanel.sim.handlers.market_data import MarketDataHandlers, _QuoteFeed
 from ibpanel.sim.handlers.orders import OrderHandlers
 from ibpanel.sim.market import InstrumentBook, MarketRules, PracticeMarket
-from ibpanel.sim.persistence import StatePersistence
-from ibpanel.sim.state_store import StateStore
+from ibpanel.sim.persistence import StatePersistence, StateStore
 from ibpanel.sim.transport import ClientSession
 
 if TYPE_CHECKING:
