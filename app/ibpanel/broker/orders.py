@@ -34,6 +34,7 @@ from ib_async.wrapper import RequestError
 
 from ibpanel.broker import errors
 from ibpanel.broker import journal as journal_mod
+from ibpanel.broker import order_kinds
 from ibpanel.broker.completed import CompletionTimes, join_completed
 from ibpanel.broker.convert import int_id, now_utc, order_status, order_view, what_if_model
 from ibpanel.broker.exceptions import (
@@ -343,6 +344,12 @@ class OrderBook:
     # --- validation ----------------------------------------------------------------------------
     async def check(self, request: OrderRequest, *, new_stop: bool = True,
                     ) -> tuple[tuple[ValidationIssue, ...], Instrument | None]:
+        """Every rule ``request`` breaks, and the instrument when the symbol resolved. Sends nothing."""
+        issues, instrument, _effective = await self._check(request, new_stop=new_stop)
+        return issues, instrument
+
+    async def _check(self, request: OrderRequest, *, new_stop: bool = True,
+                     ) -> tuple[tuple[ValidationIssue, ...], Instrument | None, dict[str, Decimal]]:
         """Every rule ``request`` breaks, and the instrument when the symbol resolved. Sends nothing.
 
         ``new_stop=False`` (a modify that keeps the stop): the stop may have triggered already, so it is
@@ -368,11 +375,13 @@ class OrderBook:
         if order_type is None:
             issues.append(ValidationIssue(
                 "order_type", "unknown_order_type",
-                f"Order type {_shown(request.order_type)} is not supported: use MKT, LMT, STP or STP LMT."))
+                f"Order type {_shown(request.order_type)} is not supported: use "
+                f"{', '.join(t.value for t in OrderType)}."))
         tif = _enum_or_none(TimeInForce, request.tif)
         if tif is None:
             issues.append(ValidationIssue(
-                "tif", "unknown_tif", f"Time in force {_shown(request.tif)} is not supported: use DAY, GTC or IOC."))
+                "tif", "unknown_tif", f"Time in force {_shown(request.tif)} is not supported: use "
+                          f"{', '.join(t.value for t in TimeInForce)}."))
         if _enum_or_none(Side, request.side) is None:
             issues.append(ValidationIssue("side", "unknown_side", f"Side {_shown(request.side)} is not BUY or SELL."))
 
@@ -389,7 +398,7 @@ class OrderBook:
         except SymbolError as exc:
             issues.append(ValidationIssue("symbol", "unknown_symbol", f"{exc.message} {exc.advice}".strip()))
         if instrument is None:
-            return tuple(issues), None
+            return tuple(issues), None, {}
 
         allowed = {ib_order_type(t) for t in instrument.order_types}
         if order_type is not None and allowed and order_type.value not in allowed:
@@ -414,13 +423,14 @@ class OrderBook:
                 issues.append(ValidationIssue("quantity", "odd_lot" if "lot" in problem else "bad_quantity", problem))
 
         prices: list[tuple[str, Decimal]] = []
-        needs_limit = order_type in (OrderType.LMT, OrderType.STP_LMT)
+        needs_limit = order_type in (OrderType.LMT, OrderType.STP_LMT, OrderType.LOC)
         needs_stop = order_type in (OrderType.STP, OrderType.STP_LMT)
+        trail = order_type in order_kinds.TRAIL_TYPES  # its stop_price, when given, is the initial stop
         for field, value, needed in (("limit_price", request.limit_price, needs_limit),
-                                     ("stop_price", request.stop_price, needs_stop)):
+                                     ("stop_price", request.stop_price, needs_stop or trail)):
             label = "Limit price" if field == "limit_price" else "Stop price"
             if value is None:
-                if needed:
+                if needed and not trail:
                     issues.append(ValidationIssue(
                         field, "price_missing", f"{label} is missing: a {order_type.value} order needs one."))  # type: ignore[union-attr]
                 continue
@@ -434,7 +444,8 @@ class OrderBook:
                 issues.append(ValidationIssue(field, "bad_price", f"{label} {_shown(value)} must be a positive number."))
                 continue
             prices.append((field, price))
-        for field, value in (("take_profit", request.take_profit), ("stop_loss", request.stop_loss)):
+        for field, value in (("take_profit", request.take_profit), ("stop_loss", request.stop_loss),
+                             ("stop_loss_trail", request.stop_loss_trail)):
             if value is None:
                 continue
             price = _decimal(value)
@@ -454,24 +465,30 @@ class OrderBook:
                         f"price, from the {table.source}): use {down} or {up}."))
 
         reference = await self.catalog.reference_price(instrument)
-        if (reference is None or reference <= 0) and order_type in (OrderType.LMT, OrderType.STP, OrderType.STP_LMT):
+        special, effective = order_kinds.special_issues(
+            request, order_type, tif, instrument, await self.catalog.tick_table(instrument), reference)
+        issues.extend(special)
+        prices = [(f, p) for f, p in prices if f not in effective] + list(effective.items())
+        if (reference is None or reference <= 0) and order_type in (OrderType.LMT, OrderType.STP, OrderType.STP_LMT,
+                                                                    OrderType.LOC):
             # fail closed: without a market price the fat-finger, resting-band and stop-through-market checks
             # cannot be made, and an order they would refuse must not slip through
             issues.append(ValidationIssue(
-                "limit_price" if order_type is OrderType.LMT else "stop_price", "no_reference_price",
+                "limit_price" if order_type in (OrderType.LMT, OrderType.LOC) else "stop_price", "no_reference_price",
                 f"There is no market price for {instrument.display} right now (no quote arrived in time), so this "
                 f"{order_type.value} order's price cannot be checked against the market and it was not sent: "
                 "try again in a moment, or subscribe to its quote (Quotes tab, or GET /api/ibkr/quote) so a "
                 "price is at hand."))
-        if request.take_profit is not None or request.stop_loss is not None:
+        if request.take_profit is not None or request.stop_loss is not None or request.stop_loss_trail is not None:
             issues.extend(self._check_bracket(request, order_type, tif, prices, reference))
         if reference is not None and reference > 0:
-            issues.extend(self._check_distance(request, order_type, dict(prices), reference, new_stop=new_stop))
+            priced_as = order_kinds.PRICED_AS.get(order_type, order_type)  # type: ignore[arg-type]
+            issues.extend(self._check_distance(request, priced_as, dict(prices), reference, new_stop=new_stop))
         limit = self.max_order_value.get(instrument.currency.upper())
         if limit is not None and quantity is not None:
             unit = next((p for f, p in prices if f == "limit_price"), None) or next(
                 (p for f, p in prices if f == "stop_price"), None) or reference
-            if unit is None and order_type is OrderType.MKT:
+            if unit is None and order_type in (OrderType.MKT, OrderType.MOC):
                 # safety first: a market order we cannot value could be of any size
                 issues.append(ValidationIssue(
                     "order_type", "no_reference_price",
@@ -486,7 +503,7 @@ class OrderBook:
                         "quantity", "order_value",
                         f"Order value {value:,.2f} {instrument.currency} is above the limit of {limit:,.2f} "
                         f"{instrument.currency}: lower the quantity, or raise the limit{where}."))
-        return tuple(issues), instrument
+        return tuple(issues), instrument, effective
 
     def _check_distance(self, request: OrderRequest, order_type: OrderType | None, given: dict[str, Decimal],
                         reference: Decimal, *, new_stop: bool = True) -> list[ValidationIssue]:
@@ -555,9 +572,14 @@ class OrderBook:
                        prices: list[tuple[str, Decimal]], reference: Decimal | None) -> list[ValidationIssue]:
         """Take-profit above / stop-loss below the entry for a buy (mirrored for a sell); no IOC parent."""
         issues = []
-        if tif is TimeInForce.IOC:
+        if tif in (TimeInForce.IOC, TimeInForce.OPG):
             issues.append(ValidationIssue(
-                "tif", "bracket_tif", "A bracket (take-profit / stop-loss) needs a DAY or GTC entry, not IOC."))
+                "tif", "bracket_tif", f"A bracket (take-profit / stop-loss) needs a DAY, GTC or GTD entry, "
+                                      f"not {tif.value}."))
+        if request.stop_loss is not None and request.stop_loss_trail is not None:
+            issues.append(ValidationIssue(
+                "stop_loss_trail", "bracket_two_stops",
+                "Choose a stop-loss price or a trailing stop-loss, not both."))
         given = dict(prices)
         entry = given.get("limit_price") or given.get("stop_price") or reference
         buy = _enum_or_none(Side, request.side) is Side.BUY
@@ -577,7 +599,8 @@ class OrderBook:
         return issues
 
     # --- placing -------------------------------------------------------------------------------
-    def _build_order(self, request: OrderRequest, account: str | None) -> Order:
+    def _build_order(self, request: OrderRequest, account: str | None, instrument: Instrument | None = None,
+                     effective: dict[str, Decimal] | None = None) -> Order:
         # validated already: the enums parse (API callers may pass "buy" / "lmt" spelled their way)
         order_type = _enum_or_none(OrderType, request.order_type)
         order = Order(
@@ -592,12 +615,14 @@ class OrderBook:
             order.lmtPrice = float(_decimal(request.limit_price))  # type: ignore[arg-type]
         if order_type in (OrderType.STP, OrderType.STP_LMT):
             order.auxPrice = float(_decimal(request.stop_price))  # type: ignore[arg-type]
+        if instrument is not None:
+            order_kinds.apply_to_order(order, request, order_type, effective or {}, instrument)
         return order
 
     async def place(self, request: OrderRequest) -> OrderView:
         if not self._is_connected():
             raise NotConnected()
-        issues, instrument = await self.check(request)
+        issues, instrument, effective = await self._check(request)
         if issues:
             raise OrderRejected(issues)
         assert instrument is not None
@@ -609,7 +634,7 @@ class OrderBook:
         _readonly, _accounts, default_account = self._session_info()
         account = request.account or default_account
         contract = self.catalog.contract(instrument)
-        order = self._build_order(request, account)
+        order = self._build_order(request, account, instrument, effective)
         # The intent is durable before a single byte leaves: a crash from here on leaves an
         # UNCONFIRMED entry that the next reconcile settles from what TWS knows.
         journal_id = self.journal.record_intent(request, instrument, account)
@@ -646,17 +671,23 @@ class OrderBook:
             children.append(Order(action=exit_side, totalQuantity=parent.totalQuantity, orderType="STP",
                                   auxPrice=float(Decimal(request.stop_loss)), tif=tif, account=parent.account,
                                   outsideRth=parent.outsideRth, orderRef=journal_mod.order_ref(journal_id, "sl")))
+        if request.stop_loss_trail is not None:  # trails from the moment the entry fills
+            children.append(Order(action=exit_side, totalQuantity=parent.totalQuantity, orderType="TRAIL",
+                                  auxPrice=float(Decimal(request.stop_loss_trail)), tif=tif, account=parent.account,
+                                  outsideRth=parent.outsideRth, orderRef=journal_mod.order_ref(journal_id, "sl")))
+        for child in children:
+            child.goodTillDate = parent.goodTillDate
         return children
 
     async def preview(self, request: OrderRequest, timeout: float) -> WhatIf:
         if not self._is_connected():
             raise NotConnected()
-        issues, instrument = await self.check(request)
+        issues, instrument, effective = await self._check(request)
         if issues:
             raise OrderRejected(issues)
         assert instrument is not None
         _readonly, _accounts, default_account = self._session_info()
-        order = self._build_order(request, request.account or default_account)
+        order = self._build_order(request, request.account or default_account, instrument, effective)
         try:
             # whatIfOrderAsync has no timeout and hangs when TWS leaves the margins empty.
             state = await asyncio.wait_for(self.ib.whatIfOrderAsync(self.catalog.contract(instrument), order), timeout)
