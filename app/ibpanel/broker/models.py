@@ -228,7 +228,9 @@ class OrderView:
     remaining: Decimal = Decimal(0)
     avg_fill_price: float | None = None
     message: str = ""  # last error / warning text for this order
-    parent_id: int | None = None
+    parent_id: int | None = None  # a bracket child's entry order
+    oca_group: str = ""  # one-cancels-all group ("" for none)
+    trailing: str = ""  # a trailing stop's distance: "0.5" or "2%"
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

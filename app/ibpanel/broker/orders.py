@@ -148,6 +148,7 @@ class OrderBook:
         ib.orderModifyEvent += self._on_trade
         ib.cancelOrderEvent += self._on_trade
         ib.errorEvent += self._on_error
+        _echo_more_order_fields(ib)
 
     # --- lookups -------------------------------------------------------------------------------
     def _client_id(self) -> int:
@@ -773,6 +774,41 @@ class OrderBook:
             if not pending.waiter.done():
                 pending.waiter.cancel()  # stays in _modifying a while: a late refusal still keeps the old terms
 
+    async def put_in_oca(self, order_ids: list[int], group: str, oca_type: int = 1) -> list[OrderView]:
+        """Put working orders in one one-cancels-all group: each is modified with ocaGroup / ocaType.
+
+        IB requires one account for the group: orders of several accounts are refused and nothing is sent.
+        ``oca_type`` 1 cancels the others when one fills (2 and 3 reduce them instead).
+        """
+        if not self._is_connected():
+            raise NotConnected()
+        readonly, _a, _b = self._session_info()
+        if readonly:
+            raise BrokerError(readonly, "Connect without read-only to group orders.")
+        group = group.strip()
+        if not group:
+            raise BrokerError("An OCA group needs a name.", "Type a group name, e.g. OCA-AAPL-1.")
+        if len(set(order_ids)) < 2:
+            raise BrokerError("An OCA group needs at least two working orders.", "Select two or more in Orders.")
+        if oca_type not in (1, 2, 3):
+            raise BrokerError(f"OCA type {oca_type} does not exist.", "Use 1 (cancel the others on a fill), 2 or 3.")
+        owned = [self._own_trade(order_id) for order_id in dict.fromkeys(order_ids)]
+        accounts = {view.account for _key, view, _trade in owned}
+        if len(accounts) > 1:
+            raise BrokerError(
+                f"These orders belong to {len(accounts)} accounts ({', '.join(sorted(a or '?' for a in accounts))}): "
+                "IB groups orders of one account only.", "Select orders of a single account.")
+        views = []
+        for _key, view, trade in owned:
+            order = copy.copy(trade.order)
+            order.ocaGroup, order.ocaType = group, oca_type
+            order.transmit = True
+            if view.journal_id:
+                self._journal(lambda jid=view.journal_id: self.journal.update(jid, message=f"OCA group {group}"))
+            self.ib.placeOrder(trade.contract, order)
+            views.append(self._update(trade))
+        return views
+
     async def cancel(self, order_id: int, timeout: float) -> OrderView:
         if not self._is_connected():
             raise NotConnected()
@@ -877,6 +913,32 @@ class OrderBook:
             self._settle_modify(key, NotConnected(
                 "The connection dropped before TWS confirmed the change.",
                 "Check the order in the Orders tab after reconnecting: it may have its previous terms."))
+
+
+#: Order fields TWS changes or confirms on a working order that ib_async does not copy from the openOrder echo.
+_ECHOED_FIELDS = ("trailStopPrice", "trailingPercent", "lmtPriceOffset", "ocaGroup", "ocaType", "goodTillDate")
+
+
+def _echo_more_order_fields(ib: IB) -> None:
+    """Copy the trailing stop's current stop and the OCA group from every openOrder echo onto the live Trade
+    (ib_async copies only prices, quantity, type and orderRef), before the openOrder events fire."""
+    wrapper = ib.wrapper
+    original = wrapper.openOrder
+    if getattr(original, "_ibpanel_echo", False):
+        return
+
+    def open_order(order_id, contract, order, order_state):
+        if not order.whatIf:
+            trade = wrapper.trades.get(wrapper.orderKey(order.clientId, order.orderId, order.permId))
+            if trade is not None:
+                for name in _ECHOED_FIELDS:
+                    value = getattr(order, name)
+                    if value not in ("", None) and not (isinstance(value, float) and value >= 1e300):
+                        setattr(trade.order, name, value)  # an unset echo keeps what was sent
+        return original(order_id, contract, order, order_state)
+
+    open_order._ibpanel_echo = True  # type: ignore[attr-defined]
+    wrapper.openOrder = open_order  # type: ignore[method-assign]
 
 
 def _same(a: OrderView, b: OrderView) -> bool:
