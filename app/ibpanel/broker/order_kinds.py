@@ -14,7 +14,15 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from ibpanel.broker.models import Instrument, Market, OrderRequest, OrderType, Side, TimeInForce, ValidationIssue
+from ibpanel.broker.models import (
+    Instrument,
+    Market,
+    OrderRequest,
+    OrderType,
+    Side,
+    TimeInForce,
+    ValidationIssue,
+)
 from ibpanel.broker.rules import TickTable
 
 TRAIL_TYPES = (OrderType.TRAIL, OrderType.TRAIL_LIMIT)

@@ -32,9 +32,8 @@ from typing import Any, Protocol
 from ib_async import IB, Contract, Order, Trade
 from ib_async.wrapper import RequestError
 
-from ibpanel.broker import errors
+from ibpanel.broker import errors, order_kinds
 from ibpanel.broker import journal as journal_mod
-from ibpanel.broker import order_kinds
 from ibpanel.broker.completed import CompletionTimes, join_completed
 from ibpanel.broker.convert import int_id, now_utc, order_status, order_view, what_if_model
 from ibpanel.broker.exceptions import (

@@ -42,9 +42,11 @@ from ibpanel.ui.ticket_form import DEGRADED_QUESTION, TicketForm  # noqa: F401 -
 log = logging.getLogger(__name__)
 
 # Field names a ValidationIssue may carry, mapped to the ticket's field rows; others show by Submit.
-FIELD_ALIASES = {"market": "symbol", "instrument": "symbol", "contract": "symbol", "price": "limit_price",
+FIELD_ALIASES = {"trailing_amount": "trailing", "trailing_percent": "trailing",
+                 "market": "symbol", "instrument": "symbol", "contract": "symbol", "price": "limit_price",
                  "lmt_price": "limit_price", "aux_price": "stop_price", "size": "quantity", "qty": "quantity"}
-FIELDS = ("symbol", "side", "quantity", "order_type", "limit_price", "stop_price", "tif", "outside_rth", "account")
+FIELDS = ("symbol", "side", "quantity", "order_type", "limit_price", "stop_price", "tif", "outside_rth", "account",
+          "trailing", "limit_offset", "good_till", "take_profit", "stop_loss", "stop_loss_trail")
 
 
 class TicketTab(TicketForm):
@@ -114,7 +116,7 @@ class TicketTab(TicketForm):
         if self._rendering:
             return
         draft = replace(self.draft, **changes)
-        if field in ("limit_price", "stop_price"):  # typed for this stock (or, unresolved yet, the one that comes)
+        if field in ("limit_price", "stop_price", "take_profit", "stop_loss"):  # typed for this stock (or, unresolved yet, the one that comes)
             draft = draft.with_prices_for(draft.instrument.key if draft.instrument else None)
         self._touched.add(field)
         self._issues.pop(field, None)
@@ -264,7 +266,8 @@ class TicketTab(TicketForm):
         if seq != self._resolve_seq or draft.instrument is not instrument:
             return None  # the user typed something else meanwhile
         if draft.prices_for not in (None, instrument.key):
-            draft = replace(draft, limit_price="", stop_price="")  # prices typed for another stock never carry over
+            # prices typed for another stock never carry over
+            draft = replace(draft, limit_price="", stop_price="", take_profit="", stop_loss="")
         self._set_draft(draft.with_prices_for(instrument.key))
         return instrument
 
