@@ -111,6 +111,8 @@ class TicketForm(QWidget):
         self.quantity_edit.textChanged.connect(lambda text: self._edit("quantity", quantity=text))
         self.lot_label = self._control(QLabel(""), "lotLabel", "Lot size")
         add("quantity", "Quantity", self.quantity_edit, self.lot_label)
+        self.quantity_edit.textChanged.connect(self.quantity_typed)
+        self._build_sizing(add)
         self.type_combo = self._control(QComboBox(), "orderType", "Order type")
         for order_type in OrderType:
             self.type_combo.addItem(order_type.value, order_type.value)
@@ -340,6 +342,7 @@ class TicketForm(QWidget):
                                        + (" color: #8c959f;" if tag in ("STALE", "NO DATA") else ""))
         self._update_estimate()
         self._show_initial_stop()
+        self.apply_sizing()
 
     def _show_initial_stop(self) -> None:
         """A trailing stop's initial stop from the last trade (the broker sets it from its own last price)."""

@@ -38,6 +38,7 @@ from ibpanel.ui import formatting as fmt
 from ibpanel.ui.table_model import TaskSet
 from ibpanel.ui.ticket_fields import number_format_of, order_result_text
 from ibpanel.ui.ticket_form import DEGRADED_QUESTION, TicketForm  # noqa: F401 - part of this module's API
+from ibpanel.ui.ticket_sizing import TicketSizing
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ FIELDS = ("symbol", "side", "quantity", "order_type", "limit_price", "stop_price
           "trailing", "limit_offset", "good_till", "take_profit", "stop_loss", "stop_loss_trail")
 
 
-class TicketTab(TicketForm):
+class TicketTab(TicketSizing, TicketForm):
     """The order ticket. Signals: ``order_placed(OrderView)`` after a successful submit,
     ``instrument_changed(Instrument | None)`` when the resolved stock changes."""
 
@@ -122,6 +123,8 @@ class TicketTab(TicketForm):
         self._issues.pop(field, None)
         self._issues.pop("general", None)
         self._set_draft(draft)
+        if field != "quantity":
+            self.apply_sizing()  # a new price, stop or side changes what money / risk buys
 
     def _symbol_typed(self, text: str) -> None:
         if self._rendering:
