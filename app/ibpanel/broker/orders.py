@@ -744,6 +744,7 @@ class OrderBook:
             raise OrderRejected(issues)
         # a copy: the live Trade keeps what TWS last confirmed until TWS echoes the change
         order = copy.copy(trade.order)
+        order.transmit = True  # a bracket parent was first sent held (transmit off): a change must go out
         order.totalQuantity = float(_decimal(request.quantity))
         order.outsideRth = bool(request.outside_rth)
         if request.limit_price is not None:
