@@ -64,7 +64,8 @@ class TicketForm(QWidget):
             line = QHBoxLayout()
             line.setContentsMargins(0, 0, 0, 0)
             for i, widget in enumerate(widgets):
-                line.addWidget(widget, 1 if i == 0 or even else 0)  # even: BUY and SELL the same size
+                grows = i == 0 or (even and not isinstance(widget, QLabel))
+                line.addWidget(widget, 1 if grows else 0)  # even: BUY and SELL the same size
             grid.addLayout(line, row, 1)
             label = self._control(QLabel(""), f"issue_{field}", f"{title or field.replace('_', ' ')} message")
             label.setWordWrap(True)
@@ -152,13 +153,15 @@ class TicketForm(QWidget):
         self.take_profit_edit.setPlaceholderText("take-profit (optional)")
         self.take_profit_edit.textChanged.connect(lambda text: self._edit("take_profit", take_profit=text))
         self.stop_loss_edit = self._control(SteppingLineEdit(self._step_price), "stopLoss", "Stop-loss")
-        self.stop_loss_edit.setPlaceholderText("stop-loss (optional)")
+        self.stop_loss_edit.setPlaceholderText("optional")
         self.stop_loss_edit.textChanged.connect(lambda text: self._edit("stop_loss", stop_loss=text))
         self.stop_loss_trail_edit = self._control(QLineEdit(), "stopLossTrail", "Trailing stop-loss")
-        self.stop_loss_trail_edit.setPlaceholderText("or trail by (optional)")
+        self.stop_loss_trail_edit.setPlaceholderText("optional")
         self.stop_loss_trail_edit.textChanged.connect(
             lambda text: self._edit("stop_loss_trail", stop_loss_trail=text))
-        add("take_profit", "Attached", self.take_profit_edit, self.stop_loss_edit, self.stop_loss_trail_edit, even=True)
+        add("take_profit", "Attach take-profit", self.take_profit_edit, QLabel("stop-loss"), self.stop_loss_edit,
+            QLabel("or trail by"), self.stop_loss_trail_edit, even=True)
+        self.take_profit_edit.setPlaceholderText("take-profit (optional)")
         for name, title in (("stop_loss", "Stop-loss"), ("stop_loss_trail", "Trailing stop-loss")):
             label = self._control(QLabel(""), f"issue_{name}", f"{title} message")  # under the attached row
             label.setWordWrap(True)

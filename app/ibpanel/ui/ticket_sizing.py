@@ -177,3 +177,23 @@ class TicketSizing:
         self.settings.set_json(PRESETS_KEY, presets)
         self._set_result(f"Preset saved for {scope or instrument.market.value}.")
         return replace(preset)
+
+
+async def sample_bracket(broker, symbol: str = "AAPL", quantity: int = 100) -> dict:
+    """A ticket request for the --demo screenshot: a buy limit at the last trade with a take-profit 3 % above
+    and a stop-loss 2 % below (on the tick), sized in whole shares; without a price, the plain ticket."""
+    request: dict = {"symbol": symbol, "side": "BUY", "quantity": Decimal(quantity), "limit_price": None}
+    try:
+        instrument = await broker.resolve(symbol)
+        quote = await broker.snapshot(instrument)
+    except Exception:  # noqa: BLE001 - a screenshot without attached orders is still a screenshot
+        return request
+    last = quote.last or quote.bid or quote.close
+    if not last:
+        return request
+    table = fallback_tick_table(instrument.market)
+    price = table.round(Decimal(str(last)), "down")
+    request.update(instrument=instrument, symbol=None, limit_price=price, tif="GTC",
+                   take_profit=table.round(price * Decimal("1.03"), "up"),
+                   stop_loss=table.round(price * Decimal("0.98"), "down"))
+    return request
