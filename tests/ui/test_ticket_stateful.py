@@ -142,6 +142,8 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
             type_into(qtbot, ticket.quantity_edit, quantity)
             if ticket.limit_edit.isEnabled():
                 type_into(qtbot, ticket.limit_edit, self._price_text(price))
+            if ticket.trailing_edit.isEnabled():  # a TRAIL order: its trailing amount (or percent)
+                type_into(qtbot, ticket.trailing_edit, "2")  # whole ticks in the US and in Hong Kong
             if then != "nothing":
                 self.submit(then)
 
@@ -182,6 +184,14 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
         @rule(index=st.integers(0, 4))  # MKT, LMT, STP, STP LMT, TRAIL
         def choose_order_type(self, index):
             ticket.type_combo.setCurrentIndex(index)
+
+        @rule(amount=st.sampled_from(["0.50", "1.5", "2", "", "abc", "0"]), percent=st.booleans(), send=st.booleans())
+        def set_a_trailing_stop(self, amount, percent, send):
+            ticket.type_combo.setCurrentIndex(ticket.type_combo.findData("TRAIL"))
+            ticket.trail_unit_combo.setCurrentIndex(1 if percent else 0)
+            type_into(qtbot, ticket.trailing_edit, amount)
+            if send:
+                self.submit("mouse")
 
         @rule(index=st.integers(0, 2), rth=st.booleans())
         def choose_tif(self, index, rth):
@@ -239,6 +249,7 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
                 assert sim.stats.count("PLACE_ORDER") == placed, "an order reached the exchange, the ticket says none"
                 return
             record["sent"] += 1
+            record["trail_sent"] = record.get("trail_sent", 0) + (shown["type"] == "TRAIL")
             assert not shown["errors"], f"sent while the screen showed {shown['errors']}"
             qtbot.waitUntil(lambda: sim.stats.count("PLACE_ORDER") == placed + 1, timeout=10000)
             order = ticket.last_order
@@ -254,7 +265,7 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
                 "side": "BUY" if ticket.buy_button.isChecked() else "SELL" if ticket.sell_button.isChecked() else None,
                 "quantity": ticket.quantity_edit.text(), "type": ticket.type_combo.currentText(),
                 "limit": ticket.limit_edit.text(), "stop": ticket.stop_edit.text(),
-                "trailing": ticket.trailing_edit.text(),
+                "trailing": ticket.trailing_edit.text(), "trail_unit": ticket.trail_unit_combo.currentText(),
                 "tif": ticket.tif_combo.currentText(), "rth": ticket.outside_rth_check.isChecked(),
                 "account": ticket.account_combo.currentText(),
                 "errors": {f: lbl.text() for f, lbl in ticket.issue_labels.items() if f != "general" and lbl.text()},
@@ -273,7 +284,8 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
                     assert price is not None and getattr(order, field) == price, (shown, order)
             if shown["type"] == "TRAIL":  # the trailing amount is the order's auxPrice; its stop the broker's
                 trailing = _read_price(shown["trailing"])
-                assert trailing is not None and order.aux_price == trailing, (shown, order)
+                sent = Decimal(order.extra["trailingPercent"]) if shown["trail_unit"] == "%" else order.aux_price
+                assert trailing is not None and sent == trailing, (shown, order)
             market = {"Auto": None, "US": Market.US, "HK": Market.HK}[shown["market"]]
             try:
                 instrument = run_async(broker.resolve(shown["symbol"], market))
@@ -287,7 +299,7 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
                 if shown["type"] in used:
                     parts += [name, str(_read_price(shown[name]))]
             if shown["type"] == "TRAIL":
-                parts += ["trailing", str(_read_price(shown["trailing"]))]
+                parts += ["trailing", f"{_read_price(shown['trailing'])}{'%' if shown['trail_unit'] == '%' else ''}"]
             parts.append(shown["tif"])
             return " ".join(parts) + (" outside RTH" if shown["rth"] else "")
 
