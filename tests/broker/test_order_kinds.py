@@ -144,3 +144,20 @@ async def test_oca_group_one_fill_cancels_the_others(connected, sim_server):
     await wait_for(lambda: connected.order(low.order_id).status is OrderStatus.FILLED)
     await wait_for(lambda: connected.order(lower.order_id).status is OrderStatus.CANCELLED)
     assert connected.order(other.order_id).status is OrderStatus.SUBMITTED
+
+
+async def test_a_trailing_stop_and_a_gtd_order_can_be_resized_keeping_their_terms(connected, sim_server):
+    await _at(connected, sim_server, "AAPL", "200.00")
+    trail = await connected.place(OrderRequest("AAPL", Side.BUY, Decimal(3), OrderType.TRAIL,
+                                               trailing_amount=Decimal("4.00")))
+    gtd = await connected.place(OrderRequest("AAPL", Side.BUY, Decimal(3), OrderType.LMT, limit_price=Decimal(190),
+                                             tif=TimeInForce.GTD, good_till="20991231 16:00:00"))
+    await _arrived(sim_server, trail)
+    await _arrived(sim_server, gtd)
+    await wait_for(lambda: connected.order(trail.order_id).status is not OrderStatus.PENDING_SUBMIT)
+    await connected.modify(trail.order_id, quantity=Decimal(5), limit_price=None, stop_price=None)
+    await connected.modify(gtd.order_id, quantity=Decimal(6), limit_price=None, stop_price=None)
+    resized = await wait_for(lambda: (o := _sim_order(sim_server, trail)) and o.total_qty == 5 and o)
+    assert resized.order_type == "TRAIL" and resized.aux_price == Decimal(4)  # still trails by 4.00
+    kept = await wait_for(lambda: (o := _sim_order(sim_server, gtd)) and o.total_qty == 6 and o)
+    assert kept.tif == "GTD" and kept.extra["goodTillDate"].startswith("20991231 16:00:00")

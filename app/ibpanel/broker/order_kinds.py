@@ -56,6 +56,13 @@ def zone_of(instrument: Instrument) -> str:
 def parse_good_till(text: str, zone: str) -> datetime | None:
     """"YYYYMMDD HH:MM:SS" (or "YYYYMMDD HH:MM", or "YYYYMMDD" = end of that day) in ``zone``; None if unreadable."""
     text = " ".join(str(text or "").split())
+    parts = text.split(" ")
+    if len(parts) == 3:  # "YYYYMMDD HH:MM:SS zone", as sent to IB
+        text, zone = " ".join(parts[:2]), parts[2]
+        try:
+            ZoneInfo(zone)
+        except (KeyError, ValueError, OSError):
+            return None
     for fmt in (GOOD_TILL_FORMAT, "%Y%m%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
         try:
             return datetime.strptime(text, fmt).replace(tzinfo=ZoneInfo(zone))

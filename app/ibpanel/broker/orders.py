@@ -734,6 +734,7 @@ class OrderBook:
             tif=_enum_or_none(TimeInForce, view.tif) or view.tif,  # type: ignore[arg-type]
             # SEHK has no extended hours: an HK order placed with the flag (before it was refused) drops it
             outside_rth=view.outside_rth and view.instrument.market is not Market.HK, account=view.account,
+            **_kept_terms(trade.order, view),
         )
         issues, _instrument = await self.check(
             request, new_stop=stop_price is not None and _decimal(stop_price) != view.stop_price)
@@ -749,7 +750,10 @@ class OrderBook:
         order.outsideRth = bool(request.outside_rth)
         if request.limit_price is not None:
             order.lmtPrice = float(_decimal(request.limit_price))
-        if request.stop_price is not None:
+        if ib_order_type(view.order_type) in ("TRAIL", "TRAIL LIMIT"):
+            if stop_price is not None:  # a trailing stop's auxPrice is its distance: a new stop moves trailStopPrice
+                order.trailStopPrice = float(_decimal(stop_price))
+        elif request.stop_price is not None:
             order.auxPrice = float(_decimal(request.stop_price))
         if view.journal_id:
             self._journal(lambda: self.journal.update(
@@ -939,6 +943,24 @@ def _echo_more_order_fields(ib: IB) -> None:
 
     open_order._ibpanel_echo = True  # type: ignore[attr-defined]
     wrapper.openOrder = open_order  # type: ignore[method-assign]
+
+
+def _kept_terms(order: Order, view: OrderView) -> dict[str, Any]:
+    """What a modify keeps of a trailing stop (its distance, limit offset; its current stop is not judged
+    again) and of a GTD order (its good-till moment), so the change is checked like the order it is."""
+    kept: dict[str, Any] = {}
+    if ib_order_type(view.order_type) in ("TRAIL", "TRAIL LIMIT"):
+        percent = _decimal(order.trailingPercent) if order.trailingPercent is not None else None
+        if percent is not None and 0 < percent < 100:
+            kept["trailing_percent"] = percent
+        else:
+            kept["trailing_amount"] = _decimal(order.auxPrice)
+        offset = _decimal(order.lmtPriceOffset) if order.lmtPriceOffset is not None else None
+        if offset is not None and 0 <= offset < Decimal("1e300"):
+            kept["limit_offset"] = offset
+    if view.tif == "GTD" and order.goodTillDate:
+        kept["good_till"] = order.goodTillDate
+    return kept
 
 
 def _same(a: OrderView, b: OrderView) -> bool:
