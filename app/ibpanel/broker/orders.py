@@ -1,5 +1,8 @@
 """Orders: OrderRequest -> validation -> journal intent -> ib_async placeOrder, and the views after.
 
+Over 500 lines because the one path to placeOrder (check, place, modify, cancel, OCA) and the order views
+it keeps belong together; the special order types' rules live in order_kinds.py.
+
 Every order the panel or the API sends passes through :meth:`OrderBook.place`; there is no
 other path to ``ib.placeOrder`` in the project, so read-only, lot, tick, fat-finger and value
 rules cannot be bypassed by a front door.

@@ -1,5 +1,8 @@
 """Orders tab: open orders (cancel, cancel all, modify), completed orders and fills with commissions.
 
+Over 500 lines because the three order lists, their actions (cancel, modify, OCA) and the modify dialog
+share one status line and one broker connection.
+
 Confirmations and the modify dialog are opened with ``open()`` (window-modal, no nested event
 loop): a nested ``exec()`` inside an asyncio task would re-enter the qasync loop.
 """
