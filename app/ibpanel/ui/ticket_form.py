@@ -75,6 +75,17 @@ class TicketForm(QWidget):
             grid.addWidget(label, row + 1, 1)
             row += 2
 
+        def extra_issue(field: str, title: str) -> None:
+            """The message line of a field that shares the row above with another one."""
+            nonlocal row
+            label = self._control(QLabel(""), f"issue_{field}", f"{title} message")
+            label.setWordWrap(True)
+            label.setStyleSheet(f"color: {SELL_COLOUR};")
+            label.setVisible(False)
+            self.issue_labels[field] = label
+            grid.addWidget(label, row, 1)
+            row += 1
+
         self.symbol_edit = self._control(QLineEdit(), "symbol", "Symbol")
         self.symbol_edit.setPlaceholderText("AAPL, BRK.B, 700, 0700.HK …")
         self.symbol_edit.textChanged.connect(self._symbol_typed)
@@ -135,20 +146,21 @@ class TicketForm(QWidget):
         self.trail_unit_combo.currentIndexChanged.connect(
             lambda _i: self._edit("trailing", trail_percent=bool(self.trail_unit_combo.currentData())))
         self.initial_stop_label = self._control(QLabel(""), "initialStop", "Initial stop")
-        add("trailing", "Trailing", self.trailing_edit, self.trail_unit_combo, self.initial_stop_label)
         self.limit_offset_edit = self._control(QLineEdit(), "limitOffset", "Limit offset")
-        self.limit_offset_edit.setPlaceholderText("limit beyond the stop, e.g. 0.10")
+        self.limit_offset_edit.setPlaceholderText("TRAIL LIMIT, e.g. 0.10")
         self.limit_offset_edit.textChanged.connect(lambda text: self._edit("limit_offset", limit_offset=text))
-        add("limit_offset", "Limit offset", self.limit_offset_edit)
+        add("trailing", "Trailing", self.trailing_edit, self.trail_unit_combo, QLabel("limit offset"),
+            self.limit_offset_edit, self.initial_stop_label, even=True)
+        extra_issue("limit_offset", "Limit offset")
         self.tif_combo = self._control(QComboBox(), "tif", "Time in force")
         for tif in TimeInForce:
             self.tif_combo.addItem(tif.value, tif.value)
         self.tif_combo.currentIndexChanged.connect(lambda _i: self._edit("tif", tif=TimeInForce(self.tif_combo.currentData())))
-        add("tif", "Time in force", self.tif_combo)
         self.good_till_edit = self._control(QLineEdit(), "goodTill", "Good till")
-        self.good_till_edit.setPlaceholderText("YYYYMMDD HH:MM:SS (exchange time)")
+        self.good_till_edit.setPlaceholderText("GTD: YYYYMMDD HH:MM:SS (exchange time)")
         self.good_till_edit.textChanged.connect(lambda text: self._edit("good_till", good_till=text))
-        add("good_till", "Good till", self.good_till_edit)
+        add("tif", "Time in force", self.tif_combo, QLabel("good till"), self.good_till_edit, even=True)
+        extra_issue("good_till", "Good till")
         self.take_profit_edit = self._control(SteppingLineEdit(self._step_price), "takeProfit", "Take-profit")
         self.take_profit_edit.setPlaceholderText("take-profit (optional)")
         self.take_profit_edit.textChanged.connect(lambda text: self._edit("take_profit", take_profit=text))
@@ -162,14 +174,8 @@ class TicketForm(QWidget):
         add("take_profit", "Attach take-profit", self.take_profit_edit, QLabel("stop-loss"), self.stop_loss_edit,
             QLabel("or trail by"), self.stop_loss_trail_edit, even=True)
         self.take_profit_edit.setPlaceholderText("take-profit (optional)")
-        for name, title in (("stop_loss", "Stop-loss"), ("stop_loss_trail", "Trailing stop-loss")):
-            label = self._control(QLabel(""), f"issue_{name}", f"{title} message")  # under the attached row
-            label.setWordWrap(True)
-            label.setStyleSheet(f"color: {SELL_COLOUR};")
-            label.setVisible(False)
-            self.issue_labels[name] = label
-            grid.addWidget(label, row, 1)
-            row += 1
+        extra_issue("stop_loss", "Stop-loss")
+        extra_issue("stop_loss_trail", "Trailing stop-loss")
         self.outside_rth_check = self._control(QCheckBox("Allow outside regular trading hours"), "outsideRth",
                                                "Allow outside regular trading hours")
         self.outside_rth_check.toggled.connect(lambda on: self._edit("outside_rth", outside_rth=on))
@@ -208,6 +214,8 @@ class TicketForm(QWidget):
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.clear_button)
+        buttons.addWidget(self.apply_preset_button)
+        buttons.addWidget(self.save_preset_button)
         buttons.addStretch(1)
         buttons.addWidget(self.preview_button)
         buttons.addWidget(self.submit_button)

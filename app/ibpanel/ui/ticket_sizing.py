@@ -32,7 +32,7 @@ SIZE_MODES = (("shares", "shares"), ("money", "money"), ("risk", "risk % of net 
 
 
 class TicketSizing:
-    """Mixin for ``TicketTab``: the "Size by" row, and Apply / Save preset."""
+    """Mixin for ``TicketTab``: the "Size by" row, and the Apply / Save preset buttons (the form places them)."""
 
     def _build_sizing(self, add) -> None:
         self.size_mode_combo = self._control(QComboBox(), "sizeMode", "Size by")
@@ -47,11 +47,10 @@ class TicketSizing:
         self.apply_preset_button = self._control(QPushButton("Apply preset"), "applyPreset", "Apply preset")
         self.apply_preset_button.setToolTip("Fill in the preset of this symbol, else of its market (US / HK)")
         self.apply_preset_button.clicked.connect(lambda: self.apply_preset())
-        self.save_preset_button = self._control(QPushButton("Save as market preset"), "savePreset", "Save preset")
+        self.save_preset_button = self._control(QPushButton("Save preset"), "savePreset", "Save preset")
         self.save_preset_button.setToolTip("Remember this ticket's quantity, type, time in force and price offsets "
                                            "for every stock of this market")
         self.save_preset_button.clicked.connect(lambda: self.save_preset())
-        add("preset", "Preset", self.apply_preset_button, self.save_preset_button)
 
     def size_mode(self) -> str:
         return str(self.size_mode_combo.currentData() or "shares")
