@@ -54,6 +54,7 @@ from ibpanel.ui.formatting import snap_price
 from ibpanel.ui.main_window import TAB_NAMES, MainWindow
 from ibpanel.ui.settings import Settings
 from ibpanel.ui.style import DEFAULT_THEME, apply_theme
+from ibpanel.ui.ticket_sizing import sample_bracket
 
 log = logging.getLogger("ibpanel.app")
 
@@ -665,7 +666,7 @@ class PanelApp:
                 )
             except Exception as exc:  # noqa: BLE001
                 log.warning("sample resting order %s not placed: %s", symbol, exc)
-        window.open_ticket({"symbol": "AAPL", "side": "BUY", "quantity": Decimal(100), "limit_price": None})
+        window.open_ticket(await sample_bracket(broker))  # a bracket: the ticket's attached orders on show
         await self._wait_until(lambda: len(broker.positions()) >= len(SAMPLE_TRADES), 10.0)
 
     # --- desktop integration ----------------------------------------------------------------
