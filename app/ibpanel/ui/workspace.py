@@ -156,7 +156,7 @@ class Workspace:
 
     def apply_preset(self, preset: str) -> None:
         """Tear off the preset's tabs side by side (left to right), the others back in the tab bar; Orders
-        goes below the whole width, so the three fit a 1600-pixel screen beside the remaining tabs."""
+        goes below the whole width, so the three fit a full-HD screen beside the remaining tabs."""
         wanted = PRESETS[preset]
         self.reset()
         previous: PanelDock | None = None
