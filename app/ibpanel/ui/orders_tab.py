@@ -306,9 +306,8 @@ class OrdersTab(QWidget):
         if not order.journal_id:
             return None
         if order.journal_id not in self._placed_at:
-            journal = getattr(self.broker, "journal", None)
             try:
-                entry = journal.entry(order.journal_id) if journal is not None else None
+                entry = self.broker.journal.entry(order.journal_id)
             except Exception:  # noqa: BLE001 - a journal read error must not break painting the table
                 log.debug("journal lookup for %s failed", order.journal_id, exc_info=True)
                 entry = None
