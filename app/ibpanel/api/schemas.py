@@ -1,5 +1,7 @@
 """Request parsing and response shapes of the local REST API (the trading module's /api/ibkr).
 
+Over 500 lines because every request is described once here (validation and openapi.json share it).
+
 Every request body and query is described once, here, as a tuple of :class:`FieldSpec`; the
 same descriptions validate requests and generate ``openapi.json``, so the document cannot drift
 from what the server accepts. Anything malformed raises :class:`ApiError` (HTTP 400) naming the

@@ -1,5 +1,8 @@
 """The order journal: every order the user submitted, written down before anything is sent.
 
+Over 500 lines because the whole life of an entry (intent, acknowledgement, fills, reconcile,
+export) is one SQLite schema whose writes must stay together.
+
 SQLite (stdlib), WAL, one file per profile (``default_journal_path(profile)``). The life of an entry:
 
 1. ``record_intent`` writes the request and commits with ``synchronous=FULL`` before the order is

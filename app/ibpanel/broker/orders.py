@@ -1,5 +1,8 @@
 """Orders: OrderRequest -> validation -> journal intent -> ib_async placeOrder, and the views after.
 
+Over 500 lines because it is the one path to ``placeOrder`` (place, modify, cancel, the views TWS
+sends back); keeping it in one module keeps every safety check on that path.
+
 Every order the panel or the API sends passes through :meth:`OrderBook.place`; there is no
 other path to ``ib.placeOrder`` in the project, so read-only, lot, tick, fat-finger and value
 rules cannot be bypassed by a front door.

@@ -1,5 +1,8 @@
 """Market rules: tick sizes by price band, board lots, and trading sessions. Pure Python, Decimal maths.
 
+Over 500 lines because ticks, lots and sessions of both markets (US, HK) are one rule book that
+validation, the ticket and the practice exchange's data read together.
+
 Ticks: IB's market rules (``reqMarketRule``) give rows of (lowEdge, increment); a price uses the
 row with the highest lowEdge at or below it. Valid prices in a band are ``lowEdge + k * increment``
 so every band edge is itself a valid price; :class:`TickTable` rounds and steps across edges.

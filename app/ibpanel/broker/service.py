@@ -1,5 +1,8 @@
 """The Broker: the one trading service the panel and the REST API share.
 
+Over 500 lines because it is the one facade front ends call; the work is in session, orders,
+quotes and account modules beside it.
+
 CONTRACT (fixed at project start; the implementation fills in the bodies). UI and API code
 against exactly these names. Everything runs on the asyncio loop that calls ``connect``
 (under the panel that is qasync's Qt loop); every event below is emitted on that loop's

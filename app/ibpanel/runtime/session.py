@@ -18,6 +18,7 @@ from ibpanel.broker.journal import default_journal_path
 from ibpanel.broker.service import Broker
 from ibpanel.runtime.practice import PracticeExchange, PracticeUnavailable, start_practice
 from ibpanel.runtime.rest_api import RestApi
+from ibpanel.safety import load_safety_limits
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ __all__ = ["PracticeUnavailable", "Session"]
 class Session:
     """A profile's session: ``broker``, ``practice`` (once started) and ``api`` (a RestApi, off until asked).
 
-    ``broker_options``: the safety limits (``max_order_value``, ``fat_finger_pct``, ``limits_source``).
+    ``broker_options``: the safety limits (``max_order_value``, ``fat_finger_pct``, ``limits_source``);
+    None reads the profile's ``[safety]`` settings (``ibpanel.safety``), so a session never runs without them.
     ``scratch_journals``: headless runs (screenshots, the smoke test) keep their journals in a
     temporary folder removed at ``close()``, never in the profile: sample orders there would turn
     "Unknown" at the next launch's reconcile.
@@ -42,7 +44,9 @@ class Session:
         self.profile = profile
         self.scratch_journals = scratch_journals
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
-        self.broker = Broker(**self._journal_paths(), **(broker_options or {}))
+        if broker_options is None:
+            broker_options = load_safety_limits(profile).broker_options()
+        self.broker = Broker(**self._journal_paths(), **broker_options)
         self.practice: PracticeExchange | None = None
         self.api = RestApi(self.broker, practice=self.practice_address)
         self._closed = False

@@ -1,5 +1,8 @@
 """Connection tab: where the panel connects to TWS / IB Gateway or the practice exchange.
 
+Over 500 lines because the form, the live-port confirmation, the failure display and the session details
+all follow one ConnectionStatus; its texts (connection_text.py), message log and REST API group are apart.
+
 Presets fill host and port (the user may override either); Connect goes through ``Broker.connect``
 and a failure is shown as one plain sentence, what to do, and a one-click practice session.
 Connecting to a live port asks first. ``start_practice_requested`` asks the app to start the
@@ -9,14 +12,10 @@ in-process practice exchange; the app then calls ``set_practice_port`` and ``con
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
-import re
 from collections.abc import Coroutine
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -29,7 +28,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
-    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -48,145 +46,26 @@ from ibpanel.broker.models import (
 )
 from ibpanel.broker.service import Broker
 from ibpanel.ui.api_group import ApiGroup
+from ibpanel.ui.connection_text import (  # noqa: F401 - PRESETS_BY_KEY, parse_tws_time: the tab's public names
+    DEFAULT_PRESET,
+    LIVE_PORTS,
+    PRACTICE,
+    PRESETS,
+    PRESETS_BY_KEY,
+    SETUP_HELP,
+    STATE_TEXT,
+    Preset,
+    classification_text,
+    connection_time_text,
+    failure_headline,
+    parse_tws_time,
+    zone_label,
+)
+from ibpanel.ui.message_log import MessageLog
 from ibpanel.ui.settings import Settings
-from ibpanel.ui.style import PALETTE, set_prop
+from ibpanel.ui.style import set_prop
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Preset:
-    key: str
-    label: str
-    port: int
-    live: bool
-    hint: str
-
-
-PRACTICE = "practice"
-PRESETS: tuple[Preset, ...] = (
-    Preset("tws_paper", "TWS Paper", 7497, False, "Trader Workstation logged in to a paper account."),
-    Preset("tws_live", "TWS Live", 7496, True, "Trader Workstation logged in to a LIVE account: real money."),
-    Preset("gateway_paper", "Gateway Paper", 4002, False, "IB Gateway logged in to a paper account."),
-    Preset("gateway_live", "Gateway Live", 4001, True, "IB Gateway logged in to a LIVE account: real money."),
-    Preset(PRACTICE, "Practice exchange", 0, False, "The built-in practice exchange: no IB account needed."),
-)
-PRESETS_BY_KEY = {p.key: p for p in PRESETS}
-DEFAULT_PRESET = "tws_paper"
-#: Ports TWS / Gateway use for live accounts by default.
-LIVE_PORTS = frozenset(p.port for p in PRESETS if p.live)
-
-SETUP_HELP = (
-    "<ol style='margin-left:-20px'>"
-    "<li>Start <b>TWS</b> or <b>IB Gateway</b> and log in (paper first).</li>"
-    "<li>In TWS: <i>Configure &gt; API &gt; Settings</i>: tick <i>Enable ActiveX and Socket Clients</i>; "
-    "note the <i>Socket port</i>.</li>"
-    "<li>Ports: TWS paper 7497, live 7496; Gateway paper 4002, live 4001.</li>"
-    "<li>Each program on one TWS needs its own <b>client ID</b>.</li>"
-    "<li>Tick <b>Read-only</b> to look without any risk of sending an order.</li>"
-    "</ol>No IB account? Use the <b>practice exchange</b>: same screens, simulated market."
-)
-
-_STATE_TEXT = {
-    ConnectionState.DISCONNECTED: "Disconnected",
-    ConnectionState.CONNECTING: "Connecting…",
-    ConnectionState.CONNECTED: "Connected",
-    ConnectionState.DEGRADED: "Connected, but TWS has lost IB's servers",
-    ConnectionState.RECONNECTING: "Reconnecting…",
-}
-
-
-#: Python's socket detail inside a failure message, e.g. " ([Errno 111] Connect call failed ('127.0.0.1', 1))".
-_ERRNO_DETAIL = re.compile(r"\s*\(\[Errno[^\]]*\][^()]*(?:\([^()]*\)[^()]*)*\)")
-
-
-def failure_headline(message: str) -> str:
-    """One line for a trader: the broker's reason without Python's errno detail (that stays in the log file)."""
-    text = _ERRNO_DETAIL.sub("", " ".join(message.split())).strip()
-    return text or message.strip()
-
-
-def classification_text(status: ConnectionStatus) -> tuple[str, str]:
-    """(badge text, badge kind) for the account type: PAPER, LIVE or unknown."""
-    if status.is_paper is None:
-        # Connected but unclassifiable: the broker treats it as live, and so does the badge.
-        return ("LIVE?", "live") if status.connected else ("—", "unknown")
-    return ("PAPER", "paper") if status.is_paper else ("LIVE", "live")
-
-
-#: Zone names TWS may put after its connection time ("20261124 12:42:25 UTC"); unambiguous ones only
-#: (CST is China or US Central, IST India or Israel: those stay as TWS wrote them).
-_TWS_ZONES: dict[str, str] = {
-    "UTC": "UTC",
-    "GMT": "UTC",
-    "Z": "UTC",
-    "EST": "America/New_York",
-    "EDT": "America/New_York",
-    "HKT": "Asia/Hong_Kong",
-    "Hong Kong Standard Time": "Asia/Hong_Kong",
-    "JST": "Asia/Tokyo",
-    "CET": "Europe/Paris",
-    "CEST": "Europe/Paris",
-    "MET": "Europe/Paris",
-}
-_TWS_TIME = re.compile(r"^\s*(\d{8})[ -](\d{1,2}:\d{2}:\d{2})(?:\s+(.+?))?\s*$")
-
-
-def _tws_zone(name: str | None) -> tzinfo | None:
-    """The zone TWS named (a missing name is UTC: the broker writes UTC), or None if unknown."""
-    if name is None:
-        return timezone.utc
-    key = _TWS_ZONES.get(name, name if "/" in name else "")  # some setups write the IANA name
-    if key == "UTC":
-        return timezone.utc
-    try:
-        return ZoneInfo(key) if key else None
-    except (ZoneInfoNotFoundError, ValueError):
-        return None  # no tz data on this computer (tzdata missing on Windows): show TWS's text
-
-
-def parse_tws_time(text: str | None) -> datetime | None:
-    """TWS's "yyyymmdd hh:mm:ss [zone]" as an aware datetime, or None when it cannot be read for sure.
-
-    An unknown or ambiguous zone gives None, so the caller shows TWS's own text rather than a wrong hour.
-    """
-    match = _TWS_TIME.match(text or "")
-    if match is None:
-        return None
-    day, clock, zone_name = match.groups()
-    try:
-        naive = datetime.strptime(f"{day} {clock}", "%Y%m%d %H:%M:%S")
-    except ValueError:
-        return None
-    zone = _tws_zone(zone_name)
-    return None if zone is None else naive.replace(tzinfo=zone)
-
-
-def _zone_label(moment: datetime) -> str:
-    """Short zone name for ``moment`` ("HKT", "UTC"), or its offset ("UTC+08:00") when the name is long."""
-    name = moment.tzname() or ""
-    if name and len(name) <= 5 and " " not in name:
-        return name
-    offset = moment.utcoffset() or timedelta(0)
-    sign = "+" if offset >= timedelta(0) else "-"
-    minutes = abs(int(offset.total_seconds())) // 60
-    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def connection_time_text(raw: str | None, local_zone: tzinfo | None = None) -> str:
-    """TWS's connection time in the user's local time, e.g. "2026-11-24 20:42:25 HKT (12:42:25 UTC)".
-
-    ``local_zone`` defaults to the computer's zone; text that does not parse is returned unchanged.
-    """
-    moment = parse_tws_time(raw)
-    if moment is None:
-        return (raw or "").strip() or "—"
-    local = moment.astimezone(local_zone) if local_zone is not None else moment.astimezone()
-    text = f"{local:%Y-%m-%d %H:%M:%S} {_zone_label(local)}"
-    if local.utcoffset() != timedelta(0):
-        # The UTC time too: it is what TWS logs and IB support quote.
-        text += f"  ({moment.astimezone(timezone.utc):%H:%M:%S} UTC)"
-    return text
 
 
 class ConnectionTab(QWidget):
@@ -327,11 +206,7 @@ class ConnectionTab(QWidget):
 
         log_box = QGroupBox("Messages from IB")
         log_layout = QVBoxLayout(log_box)
-        self.message_log = QPlainTextEdit()
-        self.message_log.setReadOnly(True)
-        self.message_log.setAccessibleName("Messages from IB")
-        self.message_log.setMaximumBlockCount(2000)
-        self.message_log.setPlaceholderText("Notices from TWS / IB Gateway appear here.")
+        self.message_log = MessageLog()
         log_layout.addWidget(self.message_log)
 
         help_box = QGroupBox("Before you connect")
@@ -587,7 +462,7 @@ class ConnectionTab(QWidget):
 
     # --- broker events ----------------------------------------------------------------------
     def _on_state_changed(self, status: ConnectionStatus) -> None:
-        self.state_label.setText(_STATE_TEXT.get(status.state, status.state.value))
+        self.state_label.setText(STATE_TEXT.get(status.state, status.state.value))
         if status.state is ConnectionState.RECONNECTING and status.next_retry_in is not None:
             self.state_label.setText(
                 f"Reconnecting (attempt {status.reconnect_attempt}, next in {status.next_retry_in:.0f} s)…"
@@ -612,7 +487,7 @@ class ConnectionTab(QWidget):
                 # TWS did not say (or the broker did not pass it on): our own clock is the next best.
                 self._connected_at = datetime.now().astimezone()
                 self.connection_time_label.setText(
-                    f"{self._connected_at:%Y-%m-%d %H:%M:%S} {_zone_label(self._connected_at)}"
+                    f"{self._connected_at:%Y-%m-%d %H:%M:%S} {zone_label(self._connected_at)}"
                 )
             self.accounts_label.setText(", ".join(status.accounts) or "—")
             self._fill_accounts(status)
@@ -645,18 +520,10 @@ class ConnectionTab(QWidget):
         return status.paper_reason
 
     def _on_notice(self, notice: Notice) -> None:
-        stamp = notice.time.astimezone().strftime("%H:%M:%S")
-        advice = f" — {notice.advice}" if notice.advice else ""
-        code = f"[{notice.code}] " if notice.code >= 0 else ""
-        self.append_message(f"{stamp}  {notice.severity.upper():7} {code}{notice.message}{advice}", notice.severity)
+        self.message_log.add_notice(notice)
 
     def append_message(self, line: str, severity: str = "info") -> None:
-        colour = {"error": PALETTE["down"], "warning": PALETTE["warning"]}.get(severity)
-        if colour is None:
-            self.message_log.appendPlainText(line)
-        else:
-            # pre-wrap: keep the column spacing the plain lines have.
-            self.message_log.appendHtml(f'<span style="color:{colour}; white-space:pre-wrap">{html.escape(line)}</span>')
+        self.message_log.append(line, severity)
 
     # --- helpers ----------------------------------------------------------------------------
     def _fill_form(self, params: ConnectionParams) -> None:

@@ -41,10 +41,9 @@ from ibpanel.ui.table_model import (
     Column,
     ColumnKind,
     KeyedTableModel,
-    TaskSet,
-    make_table_view,
-    selected_positions,
 )
+from ibpanel.ui.table_view import make_table_view, selected_positions
+from ibpanel.ui.tasks import TaskSet
 from ibpanel.ui.ticket_fields import SteppingLineEdit, number_format_of
 
 log = logging.getLogger(__name__)

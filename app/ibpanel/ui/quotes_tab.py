@@ -32,10 +32,9 @@ from ibpanel.ui.table_model import (
     Column,
     ColumnKind,
     KeyedTableModel,
-    TaskSet,
-    make_table_view,
-    selected_positions,
 )
+from ibpanel.ui.table_view import make_table_view, selected_positions
+from ibpanel.ui.tasks import TaskSet
 
 WATCHLIST_KEY = "quotes/watchlist"
 BAR_SIZE_KEY = "quotes/bar_size"
