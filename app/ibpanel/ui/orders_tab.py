@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -490,10 +489,3 @@ class OrdersTab(QWidget):
         for name, view in (("orders_open", self.open_view), ("orders_completed", self.completed_view),
                            ("orders_fills", self.fills_view)):
             self.settings.save_header(name, view.horizontalHeader())
-
-
-def parse_decimal(text: str) -> Decimal | None:
-    try:
-        return Decimal(text.strip().replace(",", ""))
-    except (InvalidOperation, AttributeError):
-        return None
