@@ -38,6 +38,12 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start the practice account over (fresh cash, no positions or orders); the practice journal is kept",
     )
+    group.add_argument("--replay", metavar="FILE", default=None,
+                       help="practice on a recorded day (.ibrec) or a CSV of bars (.csv) instead of random prices; "
+                       "implies --demo")
+    group.add_argument("--replay-speed", type=float, default=1.0, metavar="X", help="replay speed, 1 to 60 (default 1)")
+    group.add_argument("--replay-from", metavar="TIME", default=None,
+                       help="start the replay at TIME: HH:MM or 'YYYY-MM-DD HH:MM' (the first market's time)")
     group.add_argument("--tws-host", default=None, help="TWS / IB Gateway host to connect to at start")
     group.add_argument("--tws-port", type=connect_port, default=None, help="TWS / IB Gateway port to connect to at start")
     group.add_argument("--client-id", type=whole_number, default=None, help="API client id")
@@ -54,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui = parser.add_argument_group("window")
     ui.add_argument("--screenshot", metavar="PATH", default=None, help="render the populated window to PATH (PNG) and exit; with --demo it first places sample practice "
                     "trades (market buys and resting limit orders on the practice exchange) so the tables show rows")
-    ui.add_argument("--tab", default=None, help="tab to show first / to screenshot (connection, account, positions, orders, ticket, quotes)")
+    ui.add_argument("--tab", default=None, help="tab to show first / to screenshot (connection, account, positions, orders, ticket, quotes, practice)")
     ui.add_argument("--smoke-test", action="store_true", help="build every tab, connect to the practice exchange, print a marker, exit 0")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the local REST API without a window")
@@ -121,8 +127,26 @@ def reset_practice(profile: str) -> bool:
     return True
 
 
+def load_replay(args: argparse.Namespace) -> int:
+    """``--replay FILE``: load and check the whole file before anything starts (``args.replay_session``)."""
+    from ibpanel.sim.recording import RecordingError
+    from ibpanel.sim.replay import open_replay
+
+    try:
+        args.replay_session = open_replay(Path(args.replay), speed=args.replay_speed, start=args.replay_from)
+    except (RecordingError, ValueError) as exc:
+        print(f"ibpanel: --replay: {exc}", file=sys.stderr)
+        return 2
+    args.demo = True
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if getattr(args, "replay", None):
+        code = load_replay(args)
+        if code:
+            return code
     if getattr(args, "reset_practice", False) and not reset_practice(args.profile):
         return 1
     if args.command == "journal":

@@ -20,7 +20,7 @@ async def _eventually(fetch, predicate, timeout=5.0):
         result = await fetch()
         if predicate(result) or asyncio.get_running_loop().time() > deadline:
             return result
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # poll interval of this condition wait
 
 
 async def _quote(api, symbol, market):

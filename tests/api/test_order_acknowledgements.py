@@ -18,7 +18,7 @@ from ibpanel.broker.service import Broker
 from ibpanel.runtime.serve import serve
 
 from tests.api.conftest import Api
-from tests.helpers import wait_for
+from tests.helpers import exchange_caught_up, wait_for
 
 
 async def _aapl_last(api: Api) -> float:
@@ -52,7 +52,7 @@ async def test_an_order_still_in_flight_answers_202_and_its_fate_follows(connect
     deadline = asyncio.get_running_loop().time() + 8
     while not (fate := await acknowledged())["acknowledged"]:
         assert asyncio.get_running_loop().time() < deadline, fate
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # poll interval of this condition wait
     assert fate["status"] == fate["journalStatus"] == OrderStatus.SUBMITTED.value and fate["final"] is False
     assert fate["order"]["journalId"] == data["journalId"]
 
@@ -71,7 +71,8 @@ async def test_fate_of_an_unknown_or_malformed_journal_id_is_404(connected_api):
 async def test_limit_order_without_a_market_price_is_refused_with_what_to_do(connected_api):
     last = await _aapl_last(connected_api)
     before = connected_api.sim.stats.count("PLACE_ORDER")
-    await asyncio.sleep(5.1)  # the quote above is no longer fresh enough to judge a price by
+    # the behaviour under test: time passing makes the quote above too old (5 s) to judge a price by
+    await asyncio.sleep(5.1)
     connected_api.sim.faults.delay_market_data(6.0)
     status, body = await connected_api.post("order", {**_resting_buy(last), "price": round(last * 1.4, 2)})
     assert status == 400 and body["code"] == "order_rejected", body
@@ -102,7 +103,7 @@ async def test_backlogged_orders_answer_503_with_retry_after_and_are_not_sent(tm
             assert body["code"] == "orders_backlogged" and re.fullmatch(r"[1-9][0-9]*", retry_after or "")
             assert "not sent" in body["error"]
         await wait_for(lambda: sim_server.stats.count("PLACE_ORDER") == len(sent))
-        await asyncio.sleep(0.3)
+        await exchange_caught_up(broker)  # a refused order sent after all would be counted by now
         assert sim_server.stats.count("PLACE_ORDER") == len(sent) == len(broker.journal.entries())
     finally:
         await session.close()

@@ -39,7 +39,7 @@ def _holdings(base: str) -> dict[str, float]:
         rows = _call(base, "positions")["data"]
         if rows or time.monotonic() > deadline:
             return {row["symbol"]: row["quantity"] for row in rows}
-        time.sleep(0.2)
+        time.sleep(0.2)  # poll interval: the API runs in another process
 
 
 def _stop(proc: subprocess.Popen) -> None:

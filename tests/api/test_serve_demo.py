@@ -89,7 +89,7 @@ def test_module_curl_examples_succeed_against_serve_demo(demo_server):
         symbols = {p["symbol"]: p for p in positions["data"]}
         if symbols.get("AAPL", {}).get("quantity", 0) >= 10 and symbols.get("0700.HK", {}).get("quantity") in (900, 1000):
             break
-        time.sleep(0.2)
+        time.sleep(0.2)  # poll interval: the API runs in another process
         positions = json.loads(subprocess.run(_commands(base)[-1], capture_output=True, text=True, timeout=30).stdout)
     assert symbols["AAPL"]["quantity"] >= 10
     # The practice account's starter holding of Tencent covers the sale (no HK short selling).
@@ -182,15 +182,35 @@ def test_serve_stops_cleanly_on_sigterm(demo_server):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("delay", [0.25, 0.6])
-def test_serve_stops_cleanly_on_sigterm_while_starting(tmp_path, delay):
-    """P1: a SIGTERM before the ready line (imports, practice exchange, connect) is a clean stop too."""
+def _catches_sigterm(pid: int) -> bool:
+    """True once the process has its own SIGTERM handler (Linux: the SigCgt mask in /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            caught = next(line for line in status if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.parametrize("extra_wait", [0.0, 0.6])
+def test_serve_stops_cleanly_on_sigterm_while_starting(tmp_path, extra_wait):
+    """A SIGTERM before the ready line (imports, practice exchange, connect) is a clean stop too: sent as soon
+    as serve has taken over SIGTERM (its first act), and again a little later in the start-up."""
     env = {**os.environ, "IBPANEL_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ibpanel", "serve", "--demo", "--api-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=20)
+    try:
+        deadline = time.monotonic() + 30
+        while not (_catches_sigterm(proc.pid) or proc.poll() is not None or time.monotonic() > deadline):
+            time.sleep(0.002)  # polling the condition: serve's SIGTERM handler is installed
+        assert proc.poll() is None, proc.communicate()
+        if extra_wait:
+            time.sleep(extra_wait)  # the point in start-up is the variable under test, not a wait for a condition
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 0, (out, err)
     assert "IB Panel API stopped on SIGTERM" in out and "Traceback" not in err
 

@@ -97,7 +97,7 @@ async def test_an_order_overtakes_eighty_queued_lookups_and_quotes(tmp_path, man
         burst = [asyncio.ensure_future(broker.snapshot(Instrument(
             symbol=inst.symbol, market=Market.US, exchange="SMART", currency="USD", con_id=inst.con_id), timeout=10))
             for inst in many_symbols.book.all() if inst.symbol.startswith("SYM")]
-        await asyncio.sleep(0)  # the 80 quote requests are queued in the pacer
+        await asyncio.sleep(0)  # one pass of the loop (not a timed wait): the 80 quote requests queue in the pacer
         assert len(burst) == 80
         view = await broker.place(_resting_buy(last))
         await wait_for(lambda: "PLACE_ORDER" in arrivals, timeout=5)
@@ -141,7 +141,8 @@ async def test_close_settles_every_queued_order_as_not_sent(tmp_path, sim_server
     views = [await broker.place(_resting_buy(last)) for _ in range(30)]  # 30 orders: 0.75 s of pacing
     await broker.close()
     assert broker.not_sent_at_shutdown > 0
-    await asyncio.sleep(0.3)  # anything still scheduled would have reached the exchange by now
+    # the exchange handles orders as they are read: once it has seen the socket close, it has seen every order
+    await wait_for(lambda: not sim_server.started_sessions())
     reached = {o.order_ref for o in sim_server.exchange.open_orders()}
     with OrderJournal(journal_path) as journal:
         entries = {e.journal_id: e for e in journal.entries()}

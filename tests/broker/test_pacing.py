@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from broker_helpers import make_broker, params
+from broker_helpers import make_broker, params, wait_for
 from ibpanel.broker.exceptions import PACING_MESSAGE, PacingLimit
 from ibpanel.sim.server import SimServer
 
@@ -107,8 +107,7 @@ async def test_close_cancels_symbol_lookups_still_in_flight(tmp_path, sim_server
     await broker.connect(params(sim_server.port))
     sim_server.faults.delay_replies(1.0)  # keep the contract lookup in flight
     waiter = asyncio.ensure_future(broker.resolve("MSFT"))
-    await asyncio.sleep(0.1)
-    assert broker._qualifying, "the lookup should be in flight"
+    await wait_for(lambda: broker._qualifying)  # the lookup is in flight
     lookups = list(broker._qualifying.values())
     await broker.close()
     assert all(lookup.done() for lookup in lookups)

@@ -243,7 +243,7 @@ def test_build_script_reports_the_bundle_it_finds(tmp_path):
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode != 0 and "no executable" in missing.stderr
     if sys.platform == "darwin":
-        pytest.skip("fake .app layout not built here")
+        pytest.skip("macOS bundles are .app folders; this fake bundle has the Linux / Windows layout")
     bundle = tmp_path / "ibpanel"
     (bundle / "_internal").mkdir(parents=True)
     (bundle / ("ibpanel.exe" if sys.platform == "win32" else "ibpanel")).write_bytes(b"x" * 1000)

@@ -72,15 +72,11 @@ def _run(command: str, cwd: Path, env: dict[str, str], timeout: float) -> subpro
 @pytest.mark.skipif(os.name == "nt", reason="the Quick start's commands are POSIX shell (Windows notes follow them)")
 def test_readme_quick_start_runs_in_a_fresh_clone(tmp_path):
     if shutil.which("git") is None or shutil.which("bash") is None or shutil.which("python3") is None:
-        pytest.skip("needs git, bash and python3 on PATH")
+        pytest.skip("this machine lacks git, bash or python3 on PATH, which the Quick start needs")
     clone = tmp_path / "clone"
     cloned = subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], capture_output=True, text=True,
                             timeout=120)
     assert cloned.returncode == 0, cloned.stderr
-    sources = "\n".join(p.read_text(encoding="utf-8") for p in (clone / "app" / "ibpanel").rglob("*.py"))
-    if EXIT_AFTER_POPULATED not in sources:
-        pytest.skip(f"the panel does not honour {EXIT_AFTER_POPULATED}=1 yet, so the Quick start's "
-                    "`ibpanel --demo` would never exit; ibpanel.ui.app must exit 0 once populated when it is set")
 
     # What a newcomer reads: the clone's README (the committed one).
     install_and_start, run_tests = quick_start_commands(clone / "README.md")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from decimal import Decimal
 
 import pytest
@@ -14,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ib_async import IB
 from ibpanel.sim import protocol as P
+
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -61,10 +62,7 @@ def _started_socket(port: int, client_id: int) -> socket.socket:
 
 
 def _wait_until_idle(sim) -> None:
-    deadline = time.monotonic() + 5
-    while sim.server.sessions and time.monotonic() < deadline:
-        time.sleep(0.002)
-    assert not sim.server.sessions
+    wait_until(lambda: not sim.server.sessions, interval=0.002)
 
 
 known_ids = st.sampled_from(sorted(P.IN_NAMES))

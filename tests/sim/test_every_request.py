@@ -183,7 +183,7 @@ def _wait(predicate, timeout: float) -> bool:
     while not predicate():
         if time.monotonic() > end:
             return False
-        time.sleep(0.01)
+        time.sleep(0.01)  # poll interval of this condition wait (IB's client answers on its reader thread)
     return True
 
 

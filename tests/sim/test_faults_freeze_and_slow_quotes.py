@@ -41,7 +41,7 @@ async def test_slow_market_data_delays_quotes_only(sim_server):
         await asyncio.wait_for(ib.reqCurrentTimeAsync(), 0.5)  # answered at once
         assert sim_server.stats.count("REQ_MKT_DATA") == 0
         ticker = ib.reqMktData(aapl)
-        await asyncio.sleep(0.5)
+        await asyncio.wait_for(ib.reqCurrentTimeAsync(), 0.5)  # a request sent after it is answered first
         assert sim_server.stats.count("REQ_MKT_DATA") == 0 and math.isnan(ticker.last)  # not served yet
         await wait_for(lambda: not math.isnan(ticker.last) and ticker.last > 0, timeout=5)
         assert sim_server.stats.count("REQ_MKT_DATA") == 1

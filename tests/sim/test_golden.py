@@ -20,6 +20,8 @@ from ib_async import IB, MarketOrder, Stock
 from ib_async.decoder import Decoder
 from ib_async.util import UNSET_DOUBLE, UNSET_INTEGER
 
+from tests.helpers import wait_for
+
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 pytestmark = [pytest.mark.timeout(60)]
@@ -115,27 +117,18 @@ def captured():
             await ib.qualifyContractsAsync(spy)
             trade = ib.placeOrder(spy, MarketOrder("BUY", 1000, account="DU111111", tif="IOC",
                                                    orderRef="golden"))
-            for _ in range(200):
-                if trade.orderStatus.status == "Filled" and trade.fills:
-                    break
-                await asyncio.sleep(0.02)
+            await wait_for(lambda: trade.orderStatus.status == "Filled" and trade.fills)
             # a position closed today is still reported, with quantity 0 (golden/position_1.txt)
             qqq = Stock("QQQ", "SMART", "USD")
             await ib.qualifyContractsAsync(qqq)
             for action in ("BUY", "SELL"):
                 flat = ib.placeOrder(qqq, MarketOrder(action, 10, account="DU111111"))
-                for _ in range(200):
-                    if flat.orderStatus.status == "Filled":
-                        break
-                    await asyncio.sleep(0.02)
-            await asyncio.sleep(0.1)
+                await wait_for(lambda flat=flat: flat.orderStatus.status == "Filled")
+            await ib.reqCurrentTimeAsync()  # everything the exchange sent about the fills has arrived
             await ib.reqPositionsAsync()
             await ib.accountSummaryAsync("DU111111")
             ticker = ib.reqTickByTickData(spy, "BidAsk")
-            for _ in range(200):
-                if ticker.tickByTicks:
-                    break
-                await asyncio.sleep(0.02)
+            await wait_for(lambda: ticker.tickByTicks)
         finally:
             ib.disconnect()
         # the handshake replies arrive before the hook is in place: capture them on a second connection

@@ -3,8 +3,6 @@ brackets, modify keeps the permId, and several clients trade at once without mix
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
@@ -31,7 +29,7 @@ async def test_order_events_reach_only_the_owner_and_echo_the_order(sim_server):
                            outsideRth=True, orderRef="echo-me", ocaGroup="grp1")
         trade = owner.placeOrder(aapl, order)
         await _wait_for(lambda: trade.orderStatus.status == "Submitted")
-        await asyncio.sleep(0.2)
+        await other.reqCurrentTimeAsync()  # answered after anything the exchange sent it about the order
         assert seen_by_other == []  # not its order
         # a fresh decode of OPEN_ORDER (another client asking for all open orders) shows what was placed
         all_open = await other.reqAllOpenOrdersAsync()

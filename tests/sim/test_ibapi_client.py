@@ -4,7 +4,6 @@ connect, contract details, market data, place, fill, cancel."""
 from __future__ import annotations
 
 import threading
-import time
 from decimal import Decimal
 
 import pytest
@@ -12,6 +11,8 @@ from ibapi.client import EClient
 from ibapi.contract import Contract
 from ibapi.order import Order
 from ibapi.wrapper import EWrapper
+
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -107,21 +108,13 @@ class Recorder(EWrapper, EClient):
         self.errors.append((reqId, code, text))
 
 
-def _wait(predicate, timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
 def test_ibapi_core_flow(sim):
     app = Recorder()
     app.connect("127.0.0.1", sim.port, clientId=42)
     reader = threading.Thread(target=app.run, daemon=True)
     reader.start()
     try:
-        _wait(lambda: app.next_id is not None and app.accounts)
+        wait_until(lambda: app.next_id is not None and app.accounts)
         assert app.serverVersion() == 176
         assert app.accounts.split(",") == ["DU111111", "DU222222"]
 
@@ -133,7 +126,7 @@ def test_ibapi_core_flow(sim):
         assert app.details[0].longName == "APPLE INC"
 
         app.reqMktData(2, contract, "", False, False, [])
-        _wait(lambda: app.prices.get(1, 0) > 0 and app.prices.get(2, 0) > 0)
+        wait_until(lambda: app.prices.get(1, 0) > 0 and app.prices.get(2, 0) > 0)
         bid, ask = app.prices[1], app.prices[2]
         assert ask > bid
 
@@ -143,8 +136,8 @@ def test_ibapi_core_flow(sim):
         buy.lmtPrice = round(ask * 1.05, 2)
         buy.account = "DU111111"
         app.placeOrder(order_id, contract, buy)
-        _wait(lambda: "Filled" in app.statuses.get(order_id, []))
-        _wait(lambda: app.executions and app.commissions)
+        wait_until(lambda: "Filled" in app.statuses.get(order_id, []))
+        wait_until(lambda: app.executions and app.commissions)
         assert app.executions[0][0] == order_id and app.executions[0][2] == Decimal(10)
 
         rest_id = order_id + 1
@@ -153,11 +146,11 @@ def test_ibapi_core_flow(sim):
         rest.lmtPrice = round(bid * 0.8, 2)
         rest.account = "DU111111"
         app.placeOrder(rest_id, contract, rest)
-        _wait(lambda: "Submitted" in app.statuses.get(rest_id, []))
+        wait_until(lambda: "Submitted" in app.statuses.get(rest_id, []))
         assert any(o[0] == rest_id and o[2] > 0 for o in app.open_orders)
         app.cancelOrder(rest_id, _cancel_arg())
-        _wait(lambda: "Cancelled" in app.statuses.get(rest_id, []))
-        _wait(lambda: any(e[0] == rest_id and e[1] == 202 for e in app.errors))
+        wait_until(lambda: "Cancelled" in app.statuses.get(rest_id, []))
+        wait_until(lambda: any(e[0] == rest_id and e[1] == 202 for e in app.errors))
         assert sim.stats.count("PLACE_ORDER") == 2
 
         # the rest of the startup replies decode in IB's client too
@@ -167,7 +160,7 @@ def test_ibapi_core_flow(sim):
         app.reqHistoricalData(7, contract, "20261120 11:00:00 US/Eastern", "3600 S", "5 mins", "TRADES", 1, 1, False,
                               [])
         app.reqMarketRule(26)
-        _wait(lambda: {"completed", "positions", "account", "bars"} <= app.done and 26 in app.rules)
+        wait_until(lambda: {"completed", "positions", "account", "bars"} <= app.done and 26 in app.rules)
         assert any(c[1] > 0 and c[2] == "Filled" for c in app.completed)
         assert ("DU111111", 265598, Decimal(10)) in app.positions
         assert any(k == "NetLiquidation" and a == "DU111111" for k, _v, _c, a in app.account_values)

@@ -560,27 +560,3 @@ def test_a_restored_market_anchors_its_history_at_the_restored_prices(book, rule
 
 
 D_PRICE = Decimal("240.00")
-
-
-def test_without_the_calendar_library_history_keeps_weekday_sessions(book, rules, monkeypatch):
-    import builtins
-
-    from ibpanel.sim import calendars
-
-    real_import = builtins.__import__
-
-    def no_calendars(name, *args, **kwargs):
-        if name == "exchange_calendars":
-            raise ImportError("left out of this build")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_calendars)
-    monkeypatch.setattr(calendars, "_SCHEDULES", {})
-    monkeypatch.setattr(calendars, "_WEEKDAYS_ONLY", set())
-    market, _ = make_market(book, rules, now=datetime(2026, 12, 3, 15, 0, tzinfo=UTC))
-    aapl, tencent = con(book, "AAPL"), con(book, "700")
-    thanksgiving = market.bars(aapl, datetime(2026, 11, 27, 0, 0, tzinfo=NY), "1 D", "5 mins", use_rth=True)
-    assert len(thanksgiving) == 78  # a full weekday: the holiday is not known without the calendar
-    hk = market.bars(tencent, datetime(2026, 11, 21, 0, 0, tzinfo=HK), "1 D", "1 hour", use_rth=True)
-    assert [b[0].astimezone(HK).strftime("%H:%M") for b in hk][:2] == ["09:20", "09:30"]
-    assert not [b for b in hk if "12:00" <= b[0].astimezone(HK).strftime("%H:%M") < "13:00"]

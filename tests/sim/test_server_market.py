@@ -8,6 +8,8 @@ import datetime as dt
 import pytest
 from ib_async import IB, Contract, MarketOrder, Stock
 
+from tests.helpers import wait_for as _wait_for
+
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -17,15 +19,6 @@ async def ib(sim_server):
     await client.connectAsync("127.0.0.1", sim_server.port, clientId=11, timeout=5)
     yield client
     client.disconnect()
-
-
-async def _wait_for(predicate, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_qualify_us_and_hk_stocks(ib):
@@ -65,19 +58,17 @@ async def test_streaming_quotes_move_and_stay_on_tick(ib, sim_server):
     ticker = ib.reqMktData(contract)
     await _wait_for(lambda: ticker.bid > 0 and ticker.ask > 0 and ticker.last > 0)
     first = (ticker.bid, ticker.ask, ticker.time)
-    seen = set()
-    for _ in range(40):
-        await asyncio.sleep(0.05)
-        seen.add((ticker.bid, ticker.ask))
-        assert ticker.ask > ticker.bid
-        assert round(ticker.bid * 100) == pytest.approx(ticker.bid * 100, abs=1e-6)
-    assert len(seen) > 1, "quotes should move"
+    seen = [(ticker.bid, ticker.ask)]
+    ticker.updateEvent += lambda t: seen.append((t.bid, t.ask))
+    await _wait_for(lambda: len(set(seen)) > 3)  # quotes move
+    for bid, ask in seen:  # every update, not a sample of them
+        assert ask > bid
+        assert round(bid * 100) == pytest.approx(bid * 100, abs=1e-6)
     assert ticker.close > 0 and ticker.high >= ticker.low > 0 and ticker.volume >= 0
     assert ticker.marketDataType == 1
     assert first[0] > 0
     ib.cancelMktData(contract)
-    await asyncio.sleep(0.1)
-    assert not sim_server._subs_by_con
+    await _wait_for(lambda: not sim_server._subs_by_con)
 
 
 async def test_snapshot_ends_and_unsubscribes(ib, sim_server):
@@ -180,8 +171,7 @@ async def test_keep_up_to_date_bars_follow_the_live_price(ib, sim_server):
     await _wait_for(lambda: ticker.last > 0)
     assert abs(bars[-1].close - ticker.last) / ticker.last < 0.01
     ib.cancelHistoricalData(bars)
-    await asyncio.sleep(0.1)
-    assert not any(s.live_bars for s in sim_server.sessions)
+    await _wait_for(lambda: not any(s.live_bars for s in sim_server.sessions))
 
 
 async def test_symbol_search_head_timestamp_positions_multi_and_managed_accounts(ib, sim_server):
@@ -199,5 +189,4 @@ async def test_symbol_search_head_timestamp_positions_multi_and_managed_accounts
     ib.client.reqPositionsMulti(4242, "DU222222", "")
     await _wait_for(lambda: ("DU222222", 265598, 3.0) in rows)
     ib.client.reqManagedAccts()
-    await asyncio.sleep(0.1)
-    assert sim_server.stats.count("REQ_MANAGED_ACCTS") == 1
+    await _wait_for(lambda: sim_server.stats.count("REQ_MANAGED_ACCTS") == 1)

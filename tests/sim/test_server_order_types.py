@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from decimal import Decimal
 
 import pytest
@@ -17,6 +16,7 @@ from ibapi.order import Order as ApiOrder
 from ibapi.wrapper import EWrapper
 
 from tests.helpers import wait_for as _wait_for
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -141,9 +141,7 @@ def test_ibapi_sees_the_trailing_stop_price_in_open_order(sim):
     reader = threading.Thread(target=app.run, daemon=True)
     reader.start()
     try:
-        deadline = time.monotonic() + 10
-        while app.next_id is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: app.next_id is not None, timeout=10)
         contract = Contract()
         contract.symbol, contract.secType, contract.exchange, contract.currency = "AAPL", "STK", "SMART", "USD"
         order = ApiOrder()
@@ -151,22 +149,16 @@ def test_ibapi_sees_the_trailing_stop_price_in_open_order(sim):
         order.trailingPercent = 50  # far from the market: it rests
         order.account, order.tif = "DU111111", "GTC"
         app.placeOrder(app.next_id, contract, order)
-        deadline = time.monotonic() + 10
-        while not app.open_orders and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: app.open_orders, timeout=10)
         order_id, order_type, trail_stop, _aux = app.open_orders[0]
         assert order_id == app.next_id and order_type == "TRAIL"
         assert 100 < trail_stop < 1e9  # the ask plus half again, not unset
         aapl = sim.server.book.find("AAPL")[0].con_id
         sim.call(sim.server.market.move_to, aapl, Decimal("100.00"))  # the ask falls: the buy stop follows
-        deadline = time.monotonic() + 10
-        while not any(o[2] < 151 for o in app.open_orders) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: any(o[2] < 151 for o in app.open_orders), timeout=10)
         assert min(o[2] for o in app.open_orders) == pytest.approx(150.02, abs=0.05)  # ask 100.01 + 50 %
         app.cancelOrder(app.next_id, _cancel_arg())
-        deadline = time.monotonic() + 10
-        while (app.next_id, "Cancelled") not in app.statuses and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: (app.next_id, "Cancelled") in app.statuses, timeout=10)
         assert (app.next_id, "Cancelled") in app.statuses
     finally:
         app.disconnect()

@@ -170,7 +170,7 @@ async def test_fills_and_completed_orders_visible_after_reconnect(sim_server):
     await _wait_for(lambda: trade.orderStatus.status == "Filled")
     perm = trade.order.permId
     ib.disconnect()
-    await asyncio.sleep(0.1)
+    await _wait_for(lambda: 31 not in sim_server.by_client_id)  # the exchange has let the client id go
     again = IB()
     await again.connectAsync("127.0.0.1", sim_server.port, clientId=31, timeout=5)
     try:

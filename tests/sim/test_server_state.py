@@ -66,7 +66,7 @@ def test_kill_at_any_moment_leaves_a_readable_state(tmp_path):
         end = loop.time() + delay
         while loop.time() < end:  # every fill makes the exchange save its state within 0.5 s
             ib.placeOrder(aapl, MarketOrder("BUY", 1, account="DU111111"))
-            await asyncio.sleep(0.03)
+            await asyncio.sleep(0.03)  # the order rate of the traffic the kill interrupts, not a wait
         proc.send_signal(signal.SIGKILL)
         ib.disconnect()
 
@@ -118,7 +118,7 @@ def test_acknowledged_orders_and_fills_survive_kill_9_right_after_the_ack(tmp_pa
                 ib.placeOrder(aapl, order)
             except ConnectionError:  # killed meanwhile
                 break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the order rate of the traffic the kill interrupts, not a wait
         await _wait_for(lambda: proc.poll() is not None, timeout=10)
         ib.disconnect()
         return acked, fills

@@ -115,12 +115,10 @@ async def test_two_clients_on_one_instrument_both_stream(sim_server):
         await b.qualifyContractsAsync(contract)
         ta, tb = a.reqMktData(contract), b.reqMktData(contract)
         await _wait_for(lambda: ta.bid > 0 and tb.bid > 0)
-        seen_a, seen_b = set(), set()
-        for _ in range(30):
-            await asyncio.sleep(0.03)
-            seen_a.add(ta.bid)
-            seen_b.add(tb.bid)
-        assert len(seen_a) > 1 and len(seen_b) > 1
+        seen_a, seen_b = {ta.bid}, {tb.bid}
+        ta.updateEvent += lambda ticker: seen_a.add(ticker.bid)
+        tb.updateEvent += lambda ticker: seen_b.add(ticker.bid)
+        await _wait_for(lambda: len(seen_a) > 1 and len(seen_b) > 1)  # both lines see the price move
         assert len(sim_server._subs_by_con[265598]) == 2
         a.cancelMktData(contract)
         await _wait_for(lambda: len(sim_server._subs_by_con.get(265598, {})) == 1)

@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 from ib_async import IB, Contract, LimitOrder, MarketOrder, Stock
 
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -142,17 +142,13 @@ def test_open_order_after_a_fill_carries_the_commission(sim):
     reader = threading.Thread(target=app.run, daemon=True)
     reader.start()
     try:
-        end = time.monotonic() + 5
-        while app.next_id is None and time.monotonic() < end:
-            time.sleep(0.02)
+        wait_until(lambda: app.next_id is not None)
         contract = IbContract()
         contract.symbol, contract.secType, contract.exchange, contract.currency = "AAPL", "STK", "SMART", "USD"
         order = Order()
         order.action, order.orderType, order.totalQuantity, order.account = "BUY", "MKT", Decimal(300), "DU111111"
         app.placeOrder(app.next_id, contract, order)
-        end = time.monotonic() + 5
-        while not (app.reports and any(s[0] == "Filled" for s in app.states)) and time.monotonic() < end:
-            time.sleep(0.02)
+        wait_until(lambda: app.reports and any(s[0] == "Filled" for s in app.states))
         filled = [s for s in app.states if s[0] == "Filled"]
         assert filled, app.states
         assert filled[-1][1] == pytest.approx(sum(app.reports)) and filled[-1][1] >= 1.0  # 300 x 0.005 = 1.50

@@ -8,24 +8,15 @@ import asyncio
 import socket
 import struct
 import threading
-import time
 from decimal import Decimal
 
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_until
 
 # a message that does not decode at the negotiated version kills ibapi's reader thread: fail the test on it
 pytestmark = [pytest.mark.timeout(60), pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")]
-
-
-def _wait(predicate, timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("max_version", [151, 163, 165])
@@ -77,12 +68,12 @@ def test_ibapi_declaring_an_older_maximum_is_served_at_that_version(sim, monkeyp
     reader = threading.Thread(target=app.run, daemon=True)
     reader.start()
     try:
-        _wait(lambda: app.next_id is not None)
+        wait_until(lambda: app.next_id is not None)
         assert app.serverVersion() == max_version
         aapl = Contract()
         aapl.symbol, aapl.secType, aapl.exchange, aapl.currency = "AAPL", "STK", "SMART", "USD"
         app.reqContractDetails(1, aapl)
-        _wait(lambda: app.details)
+        wait_until(lambda: app.details)
         d = app.details[0]
         assert d.contract.conId == 265598 and d.longName == "APPLE INC" and d.marketRuleIds
         assert d.contract.exchange == "SMART" and d.timeZoneId
@@ -90,18 +81,18 @@ def test_ibapi_declaring_an_older_maximum_is_served_at_that_version(sim, monkeyp
         buy = Order()
         buy.action, buy.orderType, buy.totalQuantity, buy.account = "BUY", "MKT", Decimal(10), "DU111111"
         app.placeOrder(order_id, aapl, buy)
-        _wait(lambda: "Filled" in app.statuses.get(order_id, []) and app.executions)
+        wait_until(lambda: "Filled" in app.statuses.get(order_id, []) and app.executions)
         assert app.executions[0][:2] == (order_id, Decimal(10))
         rest = Order()
         rest.action, rest.orderType, rest.totalQuantity, rest.lmtPrice = "BUY", "LMT", Decimal(5), 1.25
         rest.account = "DU111111"
         app.placeOrder(order_id + 1, aapl, rest)
-        _wait(lambda: any(o[0] == order_id + 1 and o[4] == "Submitted" for o in app.open_orders))
+        wait_until(lambda: any(o[0] == order_id + 1 and o[4] == "Submitted" for o in app.open_orders))
         assert (order_id + 1, 265598, Decimal(5), 1.25, "Submitted") in app.open_orders
         app.cancelOrder(order_id + 1, _cancel_arg())
-        _wait(lambda: any(e[0] == order_id + 1 and e[1] == 202 for e in app.errors))
+        wait_until(lambda: any(e[0] == order_id + 1 and e[1] == 202 for e in app.errors))
         app.reqCompletedOrders(False)
-        _wait(lambda: any(c[2] == "Filled" for c in app.completed))
+        wait_until(lambda: any(c[2] == "Filled" for c in app.completed))
         assert app.isConnected()
     finally:
         app.disconnect()

@@ -1,6 +1,6 @@
 """Qt + qasync fixtures for the UI tests (shared by every tests/ui module).
 
-Style (see /work/shared/docs/qt-async-notes.md): UI tests are *sync* tests. One session-wide
+Style (see docs/qt-and-asyncio.md): UI tests are *sync* tests. One session-wide
 ``qasync.QEventLoop(qapp, already_running=True)`` carries every coroutine; ``qtbot.waitUntil`` /
 ``qtbot.waitSignal`` spin Qt, and so the asyncio callbacks, sockets and timers of that loop.
 
@@ -123,10 +123,7 @@ def make_broker(tmp_path, run_async):
     def make(**kwargs: Any) -> Any:
         kwargs.setdefault("journal_path", tmp_path / f"journal-{len(made)}.sqlite")
         kwargs.setdefault("reconnect_backoff", (0.2, 1.0))
-        try:
-            broker = Broker(**kwargs)
-        except NotImplementedError:
-            pytest.skip("Broker is not implemented yet (B2)")
+        broker = Broker(**kwargs)
         made.append(broker)
         return broker
 

@@ -42,7 +42,7 @@ def test_smoke_test_prints_the_marker_and_exits_0(tmp_path):
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith(SMOKE_MARKER)), None)
     assert line is not None, out.stdout + out.stderr
     fields = dict(part.split("=", 1) for part in line[len(SMOKE_MARKER):].split())
-    assert fields["tabs"] == "6"
+    assert fields["tabs"] == "7"
     assert fields["account"].startswith("DU")
     assert float(fields["populated_s"]) >= float(fields["connected_s"]) >= float(fields["window_s"]) > 0
     # Clean shutdown wrote the log and closed the journal it opened.
@@ -86,6 +86,17 @@ def test_bad_tab_name_says_which_are_valid(tmp_path):
     assert "--tab must be one of" in out.stdout + out.stderr
 
 
+def _wait_for_log(proc: subprocess.Popen, log_file: Path, pattern: re.Pattern[str], what: str) -> None:
+    """Poll the panel's log until ``pattern`` appears (the panel runs in another process: no event to await)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if log_file.exists() and pattern.search(log_file.read_text(encoding="utf-8")):
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)  # poll interval, not a wait for something to finish
+    pytest.fail(f"the panel did not {what} within 30 s")
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is a POSIX signal")
 def test_sigterm_shuts_down_cleanly_and_one_instance_per_profile(tmp_path):
     home = tmp_path / "home"
@@ -94,15 +105,8 @@ def test_sigterm_shuts_down_cleanly_and_one_instance_per_profile(tmp_path):
     )
     log_file = home / "logs" / "ibpanel.log"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if log_file.exists() and "practice exchange listening" in log_file.read_text(encoding="utf-8"):
-                break
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.2)
-        else:
-            pytest.fail("the panel did not start its practice exchange in 30 s")
-        time.sleep(1.0)  # let it finish connecting
+        _wait_for_log(proc, log_file, re.compile(r"practice exchange listening"), "start its practice exchange")
+        _wait_for_log(proc, log_file, re.compile(r"client .* connected"), "connect to its practice exchange")
 
         second = _run(home, "--demo", timeout=30)
         assert second.returncode == 0 and "already running" in second.stdout, second.stdout + second.stderr

@@ -82,7 +82,7 @@ def test_qasync_loop_runs_coroutines_in_sync_tests(run_async):
     async def work():
         fut = asyncio.get_running_loop().create_future()
         asyncio.get_running_loop().call_later(0.05, fut.set_result, 42)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the behaviour under test: a loop timer fires under qtbot
         return await fut
 
     assert run_async(work(), timeout=5.0) == 42

@@ -13,7 +13,8 @@ def test_tabs_in_order_and_status_bar_shows_the_connection(qtbot, main_window, b
     window = main_window
     titles = [window.tab_widget.tabText(i) for i in range(window.tab_widget.count())]
     assert titles[:2] == ["Connection", "Account"]
-    assert list(window.tabs) == list(TAB_NAMES) == ["connection", "account", "positions", "orders", "ticket", "quotes"]
+    assert list(window.tabs) == list(TAB_NAMES) == ["connection", "account", "positions", "orders", "ticket", "quotes",
+                                                  "practice"]
     bar = window.status_bar
     assert bar.isVisible()
     assert bar.state_label.text() == "Connected"
@@ -121,23 +122,14 @@ def test_close_stops_every_timer_and_unsubscribes(qtbot, make_broker, ui_setting
 
 def test_cross_tab_requests_open_the_ticket(qtbot, main_window):
     tabs = main_window.tabs
-    if not hasattr(tabs["ticket"], "prefill"):
-        import pytest
-
-        pytest.skip("ticket tab not available yet")
     request = {"symbol": "AAPL", "side": "SELL", "quantity": None, "limit_price": None}
     main_window.show_tab("connection")
     for source in ("positions", "quotes"):
-        signal = getattr(tabs[source], "ticket_requested", None)
-        if signal is None:
-            continue
         main_window.show_tab("connection")
-        signal.emit(request)
+        tabs[source].ticket_requested.emit(request)
         assert main_window.current_tab_name() == "ticket"
-    quote_signal = getattr(tabs["positions"], "quote_requested", None)
-    if quote_signal is not None:
-        quote_signal.emit("MSFT")
-        assert main_window.current_tab_name() == "quotes"
+    tabs["positions"].quote_requested.emit("MSFT")
+    assert main_window.current_tab_name() == "quotes"
 
 
 def test_status_bar_shows_delayed_market_data(qtbot, sim, main_window, broker, run_async):

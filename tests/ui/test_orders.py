@@ -3,10 +3,6 @@ behind a confirmation (No sends nothing), completed orders and CSV export."""
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 import asyncio
 import csv
 from decimal import Decimal

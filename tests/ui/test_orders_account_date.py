@@ -3,10 +3,6 @@ managed; an open order placed on an earlier day shows its date, not just a time 
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal

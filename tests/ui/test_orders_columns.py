@@ -4,16 +4,12 @@ Id / Side / TIF, and saved widths restored instead of re-fitted."""
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 from decimal import Decimal
 
 from ibpanel.broker.models import OrderRequest, OrderStatus, OrderType, Side
 from ibpanel.ui.formatting import tick_at
 from ibpanel.ui.orders_tab import OrdersTab
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 
 
 def _place(run_async, broker, symbol: str, quantity: int, order_type: OrderType = OrderType.LMT) -> int:
@@ -32,6 +28,12 @@ def _place(run_async, broker, symbol: str, quantity: int, order_type: OrderType 
 def _titles(view) -> list[str]:
     model = view.model()
     return [str(model.headerData(i, Qt.Orientation.Horizontal)) for i in range(model.columnCount())]
+
+
+def _readable(view) -> None:
+    """Assertion-style condition for ``qtbot.waitUntil``: every header and visible cell reads in full."""
+    _assert_headers_readable(view)
+    _assert_cells_readable(view)
 
 
 def _assert_headers_readable(view) -> None:
@@ -60,12 +62,10 @@ def test_positions_and_orders_columns_fit_a_1280_px_window(qtbot, main_window, b
     qtbot.waitUntil(lambda: all(any(o.order_id == i and o.status in (OrderStatus.SUBMITTED, OrderStatus.PRE_SUBMITTED)
                                     for o in orders.open_model.rows()) for i in working), timeout=10000)
     assert filled not in {o.order_id for o in orders.open_model.rows()}
-    qtbot.wait(50)  # the one-shot fit runs right after the rows are inserted
 
     main_window.show_tab("positions")
     qtbot.waitUntil(positions.view.isVisible, timeout=2000)
-    _assert_headers_readable(positions.view)
-    _assert_cells_readable(positions.view)
+    qtbot.waitUntil(lambda: _readable(positions.view), timeout=2000)  # the one-shot fit follows the rows
     unrealized = _titles(positions.view).index("Unrealized P&L")
     header = positions.view.horizontalHeader()
     assert header.sectionSize(unrealized) >= header.fontMetrics().horizontalAdvance("Unrealized P&L") + 8
@@ -73,8 +73,7 @@ def test_positions_and_orders_columns_fit_a_1280_px_window(qtbot, main_window, b
     main_window.show_tab("orders")
     view = orders.open_view
     qtbot.waitUntil(view.isVisible, timeout=2000)
-    _assert_headers_readable(view)
-    _assert_cells_readable(view)
+    qtbot.waitUntil(lambda: _readable(view), timeout=2000)
     header = view.horizontalHeader()
     titles = _titles(view)
     assert header.stretchLastSection()
@@ -89,9 +88,7 @@ def test_positions_and_orders_columns_fit_a_1280_px_window(qtbot, main_window, b
     orders.tabs.setCurrentWidget(orders.completed_view)
     view = orders.completed_view
     qtbot.waitUntil(lambda: view.isVisible() and view.model().rowCount() > 0, timeout=10000)
-    qtbot.wait(50)
-    _assert_headers_readable(view)
-    _assert_cells_readable(view)
+    qtbot.waitUntil(lambda: _readable(view), timeout=2000)
     assert view.horizontalScrollBar().maximum() == 0
 
 
@@ -107,8 +104,12 @@ def test_saved_column_widths_are_restored_not_refitted(qtbot, broker, run_async,
     second = OrdersTab(broker, ui_settings)
     qtbot.addWidget(second)
     second.show()
-    qtbot.waitUntil(lambda: any(o.order_id == order_id for o in second.open_model.rows()), timeout=10000)
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: any(o.order_id == order_id for o in second.open_model.rows())
+                    and second.open_model.rowCount() > 0, timeout=10000)
+    # a re-fit would run from a zero-delay timer queued when the rows were inserted: let one queued after it run
+    later = []
+    QTimer.singleShot(0, lambda: later.append(True))
+    qtbot.waitUntil(lambda: bool(later), timeout=2000)
     assert second.open_view.horizontalHeader().sectionSize(1) == 133  # the user's width, not re-fitted
     run_async(broker.cancel(order_id), timeout=10)
     second.shutdown()

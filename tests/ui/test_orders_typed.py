@@ -3,10 +3,6 @@ the price the exchange gets; a box emptied by the user is refused, not replaced 
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 import asyncio
 from decimal import Decimal
 

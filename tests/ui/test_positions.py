@@ -3,10 +3,6 @@ prefill (opposite side, full quantity), show quote, CSV, and stale marking when 
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 import csv
 from decimal import Decimal
 

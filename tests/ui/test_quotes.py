@@ -3,10 +3,6 @@ flashes on moves, a chart with bars and live points, and double-click to the tic
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 from decimal import Decimal
 
 from ibpanel.broker.models import Market

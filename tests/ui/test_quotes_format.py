@@ -3,10 +3,6 @@ whose text stays readable against the flash colour, on the real tab streaming fr
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 from decimal import Decimal
 
 from ibpanel.broker.models import Instrument, Market

@@ -3,12 +3,9 @@ as tooltip) rather than "live"; and a "not connected" message does not outlive t
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 from decimal import Decimal
 
+import pytest
 from ibpanel.sim.server import SimThread
 from ibpanel.ui.quotes_tab import QuotesTab
 from ibpanel.ui.table_model import STALE_COLOUR

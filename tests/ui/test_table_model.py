@@ -86,7 +86,7 @@ def test_flush_rate_is_bounded_by_the_timer(model, qtbot):
     # ~400 ms of continuous updates every 5 ms -> about 4 flushes, never one per update
     for n in range(80):
         model.upsert(Row("A", float(n), Decimal(n)))
-        qtbot.wait(5)
+        qtbot.wait(5)  # the input rate under test (an update every 5 ms), not a wait for something
     qtbot.waitUntil(lambda: model.pending == 0, timeout=2000)
     flushes = model.flush_count - start
     assert 1 <= flushes <= 10, flushes

@@ -3,10 +3,6 @@ no double submit, and a limit order that works, is modified, fills and shows in 
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 from decimal import Decimal
 
 import pytest
@@ -14,7 +10,7 @@ from ibpanel.broker.models import Market, OrderStatus, Side
 from ibpanel.ui.formatting import tick_at
 from ibpanel.ui.ticket_tab import TicketTab
 from PySide6.QtCore import Qt
-from ticket_helpers import open_ticket, prefill_and_wait
+from ticket_helpers import open_ticket, prefill_and_wait, type_into
 
 
 def _resolve(qtbot, tab: TicketTab, request: dict) -> None:
@@ -179,6 +175,19 @@ def test_preview_shows_commission_and_margin_without_placing(qtbot, broker, ui_s
     assert tab.last_preview.commission is not None and tab.last_preview.commission >= 1.0  # US minimum USD 1
     assert tab.last_order is None
     assert not broker.open_orders()  # a what-if never leaves a working order
+    tab.shutdown()
+
+
+def test_a_what_if_line_clears_when_the_order_changes(qtbot, broker, ui_settings):
+    tab = open_ticket(qtbot, broker, ui_settings)
+    _resolve(qtbot, tab, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(100), "limit_price": None})
+    qtbot.waitUntil(tab.preview_button.isEnabled, timeout=5000)
+    tab.preview_button.click()
+    qtbot.waitUntil(lambda: tab.last_preview is not None, timeout=15000)
+    assert tab.preview_label.text().startswith("What-if:")
+    type_into(qtbot, tab.quantity_edit, "200")  # another order now: the figures were for 100 shares
+    qtbot.waitUntil(lambda: tab.preview_label.text() == "", timeout=2000)
+    assert tab.last_preview is None
     tab.shutdown()
 
 

@@ -3,16 +3,13 @@ screen shows is what is sent, fields never refill or re-read, entry points write
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 from decimal import Decimal
 
+import pytest
 from ibpanel.broker.models import Market, Side
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QCheckBox, QComboBox, QLabel, QLineEdit
-from ticket_helpers import open_ticket, prefill_and_wait, type_into
+from ticket_helpers import idle_and_heard_by_the_exchange, open_ticket, prefill_and_wait, type_into
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 
@@ -36,7 +33,7 @@ def test_an_emptied_quantity_disables_submit_and_a_click_or_shortcut_sends_nothi
     qtbot.mouseClick(tab.submit_button, Qt.MouseButton.LeftButton)
     qtbot.keyClick(tab.quantity_edit, Qt.Key.Key_Return, CTRL)
     tab.submit_clicked()  # reached anyway (as a shortcut would): refused
-    qtbot.wait(300)  # an order sent would have reached the exchange by now
+    idle_and_heard_by_the_exchange(qtbot, tab)
     assert sim.stats.count("PLACE_ORDER") == placed
     assert tab.quantity_edit.text() == ""  # never refilled behind the trader's back
     assert not tab.in_flight and tab.last_order is None
@@ -54,7 +51,7 @@ def test_a_fractional_quantity_is_refused_with_a_message_not_read_as_another_num
     assert "whole number" in tab.issues_shown()["quantity"] and typed in tab.issues_shown()["quantity"]
     assert not tab.submit_button.isEnabled()
     qtbot.keyClick(tab.quantity_edit, Qt.Key.Key_Return, CTRL)
-    qtbot.wait(300)
+    idle_and_heard_by_the_exchange(qtbot, tab)
     assert sim.stats.count("PLACE_ORDER") == placed
     assert tab.last_order is None
     tab.shutdown()
@@ -70,7 +67,7 @@ def test_a_typed_price_keeps_its_decimals_and_an_off_tick_one_is_refused(qtbot, 
     assert "tick" in tab.issues_shown()["limit_price"].lower()
     assert not tab.submit_button.isEnabled()
     tab.submit_clicked()
-    qtbot.wait(300)
+    idle_and_heard_by_the_exchange(qtbot, tab)
     assert sim.stats.count("PLACE_ORDER") == placed
     tab.shutdown()
 

@@ -13,13 +13,10 @@ The confirmation (``ticket/confirm_paper``) is really opened and answered by cli
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 import re
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (

@@ -3,10 +3,6 @@ red), Submit asks first while TWS is cut off from IB (1100), and Preview labels 
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 from decimal import Decimal
 
 from ibpanel.broker.models import ConnectionState, OrderStatus

@@ -7,16 +7,12 @@ typed numbers. Unreadable text is refused beside its field; validation runs whil
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ibpanel.sim.server", reason="the practice exchange server (S1) has not landed yet")
-
 from decimal import Decimal
 
 from ibpanel.broker.models import OrderType
 from ibpanel.ui.ticket_tab import TicketTab
 from PySide6.QtCore import Qt
-from ticket_helpers import open_ticket, prefill_and_wait
+from ticket_helpers import idle_and_heard_by_the_exchange, open_ticket, prefill_and_wait
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 
@@ -81,8 +77,7 @@ def test_typed_quantity_with_ctrl_enter_is_validated_as_typed_hk_lot(qtbot, brok
     qtbot.keyClick(tab.quantity_edit, Qt.Key.Key_Return, CTRL)
     qtbot.waitUntil(lambda: "quantity" in tab.issues_shown(), timeout=10000)
     assert "250" in tab.issues_shown()["quantity"] or "lot" in tab.issues_shown()["quantity"].lower()
-    qtbot.waitUntil(lambda: not tab.in_flight, timeout=5000)
-    qtbot.wait(100)  # an order sent would be counted by now
+    idle_and_heard_by_the_exchange(qtbot, tab)
     assert sim.stats.count("PLACE_ORDER") == placed  # the valid 100 it replaced is not sent
     assert tab.last_order is None
     tab.shutdown()
@@ -104,7 +99,7 @@ def test_unreadable_price_is_refused_beside_the_field_not_replaced_by_the_old_va
     qtbot.keyClick(tab.limit_edit, Qt.Key.Key_Backspace)  # now empty
     qtbot.keyClick(tab.limit_edit, Qt.Key.Key_P, CTRL)  # Preview refuses the same way
     assert tab.issues_shown().get("limit_price", "").startswith("Type a limit price")
-    qtbot.wait(50)
+    idle_and_heard_by_the_exchange(qtbot, tab)
     assert sim.stats.count("PLACE_ORDER") == placed
     assert tab.last_order is None
     tab.shutdown()
@@ -120,7 +115,9 @@ def test_messages_appear_while_typing_before_submit(qtbot, broker, sim, ui_setti
     assert "lot" in tab.issues_shown()["quantity"].lower()
     _type_into(qtbot, tab.quantity_edit, "200")
     assert "quantity" not in tab.issues_shown()  # editing the field clears its message at once
-    qtbot.wait(600)  # past the debounce: the valid lot brings no new message
+    # past the debounce: the check of the valid lot has run and brought no new message
+    qtbot.waitUntil(lambda: not tab._check_timer.isActive(), timeout=5000)
+    idle_and_heard_by_the_exchange(qtbot, tab)
     assert "quantity" not in tab.issues_shown()
     assert sim.stats.count("PLACE_ORDER") == placed  # checking sends nothing (not even a what-if)
     assert tab.last_order is None
@@ -149,7 +146,8 @@ def test_a_price_edited_for_one_instrument_does_not_carry_over_to_the_next(qtbot
 
     # a price given with a prefill (close position, double-click) is kept for its instrument
     tab.prefill({"symbol": "MSFT", "side": "SELL", "quantity": Decimal(5), "limit_price": Decimal("401.23")})
-    qtbot.waitUntil(lambda: tab.instrument is not None and tab.instrument.symbol == "MSFT", timeout=10000)
-    qtbot.wait(100)
+    # the quote that would re-seed the price has arrived and the subscribe task is over
+    qtbot.waitUntil(lambda: tab.instrument is not None and tab.instrument.symbol == "MSFT" and tab.quote is not None
+                    and tab.quote.instrument.symbol == "MSFT" and len(tab.tasks) == 0, timeout=10000)
     assert tab.draft.price_value("limit_price") == Decimal("401.23")
     tab.shutdown()

@@ -3,8 +3,12 @@ until the ticket is ready."""
 
 from __future__ import annotations
 
+import asyncio
+
 from ibpanel.ui.ticket_tab import TicketTab
 from PySide6.QtCore import Qt
+
+from tests.helpers import exchange_caught_up
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 
@@ -24,6 +28,15 @@ def prefill_and_wait(qtbot, tab: TicketTab, request: dict, quote_field: str = "l
     tab.prefill(request)
     qtbot.waitUntil(lambda: tab.instrument is not None and tab.quote is not None
                     and getattr(tab.quote, quote_field) is not None and tab.limit_edit.text() != "", timeout=10000)
+
+
+def idle_and_heard_by_the_exchange(qtbot, tab: TicketTab) -> None:
+    """Wait until the ticket has nothing in flight (no submit, no check) and the exchange has answered a
+    request sent after that: an order the ticket sent would be counted by the exchange by then."""
+    qtbot.waitUntil(lambda: not tab.in_flight and len(tab.tasks) == 0, timeout=10000)
+    answered = asyncio.ensure_future(exchange_caught_up(tab.broker))
+    qtbot.waitUntil(answered.done, timeout=10000)
+    answered.result()
 
 
 def type_into(qtbot, edit, text: str) -> None:

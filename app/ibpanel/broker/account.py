@@ -76,6 +76,9 @@ class AccountBook:
         self._closed: dict[tuple[str, int], object] = {}
         self._pnl: dict[str, PnL] = {}
         self._pnl_requested: set[str] = set()
+        # (account, conId) -> IB's single-position P&L (reqPnLSingle), one subscription per held position
+        self._pnl_single: dict[tuple[str, int], object] = {}
+        self._pnl_single_requested: set[tuple[str, int]] = set()
         self._dirty_account = False
         self._dirty_positions = False
         self._flush_scheduled = False
@@ -85,6 +88,7 @@ class AccountBook:
         ib.execDetailsEvent += self._on_exec
         ib.commissionReportEvent += self._on_commission
         ib.pnlEvent += self._on_pnl_event
+        ib.pnlSingleEvent += self._on_pnl_single
 
     # --- queries -------------------------------------------------------------------------------
     def summary(self, account: str | None) -> AccountSummary | None:
@@ -129,10 +133,54 @@ class AccountBook:
             if item is not None:
                 position = replace(position, realized_pnl=num(item.realizedPNL))
             out.append(position)
-        held = [p for p in out if p.quantity != 0]
+        held = [self._with_single_pnl(p) for p in out if p.quantity != 0]
         if closed_today:
             held += self._closed_today(account, {p.instrument.con_id for p in held})
         return tuple(held)
+
+    def _with_single_pnl(self, position: Position) -> Position:
+        """Daily and unrealized P&L from IB's single-position P&L (base currency), when it is for the quantity
+        held now (a report that trails a fill is for the old quantity: none is shown until the next)."""
+        single = self._pnl_single.get((position.account, position.instrument.con_id or 0))
+        if single is None or dec(getattr(single, "position", None)) != position.quantity:
+            return position
+        return replace(position, daily_pnl=num(single.dailyPnL),  # type: ignore[attr-defined]
+                       single_unrealized_pnl=num(single.unrealizedPnL))  # type: ignore[attr-defined]
+
+    def pnl_single(self, account: str, con_id: int) -> tuple[float | None, float | None] | None:
+        """(daily, unrealized) of one position as IB last reported it; None before the first report."""
+        single = self._pnl_single.get((account, con_id))
+        if single is None:
+            return None
+        return num(single.dailyPnL), num(single.unrealizedPnL)  # type: ignore[attr-defined]
+
+    def _want_pnl_single(self, account: str, con_id: int) -> None:
+        key = (account, con_id)
+        if not account or not con_id or key in self._pnl_single_requested:
+            return
+        try:
+            self.ib.reqPnLSingle(account, "", con_id)  # sends the request; updates arrive as pnlSingleEvent
+            self._pnl_single_requested.add(key)
+        except Exception:  # noqa: BLE001 - P&L is optional; TWS may refuse it
+            log.debug("reqPnLSingle failed for %s %s", account, con_id, exc_info=True)
+
+    def _drop_pnl_single(self, account: str, con_id: int) -> None:
+        """A position closed: its P&L stream stops (TWS counts these subscriptions)."""
+        key = (account, con_id)
+        if key not in self._pnl_single_requested:
+            return
+        self._pnl_single_requested.discard(key)
+        self._pnl_single.pop(key, None)
+        try:
+            self.ib.cancelPnLSingle(account, "", con_id)
+        except Exception:  # noqa: BLE001 - already gone with the connection
+            log.debug("cancelPnLSingle failed for %s %s", account, con_id, exc_info=True)
+
+    def _on_pnl_single(self, single: object) -> None:
+        key = (getattr(single, "account", ""), getattr(single, "conId", 0))
+        self._pnl_single[key] = single
+        self._dirty_positions = True
+        self._schedule()
 
     def _closed_today(self, account: str | None, held: set[int | None]) -> list[Position]:
         out = []
@@ -189,6 +237,11 @@ class AccountBook:
         self._schedule()
 
     def _on_position(self, position: object) -> None:
+        account, con_id = getattr(position, "account", ""), getattr(getattr(position, "contract", None), "conId", 0)
+        if dec(getattr(position, "position", 0)):
+            self._want_pnl_single(account, con_id)
+        else:
+            self._drop_pnl_single(account, con_id)
         if getattr(position, "account", None) != self._selected() and dec(getattr(position, "position", 0)):
             self._watch_price(self._instrument_for(position.contract))  # type: ignore[attr-defined]
         self._dirty_positions = True
@@ -255,6 +308,7 @@ class AccountBook:
         self._fills.clear()
         self._closed.clear()
         self._pnl.clear()
+        self._pnl_single.clear()
 
     # --- connection changes --------------------------------------------------------------------
     def resync(self, accounts: tuple[str, ...]) -> None:
@@ -265,6 +319,10 @@ class AccountBook:
                 self._fills[model.exec_id] = model
                 self._on_fill(model)
         self._pnl_requested.clear()
+        self._pnl_single_requested.clear()  # a new connection has none of the old subscriptions
+        for pos in self.ib.positions(""):
+            if dec(pos.position):
+                self._want_pnl_single(pos.account, pos.contract.conId)
         for account in accounts:
             try:
                 self.ib.reqPnL(account)

@@ -2,7 +2,7 @@
 failures; paper vs live. (Python exceptions the broker raises are in ``exceptions.py``.)
 
 Sources: the original module's troubleshooting table (TWS not running, wrong port, API not enabled,
-clientId in use, bad symbol), the protocol notes' list of codes, and IB's published message codes.
+clientId in use, bad symbol), docs/protocol.md's list, and IB's published message codes.
 The TWS ports are TWS 7497 paper / 7496 live and IB Gateway 4002 paper / 4001 live (IB's own
 error 502 text names them; the original module's README has the TWS pair swapped).
 """

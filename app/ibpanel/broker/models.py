@@ -278,6 +278,9 @@ class Position:
     market_value: float | None = None  # real market value (quantity x price), never cost basis
     unrealized_pnl: float | None = None
     realized_pnl: float | None = None
+    # IB's single-position P&L (reqPnLSingle), in the account's BASE currency (not the instrument's)
+    daily_pnl: float | None = None
+    single_unrealized_pnl: float | None = None
 
     @property
     def currency(self) -> str:

@@ -182,7 +182,7 @@ class TickTable:
 _D = Decimal
 # Reg NMS rule 612: sub-penny below $1.00.
 US_TICK_TABLE = TickTable([(_D("0"), _D("0.0001")), (_D("1"), _D("0.01"))], source="US fallback")
-# SEHK spread table for stocks after the 2025-08-04 reduction (shared/docs/markets.md).
+# SEHK spread table for stocks after the 2025-08-04 reduction (docs/markets.md).
 HK_TICK_TABLE = TickTable(
     [
         (_D("0"), _D("0.001")), (_D("0.25"), _D("0.005")), (_D("0.5"), _D("0.01")),

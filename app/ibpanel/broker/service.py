@@ -604,6 +604,10 @@ class Broker:
     def pnl(self, account: str | None = None) -> PnL | None:
         return self._account.pnl(account)
 
+    def pnl_single(self, account: str, con_id: int) -> tuple[float | None, float | None] | None:
+        """(daily, unrealized) of one position from IB's single-position P&L, in the base currency."""
+        return self._account.pnl_single(account, con_id)
+
     # --- market data ------------------------------------------------------------------------
     async def subscribe(self, instrument: Instrument) -> Quote:
         """Stream quotes for the instrument (idempotent, reference counted); falls back to delayed."""

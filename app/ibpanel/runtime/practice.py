@@ -177,13 +177,15 @@ async def start_practice(
     persistent: bool = True,
     on_thread: bool = False,
     join_wait: float = JOIN_WAIT,
+    replay: Any = None,
 ) -> PracticeExchange:
     """Own the profile's practice exchange (start it) or join the one another process owns.
 
     ``persistent``: the profile's practice account (state file, one owner per profile); False runs a
     private, fresh exchange (headless runs). ``on_thread``: run an owned exchange on its own thread
     (the window keeps painting) instead of the running loop. ``seed``: the price seed of an exchange
-    this call starts. Raises PracticeUnavailable when another process owns the exchange but has not
+    this call starts. ``replay``: a sim/replay.py ReplaySession: a private exchange on that recorded day
+    (like ``persistent=False``: the profile's practice account is not touched). Raises PracticeUnavailable when another process owns the exchange but has not
     said where it listens within ``join_wait`` seconds.
     """
     from ibpanel.sim.server import SimConfig
@@ -191,6 +193,8 @@ async def start_practice(
     kwargs: dict[str, Any] = {"host": "127.0.0.1", "port": 0}
     if seed is not None:
         kwargs["seed"] = seed
+    if replay is not None:  # replay hook
+        kwargs["replay"], persistent = replay, False
     if not persistent:
         sim = await _start_sim(SimConfig(**kwargs), on_thread, seed_new=False)
         return PracticeExchange(host="127.0.0.1", port=sim.port, owner=True, owner_pid=os.getpid(), sim=sim)

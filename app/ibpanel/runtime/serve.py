@@ -172,7 +172,9 @@ async def serve(
         practice = None
         if demo:
             try:
-                practice = await session.start_practice(seed=getattr(args, "seed", None))
+                # --replay FILE (cli.py, sim/replay.py): a private exchange on the recorded day
+                practice = await session.start_practice(seed=getattr(args, "seed", None),
+                                                        replay=getattr(args, "replay_session", None))
             except PracticeUnavailable as exc:
                 print(f"ibpanel serve: {exc}", file=sys.stderr, flush=True)
                 return 1

@@ -61,14 +61,15 @@ class Session:
 
     # --- practice exchange -----------------------------------------------------------------
     async def start_practice(self, *, seed: int | None = None, persistent: bool = True,
-                             on_thread: bool = False) -> PracticeExchange:
+                             on_thread: bool = False, replay: Any = None) -> PracticeExchange:
         """The profile's practice exchange: started (owned) or joined once per session; later calls return it.
 
         Raises PracticeUnavailable when another process owns it without saying where it listens.
-        See ``runtime.practice.start_practice`` for ``persistent`` and ``on_thread``.
+        See ``runtime.practice.start_practice`` for ``persistent``, ``on_thread`` and ``replay`` (a recorded day).
         """
         if self.practice is None:
-            self.practice = await start_practice(self.profile, seed=seed, persistent=persistent, on_thread=on_thread)
+            self.practice = await start_practice(self.profile, seed=seed, persistent=persistent, on_thread=on_thread,
+                                                 replay=replay)
             log.info("using the %s", self.practice.describe())
         return self.practice
 

@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hold every reply for SECONDS (a slow TWS)")
     p.add_argument("--max-lines", type=int, default=0, metavar="N",
                    help="market data lines per client (0 = unlimited; TWS's default is 100)")
+    p.add_argument("--replay", metavar="FILE", default=None,
+                   help="replay a recorded day (.ibrec) or a CSV of bars (.csv) instead of random prices")
+    p.add_argument("--replay-speed", type=float, default=1.0, metavar="X", help="replay speed, 1 to 60 (default 1)")
+    p.add_argument("--replay-from", metavar="TIME", default=None,
+                   help="start the replay at TIME: HH:MM or 'YYYY-MM-DD HH:MM' (the first market's time)")
     p.add_argument("--commission-plan", choices=("fixed", "tiered"), default="",
                    help="IBKR Pro pricing plan to charge (default: fixed, as in resources/sim/commissions.json)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -72,13 +77,18 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
                 raise ValueError(f"--cash {item!r} is not CCY=AMOUNT, e.g. --cash USD=100000") from None
     if args.quote_interval <= 0:
         raise ValueError("--quote-interval must be more than 0 seconds")
+    replay = None
+    if args.replay:  # loaded and checked whole before the exchange starts (sim/replay.py)
+        from ibpanel.sim.replay import open_replay
+
+        replay = open_replay(args.replay, speed=args.replay_speed, start=args.replay_from)
     return SimConfig(
         host=args.host, port=args.port, accounts=accounts, seed=args.seed, session_mode=args.session,
         quote_interval=args.quote_interval, synthetic_symbols=max(args.synthetic, 0), state_file=args.state,
         log_requests=args.log_requests, starting_cash=cash, market_data_live=not args.no_market_data,
         readonly=args.readonly, pacing=args.pacing, delay_replies=max(args.delay_replies, 0.0),
         refuse_for=max(args.refuse_for, 0.0), max_market_data_lines=max(args.max_lines, 0),
-        commission_plan=args.commission_plan,
+        commission_plan=args.commission_plan, replay=replay,
     )
 
 

@@ -18,7 +18,7 @@ pinned down (documented in the final report too):
 - a rejected new order gets its OrderError and then status "Inactive" (IB: "rejected or canceled");
 - stop orders show "PreSubmitted" until triggered (IB simulates stops), then "Submitted";
 - an order placed while its market is closed (session_mode "real") is held "PreSubmitted";
-- HK short sales are refused (markets.md: designated securities only; kept out of practice mode);
+- HK short sales are refused (docs/markets.md: designated securities only; kept out of practice mode);
 - trailing stops show "PreSubmitted" until triggered (IB simulates them), each move of the stop is an
   openOrder update with the new trailStopPrice; MOC/LOC/OPG/AUC orders wait "Submitted" for their auction
   (the calendar's real open or close, also in "always open" practice) and fill whole at the last price then;

@@ -354,6 +354,7 @@ class Market:
         self.seed = seed
         self.session_mode = session_mode
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.price_source = None  # replay (sim/replay.py ReplayFeed): recorded prices instead of the random walk
         self._grids: dict[int, TickGrid] = {rid: TickGrid(rules.rows(rid)) for rid in rules.ids()}
         self._paths: dict[int, _Path] = {}
         for inst in book.all():
@@ -407,6 +408,8 @@ class Market:
 
         In "real" session mode an instrument whose market is closed (or at lunch) does not move.
         """
+        if self.price_source is not None:  # replay hook
+            return self.price_source.advance(self)
         now = self.clock()
         paths = self._paths
         ids = paths.keys() if con_ids is None else con_ids
@@ -503,6 +506,20 @@ class Market:
         p.time = now
         p.top_cache = None
 
+    def apply_quote(self, con_id: int, when: datetime, **fields: Decimal | int | None) -> None:
+        """Replay hook: set the top of book and day stats from a recorded quote (None keeps a field).
+
+        ``fields``: bid, ask, last (Decimal); bid_size, ask_size, last_size, volume (int); open_, high, low, close.
+        """
+        p = self._path(con_id)
+        for name, value in fields.items():
+            if value is not None:
+                setattr(p, name.rstrip("_"), p.grid.to_units(value) if isinstance(value, Decimal) else int(value))
+        p.mid = float(p.bid)
+        p.time = when
+        p.day = self._local_day(p.inst, when)
+        p.top_cache = None
+
     def record_trade(self, con_id: int, price: Decimal, quantity: Decimal) -> None:
         """A practice fill prints on the tape: last, volume, high and low include it."""
         p = self._path(con_id)
@@ -556,6 +573,8 @@ class Market:
         ``what`` other than TRADES gives volume and count -1, as TWS does for MIDPOINT/BID/ASK.
         Raises ValueError for a request it cannot serve (the server answers error 162).
         """
+        if self.price_source is not None:  # replay hook
+            return self.price_source.bars(self, con_id, end, duration, bar_size, what)
         p = self._path(con_id)
         bar_s = parse_bar_size(bar_size)
         now = self.clock()
@@ -571,6 +590,8 @@ class Market:
         "real" mode follows the exchange calendar (calendars.py): holidays are closed, half days end early
         (US 13:00 with after-hours to 17:00; HK after the morning, then the closing auction).
         """
+        if self.price_source is not None:  # replay hook: sessions as recorded
+            return self.price_source.session_state(con_id, now or self.clock())
         if self.session_mode == "always":
             return "open"
         inst = self._path(con_id).inst
@@ -613,6 +634,8 @@ class Market:
 
         Example: "20250102:0400-20250102:2000;20250104:CLOSED". "always" mode lists every day 0000-2400.
         """
+        if self.price_source is not None:  # replay hook
+            return self.price_source.trading_hours(con_id)
         inst = self._path(con_id).inst
         tz = ZoneInfo(inst.time_zone)
         today = (now or self.clock()).astimezone(tz).date()

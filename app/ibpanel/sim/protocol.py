@@ -5,7 +5,7 @@ field orders are checked in one place.
 
 Wire format: every message after the client's ``API\\0`` greeting is a 4-byte big-endian length followed by
 ASCII fields, each terminated by NUL; the first field is the message id. Field layouts follow what
-ib_async 2.1 and IB's official client decode at server version 176 (see shared/docs/tws-protocol.md).
+ib_async 2.1 and IB's official client decode at server version 176 (see docs/protocol.md).
 Encoders here are written for this project; only the field orders are taken from those clients.
 
 Field counts matter: ib_async unpacks fixed tuples for several messages and ibapi drops a message whose

@@ -164,6 +164,7 @@ class SimConfig:
     refuse_for: float = 0.0  # refuse connections for this long after start (a TWS that is restarting)
     max_market_data_lines: int = 0  # 0 = unlimited (TWS's default is 100; benchmarks stream 1000)
     account_push_seconds: float = ACCOUNT_PUSH_SECONDS
+    replay: object | None = None  # a sim/replay.py ReplaySession: replay a recorded day instead of the random walk
     commission_plan: str = ""  # "fixed" or "tiered" IBKR Pro pricing; "" = commissions.json's commission_plan
 
 
@@ -386,7 +387,11 @@ class SimServer:
             raise ValueError("the practice exchange needs at least one account id, e.g. DU111111")
         self.book = InstrumentBook.load(synthetic=cfg.synthetic_symbols)
         self.rules = MarketRules.load()
-        self.market = Market(self.book, self.rules, seed=cfg.seed, session_mode=cfg.session_mode)
+        replay = cfg.replay  # replay hook: the recording's instruments, clock and prices (sim/replay.py)
+        if replay is not None:
+            self.book, self.rules = replay.book_and_rules(self.rules)
+        self.market = Market(self.book, self.rules, seed=cfg.seed, session_mode=cfg.session_mode,
+                             clock=replay.clock.now if replay is not None else None)
         self.accounts = Accounts(list(cfg.accounts), self.market, starting_cash=cfg.starting_cash,
                                  commission_plan=cfg.commission_plan or None)
         self.exchange = Exchange(self.market, self.accounts, self._on_venue_event)
@@ -425,6 +430,8 @@ class SimServer:
         if self._state_path is not None:
             self._store = StateStore(self._state_path)
             self._load_state()
+        if replay is not None:  # after the state: the recording's prices win over saved ones
+            replay.attach(self.market, lambda: self.loop.call_soon(self.tick) if self.loop else None)
 
     # ----- lifecycle --------------------------------------------------------------------------------------
     @property
@@ -719,7 +726,7 @@ class SimServer:
         session.send(P.market_rule(rule_id, rows))
 
     def _on_current_time(self, session: ClientSession, args: tuple) -> None:
-        session.send(P.current_time(int(time.time())))
+        session.send(P.current_time(int(self.market.clock().timestamp())))  # the replay clock when replaying
 
     # ----- market data ------------------------------------------------------------------------------------
     def _on_market_data_type(self, session: ClientSession, args: tuple) -> None:
@@ -795,7 +802,7 @@ class SimServer:
             volume += top.last_size
             self._vwap[con_id] = (notional, volume, top.volume)
         vwap = (notional / volume).quantize(Decimal("0.00000001")) if volume else top.last
-        return (f"{_price_text(top.last)};{top.last_size};{int(time.time() * 1000)};{top.volume};"
+        return (f"{_price_text(top.last)};{top.last_size};{int(self.market.clock().timestamp() * 1000)};{top.volume};"
                 f"{_num(vwap)};true")
 
     def _trading(self, inst: SimInstrument) -> bool:
@@ -847,7 +854,7 @@ class SimServer:
         if full or new_print:
             out.append(_tick_size_text(req, ticks[8], values[8]))
             last[8] = values[8]
-            out.append(_tick_string_text(req, sub.tick_texts[11], str(int(time.time()))))
+            out.append(_tick_string_text(req, sub.tick_texts[11], str(int(self.market.clock().timestamp()))))
             if sub.rt_volume and new_print and not full:
                 out.append(_tick_string_text(req, "48", self._rt_volume_text(sub.con_id)))
         session.schedule_flush()
@@ -898,7 +905,8 @@ class SimServer:
         price_text = feed.price_text
         length = _LENGTH_TEXT
         touched: set[ClientSession] = set()
-        last_time = (2, 11, f"\x00{int(time.time())}\x00")  # tick 45: the time of the prints of this step
+        # tick 45: the time of the prints of this step (the replay clock when replaying)
+        last_time = (2, 11, f"\x00{int(self.market.clock().timestamp())}\x00")
         for con_id in changed:
             subs = subs_by_con.get(con_id)
             if not subs:
@@ -990,7 +998,7 @@ class SimServer:
             else:
                 label = when.astimezone(zone).strftime("%Y%m%d %H:%M:%S") + " " + inst.time_zone
             rows.append((label, o, h, low, c, volume, wap, count))
-        real_end = end or datetime.now(UTC)
+        real_end = end or self.market.clock()
         start = bars[0][0]
         fmt = "%Y%m%d %H:%M:%S"
         session.send(P.historical_data(req.req_id, start.astimezone(zone).strftime(fmt) + " " + inst.time_zone,
@@ -1019,7 +1027,7 @@ class SimServer:
 
     def _push_live_bars(self) -> None:
         """keepUpToDate bar requests: the current bar follows the live last price (HISTORICAL_DATA_UPDATE)."""
-        now = datetime.now(UTC)
+        now = self.market.clock()  # the wall clock, or the replay clock when replaying
         for session in self.started_sessions():
             for req_id, bar in session.live_bars.items():
                 top = self.market.top(bar.inst.con_id)

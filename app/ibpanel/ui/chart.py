@@ -1,7 +1,7 @@
 """Price chart for one instrument: historical bars as candles plus the live last price, with a crosshair.
 
 The plot itself (pyqtgraph, ``ibpanel.ui.plots``) is built the first time the chart is shown, so a
-window that opens on another tab never imports pyqtgraph. Speed rules from qt-async-notes: float64 x arrays, 1 px pens, antialias off, clipToView and peak
+window that opens on another tab never imports pyqtgraph. Speed rules from docs/qt-and-asyncio.md: float64 x arrays, 1 px pens, antialias off, clipToView and peak
 downsampling, and redraws only from a timer (at most REDRAW_HZ a second) when something changed, never
 per tick: each redraw repaints the whole plot with its axes, which costs more than a tick storm's table.
 """

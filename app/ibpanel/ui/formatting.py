@@ -16,7 +16,7 @@ US_TICKS: tuple[tuple[Decimal, Decimal], ...] = (
     (Decimal("0"), Decimal("0.0001")),
     (Decimal("1"), Decimal("0.01")),
 )
-# HKEX spread table since the 2025-08-04 cut (shared/docs/markets.md).
+# HKEX spread table since the 2025-08-04 cut (docs/markets.md).
 HK_TICKS: tuple[tuple[Decimal, Decimal], ...] = (
     (Decimal("0"), Decimal("0.001")),
     (Decimal("0.25"), Decimal("0.005")),

@@ -124,6 +124,9 @@ async def screenshot(panel: PanelApp, path: Path) -> int:
         session_ok = await _connect_for_screenshot(panel)
     window.show_tab(name)
     tab = window.tabs[name]
+    prepare = getattr(tab, "prepare_screenshot", None)  # e.g. the Practice tab closes the sample trades
+    if prepare is not None and panel.args.demo and session_ok:
+        await prepare()
     populated_fn = getattr(tab, "populated", None)
     # Without a session there is nothing to wait for: the window as it is (first run) is the picture.
     waiting = populated_fn is not None and panel.broker.status.state is not ConnectionState.DISCONNECTED

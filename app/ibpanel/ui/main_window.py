@@ -31,8 +31,10 @@ from ibpanel import __version__, paths
 from ibpanel.broker.models import ConnectionState, ConnectionStatus, MarketDataType, Quote
 from ibpanel.broker.service import Broker
 from ibpanel.ui.connection_tab import classification_text
+from ibpanel.ui.hotkeys import Hotkeys
 from ibpanel.ui.settings import Settings
 from ibpanel.ui.style import PALETTE, set_prop
+from ibpanel.ui.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ TAB_SPECS: tuple[tuple[str, str, str], ...] = (
     ("orders", "ibpanel.ui.orders_tab", "OrdersTab"),
     ("ticket", "ibpanel.ui.ticket_tab", "TicketTab"),
     ("quotes", "ibpanel.ui.quotes_tab", "QuotesTab"),
+    ("practice", "ibpanel.ui.practice_tab", "PracticeTab"),
 )
 TAB_NAMES = tuple(name for name, _m, _c in TAB_SPECS)
 DEFAULT_WINDOW_SIZE = (1280, 820)
@@ -235,6 +238,8 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(6, 6, 6, 0)
         layout.addWidget(self.banner)
         layout.addWidget(self.tab_widget, 1)
+        self._central_layout = layout
+        self.replay_bar: QWidget | None = None  # the Replay control, while a recorded day replays
         self.setCentralWidget(central)
         self.status_bar = StatusBar()
         self.setStatusBar(self.status_bar)
@@ -249,6 +254,8 @@ class MainWindow(QMainWindow):
             # The window's minimum size is its layout's: with this, one at which the ticket is usable, every
             # field at its natural height and Submit in view (not squeezed by a smaller screen or a drag).
             ticket.setMinimumSize(ticket.sizeHint().expandedTo(ticket.minimumSizeHint()))
+        self.workspace = Workspace(self, TAB_NAMES)  # docks, View menu, Alerts, saved layout
+        self.hotkeys = Hotkeys(self, self.workspace.menu)  # configurable order / cancel / flatten keys
         self._install_side_keys()
         self._wire()
         broker.state_changed.connect(self._on_state_changed)
@@ -336,10 +343,19 @@ class MainWindow(QMainWindow):
             quotes.show_symbol(symbol)
         self.show_tab("quotes")
 
+    def show_replay(self, clock: Any, zone: str, title: str = "", zones: tuple[str, ...] = ()) -> None:
+        """Show the Replay control (ui/replay_bar.py) above the tabs, driving ``clock`` (sim/replay.py)."""
+        from ibpanel.ui.replay_bar import ReplayBar
+
+        self.replay_bar = ReplayBar(clock, zone, title, zones=zones)
+        self._central_layout.insertWidget(1, self.replay_bar)
+
     def tab(self, name: str) -> QWidget:
         return self.tabs[name]
 
     def show_tab(self, name: str) -> None:
+        if self.workspace.show(name):  # torn off: its dock is raised instead
+            return
         if name in self.tabs:
             self.tab_widget.setCurrentWidget(self.tabs[name])
 
@@ -377,15 +393,18 @@ class MainWindow(QMainWindow):
             if screen is not None:  # a laptop screen smaller than the default: fit it (never below the minimum)
                 size = size.boundedTo(screen.availableGeometry().size())
             self.resize(size.expandedTo(self.minimumSizeHint()))
+        self.workspace.restore()
         state = self.settings.get_bytes("window/state")
         if state is not None:
             self.restoreState(state)
+        self.workspace.after_restore_state()
         self.show_tab(self.settings.get("window/tab", "connection"))
 
     def save_window(self) -> None:
         self.settings.set("window/geometry", self.saveGeometry())
         self.settings.set("window/state", self.saveState())
         self.settings.set("window/tab", self.current_tab_name())
+        self.workspace.save()
         self.settings.sync()
 
     def shutdown(self) -> None:
@@ -395,9 +414,13 @@ class MainWindow(QMainWindow):
         self._shut_down = True
         self.save_window()
         self.clock_timer.stop()
+        if self.replay_bar is not None:
+            self.replay_bar.shutdown()
         QApplication.instance().focusChanged.disconnect(self._on_focus_changed)
         self.broker.state_changed.disconnect(self._on_state_changed)
         self.broker.quotes_updated.disconnect(self._on_quotes_updated)
+        self.workspace.shutdown()
+        self.hotkeys.shutdown()
         for name, widget in self.tabs.items():
             stop = getattr(widget, "shutdown", None)
             if stop is None:

@@ -26,15 +26,12 @@ from PySide6.QtWidgets import (
 )
 
 from ibpanel.broker.draft import (
-    NumberError,
-    parse_price,
-    parse_quantity,
-    price_text,
     step_price,
     step_quantity,
 )
 from ibpanel.broker.exceptions import BrokerError, OrderRejected
 from ibpanel.broker.models import ConnectionState, ConnectionStatus, Fill, OrderView
+from ibpanel.broker.modify_draft import ModifyDraft
 from ibpanel.ui import formatting as fmt
 from ibpanel.ui.table_model import (
     Column,
@@ -135,22 +132,26 @@ class ModifyOrderDialog(QDialog):
         form.addRow("Order", QLabel(
             f"{order.side.value} {fmt.format_qty(order.quantity)} {order.instrument.display} {order.order_type}"
         ))
-        # line edits read by the ticket's own parsers: what the box shows is what is sent (no hidden value)
+        # The boxes show a Qt-free ModifyDraft and write the whole of it back on every edit: what the
+        # boxes show is what is sent (no hidden value), read by the ticket's own parsers.
         inst, self.number_format = order.instrument, number_format_of(self.locale())
+        self.draft = ModifyDraft.of(order, self.number_format, lambda price: fmt.price_decimals(inst, price))
         self.quantity = SteppingLineEdit(lambda t, n: step_quantity(t, n, inst.board_lot, self.number_format))
-        self.quantity.setText(f"{order.quantity:f}")
+        self.quantity.setText(self.draft.quantity)
         form.addRow("Quantity", self.quantity)
         self.limit_price = SteppingLineEdit(lambda t, n: step_price(t, n, inst.market, inst.symbol, self.number_format))
         self.stop_price = SteppingLineEdit(lambda t, n: step_price(t, n, inst.market, inst.symbol, self.number_format))
-        for name, object_name, edit, price in (("Limit price", "limitPrice", self.limit_price, order.limit_price),
-                                               ("Stop price", "stopPrice", self.stop_price, order.stop_price)):
+        for name, object_name, edit, field in (("Limit price", "limitPrice", self.limit_price, "limit_price"),
+                                               ("Stop price", "stopPrice", self.stop_price, "stop_price")):
             edit.setObjectName(object_name)
             edit.setAccessibleName(name)
-            if price is not None:
-                edit.setText(price_text(price, fmt.price_decimals(inst, price), self.number_format))
+            if field in self.draft.editable():
+                edit.setText(getattr(self.draft, field))
                 form.addRow(name, edit)
         self.quantity.setObjectName("quantity")
         self.quantity.setAccessibleName("Quantity")
+        for edit in (self.quantity, self.limit_price, self.stop_price):
+            edit.textChanged.connect(self._write_draft)
         self.message = QLabel("")
         self.message.setObjectName("modifyMessage")
         self.message.setWordWrap(True)
@@ -172,29 +173,17 @@ class ModifyOrderDialog(QDialog):
         self.layout().activate()
         self.adjustSize()
 
-    def _read(self) -> tuple[dict, list[str]]:
-        """(field -> value shown, messages for boxes whose text is not a number); refused, never re-read."""
-        shown: dict = {}
-        bad: list[str] = []
-        try:
-            shown["quantity"] = parse_quantity(self.quantity.text(), self.number_format)
-        except NumberError as exc:
-            bad.append(f"Quantity: {exc}")
-        for field, edit, name in (("limit_price", self.limit_price, "limit"), ("stop_price", self.stop_price, "stop")):
-            if getattr(self.order, field) is not None:
-                try:
-                    shown[field] = parse_price(edit.text(), self.number_format, name)
-                except NumberError as exc:
-                    bad.append(str(exc))
-        return shown, bad
+    def _write_draft(self, _text: str = "") -> None:
+        self.draft = self.draft.with_text(self.quantity.text(), self.limit_price.text(), self.stop_price.text())
 
     def changes(self) -> dict:
-        shown, _bad = self._read()
-        return {field: value for field, value in shown.items() if value != getattr(self.order, field)}
+        self._write_draft()
+        return self.draft.changes()
 
     def unreadable_fields(self) -> list[str]:
         """Boxes whose text is not a number: refused rather than sent with another value."""
-        return self._read()[1]
+        self._write_draft()
+        return self.draft.problems()
 
     def submit(self) -> None:
         bad = self.unreadable_fields()

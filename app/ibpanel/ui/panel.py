@@ -208,13 +208,19 @@ class PanelApp:
         # shared: when `ibpanel serve --demo` already runs it, this panel joins that exchange.
         # Headless runs (smoke test, screenshots) use a fresh private one, so their output does
         # not depend on earlier runs.
+        replay = getattr(self.args, "replay_session", None)  # --replay FILE (cli.py, sim/replay.py)
+        starting = session.practice is None
         try:
-            practice = await session.start_practice(seed=self.args.seed, persistent=not self.headless, on_thread=True)
+            practice = await session.start_practice(seed=self.args.seed, persistent=not self.headless, on_thread=True,
+                                                    replay=replay)
         except PracticeUnavailable as exc:
             tab.append_message(str(exc), "error")
             window.status_bar.showMessage("Practice exchange not available: see the Connection tab", 10000)
             log.warning("%s", exc)
             return False
+        if starting and replay is not None:  # the Replay control drives the replay's clock
+            zone, zones = replay.time_zones()
+            window.show_replay(replay.clock, zone, Path(replay.source).name, zones)
         where = "in-process" if practice.owner else f"shared, run by process {practice.owner_pid}"
         tab.set_practice_port(practice.port, where)
         if self.broker.status.state is not ConnectionState.DISCONNECTED:

@@ -7,6 +7,7 @@ from decimal import Decimal
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -21,6 +22,7 @@ from ibpanel.ui import formatting as fmt
 from ibpanel.ui.table_model import Column, ColumnKind, KeyedTableModel
 from ibpanel.ui.table_view import make_table_view, selected_positions
 
+ALL_ACCOUNTS = "*"
 CLOSED_NOTE = "Closed today: the row keeps its realized P&L until the next session."
 
 
@@ -63,10 +65,22 @@ class PositionsTab(QWidget):
         self.export_button = QPushButton("Export CSV…")
         self.export_button.clicked.connect(self._export_clicked)
         self.export_button.setAccessibleName("Export positions as CSV")
+        self.flatten_button = QPushButton("Flatten account…")
+        self.flatten_button.setToolTip("Cancel the account's working orders, then close every position (one confirmation)")
+        self.flatten_button.setAccessibleName("Flatten every position of the account")
+        self.flatten_button.clicked.connect(lambda: self.flatten())
+        self.flatten_dialog = None
+        self.scope_combo = QComboBox()
+        self.scope_combo.setAccessibleName("Positions of which account")
+        self.scope_combo.addItem("This account", "")
+        self.scope_combo.addItem("All accounts", ALL_ACCOUNTS)
+        self.scope_combo.currentIndexChanged.connect(lambda _i: self._refresh())
         self.view.setAccessibleName("Positions")
 
         bottom = QHBoxLayout()
+        bottom.addWidget(self.scope_combo)
         bottom.addWidget(self.totals_label, 1)
+        bottom.addWidget(self.flatten_button)
         bottom.addWidget(self.export_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.stale_label)
@@ -97,6 +111,10 @@ class PositionsTab(QWidget):
                    tooltip="Market value converted to the base currency, as a share of net liquidation"),
             Column("currency", "Currency", value=lambda p: p.instrument.currency),
             Column("account", "Account", tooltip="The account holding the position (shown when several are managed)"),
+            Column("daily_pnl", "Daily P&L (base)", ColumnKind.PNL, coloured=True,
+                   tooltip="Today's P&L of the position from IB's single-position P&L, in the account's base currency"),
+            Column("single_unrealized_pnl", "Unrealized (base)", ColumnKind.PNL, coloured=True,
+                   tooltip="Unrealized P&L from IB's single-position P&L, in the account's base currency"),
         )
 
     def _fx_to_base(self, currency: str) -> float | None:
@@ -123,8 +141,19 @@ class PositionsTab(QWidget):
         return 100.0 * position.market_value * rate / summary.net_liquidation
 
     # --- broker events ------------------------------------------------------------------------
+    def all_accounts(self) -> bool:
+        return self.scope_combo.currentData() == ALL_ACCOUNTS
+
+    def _refresh(self) -> None:
+        if self.broker.status.connected:
+            self._on_positions_changed(self.broker.positions(closed_today=True))
+
     def _on_positions_changed(self, positions: tuple[Position, ...]) -> None:
         account = self.broker.status.account
+        if self.all_accounts():
+            # every managed account (the broker's event carries the selected one only)
+            positions = tuple(p for acct in self.broker.status.accounts for p in self.broker.positions(acct))
+            account = None
         rows = [p for p in positions if account is None or p.account == account]
         # A position closed today keeps its row (quantity 0, greyed) with its realized P&L until the next session.
         self.model.replace_all(rows)
@@ -149,14 +178,18 @@ class PositionsTab(QWidget):
             # the Account column only matters when the login manages more than one account (QA F26)
             column = next(i for i, c in enumerate(self.model.columns) if c.key == "account")
             self.view.setColumnHidden(column, len(status.accounts) <= 1)
+            if self.scope_combo.count() and len(status.accounts) <= 1:
+                self.scope_combo.setCurrentIndex(0)
+            self.scope_combo.setVisible(len(status.accounts) > 1)
 
     # --- totals -------------------------------------------------------------------------------
     def totals(self) -> dict[str, dict[str, float]]:
-        """Per currency: market value, unrealized and realized P&L of the rows shown."""
+        """Per currency: market value, unrealized and realized P&L of the rows shown (every account's in the
+        "All accounts" view)."""
         out: dict[str, dict[str, float]] = {}
         for position in self.model.rows():
             bucket = out.setdefault(position.currency, {"market_value": 0.0, "unrealized_pnl": 0.0, "realized_pnl": 0.0})
-            for field in bucket:
+            for field in ("market_value", "unrealized_pnl", "realized_pnl"):
                 value = getattr(position, field)
                 if value is not None:
                     bucket[field] += value
@@ -191,6 +224,25 @@ class PositionsTab(QWidget):
         self.ticket_requested.emit(request)
         return request
 
+    def flatten(self, position_index: int | None = None):
+        """Open the flatten confirmation for one position (its row) or every position of the account."""
+        from ibpanel.ui.flatten_dialog import FlattenDialog
+
+        con_id = None
+        account = self.broker.status.account or ""
+        if position_index is not None:
+            if not 0 <= position_index < len(self.model):
+                return None
+            position: Position = self.model.row(position_index)
+            if position.quantity == 0:
+                return None
+            con_id, account = position.instrument.con_id, position.account
+        if not account:
+            return None
+        self.flatten_dialog = FlattenDialog(self.broker, account, con_id, self)
+        self.flatten_dialog.open()
+        return self.flatten_dialog
+
     def show_quote(self, position_index: int) -> None:
         if 0 <= position_index < len(self.model):
             self.quote_requested.emit(self.model.row(position_index).instrument.display)
@@ -214,7 +266,9 @@ class PositionsTab(QWidget):
         if index.isValid():
             row = index.row()
             menu.addAction("Close position…", lambda: self.close_position(row))
+            menu.addAction("Flatten position…", lambda: self.flatten(row))
             menu.addAction("Show quote", lambda: self.show_quote(row))
+        menu.addAction("Flatten account…", lambda: self.flatten())
         menu.addAction("Copy", self.copy_selection)
         menu.addAction("Export CSV…", self._export_clicked)
         menu.popup(self.view.viewport().mapToGlobal(point))

@@ -1,7 +1,7 @@
 """One table model for every tab: typed columns over a plain keyed store, with coalesced repaints.
 
 Why: a dataChanged per cell costs ~10x one ranged dataChanged, and a proxy with dynamicSortFilter
-re-sorts on every tick (qt-async-notes). So writers call ``upsert``/``remove`` as often as data
+re-sorts on every tick (docs/qt-and-asyncio.md). So writers call ``upsert``/``remove`` as often as data
 arrives; the store always holds the latest row (final values are never dropped), rows are only
 *marked* dirty, and a single-shot QTimer flushes at most ``1000 / interval_ms`` times a second with
 one dataChanged per contiguous run of dirty rows. Sorting is done by the model itself and re-applied

@@ -71,7 +71,7 @@ class TicketTab(TicketForm):
         self.confirm_box: QMessageBox | None = None
         self._touched: set[str] = set()  # fields whose own problems are shown (edited, or Submit tried)
         self._issues: dict[str, str] = {}  # the broker's messages by field row
-        self._resolve_seq = self._check_seq = 0
+        self._resolve_seq = self._check_seq = self._preview_seq = 0
         self._subscribed: Instrument | None = None
         self._shown_instrument: Instrument | None = None
         self._shut_down = False
@@ -164,6 +164,10 @@ class TicketTab(TicketForm):
         self.load(self._blank_draft())
 
     def _set_draft(self, draft: OrderDraft) -> None:
+        if draft != self.draft:  # a what-if describes the order it was asked for, not this one
+            self._preview_seq += 1
+            self.preview_label.setText("")
+            self.last_preview = None
         self.draft = draft
         self._render()
         self._sync_subscription()
@@ -406,14 +410,20 @@ class TicketTab(TicketForm):
             self.tasks.spawn(self._preview(request))
 
     async def _preview(self, request: OrderRequest) -> WhatIf | None:
+        seq = self._preview_seq
         try:
             what_if = await self.broker.preview(request)
         except OrderRejected as exc:
+            if seq != self._preview_seq:
+                return None  # the ticket changed meanwhile: this answer is about another order
             self.preview_label.setText("")
             self.show_issues(exc.issues)
             return None
         except BrokerError as exc:
-            self.preview_label.setText(f"No preview: {exc}")
+            if seq == self._preview_seq:
+                self.preview_label.setText(f"No preview: {exc}")
+            return None
+        if seq != self._preview_seq:
             return None
         self.last_preview = what_if
         currency = what_if.commission_currency or (self.draft.instrument.currency if self.draft.instrument else "")

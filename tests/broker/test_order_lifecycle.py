@@ -1,5 +1,6 @@
-"""Modify, cancel all, what-if, rejection by the exchange, not-cancellable, completed orders, P&L,
-delayed-data fallback — each against the practice exchange."""
+"""An order's life after it is placed, against the practice exchange: modify, cancel all, not cancellable
+(filled, or a cancel racing a fill), rejection by the exchange, what-if preview and its timeout, brackets,
+P&L and completed orders after a reconnect, and a journal entry TWS no longer knows settled as Unknown."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from decimal import Decimal
 import pytest
 from broker_helpers import make_broker, params, wait_for
 from ibpanel.broker.exceptions import NotCancellable, OrderRejected
-from ibpanel.broker.models import MarketDataType, OrderRequest, OrderStatus, OrderType, Side
+from ibpanel.broker.models import OrderRequest, OrderStatus, OrderType, Side
 
 
 async def _resting_buy(broker, symbol: str = "AAPL", quantity: int = 5, below: str = "0.95"):
@@ -98,25 +99,6 @@ async def test_pnl_and_completed_orders_after_reconnect(tmp_path, sim_server):
         await broker.close()
 
 
-async def test_delayed_fallback_marks_quotes(connected, sim_server):
-    sim_server.faults.set_market_data_live(False)
-    notices = []
-    connected.notice.connect(notices.append)
-    msft = await connected.resolve("MSFT")
-    await connected.subscribe(msft)
-    quote = await wait_for(lambda: (q := connected.quote(msft)) and q.last and q)
-    assert quote.data_type is MarketDataType.DELAYED
-    # live was refused (354): the broker asked for delayed data once and requested the line again
-    assert any(n.code == 354 for n in notices)
-    assert sim_server.stats.count("REQ_MARKET_DATA_TYPE") == 1 and sim_server.stats.count("REQ_MKT_DATA") == 2
-    # a second stock goes straight to delayed (TWS says 10167), no new round trip needed
-    aapl = await connected.resolve("AAPL")
-    await connected.subscribe(aapl)
-    second = await wait_for(lambda: (q := connected.quote(aapl)) and q.last and q)
-    assert second.data_type is MarketDataType.DELAYED
-    assert sim_server.stats.count("REQ_MARKET_DATA_TYPE") == 1 and sim_server.stats.count("REQ_MKT_DATA") == 3
-
-
 async def test_bracket_entry_with_take_profit_and_stop_loss(connected, sim_server):
     aapl = await connected.resolve("AAPL")
     quote = await connected.snapshot(aapl)
@@ -168,12 +150,31 @@ async def test_cancel_racing_a_fill_is_not_cancellable(connected, sim_server):
     assert (await wait_for(lambda: connected.order(view.order_id))).status is OrderStatus.FILLED
 
 
-async def test_chart_request_refused_by_ib_is_said(connected, sim_server):
-    from ibpanel.broker.exceptions import BrokerError
+async def test_working_order_the_new_session_does_not_know_is_settled_not_left_submitted(tmp_path, sim_server):
+    """QA F32: a fresh practice exchange (or a DAY order expired overnight): the journal entry of an order
+    TWS lists neither as open nor completed becomes "Unknown" with the time, never "Submitted" forever."""
+    from ibpanel.broker.journal import GONE
+    from ibpanel.sim.server import SimConfig, SimServer
 
-    sim_server.faults.set_pacing(True)
-    aapl = await connected.resolve("AAPL")
-    assert await connected.bars(aapl, "1 D", "5 mins")
-    with pytest.raises(BrokerError) as caught:  # the identical request within 15 s: IB's pacing error 162
-        await connected.bars(aapl, "1 D", "5 mins")
-    assert "162" in caught.value.message
+    broker = make_broker(tmp_path)
+    try:
+        await broker.connect(params(sim_server.port))
+        quote = await broker.snapshot(await broker.resolve("AAPL"))
+        low = (Decimal(str(quote.last or quote.bid)) * Decimal("0.9")).quantize(Decimal("0.01"))
+        view = await broker.place(OrderRequest("AAPL", Side.BUY, Decimal(3), OrderType.LMT, limit_price=low,
+                                               tif="GTC"))
+        await wait_for(lambda: broker.journal.entry(view.journal_id).status == "Submitted")
+        await broker.disconnect()
+        fresh = SimServer(SimConfig(port=0, quote_interval=0.2, seed=5))  # same accounts, no memory of the order
+        await fresh.start()
+        try:
+            await broker.connect(params(fresh.port))
+            entry = broker.journal.entry(view.journal_id)
+            assert entry.status == GONE and "no longer known to TWS" in entry.message
+            assert view.journal_id in {e.journal_id for e in broker.last_reconcile}
+            assert fresh.stats.count("PLACE_ORDER") == 0  # nothing re-sent
+        finally:
+            await broker.disconnect()
+            await fresh.stop()
+    finally:
+        await broker.close()
