@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from hypothesis import given
@@ -43,3 +44,16 @@ def test_wire_prices_round_trip_exactly(price):
     """A price sent as a float comes back as the same Decimal (no 0.1 -> 0.1000000000000000055)."""
     assert dec(float(price)) == price
     assert num(float(price)) == float(price)
+
+
+def test_a_quote_carries_the_trades_own_time_from_tick_45():
+    aapl = Instrument("AAPL", Market.US, "SMART", "USD", con_id=265598)
+    printed = datetime(2025, 3, 14, 13, 30, tzinfo=timezone.utc)
+    for kept in (printed, "1741959000"):  # ib_async's datetime, or TWS's own text (epoch seconds)
+        ticker = Ticker(contract=Contract(conId=265598), last=200.5, lastTimestamp=kept)
+        assert quote_model(ticker, aapl, MarketDataType.LIVE, stale=False).last_time == printed
+    delayed = Ticker(contract=Contract(conId=265598), last=200.5, delayedLastTimestamp=printed)
+    assert quote_model(delayed, aapl, MarketDataType.DELAYED, stale=False).last_time == printed
+    for unreadable in (None, "", "soon"):
+        ticker.lastTimestamp = unreadable
+        assert quote_model(ticker, aapl, MarketDataType.LIVE, stale=False).last_time is None

@@ -181,3 +181,15 @@ async def test_the_exchange_clock_and_live_bars_follow_the_replay(replayed):
     session.clock.play()
     await wait_for(lambda: len(bars) == 3, timeout=15)  # the 09:32 bar opens on the replay clock
     assert bars[-1].date == OPEN + timedelta(minutes=2)
+
+
+async def test_streamed_trades_carry_the_replayed_time(replayed):
+    """Tick 45 (last trade time) is the replay clock's, so a chart draws a replayed day on that day."""
+    session, server, ib = replayed
+    aapl = Stock("AAPL", "SMART", "USD")
+    await ib.qualifyContractsAsync(aapl)
+    ticker = ib.reqMktData(aapl)
+    session.clock.play()
+    await wait_for(lambda: ticker.lastTimestamp is not None, timeout=15)
+    printed = ticker.lastTimestamp
+    assert OPEN <= printed <= OPEN + timedelta(minutes=3), printed

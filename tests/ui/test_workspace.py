@@ -12,26 +12,31 @@ def _tab_names(window):
     return [next(n for n, w in window.tabs.items() if w is bar.widget(i)) for i in range(bar.count())]
 
 
+REMAINING = [n for n in TAB_NAMES if n not in ("quotes", "ticket", "orders")]
+
+
 def _side_by_side(docks) -> bool:
-    xs = [docks[n].geometry().x() for n in ("quotes", "ticket", "orders")]
-    return xs == sorted(xs) and len(set(xs)) == 3
+    """Quotes left of the ticket, both beside the tabs; Orders under the whole width."""
+    quotes, ticket, orders = (docks[n].geometry() for n in ("quotes", "ticket", "orders"))
+    return quotes.x() < ticket.x() and orders.y() >= max(quotes.bottom(), ticket.bottom())
 
 
 def test_layout_is_saved_restored_and_reset(qtbot, broker, ui_settings):
     window = MainWindow(broker, ui_settings)
     qtbot.addWidget(window)
     window.show()
-    assert _tab_names(window) == list(TAB_NAMES)  # six tabs by default
+    assert _tab_names(window) == list(TAB_NAMES)  # every tab in the tab bar by default
     window.workspace.apply_preset("trading")
     docks = {n: window.workspace.docks[n] for n in ("quotes", "ticket", "orders")}
-    assert _tab_names(window) == ["connection", "account", "positions"]
+    assert _tab_names(window) == REMAINING
     for name, dock in docks.items():
         assert dock.widget() is window.tabs[name] and dock.isVisible()
-        assert window.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea
-    # side by side: quotes left of ticket left of orders, all on screen at once
+        assert window.dockWidgetArea(dock) == (Qt.DockWidgetArea.BottomDockWidgetArea if name == "orders"
+                                               else Qt.DockWidgetArea.RightDockWidgetArea)
+    # all on screen at once: quotes beside the ticket, orders below
     qtbot.waitUntil(lambda: _side_by_side(docks), timeout=3000)
     window.show_tab("ticket")  # a torn-off tab: its dock comes forward, the tab bar stays
-    assert window.tab_widget.count() == 3
+    assert window.tab_widget.count() == len(REMAINING)
     window.workspace.alerts_dock.show()
     window.close()
 
@@ -39,7 +44,7 @@ def test_layout_is_saved_restored_and_reset(qtbot, broker, ui_settings):
     qtbot.addWidget(again)
     again.show()
     assert again.workspace.torn == ["quotes", "ticket", "orders"]
-    assert _tab_names(again) == ["connection", "account", "positions"]
+    assert _tab_names(again) == REMAINING
     restored = {n: again.workspace.docks[n] for n in ("quotes", "ticket", "orders")}
     qtbot.waitUntil(lambda: all(d.isVisible() for d in restored.values()), timeout=3000)
     qtbot.waitUntil(lambda: _side_by_side(restored), timeout=3000)
@@ -65,3 +70,11 @@ def test_closing_a_dock_puts_its_tab_back_in_place(qtbot, main_window):
     workspace.docks["positions"].close()
     assert _tab_names(main_window) == list(TAB_NAMES)
     assert not workspace.tear_actions["positions"].isChecked()
+
+
+def test_quotes_ticket_and_orders_side_by_side_need_no_more_than_a_1600_pixel_screen(qtbot, main_window):
+    window = main_window
+    window.workspace.apply_preset("trading")
+    qtbot.waitUntil(lambda: all(window.workspace.is_torn(n) for n in ("quotes", "ticket", "orders")), timeout=2000)
+    needed = window.minimumSizeHint()
+    assert needed.width() <= 1600 and needed.height() <= 1000, needed

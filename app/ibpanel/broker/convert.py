@@ -279,6 +279,18 @@ def _size(value: object) -> float | None:
     return None if result is None or result < 0 else result
 
 
+def trade_time(value: object) -> datetime | None:
+    """Tick 45 / 88 (ib_async gives a datetime; TWS's own text is epoch seconds) as aware UTC; None when unset."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return utc(value)
+    try:
+        return datetime.fromtimestamp(int(value), timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
 def quote_model(ticker: object, instrument: Instrument, data_type: MarketDataType, stale: bool) -> Quote:
     """Runs once per changed ticker per packet: no closures, a fast path for ib_async's float fields."""
     when = getattr(ticker, "time", None)
@@ -300,6 +312,7 @@ def quote_model(ticker: object, instrument: Instrument, data_type: MarketDataTyp
         data_type=data_type,
         time=when,
         stale=stale,
+        last_time=trade_time(getattr(ticker, "lastTimestamp", None) or getattr(ticker, "delayedLastTimestamp", None)),
     )
 
 

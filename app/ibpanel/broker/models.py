@@ -317,9 +317,10 @@ class Quote:
     close: float | None = None  # previous close
     volume: float | None = None
     data_type: MarketDataType = MarketDataType.LIVE
-    time: datetime | None = None
+    time: datetime | None = None  # when this update arrived
     stale: bool = False  # True while the connection is down or degraded
     unavailable: str = ""  # why no data can come (e.g. IB's market-data line limit, 101); "" when streaming
+    last_time: datetime | None = None  # when the last trade printed, by the exchange's clock (tick 45)
 
     @property
     def change(self) -> float | None:

@@ -182,7 +182,9 @@ class PriceChart(QWidget):
         """Append the live last price (only for the charted instrument); drawn on the next timer tick."""
         if self.instrument is None or quote.instrument.key != self.instrument.key or quote.last is None:
             return
-        stamp = quote.time.timestamp() if isinstance(quote.time, datetime) else time.time()
+        # the trade's own time (a replayed day is drawn on its day), else when the update arrived
+        when = quote.last_time or quote.time
+        stamp = when.timestamp() if isinstance(when, datetime) else time.time()
         if self.live_y and self.live_x[-1] == stamp and self.live_y[-1] == quote.last:
             return
         self.live_x.append(stamp)

@@ -252,8 +252,9 @@ class MainWindow(QMainWindow):
         ticket = self.tabs.get("ticket")
         if ticket is not None:
             # The window's minimum size is its layout's: with this, one at which the ticket is usable, every
-            # field at its natural height and Submit in view (not squeezed by a smaller screen or a drag).
-            ticket.setMinimumSize(ticket.sizeHint().expandedTo(ticket.minimumSizeHint()))
+            # field at its natural height and Submit in view (not squeezed by a smaller screen or a drag);
+            # the width only as wide as its fields need, so docked side by side it still fits a screen.
+            ticket.setMinimumSize(ticket.minimumSizeHint().width(), ticket.sizeHint().height())
         self.workspace = Workspace(self, TAB_NAMES)  # docks, View menu, Alerts, saved layout
         self.hotkeys = Hotkeys(self, self.workspace.menu)  # configurable order / cancel / flatten keys
         self._install_side_keys()

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -120,7 +121,7 @@ class PracticeTab(QWidget):
         self.figures.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.figures.verticalHeader().hide()
         self.figures.verticalHeader().setDefaultSectionSize(22)
-        self.figures.setMinimumWidth(400)
+        self.figures.setMinimumWidth(300)
         self.trips = QTableWidget(0, 8)
         self.trips.setObjectName("reportTrips")
         self.trips.setHorizontalHeaderLabels(["Symbol", "Direction", "Opened", "Closed", "Quantity", "Entry",
@@ -130,6 +131,7 @@ class PracticeTab(QWidget):
         self.chart_box = QVBoxLayout()
         self.empty_label = QLabel("No practice trades yet: trade on the practice exchange (ibpanel --demo), "
                                   "then Refresh.")
+        self.empty_label.setWordWrap(True)  # a long line would set the whole window's minimum width
         self.chart_box.addWidget(self.empty_label)
         chart_holder = QWidget()
         chart_holder.setLayout(self.chart_box)
@@ -285,6 +287,7 @@ class PracticeTab(QWidget):
             self._plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
             self._plot.setObjectName("equityCurve")
             self._plot.setAccessibleName("Equity curve and the benchmark")
+            self._plot.setBackground(self.palette().color(QPalette.ColorRole.Base))  # follows the theme
             self._plot.addLegend()
             self._plot.showGrid(x=True, y=True, alpha=0.2)
             self.chart_box.addWidget(self._plot)

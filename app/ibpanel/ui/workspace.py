@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 TORN_KEY = "workspace/torn"
 #: Named layouts: the tabs torn off, left to right (the rest stay tabs).
 PRESETS: dict[str, tuple[str, ...]] = {"trading": ("quotes", "ticket", "orders")}
+BELOW = frozenset({"orders"})  # a wide, short table: docked under the whole window rather than beside it
 
 
 class PanelDock(QDockWidget):
@@ -154,20 +155,27 @@ class Workspace:
             action.blockSignals(False)
 
     def apply_preset(self, preset: str) -> None:
-        """Tear off the preset's tabs side by side (left to right), the others back in the tab bar."""
+        """Tear off the preset's tabs side by side (left to right), the others back in the tab bar; Orders
+        goes below the whole width, so the three fit a 1600-pixel screen beside the remaining tabs."""
         wanted = PRESETS[preset]
         self.reset()
         previous: PanelDock | None = None
         for name in wanted:
-            dock = self.tear_off(name)
-            if dock is None:
+            below = name in BELOW
+            dock = self.tear_off(name, Qt.DockWidgetArea.BottomDockWidgetArea if below
+                                 else Qt.DockWidgetArea.RightDockWidgetArea)
+            if dock is None or below:
                 continue
             if previous is not None:
                 self.window.splitDockWidget(previous, dock, Qt.Orientation.Horizontal)
             previous = dock
-        width = max(self.window.width() // (len(wanted) + 1), 200)
-        docks = [self.docks[n] for n in wanted if n in self.docks]
-        self.window.resizeDocks(docks, [width] * len(docks), Qt.Orientation.Horizontal)
+        screen = self.window.screen()
+        if screen is not None:  # never wider or taller than the screen the window is on
+            room = screen.availableGeometry()
+            self.window.resize(min(self.window.width(), room.width()), min(self.window.height(), room.height()))
+        side = [self.docks[n] for n in wanted if n in self.docks and n not in BELOW]
+        width = max(self.window.width() // (len(side) + 2), 200)
+        self.window.resizeDocks(side, [width] * len(side), Qt.Orientation.Horizontal)
 
     def reset(self) -> None:
         """Every tab back in the tab bar in its usual order; the Alerts dock hidden; the saved layout cleared."""
