@@ -51,7 +51,7 @@ def _refusal(body: dict) -> ApiError:
         ({"quantity": -5}, "quantity", "greater than 0"),
         ({"marketType": "Crypto"}, "marketType", "one of"),
         ({"orderType": "trailing"}, "orderType", "one of"),
-        ({"tif": "GTD"}, "tif", "one of"),
+        ({"tif": "FOK"}, "tif", "one of"),
         ({"outsideRth": "yes"}, "outsideRth", "true or false"),
         ({"account": ["DU1"]}, "account", "not a list"),
         ({"leverage": 10}, "leverage", "Unknown field"),

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ibpanel.sim.accounts import Accounts
-from ibpanel.sim.market import Market
+from ibpanel.sim.market import PracticeMarket
 
 from tests.helpers import FakeClock
 
@@ -19,7 +19,7 @@ UTC = timezone.utc
 
 @pytest.fixture
 def market(book, rules):
-    return Market(book, rules, seed=1, clock=FakeClock(datetime(2026, 11, 24, 15, 0, tzinfo=UTC)))
+    return PracticeMarket(book, rules, seed=1, clock=FakeClock(datetime(2026, 11, 24, 15, 0, tzinfo=UTC)))
 
 
 @pytest.fixture
@@ -238,7 +238,7 @@ fills = st.lists(
 @settings(max_examples=60, deadline=None)
 @given(fills=fills)
 def test_cash_and_positions_stay_consistent_after_any_fills(book, rules, fills):
-    market = Market(book, rules, seed=1, clock=FakeClock(datetime(2026, 11, 24, 15, 0, tzinfo=UTC)))
+    market = PracticeMarket(book, rules, seed=1, clock=FakeClock(datetime(2026, 11, 24, 15, 0, tzinfo=UTC)))
     accounts = Accounts(["DU111111"], market)
     start = accounts.cash("DU111111")
     signed_qty: dict[int, D] = {}

@@ -21,7 +21,7 @@ from ibpanel.sim.exchange import (
     SimOrder,
     WhatIfResult,
 )
-from ibpanel.sim.market import Market
+from ibpanel.sim.market import PracticeMarket
 
 from tests.helpers import FakeClock
 
@@ -35,7 +35,7 @@ class Venue:
     def __init__(self, book, rules, seed=1, mode="always", now=None, cash=None, accounts=("DU111111", "DU222222")):
         self.clock = FakeClock(now or datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
         self.book = book
-        self.market = Market(book, rules, seed=seed, session_mode=mode, clock=self.clock)
+        self.market = PracticeMarket(book, rules, seed=seed, session_mode=mode, clock=self.clock)
         self.accounts = Accounts(list(accounts), self.market, starting_cash=cash)
         self.events: list[object] = []
         self.exchange = Exchange(self.market, self.accounts, self.events.append)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ibpanel.paths import resource_path
-from ibpanel.sim.market import SYNTHETIC_CON_ID_BASE, InstrumentBook, Market, parse_bar_size
+from ibpanel.sim.market import SYNTHETIC_CON_ID_BASE, InstrumentBook, PracticeMarket, parse_bar_size
 
 from tests.helpers import FakeClock
 
@@ -24,7 +24,7 @@ HK = ZoneInfo("Asia/Hong_Kong")
 
 def make_market(book, rules, seed=1, mode="always", now=None):
     clock = FakeClock(now or datetime(2026, 11, 24, 15, 0, tzinfo=UTC))  # a Tuesday
-    return Market(book, rules, seed=seed, session_mode=mode, clock=clock), clock
+    return PracticeMarket(book, rules, seed=seed, session_mode=mode, clock=clock), clock
 
 
 def con(book, symbol):
@@ -486,7 +486,7 @@ def test_state_round_trip_continues_the_same_path(book, rules):
 
 def test_unknown_session_mode_is_refused(book, rules):
     with pytest.raises(ValueError, match="always"):
-        Market(book, rules, session_mode="sometimes")
+        PracticeMarket(book, rules, session_mode="sometimes")
 
 
 def test_move_to_jumps_the_market_and_it_keeps_trading_there(book, rules):

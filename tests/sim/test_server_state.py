@@ -11,8 +11,8 @@ import sys
 
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
+from ibpanel.sim.persistence import StateStore
 from ibpanel.sim.server import SimServer
-from ibpanel.sim.state_store import StateStore
 
 from tests.conftest import sim_test_config
 from tests.helpers import wait_for as _wait_for

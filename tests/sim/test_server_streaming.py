@@ -70,7 +70,7 @@ def _last_values(messages: list[list[str]]) -> dict[int, str]:
     return seen
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["integer-states", "Market.top"])
+@pytest.mark.parametrize("fast", [True, False], ids=["integer-states", "PracticeMarket.top"])
 async def test_streamed_ticks_track_the_market(fast):
     server = SimServer(sim_test_config())
     assert server._quotes.fast  # the market exposes what the fast path needs

@@ -37,7 +37,7 @@ EXAMPLES = 40
 STEPS = 15
 SYMBOLS = ["AAPL", "msft", "700", "0005.HK", "SEHK:700", "HK:5", "BRK B", "", "ZZZZ", "12.5", "AAPL!"]
 QUANTITIES = ["", "1", "100", "400", "1,000", "1.5", "300.05", "0", "abc", "1,5", " 200 "]
-PRICES = ["", ".", "1.5", "abc", "0", "1,234.5", "below", "at", "off-tick", "far-below"]
+PRICES = ["", ".", "1.5", "abc", "0", "1,234.5", "below", "at", "off-tick", "far-below", "0.50"]
 WHOLE = re.compile(r"^\s*(\d{1,3}(,\d{3})+|\d+)\s*$")
 DECIMAL = re.compile(r"^\s*(\d{1,3}(,\d{3})+|\d+)?(\.\d*)?\s*$")
 
@@ -97,7 +97,8 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
             assert ticket.side() is (Side(default_side) if default_side else None)
 
         def _field(self, name: str):
-            return {"quantity": ticket.quantity_edit, "limit": ticket.limit_edit, "stop": ticket.stop_edit}[name]
+            return {"quantity": ticket.quantity_edit, "limit": ticket.limit_edit, "stop": ticket.stop_edit,
+                    "trailing": ticket.trailing_edit}[name]
 
         def _usable(self, name: str) -> bool:
             """A trader can type only into an enabled field (the stop price of a LMT order is greyed out)."""
@@ -138,6 +139,8 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
             type_into(qtbot, ticket.quantity_edit, quantity)
             if ticket.limit_edit.isEnabled():
                 type_into(qtbot, ticket.limit_edit, self._price_text(price))
+            if ticket.trailing_edit.isEnabled():  # a TRAIL order: its trailing amount (or percent)
+                type_into(qtbot, ticket.trailing_edit, "2")  # whole ticks in the US and in Hong Kong
             if then != "nothing":
                 self.submit(then)
 
@@ -145,7 +148,7 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
         def choose_market(self, index):
             ticket.market_combo.setCurrentIndex(index)
 
-        @rule(field=st.sampled_from(["quantity", "limit", "stop"]), text=st.sampled_from(QUANTITIES + PRICES))
+        @rule(field=st.sampled_from(["quantity", "limit", "stop", "trailing"]), text=st.sampled_from(QUANTITIES + PRICES))
         def type_number(self, field, text):
             if not self._usable(field):
                 return
@@ -175,9 +178,17 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
             else:
                 qtbot.mouseClick(ticket.buy_button if side == "buy" else ticket.sell_button, Qt.MouseButton.LeftButton)
 
-        @rule(index=st.integers(0, 3))
+        @rule(index=st.integers(0, 4))  # MKT, LMT, STP, STP LMT, TRAIL
         def choose_order_type(self, index):
             ticket.type_combo.setCurrentIndex(index)
+
+        @rule(amount=st.sampled_from(["0.50", "1.5", "2", "", "abc", "0"]), percent=st.booleans(), send=st.booleans())
+        def set_a_trailing_stop(self, amount, percent, send):
+            ticket.type_combo.setCurrentIndex(ticket.type_combo.findData("TRAIL"))
+            ticket.trail_unit_combo.setCurrentIndex(1 if percent else 0)
+            type_into(qtbot, ticket.trailing_edit, amount)
+            if send:
+                self.submit("mouse")
 
         @rule(index=st.integers(0, 2), rth=st.booleans())
         def choose_tif(self, index, rth):
@@ -235,6 +246,7 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
                 assert sim.stats.count("PLACE_ORDER") == placed, "an order reached the exchange, the ticket says none"
                 return
             record["sent"] += 1
+            record["trail_sent"] = record.get("trail_sent", 0) + (shown["type"] == "TRAIL")
             assert not shown["errors"], f"sent while the screen showed {shown['errors']}"
             qtbot.waitUntil(lambda: sim.stats.count("PLACE_ORDER") == placed + 1, timeout=10000)
             order = ticket.last_order
@@ -250,6 +262,7 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
                 "side": "BUY" if ticket.buy_button.isChecked() else "SELL" if ticket.sell_button.isChecked() else None,
                 "quantity": ticket.quantity_edit.text(), "type": ticket.type_combo.currentText(),
                 "limit": ticket.limit_edit.text(), "stop": ticket.stop_edit.text(),
+                "trailing": ticket.trailing_edit.text(), "trail_unit": ticket.trail_unit_combo.currentText(),
                 "tif": ticket.tif_combo.currentText(), "rth": ticket.outside_rth_check.isChecked(),
                 "account": ticket.account_combo.currentText(),
                 "errors": {f: lbl.text() for f, lbl in ticket.issue_labels.items() if f != "general" and lbl.text()},
@@ -266,6 +279,10 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
                 if shown["type"] in used:
                     price = _read_price(shown[name])
                     assert price is not None and getattr(order, field) == price, (shown, order)
+            if shown["type"] == "TRAIL":  # the trailing amount is the order's auxPrice; its stop the broker's
+                trailing = _read_price(shown["trailing"])
+                sent = Decimal(order.extra["trailingPercent"]) if shown["trail_unit"] == "%" else order.aux_price
+                assert trailing is not None and sent == trailing, (shown, order)
             market = {"Auto": None, "US": Market.US, "HK": Market.HK}[shown["market"]]
             try:
                 instrument = run_async(broker.resolve(shown["symbol"], market))
@@ -278,6 +295,8 @@ def test_every_order_reaching_the_exchange_is_what_the_ticket_showed(qtbot, main
             for name, used in (("limit", ("LMT", "STP LMT")), ("stop", ("STP", "STP LMT"))):
                 if shown["type"] in used:
                     parts += [name, str(_read_price(shown[name]))]
+            if shown["type"] == "TRAIL":
+                parts += ["trailing", f"{_read_price(shown['trailing'])}{'%' if shown['trail_unit'] == '%' else ''}"]
             parts.append(shown["tif"])
             return " ".join(parts) + (" outside RTH" if shown["rth"] else "")
 

@@ -1,6 +1,6 @@
 """Request parsing and response shapes of the local REST API (the trading module's /api/ibkr).
 
-Over 500 lines because every request is described once here (validation and openapi.json share it).
+Over 500 lines because every body, query and answer shape of the API is declared here, once.
 
 Every request body and query is described once, here, as a tuple of :class:`FieldSpec`; the
 same descriptions validate requests and generate ``openapi.json``, so the document cannot drift
@@ -300,11 +300,14 @@ CONNECT_FIELDS: tuple[FieldSpec, ...] = (
 )
 
 ORDER_SIDES = ("buy", "sell")
-ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trail", "trail_limit", "market_on_close",
+               "limit_on_close")
 _ORDER_TYPE_ALIASES = {"mkt": "market", "lmt": "limit", "stp": "stop", "stp lmt": "stop_limit",
-                       "stp_lmt": "stop_limit", "stop limit": "stop_limit", "stoplimit": "stop_limit"}
+                       "stp_lmt": "stop_limit", "stop limit": "stop_limit", "stoplimit": "stop_limit",
+                       "trail limit": "trail_limit", "traillmt": "trail_limit", "moc": "market_on_close",
+                       "loc": "limit_on_close"}
 MARKET_TYPES = ("USStock", "HShare", "US", "HK")
-TIFS = ("DAY", "GTC", "IOC")
+TIFS = ("DAY", "GTC", "IOC", "GTD", "OPG")
 _MAX_PRICE = 1_000_000_000  # a sanity ceiling on JSON numbers; the broker's order value limit is far below
 
 ORDER_FIELDS: tuple[FieldSpec, ...] = (
@@ -315,15 +318,34 @@ ORDER_FIELDS: tuple[FieldSpec, ...] = (
               exclusive_minimum=0, maximum=_MAX_PRICE, example=10),
     FieldSpec("marketType", "string", "USStock or HShare (detected from the symbol when left out).",
               choices=MARKET_TYPES, example="USStock"),
-    FieldSpec("orderType", "string", "market (default), limit, stop or stop_limit (MKT, LMT, STP, STP LMT accepted).",
-              choices=(*ORDER_TYPES, "MKT", "LMT", "STP", "STP LMT"), default="market", example="limit"),
+    FieldSpec("orderType", "string", "market (default), limit, stop, stop_limit, trail, trail_limit, "
+              "market_on_close or limit_on_close (US only); MKT, LMT, STP, STP LMT, TRAIL, TRAIL LIMIT, MOC, LOC "
+              "accepted.", choices=(*ORDER_TYPES, "MKT", "LMT", "STP", "STP LMT", "TRAIL", "TRAIL LIMIT", "MOC", "LOC"),
+              default="market", example="limit"),
     FieldSpec("price", "number", "Limit price: required for limit and stop_limit, refused for market and stop "
               "(a stop's trigger is stopPrice).", exclusive_minimum=0, maximum=_MAX_PRICE, example=300),
     FieldSpec("stopPrice", "number", "Trigger price: required for stop and stop_limit, refused for market and "
               "limit.", exclusive_minimum=0, maximum=_MAX_PRICE),
-    FieldSpec("tif", "string", "Time in force: DAY (default), GTC or IOC.", choices=TIFS, default="DAY"),
+    FieldSpec("tif", "string", "Time in force: DAY (default), GTC, IOC, GTD (with goodTillDate) or OPG (US opening "
+              "auction, market or limit orders).", choices=TIFS, default="DAY"),
     FieldSpec("outsideRth", "boolean", "Allow the order to work outside regular trading hours.", default=False),
     FieldSpec("account", "string", "Account for the order (default: the connected account).", max_length=64),
+    FieldSpec("trailingAmount", "number", "trail / trail_limit: the stop trails the market by this amount "
+              "(a whole number of ticks).", exclusive_minimum=0, maximum=_MAX_PRICE),
+    FieldSpec("trailingPercent", "number", "trail / trail_limit: ... or by this percent (instead of "
+              "trailingAmount).", exclusive_minimum=0, maximum=100),
+    FieldSpec("trailStopPrice", "number", "trail / trail_limit: the initial stop (default: the trailing distance "
+              "from the last price).", exclusive_minimum=0, maximum=_MAX_PRICE),
+    FieldSpec("limitOffset", "number", "trail_limit: the limit sits this far beyond the stop once it triggers.",
+              minimum=0, maximum=_MAX_PRICE),
+    FieldSpec("goodTillDate", "string", "tif GTD: good till 'YYYYMMDD HH:MM:SS' in the exchange's time zone.",
+              max_length=32, example="20261231 16:00:00"),
+    FieldSpec("takeProfit", "number", "Attach a take-profit limit order (bracket child) at this price.",
+              exclusive_minimum=0, maximum=_MAX_PRICE),
+    FieldSpec("stopLoss", "number", "Attach a stop-loss stop order (bracket child) at this price.",
+              exclusive_minimum=0, maximum=_MAX_PRICE),
+    FieldSpec("stopLossTrail", "number", "Attach a trailing stop-loss (bracket child) trailing by this amount "
+              "instead of stopLoss.", exclusive_minimum=0, maximum=_MAX_PRICE),
 )
 
 QUOTE_QUERY: tuple[FieldSpec, ...] = (
@@ -353,7 +375,10 @@ def to_decimal(value: int | float) -> Decimal:
 
 _TYPE_FROM_API = {"market": OrderType.MKT, "limit": OrderType.LMT, "stop": OrderType.STP,
                   "stop_limit": OrderType.STP_LMT, "MKT": OrderType.MKT, "LMT": OrderType.LMT,
-                  "STP": OrderType.STP, "STP LMT": OrderType.STP_LMT}
+                  "STP": OrderType.STP, "STP LMT": OrderType.STP_LMT, "trail": OrderType.TRAIL,
+                  "trail_limit": OrderType.TRAIL_LIMIT, "market_on_close": OrderType.MOC,
+                  "limit_on_close": OrderType.LOC, "TRAIL": OrderType.TRAIL, "TRAIL LIMIT": OrderType.TRAIL_LIMIT,
+                  "MOC": OrderType.MOC, "LOC": OrderType.LOC}
 
 
 def order_request_from_body(body: Mapping[str, Any]) -> OrderRequest:
@@ -393,6 +418,7 @@ def order_request_from_body(body: Mapping[str, Any]) -> OrderRequest:
                           "for a stop with a limit price.", "price")
     if order_type is OrderType.STP_LMT and price is None:
         raise bad_request("A stop_limit order needs price (its limit price) as well as stopPrice.", "price")
+    _check_special_shape(order_type, fields, price, stop)
     market = Market.from_market_type(fields["marketType"]) if fields["marketType"] else None
     symbol, market = api_symbol(fields["symbol"], market)
     return OrderRequest(
@@ -401,13 +427,49 @@ def order_request_from_body(body: Mapping[str, Any]) -> OrderRequest:
         quantity=to_decimal(fields["quantity"]),
         order_type=order_type,
         limit_price=None if price is None else to_decimal(price),
-        stop_price=None if stop is None else to_decimal(stop),
+        stop_price=_dec_or_none(fields["trailStopPrice"] if fields["trailStopPrice"] is not None else stop),
         tif=TimeInForce(fields["tif"]),
         outside_rth=fields["outsideRth"],
         account=fields["account"] or None,
         market=market,
+        trailing_amount=_dec_or_none(fields["trailingAmount"]),
+        trailing_percent=_dec_or_none(fields["trailingPercent"]),
+        limit_offset=_dec_or_none(fields["limitOffset"]),
+        good_till=fields["goodTillDate"] or None,
+        take_profit=_dec_or_none(fields["takeProfit"]),
+        stop_loss=_dec_or_none(fields["stopLoss"]),
+        stop_loss_trail=_dec_or_none(fields["stopLossTrail"]),
         source="api",
     )
+
+
+def _dec_or_none(value: int | float | None) -> Decimal | None:
+    return None if value is None else to_decimal(value)
+
+
+def _check_special_shape(order_type: OrderType, fields: Mapping[str, Any], price: Any, stop: Any) -> None:
+    """Field shapes of trail / trail_limit / market_on_close / limit_on_close (the broker checks the rest)."""
+    trail = order_type in (OrderType.TRAIL, OrderType.TRAIL_LIMIT)
+    if trail:
+        if (fields["trailingAmount"] is None) == (fields["trailingPercent"] is None):
+            raise bad_request("A trail order needs trailingAmount or trailingPercent (one of them).", "trailingAmount")
+        if price is not None or stop is not None:
+            raise bad_request("A trail order takes no price / stopPrice: give trailingAmount or trailingPercent "
+                              "(and trailStopPrice for the initial stop).", "price" if price is not None else "stopPrice")
+        if order_type is OrderType.TRAIL_LIMIT and fields["limitOffset"] is None:
+            raise bad_request("A trail_limit order needs limitOffset (the limit beyond the stop).", "limitOffset")
+    else:
+        for name in ("trailingAmount", "trailingPercent", "trailStopPrice", "limitOffset"):
+            if fields[name] is not None:
+                raise bad_request(f"{name} is only for trail / trail_limit orders: leave it out.", name)
+    if order_type is OrderType.MOC and (price is not None or stop is not None):
+        raise bad_request("A market_on_close order takes no price.", "price" if price is not None else "stopPrice")
+    if order_type is OrderType.LOC and (price is None or stop is not None):
+        raise bad_request("A limit_on_close order needs price (its limit) and no stopPrice.",
+                          "price" if price is None else "stopPrice")
+    if (fields["tif"] == "GTD") != bool(fields["goodTillDate"]):
+        raise bad_request("goodTillDate goes with tif GTD, and tif GTD needs it ('YYYYMMDD HH:MM:SS').",
+                          "goodTillDate")
 
 
 US_SUFFIX = ".US"
@@ -440,6 +502,11 @@ _ISSUE_FIELD_NAMES = {
     "market": "marketType",
     "take_profit": "takeProfit",
     "stop_loss": "stopLoss",
+    "stop_loss_trail": "stopLossTrail",
+    "trailing_amount": "trailingAmount",
+    "trailing_percent": "trailingPercent",
+    "limit_offset": "limitOffset",
+    "good_till": "goodTillDate",
 }
 
 

@@ -180,8 +180,13 @@ def order_view(
     log = getattr(trade, "log", None) or []
     updated = utc(log[-1].time) if log else None
     order_type = order.orderType or "?"
-    limit_price = dec(order.lmtPrice) if order_type in ("LMT", "STP LMT") else None
+    limit_price = dec(order.lmtPrice) if order_type in ("LMT", "STP LMT", "LOC") else None
     stop_price = dec(order.auxPrice) if order_type in ("STP", "STP LMT") else None
+    trailing = ""
+    if order_type in ("TRAIL", "TRAIL LIMIT"):  # the stop shown is where it trails now
+        stop_price = dec(getattr(order, "trailStopPrice", None))
+        percent = dec(getattr(order, "trailingPercent", None))
+        trailing = f"{percent.normalize():f}%" if percent else f"{(dec(order.auxPrice) or Decimal(0)).normalize():f}"
     return OrderView(
         order_id=int(order.orderId or 0),
         perm_id=int_id(order.permId) or int_id(state.permId),
@@ -202,6 +207,8 @@ def order_view(
         avg_fill_price=known_price(state.avgFillPrice) if filled else None,
         message=message,
         parent_id=int_id(order.parentId),
+        oca_group=str(getattr(order, "ocaGroup", "") or ""),
+        trailing=trailing,
         created_at=created_at,
         updated_at=updated or now_utc(),
     )

@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 
 from ibpanel.broker.exceptions import BrokerError, SymbolError
 from ibpanel.broker.models import Instrument, Market, OrderRequest, OrderType, Side, TimeInForce
+from ibpanel.broker.order_kinds import initial_trail_stop
 from ibpanel.broker.rules import fallback_tick_table, is_hk_etf
 from ibpanel.broker.symbols import SymbolSpec, parse_symbol
 
@@ -27,7 +28,11 @@ MAX_QUANTITY = Decimal(1_000_000_000)
 MAX_PRICE = Decimal(10_000_000)
 US_ROUND_LOT = 100  # a US "round lot": what a Quotes double-click offers for a US stock
 MARKET_WORDS = {Market.US: "US", Market.HK: "Hong Kong"}  # the words the window uses, never the API's
-PRICE_TYPES = {"limit_price": (OrderType.LMT, OrderType.STP_LMT), "stop_price": (OrderType.STP, OrderType.STP_LMT)}
+PRICE_TYPES = {"limit_price": (OrderType.LMT, OrderType.STP_LMT, OrderType.LOC),
+               "stop_price": (OrderType.STP, OrderType.STP_LMT)}
+TRAIL_TYPES = (OrderType.TRAIL, OrderType.TRAIL_LIMIT)
+#: The attached (bracket) fields: optional prices on the ticket, each a child order when filled in.
+ATTACHED = {"take_profit": "take-profit", "stop_loss": "stop-loss", "stop_loss_trail": "trailing stop-loss"}
 
 
 class DraftIncomplete(BrokerError):
@@ -178,6 +183,10 @@ def _price_field(value, instrument: Instrument | None, number_format: NumberForm
     return price_text(price, table.decimals(price), number_format)
 
 
+def _number_field(value, number_format: NumberFormat) -> str:
+    return "" if value is None or value == "" else number_format.show(Decimal(str(value)))
+
+
 def _enum(kind, value, default):
     if value is None or value == "":
         return default
@@ -205,6 +214,13 @@ class OrderDraft:
     outside_rth: bool = False
     account: str = ""
     prices_for: str | None = None
+    trailing: str = ""  # TRAIL / TRAIL LIMIT: the trailing amount, or a percent when trail_percent
+    trail_percent: bool = False
+    limit_offset: str = ""  # TRAIL LIMIT: how far beyond the stop the limit goes
+    good_till: str = ""  # GTD: "YYYYMMDD HH:MM:SS", exchange time
+    take_profit: str = ""  # attached orders ("" for none)
+    stop_loss: str = ""
+    stop_loss_trail: str = ""
     number_format: NumberFormat = field(default=NumberFormat(), compare=False)
 
     # --- building -----------------------------------------------------------------------------
@@ -221,7 +237,8 @@ class OrderDraft:
         never the previous order's values.
 
         Keys: symbol, market, instrument, side, quantity, order_type, limit_price, stop_price, tif,
-        outside_rth, account. With an ``instrument`` and no quantity, the quantity is one board lot
+        outside_rth, account, trailing, trail_percent, limit_offset, good_till, take_profit, stop_loss,
+        stop_loss_trail. With an ``instrument`` and no quantity, the quantity is one board lot
         (US: 100 shares); the symbol defaults to the instrument's display form and the market to Auto,
         since that form names the market by itself.
         """
@@ -244,6 +261,13 @@ class OrderDraft:
             tif=_enum(TimeInForce, request.get("tif"), TimeInForce.DAY),
             outside_rth=bool(request.get("outside_rth", False)),
             account=str(request.get("account") or default_account),
+            trailing=_number_field(request.get("trailing"), number_format),
+            trail_percent=bool(request.get("trail_percent", False)),
+            limit_offset=_number_field(request.get("limit_offset"), number_format),
+            good_till=str(request.get("good_till") or ""),
+            take_profit=_price_field(request.get("take_profit"), instrument, number_format),
+            stop_loss=_price_field(request.get("stop_loss"), instrument, number_format),
+            stop_loss_trail=_number_field(request.get("stop_loss_trail"), number_format),
             number_format=number_format,
         )
         if instrument is not None:
@@ -303,7 +327,29 @@ class OrderDraft:
         return forced_error.message
 
     def needs(self, price_field: str) -> bool:
+        if price_field == "trailing":
+            return self.order_type in TRAIL_TYPES
+        if price_field == "limit_offset":
+            return self.order_type is OrderType.TRAIL_LIMIT
+        if price_field == "good_till":
+            return self.tif is TimeInForce.GTD
+        if price_field in ATTACHED:
+            return True  # optional: used when filled in
         return self.order_type in PRICE_TYPES[price_field]
+
+    def _distance(self, name: str) -> Decimal | None:
+        """A trailing amount / percent, limit offset or trailing stop-loss as typed; None when empty or unreadable."""
+        text = getattr(self, name)
+        if not text.strip():
+            return None
+        try:
+            return parse_number(text, self.number_format)
+        except NumberError:
+            return None
+
+    def attached(self) -> bool:
+        """Whether the ticket attaches a take-profit or stop-loss to the entry (a bracket)."""
+        return any(getattr(self, name).strip() for name in ATTACHED)
 
     def quantity_value(self) -> Decimal | None:
         try:
@@ -339,6 +385,22 @@ class OrderDraft:
                     parse_price(getattr(self, price_field), self.number_format, name)
                 except NumberError as exc:
                     found[price_field] = str(exc)
+        if self.needs("trailing"):
+            unit = "percent" if self.trail_percent else "amount"
+            if not self.trailing.strip():
+                found["trailing"] = f"Type the trailing {unit}, e.g. {'2' if self.trail_percent else '0.50'}."
+            elif (value := self._distance("trailing")) is None or value <= 0:
+                found["trailing"] = f"“{self.trailing.strip()}” is not a trailing {unit}: type a number above zero."
+        if self.needs("limit_offset") and self._distance("limit_offset") is None:
+            found["limit_offset"] = "Type the limit offset: how far beyond the stop the limit may go (0 or more)."
+        if self.needs("good_till") and not self.good_till.strip():
+            found["good_till"] = "Type the good-till date and time, e.g. 20261231 16:00:00 (exchange time)."
+        for name, words in ATTACHED.items():
+            text = getattr(self, name)
+            if text.strip() and ((value := self._distance(name)) is None or value <= 0):
+                found[name] = f"“{text.strip()}” is not a {words} price: type a number above zero, or clear it."
+        if self.stop_loss.strip() and self.stop_loss_trail.strip():
+            found["stop_loss_trail"] = "Choose a stop-loss price or a trailing stop-loss, not both."
         return found
 
     def to_request(self, source: str = "panel") -> OrderRequest:
@@ -358,14 +420,34 @@ class OrderDraft:
             outside_rth=self.outside_rth,
             account=self.account or None,
             market=self.market,
+            trailing_amount=self._distance("trailing") if self.needs("trailing") and not self.trail_percent else None,
+            trailing_percent=self._distance("trailing") if self.needs("trailing") and self.trail_percent else None,
+            limit_offset=self._distance("limit_offset") if self.needs("limit_offset") else None,
+            good_till=self.good_till.strip() if self.needs("good_till") else None,
+            take_profit=self._distance("take_profit"),
+            stop_loss=self._distance("stop_loss"),
+            stop_loss_trail=self._distance("stop_loss_trail"),
             source=source,
         )
+
+    def initial_stop(self, last: float | None) -> Decimal | None:
+        """Where a TRAIL / TRAIL LIMIT order's stop starts from this last price (what the broker computes
+        from its own reference when the order is checked); None when it cannot be told yet."""
+        trailing = self._distance("trailing")
+        if not self.needs("trailing") or trailing is None or trailing <= 0 or not last or self.side is None:
+            return None
+        market = self.instrument.market if self.instrument else self.detected_market() or Market.US
+        table = fallback_tick_table(market, etf=market is Market.HK and is_hk_etf(self.symbol))
+        amount, percent = (None, trailing) if self.trail_percent else (trailing, None)
+        return initial_trail_stop(self.side, Decimal(str(last)), amount, percent, table)
 
     def reference_price(self, bid: float | None, ask: float | None, last: float | None) -> Decimal | None:
         """The price the estimate uses: the order's own price, else the side of the quote it would take."""
         own = self.price_value("limit_price") if self.needs("limit_price") else self.price_value("stop_price")
         if own is not None:
             return own
+        if self.needs("trailing"):
+            return self.initial_stop(last)
         if self.needs("limit_price") or self.needs("stop_price"):
             return None  # the order names a price, and it is not readable: no estimate from elsewhere
         value = (ask if self.side is Side.BUY else bid if self.side is Side.SELL else None) or last
@@ -386,7 +468,19 @@ def describe_request(request: OrderRequest, instrument: Instrument | None,
     for name, price in (("limit", request.limit_price), ("stop", request.stop_price)):
         if price is not None:
             parts.append(f"{name} {number_format.show(price)}")
+    if request.trailing_amount is not None:
+        parts.append(f"trailing {number_format.show(request.trailing_amount)}")
+    if request.trailing_percent is not None:
+        parts.append(f"trailing {number_format.show(request.trailing_percent)}%")
+    if request.limit_offset is not None:
+        parts.append(f"limit offset {number_format.show(request.limit_offset)}")
     parts.append(request.tif.value)
+    if request.good_till:
+        parts.append(f"till {request.good_till}")
+    for name, price in (("take-profit", request.take_profit), ("stop-loss", request.stop_loss),
+                        ("trailing stop-loss", request.stop_loss_trail)):
+        if price is not None:
+            parts.append(f"+ {name} {number_format.show(price)}")
     if request.outside_rth:
         parts.append("outside RTH")
     return " ".join(parts)

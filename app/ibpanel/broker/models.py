@@ -136,12 +136,18 @@ class OrderType(str, Enum):
     LMT = "LMT"
     STP = "STP"
     STP_LMT = "STP LMT"
+    TRAIL = "TRAIL"  # trailing stop: trailing_amount or trailing_percent below (sell) / above (buy) the market
+    TRAIL_LIMIT = "TRAIL LIMIT"  # trailing stop that becomes a limit order limit_offset beyond the stop
+    MOC = "MOC"  # market on close (US)
+    LOC = "LOC"  # limit on close (US)
 
 
 class TimeInForce(str, Enum):
     DAY = "DAY"
     GTC = "GTC"
     IOC = "IOC"
+    GTD = "GTD"  # good till good_till ("YYYYMMDD HH:MM:SS" in the exchange's time zone)
+    OPG = "OPG"  # at the opening auction (US, MKT or LMT)
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,11 @@ class OrderRequest:
     market: Market | None = None  # hint; otherwise detected from the symbol
     take_profit: Decimal | None = None  # bracket child (limit), optional
     stop_loss: Decimal | None = None  # bracket child (stop), optional
+    stop_loss_trail: Decimal | None = None  # bracket child as a trailing stop by this amount, optional
+    trailing_amount: Decimal | None = None  # TRAIL / TRAIL LIMIT: distance of the stop from the market
+    trailing_percent: Decimal | None = None  # ... or that distance as a percent of the market
+    limit_offset: Decimal | None = None  # TRAIL LIMIT: the limit sits this far beyond the stop
+    good_till: str | None = None  # GTD: "YYYYMMDD HH:MM:SS" in the exchange's time zone
     source: str = "panel"  # "panel" or "api": kept in the journal
 
 
@@ -217,7 +228,9 @@ class OrderView:
     remaining: Decimal = Decimal(0)
     avg_fill_price: float | None = None
     message: str = ""  # last error / warning text for this order
-    parent_id: int | None = None
+    parent_id: int | None = None  # a bracket child's entry order
+    oca_group: str = ""  # one-cancels-all group ("" for none)
+    trailing: str = ""  # a trailing stop's distance: "0.5" or "2%"
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

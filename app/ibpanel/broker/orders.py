@@ -1,7 +1,7 @@
 """Orders: OrderRequest -> validation -> journal intent -> ib_async placeOrder, and the views after.
 
-Over 500 lines because it is the one path to ``placeOrder`` (place, modify, cancel, the views TWS
-sends back); keeping it in one module keeps every safety check on that path.
+Over 500 lines because the one path to placeOrder (check, place, modify, cancel, OCA) and the order views
+it keeps belong together; the special order types' rules live in order_kinds.py.
 
 Every order the panel or the API sends passes through :meth:`OrderBook.place`; there is no
 other path to ``ib.placeOrder`` in the project, so read-only, lot, tick, fat-finger and value
@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from ib_async import IB, Contract, Order, Trade
 from ib_async.wrapper import RequestError
 
-from ibpanel.broker import ib_codes
+from ibpanel.broker import ib_codes, order_kinds
 from ibpanel.broker import journal as journal_mod
 from ibpanel.broker.completed import CompletionTimes, join_completed
 from ibpanel.broker.convert import int_id, now_utc, order_status, order_view, what_if_model
@@ -151,6 +151,7 @@ class OrderBook:
         ib.orderModifyEvent += self._on_trade
         ib.cancelOrderEvent += self._on_trade
         ib.errorEvent += self._on_error
+        _echo_more_order_fields(ib)
 
     # --- lookups -------------------------------------------------------------------------------
     def _client_id(self) -> int:
@@ -347,6 +348,12 @@ class OrderBook:
     # --- validation ----------------------------------------------------------------------------
     async def check(self, request: OrderRequest, *, new_stop: bool = True,
                     ) -> tuple[tuple[ValidationIssue, ...], Instrument | None]:
+        """Every rule ``request`` breaks, and the instrument when the symbol resolved. Sends nothing."""
+        issues, instrument, _effective = await self._check(request, new_stop=new_stop)
+        return issues, instrument
+
+    async def _check(self, request: OrderRequest, *, new_stop: bool = True,
+                     ) -> tuple[tuple[ValidationIssue, ...], Instrument | None, dict[str, Decimal]]:
         """Every rule ``request`` breaks, and the instrument when the symbol resolved. Sends nothing.
 
         ``new_stop=False`` (a modify that keeps the stop): the stop may have triggered already, so it is
@@ -372,11 +379,13 @@ class OrderBook:
         if order_type is None:
             issues.append(ValidationIssue(
                 "order_type", "unknown_order_type",
-                f"Order type {_shown(request.order_type)} is not supported: use MKT, LMT, STP or STP LMT."))
+                f"Order type {_shown(request.order_type)} is not supported: use "
+                f"{', '.join(t.value for t in OrderType)}."))
         tif = _enum_or_none(TimeInForce, request.tif)
         if tif is None:
             issues.append(ValidationIssue(
-                "tif", "unknown_tif", f"Time in force {_shown(request.tif)} is not supported: use DAY, GTC or IOC."))
+                "tif", "unknown_tif", f"Time in force {_shown(request.tif)} is not supported: use "
+                          f"{', '.join(t.value for t in TimeInForce)}."))
         if _enum_or_none(Side, request.side) is None:
             issues.append(ValidationIssue("side", "unknown_side", f"Side {_shown(request.side)} is not BUY or SELL."))
 
@@ -393,7 +402,7 @@ class OrderBook:
         except SymbolError as exc:
             issues.append(ValidationIssue("symbol", "unknown_symbol", f"{exc.message} {exc.advice}".strip()))
         if instrument is None:
-            return tuple(issues), None
+            return tuple(issues), None, {}
 
         allowed = {ib_order_type(t) for t in instrument.order_types}
         if order_type is not None and allowed and order_type.value not in allowed:
@@ -418,13 +427,14 @@ class OrderBook:
                 issues.append(ValidationIssue("quantity", "odd_lot" if "lot" in problem else "bad_quantity", problem))
 
         prices: list[tuple[str, Decimal]] = []
-        needs_limit = order_type in (OrderType.LMT, OrderType.STP_LMT)
+        needs_limit = order_type in (OrderType.LMT, OrderType.STP_LMT, OrderType.LOC)
         needs_stop = order_type in (OrderType.STP, OrderType.STP_LMT)
+        trail = order_type in order_kinds.TRAIL_TYPES  # its stop_price, when given, is the initial stop
         for field, value, needed in (("limit_price", request.limit_price, needs_limit),
-                                     ("stop_price", request.stop_price, needs_stop)):
+                                     ("stop_price", request.stop_price, needs_stop or trail)):
             label = "Limit price" if field == "limit_price" else "Stop price"
             if value is None:
-                if needed:
+                if needed and not trail:
                     issues.append(ValidationIssue(
                         field, "price_missing", f"{label} is missing: a {order_type.value} order needs one."))  # type: ignore[union-attr]
                 continue
@@ -438,7 +448,8 @@ class OrderBook:
                 issues.append(ValidationIssue(field, "bad_price", f"{label} {_shown(value)} must be a positive number."))
                 continue
             prices.append((field, price))
-        for field, value in (("take_profit", request.take_profit), ("stop_loss", request.stop_loss)):
+        for field, value in (("take_profit", request.take_profit), ("stop_loss", request.stop_loss),
+                             ("stop_loss_trail", request.stop_loss_trail)):
             if value is None:
                 continue
             price = decimal_or_none(value)
@@ -458,24 +469,30 @@ class OrderBook:
                         f"price, from the {table.source}): use {down} or {up}."))
 
         reference = await self.catalog.reference_price(instrument)
-        if (reference is None or reference <= 0) and order_type in (OrderType.LMT, OrderType.STP, OrderType.STP_LMT):
+        special, effective = order_kinds.special_issues(
+            request, order_type, tif, instrument, await self.catalog.tick_table(instrument), reference)
+        issues.extend(special)
+        prices = [(f, p) for f, p in prices if f not in effective] + list(effective.items())
+        if (reference is None or reference <= 0) and order_type in (OrderType.LMT, OrderType.STP, OrderType.STP_LMT,
+                                                                    OrderType.LOC):
             # fail closed: without a market price the fat-finger, resting-band and stop-through-market checks
             # cannot be made, and an order they would refuse must not slip through
             issues.append(ValidationIssue(
-                "limit_price" if order_type is OrderType.LMT else "stop_price", "no_reference_price",
+                "limit_price" if order_type in (OrderType.LMT, OrderType.LOC) else "stop_price", "no_reference_price",
                 f"There is no market price for {instrument.display} right now (no quote arrived in time), so this "
                 f"{order_type.value} order's price cannot be checked against the market and it was not sent: "
                 "try again in a moment, or subscribe to its quote (Quotes tab, or GET /api/ibkr/quote) so a "
                 "price is at hand."))
-        if request.take_profit is not None or request.stop_loss is not None:
+        if request.take_profit is not None or request.stop_loss is not None or request.stop_loss_trail is not None:
             issues.extend(self._check_bracket(request, order_type, tif, prices, reference))
         if reference is not None and reference > 0:
-            issues.extend(self._check_distance(request, order_type, dict(prices), reference, new_stop=new_stop))
+            priced_as = order_kinds.PRICED_AS.get(order_type, order_type)  # type: ignore[arg-type]
+            issues.extend(self._check_distance(request, priced_as, dict(prices), reference, new_stop=new_stop))
         limit = self.max_order_value.get(instrument.currency.upper())
         if limit is not None and quantity is not None:
             unit = next((p for f, p in prices if f == "limit_price"), None) or next(
                 (p for f, p in prices if f == "stop_price"), None) or reference
-            if unit is None and order_type is OrderType.MKT:
+            if unit is None and order_type in (OrderType.MKT, OrderType.MOC):
                 # safety first: a market order we cannot value could be of any size
                 issues.append(ValidationIssue(
                     "order_type", "no_reference_price",
@@ -490,7 +507,7 @@ class OrderBook:
                         "quantity", "order_value",
                         f"Order value {value:,.2f} {instrument.currency} is above the limit of {limit:,.2f} "
                         f"{instrument.currency}: lower the quantity, or raise the limit{where}."))
-        return tuple(issues), instrument
+        return tuple(issues), instrument, effective
 
     def _check_distance(self, request: OrderRequest, order_type: OrderType | None, given: dict[str, Decimal],
                         reference: Decimal, *, new_stop: bool = True) -> list[ValidationIssue]:
@@ -559,9 +576,14 @@ class OrderBook:
                        prices: list[tuple[str, Decimal]], reference: Decimal | None) -> list[ValidationIssue]:
         """Take-profit above / stop-loss below the entry for a buy (mirrored for a sell); no IOC parent."""
         issues = []
-        if tif is TimeInForce.IOC:
+        if tif in (TimeInForce.IOC, TimeInForce.OPG):
             issues.append(ValidationIssue(
-                "tif", "bracket_tif", "A bracket (take-profit / stop-loss) needs a DAY or GTC entry, not IOC."))
+                "tif", "bracket_tif", f"A bracket (take-profit / stop-loss) needs a DAY, GTC or GTD entry, "
+                                      f"not {tif.value}."))
+        if request.stop_loss is not None and request.stop_loss_trail is not None:
+            issues.append(ValidationIssue(
+                "stop_loss_trail", "bracket_two_stops",
+                "Choose a stop-loss price or a trailing stop-loss, not both."))
         given = dict(prices)
         entry = given.get("limit_price") or given.get("stop_price") or reference
         buy = _enum_or_none(Side, request.side) is Side.BUY
@@ -581,7 +603,8 @@ class OrderBook:
         return issues
 
     # --- placing -------------------------------------------------------------------------------
-    def _build_order(self, request: OrderRequest, account: str | None) -> Order:
+    def _build_order(self, request: OrderRequest, account: str | None, instrument: Instrument | None = None,
+                     effective: dict[str, Decimal] | None = None) -> Order:
         # validated already: the enums parse (API callers may pass "buy" / "lmt" spelled their way)
         order_type = _enum_or_none(OrderType, request.order_type)
         order = Order(
@@ -596,12 +619,14 @@ class OrderBook:
             order.lmtPrice = float(decimal_or_none(request.limit_price))  # type: ignore[arg-type]
         if order_type in (OrderType.STP, OrderType.STP_LMT):
             order.auxPrice = float(decimal_or_none(request.stop_price))  # type: ignore[arg-type]
+        if instrument is not None:
+            order_kinds.apply_to_order(order, request, order_type, effective or {}, instrument)
         return order
 
     async def place(self, request: OrderRequest) -> OrderView:
         if not self._is_connected():
             raise NotConnected()
-        issues, instrument = await self.check(request)
+        issues, instrument, effective = await self._check(request)
         if issues:
             raise OrderRejected(issues)
         assert instrument is not None
@@ -613,7 +638,7 @@ class OrderBook:
         _readonly, _accounts, default_account = self._session_info()
         account = request.account or default_account
         contract = self.catalog.contract(instrument)
-        order = self._build_order(request, account)
+        order = self._build_order(request, account, instrument, effective)
         # The intent is durable before a single byte leaves: a crash from here on leaves an
         # UNCONFIRMED entry that the next reconcile settles from what TWS knows.
         journal_id = self.journal.record_intent(request, instrument, account)
@@ -650,17 +675,23 @@ class OrderBook:
             children.append(Order(action=exit_side, totalQuantity=parent.totalQuantity, orderType="STP",
                                   auxPrice=float(Decimal(request.stop_loss)), tif=tif, account=parent.account,
                                   outsideRth=parent.outsideRth, orderRef=journal_mod.order_ref(journal_id, "sl")))
+        if request.stop_loss_trail is not None:  # trails from the moment the entry fills
+            children.append(Order(action=exit_side, totalQuantity=parent.totalQuantity, orderType="TRAIL",
+                                  auxPrice=float(Decimal(request.stop_loss_trail)), tif=tif, account=parent.account,
+                                  outsideRth=parent.outsideRth, orderRef=journal_mod.order_ref(journal_id, "sl")))
+        for child in children:
+            child.goodTillDate = parent.goodTillDate
         return children
 
     async def preview(self, request: OrderRequest, timeout: float) -> WhatIf:
         if not self._is_connected():
             raise NotConnected()
-        issues, instrument = await self.check(request)
+        issues, instrument, effective = await self._check(request)
         if issues:
             raise OrderRejected(issues)
         assert instrument is not None
         _readonly, _accounts, default_account = self._session_info()
-        order = self._build_order(request, request.account or default_account)
+        order = self._build_order(request, request.account or default_account, instrument, effective)
         try:
             # whatIfOrderAsync has no timeout and hangs when TWS leaves the margins empty.
             state = await asyncio.wait_for(self.ib.whatIfOrderAsync(self.catalog.contract(instrument), order), timeout)
@@ -707,6 +738,7 @@ class OrderBook:
             tif=_enum_or_none(TimeInForce, view.tif) or view.tif,  # type: ignore[arg-type]
             # SEHK has no extended hours: an HK order placed with the flag (before it was refused) drops it
             outside_rth=view.outside_rth and view.instrument.market is not Market.HK, account=view.account,
+            **_kept_terms(trade.order, view),
         )
         issues, _instrument = await self.check(
             request, new_stop=stop_price is not None and decimal_or_none(stop_price) != view.stop_price)
@@ -717,11 +749,15 @@ class OrderBook:
             raise OrderRejected(issues)
         # a copy: the live Trade keeps what TWS last confirmed until TWS echoes the change
         order = copy.copy(trade.order)
+        order.transmit = True  # a bracket parent was first sent held (transmit off): a change must go out
         order.totalQuantity = float(decimal_or_none(request.quantity))
         order.outsideRth = bool(request.outside_rth)
         if request.limit_price is not None:
             order.lmtPrice = float(decimal_or_none(request.limit_price))
-        if request.stop_price is not None:
+        if ib_order_type(view.order_type) in ("TRAIL", "TRAIL LIMIT"):
+            if stop_price is not None:  # a trailing stop's auxPrice is its distance: a new stop moves trailStopPrice
+                order.trailStopPrice = float(decimal_or_none(stop_price))
+        elif request.stop_price is not None:
             order.auxPrice = float(decimal_or_none(request.stop_price))
         if view.journal_id:
             self._journal(lambda: self.journal.update(
@@ -745,6 +781,41 @@ class OrderBook:
         finally:
             if not pending.waiter.done():
                 pending.waiter.cancel()  # stays in _modifying a while: a late refusal still keeps the old terms
+
+    async def put_in_oca(self, order_ids: list[int], group: str, oca_type: int = 1) -> list[OrderView]:
+        """Put working orders in one one-cancels-all group: each is modified with ocaGroup / ocaType.
+
+        IB requires one account for the group: orders of several accounts are refused and nothing is sent.
+        ``oca_type`` 1 cancels the others when one fills (2 and 3 reduce them instead).
+        """
+        if not self._is_connected():
+            raise NotConnected()
+        readonly, _a, _b = self._session_info()
+        if readonly:
+            raise BrokerError(readonly, "Connect without read-only to group orders.")
+        group = group.strip()
+        if not group:
+            raise BrokerError("An OCA group needs a name.", "Type a group name, e.g. OCA-AAPL-1.")
+        if len(set(order_ids)) < 2:
+            raise BrokerError("An OCA group needs at least two working orders.", "Select two or more in Orders.")
+        if oca_type not in (1, 2, 3):
+            raise BrokerError(f"OCA type {oca_type} does not exist.", "Use 1 (cancel the others on a fill), 2 or 3.")
+        owned = [self._own_trade(order_id) for order_id in dict.fromkeys(order_ids)]
+        accounts = {view.account for _key, view, _trade in owned}
+        if len(accounts) > 1:
+            raise BrokerError(
+                f"These orders belong to {len(accounts)} accounts ({', '.join(sorted(a or '?' for a in accounts))}): "
+                "IB groups orders of one account only.", "Select orders of a single account.")
+        views = []
+        for _key, view, trade in owned:
+            order = copy.copy(trade.order)
+            order.ocaGroup, order.ocaType = group, oca_type
+            order.transmit = True
+            if view.journal_id:
+                self._journal(lambda jid=view.journal_id: self.journal.update(jid, message=f"OCA group {group}"))
+            self.ib.placeOrder(trade.contract, order)
+            views.append(self._update(trade))
+        return views
 
     async def cancel(self, order_id: int, timeout: float) -> OrderView:
         if not self._is_connected():
@@ -850,6 +921,50 @@ class OrderBook:
             self._settle_modify(key, NotConnected(
                 "The connection dropped before TWS confirmed the change.",
                 "Check the order in the Orders tab after reconnecting: it may have its previous terms."))
+
+
+#: Order fields TWS changes or confirms on a working order that ib_async does not copy from the openOrder echo.
+_ECHOED_FIELDS = ("trailStopPrice", "trailingPercent", "lmtPriceOffset", "ocaGroup", "ocaType", "goodTillDate")
+
+
+def _echo_more_order_fields(ib: IB) -> None:
+    """Copy the trailing stop's current stop and the OCA group from every openOrder echo onto the live Trade
+    (ib_async copies only prices, quantity, type and orderRef), before the openOrder events fire."""
+    wrapper = ib.wrapper
+    original = wrapper.openOrder
+    if getattr(original, "_ibpanel_echo", False):
+        return
+
+    def open_order(order_id, contract, order, order_state):
+        if not order.whatIf:
+            trade = wrapper.trades.get(wrapper.orderKey(order.clientId, order.orderId, order.permId))
+            if trade is not None:
+                for name in _ECHOED_FIELDS:
+                    value = getattr(order, name)
+                    if value not in ("", None) and not (isinstance(value, float) and value >= 1e300):
+                        setattr(trade.order, name, value)  # an unset echo keeps what was sent
+        return original(order_id, contract, order, order_state)
+
+    open_order._ibpanel_echo = True  # type: ignore[attr-defined]
+    wrapper.openOrder = open_order  # type: ignore[method-assign]
+
+
+def _kept_terms(order: Order, view: OrderView) -> dict[str, Any]:
+    """What a modify keeps of a trailing stop (its distance, limit offset; its current stop is not judged
+    again) and of a GTD order (its good-till moment), so the change is checked like the order it is."""
+    kept: dict[str, Any] = {}
+    if ib_order_type(view.order_type) in ("TRAIL", "TRAIL LIMIT"):
+        percent = decimal_or_none(order.trailingPercent) if order.trailingPercent is not None else None
+        if percent is not None and 0 < percent < 100:
+            kept["trailing_percent"] = percent
+        else:
+            kept["trailing_amount"] = decimal_or_none(order.auxPrice)
+        offset = decimal_or_none(order.lmtPriceOffset) if order.lmtPriceOffset is not None else None
+        if offset is not None and 0 <= offset < Decimal("1e300"):
+            kept["limit_offset"] = offset
+    if view.tif == "GTD" and order.goodTillDate:
+        kept["good_till"] = order.goodTillDate
+    return kept
 
 
 def _same(a: OrderView, b: OrderView) -> bool:

@@ -565,6 +565,10 @@ class Broker:
         """Change a working order (validated like a new one). Raises OrderNotFound / NotCancellable."""
         return await self._orders.modify(order_id, quantity=quantity, limit_price=limit_price, stop_price=stop_price)
 
+    async def put_in_oca(self, order_ids: list[int], group: str, oca_type: int = 1) -> list[OrderView]:
+        """Group working orders of one account one-cancels-all (each is modified with ocaGroup / ocaType)."""
+        return await self._orders.put_in_oca(order_ids, group, oca_type)
+
     async def cancel(self, order_id: int, timeout: float = 5.0) -> OrderView:
         """Cancel and wait until the exchange confirms. Raises OrderNotFound, NotCancellable, BrokerTimeout."""
         return await self._orders.cancel(order_id, timeout)

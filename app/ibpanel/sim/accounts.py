@@ -16,7 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ibpanel.paths import resource_path
-from ibpanel.sim.market import Market, SimInstrument
+from ibpanel.sim.market import PracticeMarket, SimInstrument
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
@@ -126,7 +126,7 @@ class Accounts:
     Methods raise KeyError naming the account when an unknown account id is given.
     """
 
-    def __init__(self, accounts: Sequence[str], market: Market, starting_cash: dict[str, Decimal] | None = None,
+    def __init__(self, accounts: Sequence[str], market: PracticeMarket, starting_cash: dict[str, Decimal] | None = None,
                  base_currency: str = "USD", commissions_path: Path | None = None,
                  commission_plan: str | None = None):
         if not accounts:
@@ -222,7 +222,7 @@ class Accounts:
     # ----- reads ------------------------------------------------------------------------------------------
     def positions(self, account: str) -> list[PositionState]:
         """Every position the account held today, including ones closed to zero (TWS reports those too)."""
-        return [PositionState(**{**vars(p), "avg_cost": _tidy(p.avg_cost), "realized_pnl": _tidy(p.realized_pnl)})
+        return [PositionState(**{**vars(p), "avg_cost": tidy(p.avg_cost), "realized_pnl": tidy(p.realized_pnl)})
                 for p in self._acct(account).positions.values()]
 
     def _mark(self, con_id: int) -> Decimal:
@@ -238,7 +238,7 @@ class Accounts:
             price = self._mark(pos.con_id)
             value = pos.quantity * price
             unrealized = value - pos.quantity * pos.avg_cost
-            out.append((inst, pos.quantity, price, _money(value), _tidy(pos.avg_cost), _money(unrealized),
+            out.append((inst, pos.quantity, price, _money(value), tidy(pos.avg_cost), _money(unrealized),
                         _money(pos.realized_pnl)))
         return out
 
@@ -460,8 +460,8 @@ def _ledger_rows(ccy: str, b: dict[str, Decimal], rate: Decimal) -> list[tuple[s
     ]
 
 
-def _tidy(value: Decimal) -> Decimal:
-    """At most 8 decimals, no trailing zeros, never exponent notation."""
+def tidy(value: Decimal) -> Decimal:
+    """At most 8 decimals, no trailing zeros, never exponent notation (230, 230.5, 230.33333333)."""
     value = Decimal(value).quantize(Decimal("0.00000001"))
     return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
 
@@ -470,7 +470,7 @@ def _money(value: Decimal) -> Decimal:
     return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def _local_day(market: Market, inst: SimInstrument) -> str:
+def _local_day(market: PracticeMarket, inst: SimInstrument) -> str:
     now: datetime = market.clock()
     day: date = now.astimezone(ZoneInfo(inst.time_zone)).date()
     return day.isoformat()

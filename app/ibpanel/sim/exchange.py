@@ -4,7 +4,7 @@ Over 500 lines because validation, the lifecycle of every order type and persist
 the prices and moments of the special order types live in sim/order_types.py.
 
 The exchange validates orders the way TWS does (same error codes and texts), keeps working orders,
-matches them against ``Market`` quotes (walking the synthetic book for size), books fills in
+matches them against ``PracticeMarket`` quotes (walking the synthetic book for size), books fills in
 ``Accounts`` and reports everything to one listener callable as events, in order:
 
 - ``OrderUpdated``   -> the server sends OPEN_ORDER + ORDER_STATUS
@@ -41,8 +41,8 @@ from zoneinfo import ZoneInfo
 
 from ibpanel.sim import calendars
 from ibpanel.sim import order_types as ot
-from ibpanel.sim.accounts import Accounts
-from ibpanel.sim.market import Market, SimInstrument
+from ibpanel.sim.accounts import Accounts, tidy
+from ibpanel.sim.market import PracticeMarket, SimInstrument
 
 log = logging.getLogger(__name__)
 _RUNS = itertools.count()  # exchanges made in this process
@@ -217,20 +217,14 @@ def _as_decimal(value: object) -> Decimal | None:
         return None
 
 
-def tidy(value: Decimal) -> Decimal:
-    """At most 8 decimals, no trailing zeros, never exponent notation (230, 230.5, 230.33333333)."""
-    value = value.quantize(Decimal("0.00000001"))
-    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
-
-
 def _snapshot(order: SimOrder) -> SimOrder:
     return replace(order, extra=dict(order.extra))
 
 
 class Exchange:
-    """Order book and order lifecycle over a ``Market`` and ``Accounts``; not thread-safe (one loop)."""
+    """Order book and order lifecycle over a ``PracticeMarket`` and ``Accounts``; not thread-safe (one loop)."""
 
-    def __init__(self, market: Market, accounts: Accounts, listener: Callable[[object], None],
+    def __init__(self, market: PracticeMarket, accounts: Accounts, listener: Callable[[object], None],
                  clock: Callable[[], datetime] | None = None):
         self.market = market
         self.accounts = accounts
@@ -823,7 +817,7 @@ class Exchange:
 
     # ----- market driven ----------------------------------------------------------------------------------
     def on_market(self, con_ids: Iterable[int]) -> None:
-        """After Market.advance: trigger stops, fill crossed limits, release orders whose session opened.
+        """After PracticeMarket.advance: trigger stops, fill crossed limits, release orders whose session opened.
 
         In session_mode "real", DAY orders from an earlier local trading day expire first.
         """

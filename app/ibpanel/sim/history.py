@@ -78,7 +78,7 @@ class _Minutes:
 
 class PriceHistory:
     """The price path of one instrument; ``tape`` is the live exchange's minute bars (epoch minute ->
-    [open, high, low, close, volume] in integer price units), written by ``Market`` and read here."""
+    [open, high, low, close, volume] in integer price units), written by ``PracticeMarket`` and read here."""
 
     def __init__(self, inst: SimInstrument, grid: TickGrid, seed: int, anchor: datetime, anchor_units: int,
                  tape: dict[int, list[int]], always_open: bool = False):

@@ -5,7 +5,7 @@ per-instrument path state; history bars live in sim/history.py.
 
 Pure Python, no sockets: the server (sim/server.py) asks this module for quotes, bars and sessions.
 Prices are kept internally as integers in each instrument's finest price unit (e.g. 0.0001 USD) so that
-``Market.advance`` over a thousand instruments stays cheap; every public value is a ``Decimal`` on the tick.
+``PracticeMarket.advance`` over a thousand instruments stays cheap; every public value is a ``Decimal`` on the tick.
 
 Determinism: each instrument has its own random stream seeded from (seed, con_id), so its path does not
 depend on which other instruments were advanced. Historical bars come from sim/history.py: one path per
@@ -336,7 +336,7 @@ class _Path:
         self.history: PriceHistory | None = None
 
 
-class Market:
+class PracticeMarket:
     """Seeded price paths, quotes, bars and sessions for every instrument in the book.
 
     ``session_mode``: "always" (practice: always open) or "real" (US 09:30-16:00 New York with
@@ -758,6 +758,6 @@ def parse_bar_size(text: str) -> int:
 
 
 __all__ = [
-    "InstrumentBook", "Market", "MarketRules", "SimInstrument", "Top", "SYNTHETIC_CON_ID_BASE",
+    "InstrumentBook", "MarketRules", "PracticeMarket", "SimInstrument", "Top", "SYNTHETIC_CON_ID_BASE",
     "parse_bar_size", "parse_duration",
 ]

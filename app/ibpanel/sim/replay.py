@@ -2,7 +2,7 @@
 
 * ``ReplayClock``: replay time, moving at 1x-60x wall time while playing; pause, seek. Thread-safe, so a
   window on another thread (ui/replay_bar.py) drives the exchange's clock directly.
-* ``ReplayFeed``: the price source ``Market`` asks for its next step (``Market.price_source``). Each step
+* ``ReplayFeed``: the price source ``PracticeMarket`` asks for its next step (``PracticeMarket.price_source``). Each step
   applies every recorded quote whose time has come, at most one per instrument per step, so each recorded
   quote reaches the clients as its own update and in the recorded order; while more are due it asks the
   server for another step at once. A quote is applied only once the clock has reached its time: the
@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 
 from ibpanel.sim.market import (
     InstrumentBook,
-    Market,
     MarketRules,
+    PracticeMarket,
     SimInstrument,
     parse_bar_size,
     parse_duration,
@@ -160,7 +160,7 @@ def _hours_state(hours: str, local: datetime) -> bool | None:
 
 
 class ReplayFeed:
-    """The recorded market as the practice exchange's price source (``Market.price_source``)."""
+    """The recorded market as the practice exchange's price source (``PracticeMarket.price_source``)."""
 
     def __init__(self, recording: Recording, clock: ReplayClock):
         self.recording = recording
@@ -178,7 +178,7 @@ class ReplayFeed:
         self.steps = 0  # market steps asked of the feed (tests wait on it)
 
     # ----- quotes ---------------------------------------------------------------------------------------
-    def advance(self, market: Market) -> list[int]:
+    def advance(self, market: PracticeMarket) -> list[int]:
         self.steps += 1
         now = self.clock.now()
         if self.clock.seeks != self._seeks:
@@ -203,7 +203,7 @@ class ReplayFeed:
         self._cursor = cursor
         return changed
 
-    def _position(self, market: Market, now: datetime) -> list[int]:
+    def _position(self, market: PracticeMarket, now: datetime) -> list[int]:
         """After a jump (or at the start): each instrument shows its last quote at or before ``now``."""
         self._cursor = bisect_right(self._times, now)
         self.applied = self._cursor  # the quotes up to the clock count as replayed
@@ -221,15 +221,15 @@ class ReplayFeed:
         return list(self._instruments)
 
     @staticmethod
-    def _apply(market: Market, q: RecordedQuote) -> None:
+    def _apply(market: PracticeMarket, q: RecordedQuote) -> None:
         market.apply_quote(q.con_id, q.time, bid=q.bid, ask=q.ask, last=q.last, bid_size=q.bid_size,
                            ask_size=q.ask_size, last_size=q.last_size, volume=q.volume, open_=q.open,
                            high=q.high, low=q.low, close=q.close)
 
     # ----- bars -----------------------------------------------------------------------------------------
-    def bars(self, market: Market, con_id: int, end: datetime | None, duration: str, bar_size: str,
+    def bars(self, market: PracticeMarket, con_id: int, end: datetime | None, duration: str, bar_size: str,
              what: str = "TRADES") -> list[tuple]:
-        """Bars of the recorded day up to ``end`` (never past the replay clock), as Market.bars returns them.
+        """Bars of the recorded day up to ``end`` (never past the replay clock), as PracticeMarket.bars returns them.
 
         Recorded bars of the asked size come first (days before the quotes); the quotes' prints make the rest,
         the newest bar still forming at the replay clock.
@@ -371,7 +371,7 @@ class ReplaySession:
             listed.append(_sim_instrument(inst, first.get(inst.con_id)))
         return InstrumentBook(listed), MarketRules(merged, dict(rules.names))
 
-    def attach(self, market: Market, step_again: Callable[[], None]) -> None:
+    def attach(self, market: PracticeMarket, step_again: Callable[[], None]) -> None:
         """Make ``market`` take its prices from the recording; ``step_again`` schedules one more market step."""
         self.feed.on_more = step_again
         market.price_source = self.feed

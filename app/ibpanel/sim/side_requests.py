@@ -311,17 +311,4 @@ def _int(text: str, default: int) -> int:
         return default
 
 
-HANDLERS = {
-    10: on_market_depth, 11: on_nothing, 12: on_nothing, 13: on_nothing, 14: on_nothing,
-    18: on_request_fa, 19: on_replace_fa, 21: on_no_options, 22: on_scanner_subscription, 23: on_nothing,
-    24: on_scanner_parameters, 50: on_real_time_bars, 51: on_cancel_real_time_bars, 52: on_fundamentals,
-    53: on_nothing, 54: on_no_options, 55: on_no_options, 56: on_nothing, 57: on_nothing,
-    65: on_verification, 66: on_verification, 67: on_query_display_groups, 68: on_subscribe_group_events,
-    69: on_update_display_group, 70: on_unsubscribe_group_events, 72: on_verification, 73: on_verification,
-    78: on_sec_def_opt_params, 79: on_soft_dollar_tiers, 80: on_family_codes, 82: on_depth_exchanges,
-    83: on_smart_components, 84: on_news, 85: on_news_providers, 86: on_news, 88: on_histogram, 89: on_nothing,
-    96: on_historical_ticks, 97: on_tick_by_tick, 98: on_cancel_tick_by_tick, 100: on_wall_street_horizon,
-    101: on_nothing, 102: on_wall_street_horizon, 103: on_nothing, 104: on_user_info,
-}
-
-__all__ = ["HANDLERS", "push_streams"]
+__all__ = ["push_streams"]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ibpanel import __version__
 from ibpanel.broker.models import ConnectionState, OrderRequest, OrderType, Side, TimeInForce
 from ibpanel.ui.formatting import snap_price
+from ibpanel.ui.ticket_sizing import sample_bracket
 
 if TYPE_CHECKING:
     from ibpanel.ui.app import PanelApp
@@ -174,7 +175,7 @@ async def sample_activity(panel: PanelApp) -> None:
             )
         except Exception as exc:  # noqa: BLE001
             log.warning("sample resting order %s not placed: %s", symbol, exc)
-    window.open_ticket({"symbol": "AAPL", "side": "BUY", "quantity": Decimal(100), "limit_price": None})
+    window.open_ticket(await sample_bracket(broker))  # a bracket: the ticket's attached orders on show
     await wait_until(lambda: len(broker.positions()) >= len(SAMPLE_TRADES), 10.0)
 
 

@@ -1,5 +1,8 @@
 """Orders tab: open orders (cancel, cancel all, modify), completed orders and fills with commissions.
 
+Over 500 lines because the three order lists, their actions (cancel, modify, OCA) and the modify dialog
+share one status line and one broker connection.
+
 Confirmations and the modify dialog are opened with ``open()`` (window-modal, no nested event
 loop): a nested ``exec()`` inside an asyncio task would re-enter the qasync loop.
 """
@@ -75,10 +78,12 @@ def order_columns(*, completed: bool = False, placed_at=None) -> tuple[Column, .
                tooltip="Local time; the date is shown when it is not today"),
         # 0 is "not known": an order another program placed, finished before this session (no journal, no fill)
         Column("order_id", "Id", ColumnKind.INT, display=lambda v, _o: str(v) if v else ""),
+        Column("group", "Group", value=order_group,
+               tooltip="↳ 12: attached to order 12 (bracket; cancelling 12 cancels it). OCA name: one-cancels-all"),
         Column("symbol", "Symbol", value=lambda o: o.instrument.display),
         Column("side", "Side", colour=lambda o: fmt_side_colour(o.side.value)),
         Column("quantity", "Quantity", ColumnKind.QTY),
-        Column("order_type", "Type"),
+        Column("order_type", "Type", value=lambda o: f"{o.order_type} {o.trailing}" if o.trailing else o.order_type),
         Column("limit_price", "Limit", ColumnKind.PRICE),
         Column("stop_price", "Stop", ColumnKind.PRICE),
         Column("tif", "TIF"),
@@ -90,6 +95,14 @@ def order_columns(*, completed: bool = False, placed_at=None) -> tuple[Column, .
         Column("account", "Account"),
         Column("message", "Message"),
     )
+
+
+def order_group(order: OrderView) -> str:
+    """The Group column: a bracket child points at its entry order; an OCA order names its group."""
+    parts = [f"↳ {order.parent_id}"] if order.parent_id else []
+    if order.oca_group:
+        parts.append(f"OCA {order.oca_group}")
+    return " ".join(parts)
 
 
 def fmt_side_colour(side: str):
@@ -249,6 +262,11 @@ class OrdersTab(QWidget):
         self.modify_button = QPushButton("Modify…")
         self.modify_button.setToolTip("Change the price or quantity of the selected open order (double-click)")
         self.modify_button.clicked.connect(self.modify_selected)
+        self.oca_button = QPushButton("Put in OCA group")
+        self.oca_button.setObjectName("ocaButton")
+        self.oca_button.setToolTip("One-cancels-all: when one of the selected orders fills, IB cancels the others "
+                                   "(orders of one account)")
+        self.oca_button.clicked.connect(lambda: self.put_in_oca_selected())
         self.export_button = QPushButton("Export CSV…")
         self.export_button.clicked.connect(self._export_clicked)
         self.message = QLabel("")
@@ -259,11 +277,12 @@ class OrdersTab(QWidget):
 
         for widget, name in ((self.cancel_button, "Cancel the selected orders"), (self.modify_button, "Modify order"),
                              (self.cancel_all_button, "Cancel all orders"), (self.export_button, "Export orders as CSV"),
+                             (self.oca_button, "Put the selected orders in an OCA group"),
                              (self.open_view, "Open orders"), (self.completed_view, "Completed orders"),
                              (self.fills_view, "Fills")):
             widget.setAccessibleName(name)
         buttons = QHBoxLayout()
-        for button in (self.cancel_button, self.modify_button, self.cancel_all_button):
+        for button in (self.cancel_button, self.modify_button, self.oca_button, self.cancel_all_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.export_button)
@@ -355,6 +374,7 @@ class OrdersTab(QWidget):
         live = self.broker.status.connected and not self.broker.status.readonly
         self.cancel_button.setEnabled(live and len(self.open_model) > 0)
         self.modify_button.setEnabled(live and len(self.open_model) > 0)
+        self.oca_button.setEnabled(live and len(self.open_model) > 1)
         self.cancel_all_button.setEnabled(live)
 
     def _say(self, text: str, *, holds: Callable[[], bool] | None = None, then: str = "") -> None:
@@ -392,6 +412,29 @@ class OrdersTab(QWidget):
             return
         for order in orders:
             self.tasks.spawn(self._cancel(order))
+
+    def put_in_oca_selected(self, group: str = "") -> None:
+        """Group the selected working orders one-cancels-all (named after the lowest order id unless given)."""
+        orders = self.selected_open_orders()
+        if len(orders) < 2:
+            self._say("Select two or more open orders of one account to put in an OCA group.",
+                      holds=lambda: len(self.selected_open_orders()) < 2)
+            return
+        if len({o.account for o in orders}) > 1:
+            self._say("IB groups orders of one account only: select orders of a single account.")
+            return
+        name = group or f"OCA-{min(o.order_id for o in orders)}"
+        self.tasks.spawn(self._put_in_oca([o.order_id for o in orders], name))
+
+    async def _put_in_oca(self, order_ids: list[int], group: str) -> None:
+        try:
+            views = await self.broker.put_in_oca(order_ids, group)
+        except BrokerError as exc:
+            self._say(f"OCA group not set: {exc}")
+            return
+        for view in views:
+            self._on_order_changed(view)
+        self._say(f"Orders {', '.join(map(str, order_ids))} sent as OCA group {group}: one fill cancels the others.")
 
     async def _cancel(self, order: OrderView) -> None:
         self._say(f"Cancelling order {order.order_id}…")

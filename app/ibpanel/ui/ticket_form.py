@@ -64,7 +64,8 @@ class TicketForm(QWidget):
             line = QHBoxLayout()
             line.setContentsMargins(0, 0, 0, 0)
             for i, widget in enumerate(widgets):
-                line.addWidget(widget, 1 if i == 0 or even else 0)  # even: BUY and SELL the same size
+                grows = i == 0 or (even and not isinstance(widget, QLabel))
+                line.addWidget(widget, 1 if grows else 0)  # even: BUY and SELL the same size
             grid.addLayout(line, row, 1)
             label = self._control(QLabel(""), f"issue_{field}", f"{title or field.replace('_', ' ')} message")
             label.setWordWrap(True)
@@ -73,6 +74,17 @@ class TicketForm(QWidget):
             self.issue_labels[field] = label
             grid.addWidget(label, row + 1, 1)
             row += 2
+
+        def extra_issue(field: str, title: str) -> None:
+            """The message line of a field that shares the row above with another one."""
+            nonlocal row
+            label = self._control(QLabel(""), f"issue_{field}", f"{title} message")
+            label.setWordWrap(True)
+            label.setStyleSheet(f"color: {SELL_COLOUR};")
+            label.setVisible(False)
+            self.issue_labels[field] = label
+            grid.addWidget(label, row, 1)
+            row += 1
 
         self.symbol_edit = self._control(QLineEdit(), "symbol", "Symbol")
         self.symbol_edit.setPlaceholderText("AAPL, BRK.B, 700, 0700.HK …")
@@ -111,6 +123,8 @@ class TicketForm(QWidget):
         self.quantity_edit.textChanged.connect(lambda text: self._edit("quantity", quantity=text))
         self.lot_label = self._control(QLabel(""), "lotLabel", "Lot size")
         add("quantity", "Quantity", self.quantity_edit, self.lot_label)
+        self.quantity_edit.textChanged.connect(self.quantity_typed)
+        self._build_sizing(add)
         self.type_combo = self._control(QComboBox(), "orderType", "Order type")
         for order_type in OrderType:
             self.type_combo.addItem(order_type.value, order_type.value)
@@ -123,11 +137,45 @@ class TicketForm(QWidget):
         self.stop_edit = self._control(SteppingLineEdit(self._step_price), "stopPrice", "Stop price")
         self.stop_edit.textChanged.connect(lambda text: self._edit("stop_price", stop_price=text))
         add("stop_price", "Stop price", self.stop_edit)
+        self.trailing_edit = self._control(QLineEdit(), "trailing", "Trailing amount")
+        self.trailing_edit.setPlaceholderText("e.g. 0.50")
+        self.trailing_edit.textChanged.connect(lambda text: self._edit("trailing", trailing=text))
+        self.trail_unit_combo = self._control(QComboBox(), "trailUnit", "Trail by")
+        self.trail_unit_combo.addItem("amount", False)
+        self.trail_unit_combo.addItem("%", True)
+        self.trail_unit_combo.currentIndexChanged.connect(
+            lambda _i: self._edit("trailing", trail_percent=bool(self.trail_unit_combo.currentData())))
+        self.initial_stop_label = self._control(QLabel(""), "initialStop", "Initial stop")
+        self.limit_offset_edit = self._control(QLineEdit(), "limitOffset", "Limit offset")
+        self.limit_offset_edit.setPlaceholderText("TRAIL LIMIT, e.g. 0.10")
+        self.limit_offset_edit.textChanged.connect(lambda text: self._edit("limit_offset", limit_offset=text))
+        add("trailing", "Trailing", self.trailing_edit, self.trail_unit_combo, QLabel("limit offset"),
+            self.limit_offset_edit, self.initial_stop_label, even=True)
+        extra_issue("limit_offset", "Limit offset")
         self.tif_combo = self._control(QComboBox(), "tif", "Time in force")
         for tif in TimeInForce:
             self.tif_combo.addItem(tif.value, tif.value)
         self.tif_combo.currentIndexChanged.connect(lambda _i: self._edit("tif", tif=TimeInForce(self.tif_combo.currentData())))
-        add("tif", "Time in force", self.tif_combo)
+        self.good_till_edit = self._control(QLineEdit(), "goodTill", "Good till")
+        self.good_till_edit.setPlaceholderText("GTD: YYYYMMDD HH:MM:SS (exchange time)")
+        self.good_till_edit.textChanged.connect(lambda text: self._edit("good_till", good_till=text))
+        add("tif", "Time in force", self.tif_combo, QLabel("good till"), self.good_till_edit, even=True)
+        extra_issue("good_till", "Good till")
+        self.take_profit_edit = self._control(SteppingLineEdit(self._step_price), "takeProfit", "Take-profit")
+        self.take_profit_edit.setPlaceholderText("take-profit (optional)")
+        self.take_profit_edit.textChanged.connect(lambda text: self._edit("take_profit", take_profit=text))
+        self.stop_loss_edit = self._control(SteppingLineEdit(self._step_price), "stopLoss", "Stop-loss")
+        self.stop_loss_edit.setPlaceholderText("optional")
+        self.stop_loss_edit.textChanged.connect(lambda text: self._edit("stop_loss", stop_loss=text))
+        self.stop_loss_trail_edit = self._control(QLineEdit(), "stopLossTrail", "Trailing stop-loss")
+        self.stop_loss_trail_edit.setPlaceholderText("optional")
+        self.stop_loss_trail_edit.textChanged.connect(
+            lambda text: self._edit("stop_loss_trail", stop_loss_trail=text))
+        add("take_profit", "Attach take-profit", self.take_profit_edit, QLabel("stop-loss"), self.stop_loss_edit,
+            QLabel("or trail by"), self.stop_loss_trail_edit, even=True)
+        self.take_profit_edit.setPlaceholderText("take-profit (optional)")
+        extra_issue("stop_loss", "Stop-loss")
+        extra_issue("stop_loss_trail", "Trailing stop-loss")
         self.outside_rth_check = self._control(QCheckBox("Allow outside regular trading hours"), "outsideRth",
                                                "Allow outside regular trading hours")
         self.outside_rth_check.toggled.connect(lambda on: self._edit("outside_rth", outside_rth=on))
@@ -166,6 +214,8 @@ class TicketForm(QWidget):
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.clear_button)
+        buttons.addWidget(self.apply_preset_button)
+        buttons.addWidget(self.save_preset_button)
         buttons.addStretch(1)
         buttons.addWidget(self.preview_button)
         buttons.addWidget(self.submit_button)
@@ -212,14 +262,22 @@ class TicketForm(QWidget):
                        quantity=self.quantity_edit.text(), limit_price=self.limit_edit.text(),
                        stop_price=self.stop_edit.text(), order_type=OrderType(self.type_combo.currentData()),
                        tif=TimeInForce(self.tif_combo.currentData()), outside_rth=self.outside_rth_check.isChecked(),
-                       account=self.account_combo.currentText() or self.draft.account)
+                       account=self.account_combo.currentText() or self.draft.account,
+                       trailing=self.trailing_edit.text(), trail_percent=bool(self.trail_unit_combo.currentData()),
+                       limit_offset=self.limit_offset_edit.text(), good_till=self.good_till_edit.text(),
+                       take_profit=self.take_profit_edit.text(), stop_loss=self.stop_loss_edit.text(),
+                       stop_loss_trail=self.stop_loss_trail_edit.text())
 
     def _show_fields(self, draft: OrderDraft) -> None:
         """Put the draft on the widgets (only what differs, so a cursor never jumps while typing)."""
         self._rendering = True
         try:
             for edit, text in ((self.symbol_edit, draft.symbol), (self.quantity_edit, draft.quantity),
-                               (self.limit_edit, draft.limit_price), (self.stop_edit, draft.stop_price)):
+                               (self.limit_edit, draft.limit_price), (self.stop_edit, draft.stop_price),
+                               (self.trailing_edit, draft.trailing), (self.limit_offset_edit, draft.limit_offset),
+                               (self.good_till_edit, draft.good_till), (self.take_profit_edit, draft.take_profit),
+                               (self.stop_loss_edit, draft.stop_loss),
+                               (self.stop_loss_trail_edit, draft.stop_loss_trail)):
                 if edit.text() != text:
                     edit.setText(text)
             for combo, value in ((self.market_combo, draft.market), (self.type_combo, draft.order_type),
@@ -231,12 +289,20 @@ class TicketForm(QWidget):
             if account >= 0 and self.account_combo.currentIndex() != account:
                 self.account_combo.setCurrentIndex(account)
             self.outside_rth_check.setChecked(draft.outside_rth)
+            unit = self.trail_unit_combo.findData(draft.trail_percent)
+            if self.trail_unit_combo.currentIndex() != unit:
+                self.trail_unit_combo.setCurrentIndex(unit)
             self.buy_button.setChecked(draft.side is Side.BUY)
             self.sell_button.setChecked(draft.side is Side.SELL)
         finally:
             self._rendering = False
         self.limit_edit.setEnabled(draft.needs("limit_price"))
         self.stop_edit.setEnabled(draft.needs("stop_price"))
+        for field, widgets in (("trailing", (self.trailing_edit, self.trail_unit_combo, self.initial_stop_label)),
+                               ("limit_offset", (self.limit_offset_edit,)), ("good_till", (self.good_till_edit,))):
+            for widget in widgets:
+                widget.setEnabled(draft.needs(field))
+        self._show_initial_stop()
         detected = draft.detected_market()
         self.detected_label.setText(f"→ {detected.value}" if detected and draft.market is None else "")
         if draft.instrument is not self._shown_instrument:
@@ -286,6 +352,13 @@ class TicketForm(QWidget):
         self.quote_strip.setStyleSheet("font-family: monospace; font-size: 13px;"
                                        + (" color: #8c959f;" if tag in ("STALE", "NO DATA") else ""))
         self._update_estimate()
+        self._show_initial_stop()
+        self.apply_sizing()
+
+    def _show_initial_stop(self) -> None:
+        """A trailing stop's initial stop from the last trade (the broker sets it from its own last price)."""
+        stop = self.draft.initial_stop(self.quote.last if getattr(self, "quote", None) else None)
+        self.initial_stop_label.setText("" if stop is None else f"initial stop ≈ {stop}")
 
     def _set_result(self, text: str, colour: str = "") -> None:
         self.result_label.setText(text)

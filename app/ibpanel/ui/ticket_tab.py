@@ -1,5 +1,8 @@
 """Order ticket: a view over one Qt-free ``OrderDraft`` (broker/draft.py).
 
+Over 500 lines because the ticket's submit path (check, confirmation, send, what-if) and its redraw from
+the draft stay together; its form and fields are in ticket_form.py and ticket_fields.py.
+
 Every edit writes the draft and the window is redrawn from it; every way in (typing, Quotes
 double-click, Positions "close", the demo, Escape / Clear) loads a whole draft, never part of one.
 Submit (button, Ctrl+Enter, the confirmation) sends ``draft.to_request()`` of what the fields show,
@@ -38,16 +41,19 @@ from ibpanel.ui import formatting as fmt
 from ibpanel.ui.table_model import TaskSet
 from ibpanel.ui.ticket_fields import number_format_of, order_result_text
 from ibpanel.ui.ticket_form import DEGRADED_QUESTION, TicketForm  # noqa: F401 - part of this module's API
+from ibpanel.ui.ticket_sizing import TicketSizing
 
 log = logging.getLogger(__name__)
 
 # Field names a ValidationIssue may carry, mapped to the ticket's field rows; others show by Submit.
-FIELD_ALIASES = {"market": "symbol", "instrument": "symbol", "contract": "symbol", "price": "limit_price",
+FIELD_ALIASES = {"trailing_amount": "trailing", "trailing_percent": "trailing",
+                 "market": "symbol", "instrument": "symbol", "contract": "symbol", "price": "limit_price",
                  "lmt_price": "limit_price", "aux_price": "stop_price", "size": "quantity", "qty": "quantity"}
-FIELDS = ("symbol", "side", "quantity", "order_type", "limit_price", "stop_price", "tif", "outside_rth", "account")
+FIELDS = ("symbol", "side", "quantity", "order_type", "limit_price", "stop_price", "tif", "outside_rth", "account",
+          "trailing", "limit_offset", "good_till", "take_profit", "stop_loss", "stop_loss_trail")
 
 
-class TicketTab(TicketForm):
+class TicketTab(TicketSizing, TicketForm):
     """The order ticket. Signals: ``order_placed(OrderView)`` after a successful submit,
     ``instrument_changed(Instrument | None)`` when the resolved stock changes."""
 
@@ -114,12 +120,14 @@ class TicketTab(TicketForm):
         if self._rendering:
             return
         draft = replace(self.draft, **changes)
-        if field in ("limit_price", "stop_price"):  # typed for this stock (or, unresolved yet, the one that comes)
+        if field in ("limit_price", "stop_price", "take_profit", "stop_loss"):  # typed for this stock (or, unresolved yet, the one that comes)
             draft = draft.with_prices_for(draft.instrument.key if draft.instrument else None)
         self._touched.add(field)
         self._issues.pop(field, None)
         self._issues.pop("general", None)
         self._set_draft(draft)
+        if field != "quantity":
+            self.apply_sizing()  # a new price, stop or side changes what money / risk buys
 
     def _symbol_typed(self, text: str) -> None:
         if self._rendering:
@@ -268,7 +276,8 @@ class TicketTab(TicketForm):
         if seq != self._resolve_seq or draft.instrument is not instrument:
             return None  # the user typed something else meanwhile
         if draft.prices_for not in (None, instrument.key):
-            draft = replace(draft, limit_price="", stop_price="")  # prices typed for another stock never carry over
+            # prices typed for another stock never carry over
+            draft = replace(draft, limit_price="", stop_price="", take_profit="", stop_loss="")
         self._set_draft(draft.with_prices_for(instrument.key))
         return instrument
 
