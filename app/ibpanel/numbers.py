@@ -1,4 +1,4 @@
-"""Decimal helpers shared by every package (broker, api, ui, sim): no Qt, no ib_async, nothing of ours.
+"""Decimal helpers shared by every package (broker, api, ui; sim may): no Qt, no ib_async, nothing of ours.
 
 Prices and quantities are ``Decimal`` end to end. Floats (IB's wire, JSON) go through ``repr`` so
 0.1 stays 0.1 rather than its binary neighbour.
@@ -7,9 +7,6 @@ Prices and quantities are ``Decimal`` end to end. Floats (IB's wire, JSON) go th
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-
-EIGHT_PLACES = Decimal("0.00000001")
-
 
 def to_decimal(value: Decimal | float | int | str) -> Decimal:
     """Decimal from user or IB input; floats go through ``repr`` so 0.1 stays 0.1.
@@ -60,9 +57,3 @@ def decimal_text(value: Decimal | float | int | str | None) -> str | None:
     except InvalidOperation as exc:
         raise ValueError(f"{value!r} is not a number") from exc
     return format(number.normalize(), "f") if number == number.to_integral_value() else format(number, "f")
-
-
-def tidy(value: Decimal) -> Decimal:
-    """At most 8 decimals, no trailing zeros, never exponent notation (230, 230.5, 230.33333333)."""
-    value = Decimal(value).quantize(EIGHT_PLACES)
-    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
