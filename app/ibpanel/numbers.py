@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+
 def to_decimal(value: Decimal | float | int | str) -> Decimal:
     """Decimal from user or IB input; floats go through ``repr`` so 0.1 stays 0.1.
 
