@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "journal":
         return export_journal(args.path, args.profile, args.practice)
     if args.command == "serve":
-        from ibpanel.api.server import run_headless
+        from ibpanel.runtime.serve import run_headless
 
         return run_headless(args)
     from ibpanel.ui.app import run_gui

@@ -20,11 +20,12 @@ import configparser
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from ibpanel import paths
+from ibpanel.numbers import decimal_or_none
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +93,8 @@ def _positive(raw: Any) -> Decimal | None:
     if isinstance(raw, (list, tuple)):  # QSettings reads an unquoted "1,000,000" back as a list
         raw = ",".join(str(part) for part in raw)
     text = str(raw).strip().strip('"').strip()
-    try:
-        value = Decimal(text.replace(",", "").replace("_", ""))
-    except (InvalidOperation, ValueError):
-        return None
-    return value if value.is_finite() and value > 0 else None
+    value = decimal_or_none(text.replace(",", "").replace("_", ""))
+    return value if value is not None and value > 0 else None
 
 
 def limits_from_values(

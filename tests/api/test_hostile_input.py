@@ -11,8 +11,8 @@ import socket
 
 import pytest
 from ibpanel.api.security import ApiConfigError, check_bind
-from ibpanel.api.server import serve
 from ibpanel.cli import parse_args
+from ibpanel.runtime.serve import serve
 
 
 async def _resting_buy(api) -> int:

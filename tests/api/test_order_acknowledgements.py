@@ -11,10 +11,11 @@ from decimal import Decimal
 
 import aiohttp
 from ibpanel.api.routes import STATE_KEY
-from ibpanel.api.server import serve, start_api
+from ibpanel.api.server import start_api
 from ibpanel.broker.journal import OrderJournal
 from ibpanel.broker.models import OrderRequest, OrderStatus, OrderType, Side
 from ibpanel.broker.service import Broker
+from ibpanel.runtime.serve import serve
 
 from tests.api.conftest import Api
 from tests.helpers import exchange_caught_up, wait_for

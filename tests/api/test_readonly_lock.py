@@ -7,8 +7,9 @@ import asyncio
 
 import aiohttp
 import pytest
-from ibpanel.api.server import serve, start_api
+from ibpanel.api.server import start_api
 from ibpanel.cli import parse_args
+from ibpanel.runtime.serve import serve
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ibpanel.broker.errors import (
+from ibpanel.broker.ib_codes import (
     CATALOG,
     ORDER_WARNING_CODES,
     STANDARD_PORTS,

@@ -200,7 +200,7 @@ def test_no_timer_left_running_after_flush_or_shutdown(model):
 
 
 def test_table_view_keeps_insertion_order_until_a_header_is_clicked(model, qtbot):
-    from ibpanel.ui.table_model import make_table_view
+    from ibpanel.ui.table_view import make_table_view
 
     for name in "CAB":
         model.upsert(Row(name, 1.0, Decimal(1)))

@@ -1,5 +1,7 @@
 """The /api/ibkr endpoints over one Broker: the trading module's API, answered by the panel's service.
 
+Over 500 lines because it holds every endpoint of the trading module's API, each a thin translation.
+
 Every handler is a thin translation: parse (schemas), call the broker, shape the answer. Trading
 rules live in the broker only, so the API refuses exactly what the panel refuses, and its orders
 land in the same journal and the same Orders tab (``OrderRequest.source == "api"``).
@@ -49,6 +51,7 @@ from ibpanel.broker.models import (
     OrderView,
 )
 from ibpanel.broker.service import Broker
+from ibpanel.hosts import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +186,7 @@ def _resolve_target(state: ApiState, host: str, port: int, explicit: set[str]) -
     target = state.practice() if state.practice else None
     if target is None:
         return host, port, ""
-    loopback = host.strip().lower() in ("127.0.0.1", "localhost", "::1")
+    loopback = is_loopback(host)
     if (host, port) == target:
         return host, port, ""
     if loopback and port in PAPER_PORTS:
@@ -200,8 +203,7 @@ def _resolve_target(state: ApiState, host: str, port: int, explicit: set[str]) -
 
 
 def _same_server(a_host: str, a_port: int, b_host: str, b_port: int) -> bool:
-    loopback = ("127.0.0.1", "localhost", "::1")
-    same_host = a_host.lower() == b_host.lower() or (a_host.lower() in loopback and b_host.lower() in loopback)
+    same_host = a_host.lower() == b_host.lower() or (is_loopback(a_host) and is_loopback(b_host))
     return same_host and a_port == b_port
 
 

@@ -16,9 +16,10 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from ibpanel import numbers
 from ibpanel.broker.models import (
     AccountSummary,
     ConnectionStatus,
@@ -367,8 +368,8 @@ ORDERS_QUERY: tuple[FieldSpec, ...] = (
 def to_decimal(value: int | float) -> Decimal:
     """A JSON number as Decimal, by its shortest repr (300.1 -> Decimal('300.1'), not binary noise)."""
     try:
-        return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
-    except InvalidOperation:  # pragma: no cover - finite floats always convert
+        return numbers.to_decimal(value)
+    except (TypeError, ValueError):  # pragma: no cover - finite floats always convert
         raise bad_request(f"{value!r} is not a number.") from None
 
 

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ibpanel.api.schemas import ApiError, issue_json
+from ibpanel.api.server import MIN_TOKEN_LENGTH
 from ibpanel.broker.exceptions import (
     BrokerError,
     BrokerTimeout,
@@ -39,11 +40,11 @@ from ibpanel.broker.exceptions import (
     OrderRejected,
     SymbolError,
 )
+from ibpanel.hosts import is_loopback
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024  # the largest legitimate body (an order) is ~300 bytes
-MIN_TOKEN_LENGTH = 16
 NOT_CONNECTED_ADVICE = (
     'Connect first: POST /api/ibkr/connect with {"host": "127.0.0.1", "port": 7497, "clientId": 1} '
     "(TWS or IB Gateway must be running with the API enabled)."
@@ -56,15 +57,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class ApiConfigError(ValueError):
     """The API was asked to start in an unsafe or impossible way; the message says how to fix it."""
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost",):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, token: str | None) -> None:

@@ -29,6 +29,7 @@ from ibpanel.broker.models import (
     Side,
     WhatIf,
 )
+from ibpanel.numbers import float_to_decimal
 
 # Anything this large is one of IB's "unset" spellings, however it was rounded on the way.
 _UNSET_FLOOR = 1e300
@@ -63,7 +64,7 @@ def dec(value: object) -> Decimal | None:
     if as_float is None:
         return None
     try:
-        return Decimal(repr(as_float)).normalize() if as_float != int(as_float) else Decimal(int(as_float))
+        return float_to_decimal(as_float)
     except (InvalidOperation, ValueError, OverflowError):
         return None
 

@@ -1,5 +1,8 @@
 """The order journal: every order the user submitted, written down before anything is sent.
 
+Over 500 lines because the whole life of an entry (intent, acknowledgement, fills, reconcile,
+export) is one SQLite schema whose writes must stay together.
+
 SQLite (stdlib), WAL, one file per profile (``default_journal_path(profile)``). The life of an entry:
 
 1. ``record_intent`` writes the request and commits with ``synchronous=FULL`` before the order is
@@ -28,12 +31,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from ibpanel import paths
 from ibpanel.broker.exceptions import BrokerError
 from ibpanel.broker.models import Instrument, JournalEntry, OrderRequest, OrderStatus
+from ibpanel.numbers import decimal_text
 
 ORDER_REF_PREFIX = "ibp:"  # orderRef = ORDER_REF_PREFIX + journal_id
 JOURNAL_FILE = "journal.sqlite3"
@@ -130,16 +134,6 @@ def _iso(moment: datetime) -> str:
 
 def _dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
-
-
-def _dec(value: Decimal | float | int | str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
-    except InvalidOperation as exc:
-        raise ValueError(f"{value!r} is not a number") from exc
-    return format(number.normalize(), "f") if number == number.to_integral_value() else format(number, "f")
 
 
 _SCHEMA = """
@@ -318,10 +312,10 @@ class OrderJournal:
         values = (
             when, when, request.source, account or request.account, instrument.display, instrument.symbol,
             instrument.market.value, instrument.exchange, instrument.currency, instrument.con_id,
-            getattr(request.side, "value", str(request.side)), _dec(request.quantity),
-            getattr(request.order_type, "value", str(request.order_type)), _dec(request.limit_price),
-            _dec(request.stop_price), getattr(request.tif, "value", str(request.tif)), int(bool(request.outside_rth)),
-            _dec(request.take_profit), _dec(request.stop_loss), UNCONFIRMED,
+            getattr(request.side, "value", str(request.side)), decimal_text(request.quantity),
+            getattr(request.order_type, "value", str(request.order_type)), decimal_text(request.limit_price),
+            decimal_text(request.stop_price), getattr(request.tif, "value", str(request.tif)), int(bool(request.outside_rth)),
+            decimal_text(request.take_profit), decimal_text(request.stop_loss), UNCONFIRMED,
         )
         for _attempt in range(5):
             journal_id = new_journal_id()
@@ -345,16 +339,16 @@ class OrderJournal:
         side = getattr(request.side, "value", request.side)
         kind = getattr(request.order_type, "value", request.order_type)
         tif = getattr(request.tif, "value", request.tif)
-        parts = [f"{side} {_dec(request.quantity)} {instrument.display} {kind}"]
+        parts = [f"{side} {decimal_text(request.quantity)} {instrument.display} {kind}"]
         if request.limit_price is not None:
-            parts.append(f"limit {_dec(request.limit_price)}")
+            parts.append(f"limit {decimal_text(request.limit_price)}")
         if request.stop_price is not None:
-            parts.append(f"stop {_dec(request.stop_price)}")
+            parts.append(f"stop {decimal_text(request.stop_price)}")
         parts.append(str(tif))
         if request.outside_rth:
             parts.append("outside RTH")
         if request.take_profit is not None or request.stop_loss is not None:
-            parts.append(f"bracket tp {_dec(request.take_profit)} sl {_dec(request.stop_loss)}")
+            parts.append(f"bracket tp {decimal_text(request.take_profit)} sl {decimal_text(request.stop_loss)}")
         parts.append(f"via {request.source}")
         return " ".join(parts)
 
@@ -413,8 +407,8 @@ class OrderJournal:
             changes["order_id"] = order_id
         if client_id is not None and client_id != row["client_id"]:
             changes["client_id"] = client_id
-        if filled is not None and _dec(filled) != row["filled"]:
-            changes["filled"] = _dec(filled)
+        if filled is not None and decimal_text(filled) != row["filled"]:
+            changes["filled"] = decimal_text(filled)
         # 0 is no price: a completed-order echo has none, and a known fill price is never replaced by "unknown"
         if avg_fill_price is not None and avg_fill_price > 0 and avg_fill_price != row["avg_fill_price"]:
             changes["avg_fill_price"] = avg_fill_price
@@ -436,19 +430,19 @@ class OrderJournal:
             self._require(conn, journal_id)
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO fills (exec_id, journal_id, quantity, price, time) VALUES (?, ?, ?, ?, ?)",
-                (exec_id, journal_id, _dec(quantity), float(price), _iso(time)),
+                (exec_id, journal_id, decimal_text(quantity), float(price), _iso(time)),
             )
             if cursor.rowcount == 0:
                 return
             when = _iso(_now())
-            self._event(conn, journal_id, "fill", f"{_dec(quantity)} @ {price} execId {exec_id}", when)
+            self._event(conn, journal_id, "fill", f"{decimal_text(quantity)} @ {price} execId {exec_id}", when)
             rows = conn.execute("SELECT quantity, price FROM fills WHERE journal_id = ?", (journal_id,)).fetchall()
             total = sum((Decimal(r["quantity"]) for r in rows), Decimal(0))
             current = Decimal(self._require(conn, journal_id)["filled"])
             if total > current:
                 vwap = sum(float(Decimal(r["quantity"])) * r["price"] for r in rows) / float(total)
                 conn.execute("UPDATE orders SET filled = ?, avg_fill_price = ?, updated_at = ? WHERE journal_id = ?",
-                             (_dec(total), vwap, when, journal_id))
+                             (decimal_text(total), vwap, when, journal_id))
 
     def add_commission(self, exec_id: str, commission: float, currency: str) -> None:
         """Record the commission of an execution (before or after its fill arrives; last report wins)."""
@@ -488,7 +482,7 @@ class OrderJournal:
             "order_id": order_id if order_id is not None else (old["order_id"] if old else None),
             "perm_id": perm_id if perm_id is not None else (old["perm_id"] if old else None),
             "status": status if status is not None else (old["status"] if old else None),
-            "filled": _dec(filled) if filled is not None else (old["filled"] if old else None),
+            "filled": decimal_text(filled) if filled is not None else (old["filled"] if old else None),
         }
         if old is not None and all(old[k] == v for k, v in new.items()):
             return False

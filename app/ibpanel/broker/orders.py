@@ -29,13 +29,13 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Protocol
 
 from ib_async import IB, Contract, Order, Trade
 from ib_async.wrapper import RequestError
 
-from ibpanel.broker import errors, order_kinds
+from ibpanel.broker import ib_codes, order_kinds
 from ibpanel.broker import journal as journal_mod
 from ibpanel.broker.completed import CompletionTimes, join_completed
 from ibpanel.broker.convert import int_id, now_utc, order_status, order_view, what_if_model
@@ -64,6 +64,7 @@ from ibpanel.broker.models import (
 )
 from ibpanel.broker.pacing import placed_order_id
 from ibpanel.broker.rules import BoardLot, TickTable, check_quantity
+from ibpanel.numbers import decimal_or_none
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +306,7 @@ class OrderBook:
         trade = self._trades.get(key)
         if view is None or trade is None:
             return
-        info = errors.describe(code, text)
+        info = ib_codes.describe(code, text)
         if code == 161:
             self._fail_cancel_waiters(key, NotCancellable(info.message, info.advice))
             return
@@ -388,7 +389,7 @@ class OrderBook:
         if _enum_or_none(Side, request.side) is None:
             issues.append(ValidationIssue("side", "unknown_side", f"Side {_shown(request.side)} is not BUY or SELL."))
 
-        quantity = _decimal(request.quantity)
+        quantity = decimal_or_none(request.quantity)
         if quantity is None or quantity <= 0 or quantity != quantity.to_integral_value():
             issues.append(ValidationIssue(
                 "quantity", "bad_quantity",
@@ -442,7 +443,7 @@ class OrderBook:
                     field, "price_not_used",
                     f"{label} is set but a {order_type.value} order does not use it: clear it or change the order type."))
                 continue
-            price = _decimal(value)
+            price = decimal_or_none(value)
             if price is None or price <= 0:
                 issues.append(ValidationIssue(field, "bad_price", f"{label} {_shown(value)} must be a positive number."))
                 continue
@@ -451,7 +452,7 @@ class OrderBook:
                              ("stop_loss_trail", request.stop_loss_trail)):
             if value is None:
                 continue
-            price = _decimal(value)
+            price = decimal_or_none(value)
             if price is None or price <= 0:
                 issues.append(ValidationIssue(field, "bad_price", f"{field.replace('_', ' ').capitalize()} must be a positive number."))
                 continue
@@ -608,16 +609,16 @@ class OrderBook:
         order_type = _enum_or_none(OrderType, request.order_type)
         order = Order(
             action=_enum_or_none(Side, request.side).value,
-            totalQuantity=float(_decimal(request.quantity)),
+            totalQuantity=float(decimal_or_none(request.quantity)),
             orderType=order_type.value,
             tif=_enum_or_none(TimeInForce, request.tif).value,
             outsideRth=bool(request.outside_rth),
             account=account or "",
         )
         if order_type in (OrderType.LMT, OrderType.STP_LMT):
-            order.lmtPrice = float(_decimal(request.limit_price))  # type: ignore[arg-type]
+            order.lmtPrice = float(decimal_or_none(request.limit_price))  # type: ignore[arg-type]
         if order_type in (OrderType.STP, OrderType.STP_LMT):
-            order.auxPrice = float(_decimal(request.stop_price))  # type: ignore[arg-type]
+            order.auxPrice = float(decimal_or_none(request.stop_price))  # type: ignore[arg-type]
         if instrument is not None:
             order_kinds.apply_to_order(order, request, order_type, effective or {}, instrument)
         return order
@@ -698,7 +699,7 @@ class OrderBook:
             raise BrokerTimeout(f"TWS did not answer the what-if preview within {timeout:g} s.",
                                 "Try again; if it keeps failing the account may not allow a margin preview.") from exc
         except RequestError as exc:
-            info = errors.describe(exc.code, exc.message)
+            info = ib_codes.describe(exc.code, exc.message)
             raise BrokerError(f"TWS refused the what-if preview: {info.message} ({exc.code})", info.advice) from exc
         if state is None:
             raise BrokerError("TWS refused the what-if preview.", "See the log for IB's reason.")
@@ -740,8 +741,8 @@ class OrderBook:
             **_kept_terms(trade.order, view),
         )
         issues, _instrument = await self.check(
-            request, new_stop=stop_price is not None and _decimal(stop_price) != view.stop_price)
-        below_filled = _below_filled(view, _decimal(quantity) if quantity is not None else None)
+            request, new_stop=stop_price is not None and decimal_or_none(stop_price) != view.stop_price)
+        below_filled = _below_filled(view, decimal_or_none(quantity) if quantity is not None else None)
         if below_filled is not None:
             issues = (below_filled, *(i for i in issues if i.field != "quantity"))
         if issues:
@@ -749,15 +750,15 @@ class OrderBook:
         # a copy: the live Trade keeps what TWS last confirmed until TWS echoes the change
         order = copy.copy(trade.order)
         order.transmit = True  # a bracket parent was first sent held (transmit off): a change must go out
-        order.totalQuantity = float(_decimal(request.quantity))
+        order.totalQuantity = float(decimal_or_none(request.quantity))
         order.outsideRth = bool(request.outside_rth)
         if request.limit_price is not None:
-            order.lmtPrice = float(_decimal(request.limit_price))
+            order.lmtPrice = float(decimal_or_none(request.limit_price))
         if ib_order_type(view.order_type) in ("TRAIL", "TRAIL LIMIT"):
             if stop_price is not None:  # a trailing stop's auxPrice is its distance: a new stop moves trailStopPrice
-                order.trailStopPrice = float(_decimal(stop_price))
+                order.trailStopPrice = float(decimal_or_none(stop_price))
         elif request.stop_price is not None:
-            order.auxPrice = float(_decimal(request.stop_price))
+            order.auxPrice = float(decimal_or_none(request.stop_price))
         if view.journal_id:
             self._journal(lambda: self.journal.update(
                 view.journal_id, message=f"modify: quantity {request.quantity}, limit {request.limit_price}, "
@@ -953,12 +954,12 @@ def _kept_terms(order: Order, view: OrderView) -> dict[str, Any]:
     again) and of a GTD order (its good-till moment), so the change is checked like the order it is."""
     kept: dict[str, Any] = {}
     if ib_order_type(view.order_type) in ("TRAIL", "TRAIL LIMIT"):
-        percent = _decimal(order.trailingPercent) if order.trailingPercent is not None else None
+        percent = decimal_or_none(order.trailingPercent) if order.trailingPercent is not None else None
         if percent is not None and 0 < percent < 100:
             kept["trailing_percent"] = percent
         else:
-            kept["trailing_amount"] = _decimal(order.auxPrice)
-        offset = _decimal(order.lmtPriceOffset) if order.lmtPriceOffset is not None else None
+            kept["trailing_amount"] = decimal_or_none(order.auxPrice)
+        offset = decimal_or_none(order.lmtPriceOffset) if order.lmtPriceOffset is not None else None
         if offset is not None and 0 <= offset < Decimal("1e300"):
             kept["limit_offset"] = offset
     if view.tif == "GTD" and order.goodTillDate:
@@ -992,16 +993,6 @@ def _plain(value: Decimal | float | int) -> str:
     return str(value)
 
 
-def _decimal(value: object) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        result = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        return None
-    return result if result.is_finite() else None
-
-
 def _lot_of(instrument: Instrument) -> BoardLot:
     return BoardLot(instrument.board_lot, instrument.lot_source or "unknown", instrument.symbol, instrument.market)
 
@@ -1024,7 +1015,7 @@ class _PendingModify:
     def matches(self, order: Order) -> bool:
         return all(_same_number(value, getattr(order, name, None)) for name, value in self.terms.items())
 
-    def refusal(self, view: OrderView, info: errors.ErrorInfo) -> ModifyRejected:
+    def refusal(self, view: OrderView, info: ib_codes.ErrorInfo) -> ModifyRejected:
         terms = f"{_plain(view.quantity)} shares" + (
             f" at {_plain(view.limit_price)}" if view.limit_price is not None else "") + (
             f", stop {_plain(view.stop_price)}" if view.stop_price is not None else "")

@@ -16,7 +16,7 @@ from dataclasses import replace
 from ib_async import IB, Contract, Ticker
 from ib_async.wrapper import RequestError
 
-from ibpanel.broker import errors
+from ibpanel.broker import ib_codes
 from ibpanel.broker.convert import bar_model, quote_model
 from ibpanel.broker.exceptions import PACING_MESSAGE, BrokerError, BrokerTimeout, NotConnected, PacingLimit
 from ibpanel.broker.models import Bar, Instrument, MarketDataType, Quote
@@ -339,7 +339,7 @@ class QuoteBook:
             raise BrokerTimeout(f"No chart data for {instrument.display} within {timeout:g} s.",
                                 "IB paces historical requests; wait a few seconds and try again.") from exc
         except RequestError as exc:
-            info = errors.describe(exc.code, exc.message)
+            info = ib_codes.describe(exc.code, exc.message)
             raise BrokerError(f"No chart data for {instrument.display}: {info.message} ({exc.code})",
                               info.advice) from exc
         return tuple(bar_model(b) for b in bars or ())

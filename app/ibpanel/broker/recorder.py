@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ibpanel.broker.models import Bar, Instrument, Quote
 from ibpanel.broker.rules import TickTable, TradingSessions
+from ibpanel.numbers import decimal_or_none
 from ibpanel.sim.recording import FILE_SUFFIX, RecordedBar, RecordedInstrument, RecordedQuote, RecordingWriter
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,8 @@ class RecorderStatus:
 
 
 def _dec(value: float | None) -> Decimal | None:
-    if value is None or value != value:  # NaN: nothing known
-        return None
-    return Decimal(repr(float(value)))
+    """A streamed float as Decimal by its repr; None (also NaN, infinities) when nothing is known."""
+    return None if value is None else decimal_or_none(float(value))
 
 
 def _int(value: float | None) -> int | None:

@@ -1,5 +1,8 @@
 """Market rules: tick sizes by price band, board lots, and trading sessions. Pure Python, Decimal maths.
 
+Over 500 lines because ticks, lots and sessions of both markets (US, HK) are one rule book that
+validation, the ticket and the practice exchange's data read together.
+
 Ticks: IB's market rules (``reqMarketRule``) give rows of (lowEdge, increment); a price uses the
 row with the highest lowEdge at or below it. Valid prices in a band are ``lowEdge + k * increment``
 so every band edge is itself a valid price; :class:`TickTable` rounds and steps across edges.
@@ -20,33 +23,16 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ibpanel.broker.models import Market
+from ibpanel.numbers import to_decimal  # re-exported: broker code imports it from here
 from ibpanel.paths import resource_path
 
 ROUND_MODES = ("nearest", "down", "up")
-
-
-def to_decimal(value: Decimal | float | int | str) -> Decimal:
-    """Decimal from user or IB input; floats go through ``repr`` so 0.1 stays 0.1."""
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, bool):
-        raise TypeError("a price or quantity cannot be a bool")
-    elif isinstance(value, float):
-        result = Decimal(repr(value))
-    else:
-        try:
-            result = Decimal(str(value).strip())
-        except InvalidOperation as exc:
-            raise ValueError(f"{value!r} is not a number") from exc
-    if not result.is_finite():
-        raise ValueError(f"{value!r} is not a finite number")
-    return result
 
 
 # --- ticks ------------------------------------------------------------------------------------------

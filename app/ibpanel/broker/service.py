@@ -1,5 +1,8 @@
 """The Broker: the one trading service the panel and the REST API share.
 
+Over 500 lines because it is the one facade front ends call; the work is in session, orders,
+quotes and account modules beside it.
+
 CONTRACT (fixed at project start; the implementation fills in the bodies). UI and API code
 against exactly these names. Everything runs on the asyncio loop that calls ``connect``
 (under the panel that is qasync's Qt loop); every event below is emitted on that loop's
@@ -40,7 +43,7 @@ from pathlib import Path
 from ib_async import IB, Contract
 from ib_async.wrapper import RequestError
 
-from ibpanel.broker import errors
+from ibpanel.broker import ib_codes
 from ibpanel.broker import journal as journal_mod
 from ibpanel.broker.account import AccountBook
 from ibpanel.broker.convert import bare_instrument, dec, int_id, known_price, rule_ids, split_list
@@ -147,7 +150,7 @@ class Broker:
         max_order_wait: float = MAX_ORDER_WAIT,  # refuse an order that would wait longer than this to be sent
         heartbeat: tuple[float, float] = (HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT),  # idle s before a probe, its timeout
     ) -> None:
-        errors.install_log_filter()  # a cancel (202) is information: not an ERROR line on the terminal
+        ib_codes.install_log_filter()  # a cancel (202) is information: not an ERROR line on the terminal
         self.state_changed = Event("state_changed")
         self.notice = Event("notice")
         self.account_changed = Event("account_changed")
@@ -385,7 +388,7 @@ class Broker:
             log.exception("journal reconcile failed")
 
     def _on_ib_error(self, req_id: int, code: int, text: str, contract: object = None) -> None:
-        info = errors.describe(code, text)
+        info = ib_codes.describe(code, text)
         self.notice.emit(Notice(
             time=datetime.now(timezone.utc), code=code, text=text, message=info.message,
             advice=info.advice, severity=info.severity, req_id=req_id,
@@ -444,7 +447,7 @@ class Broker:
             raise BrokerTimeout(f"IB did not answer the lookup of {spec.display} in time.", "Try again.") from exc
         except RequestError as exc:
             if exc.code != 200:  # 200 = no such contract, said below in our words
-                info = errors.describe(exc.code, exc.message)
+                info = ib_codes.describe(exc.code, exc.message)
                 raise SymbolError(f"IB refused the lookup of {spec.display}: {info.message}", info.advice) from exc
             details_list = []
         details_list = [d for d in details_list or [] if d.contract and d.contract.secType == "STK"]

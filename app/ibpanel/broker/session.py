@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 
 from ib_async import IB
 
-from ibpanel.broker import errors
+from ibpanel.broker import ib_codes
 from ibpanel.broker.exceptions import ConnectError
 from ibpanel.broker.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Heartbeat
 from ibpanel.broker.models import (
@@ -185,7 +185,7 @@ class Session:
             self._set(state=ConnectionState.DISCONNECTED, failure=failure)
             raise ConnectError(failure)
         if not await self._finish(reconnected=False) or self._aborted:
-            failure = self._abort_failure(params) if self._aborted else errors.connection_failure(
+            failure = self._abort_failure(params) if self._aborted else ib_codes.connection_failure(
                 FailureKind.OTHER, params.host, params.port, params.client_id,
                 "the connection dropped while reading the account state")
             self._hang_up()
@@ -229,7 +229,7 @@ class Session:
         account = params.account if params.account in accounts else (accounts[0] if accounts else None)
         if self._status.account in accounts:
             account = self._status.account  # keep the user's choice across reconnects
-        is_paper, reason = errors.classify_paper(accounts, params.port)
+        is_paper, reason = ib_codes.classify_paper(accounts, params.port)
         self._set(
             accounts=accounts, account=account, is_paper=is_paper, paper_reason=reason,
             readonly=params.readonly or self.tws_readonly,
@@ -311,7 +311,7 @@ class Session:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             if api_started and 326 not in codes:
-                raise ConnectError(errors.connection_failure(
+                raise ConnectError(ib_codes.connection_failure(
                     FailureKind.OTHER, params.host, params.port, params.client_id,
                     "TWS closed the connection while the account state was being read"))
             raise await self._closed_failure(params, codes, closed.result(), probe=probe)
@@ -323,25 +323,25 @@ class Session:
             self._hang_up()
             raise
         except ConnectionRefusedError as exc:
-            raise ConnectError(errors.connection_failure(
+            raise ConnectError(ib_codes.connection_failure(
                 FailureKind.NOTHING_LISTENING, params.host, params.port, params.client_id, str(exc))) from exc
         except asyncio.TimeoutError as exc:
             self._hang_up()
             if 326 in codes:
                 raise await self._closed_failure(params, codes, "", probe=probe) from exc
-            raise ConnectError(errors.connection_failure(
+            raise ConnectError(ib_codes.connection_failure(
                 FailureKind.TIMEOUT, params.host, params.port, params.client_id,
                 f"no answer within {params.timeout:g} s")) from exc
         except OSError as exc:
             self._hang_up()
             kind = FailureKind.NOTHING_LISTENING if _is_refused(exc) else FailureKind.OTHER
-            raise ConnectError(errors.connection_failure(
+            raise ConnectError(ib_codes.connection_failure(
                 kind, params.host, params.port, params.client_id, str(exc))) from exc
         except Exception as exc:  # noqa: BLE001 - anything else is still a failed connect, said plainly
             self._hang_up()
             if 326 in codes:
                 raise await self._closed_failure(params, codes, "", probe=probe) from exc
-            raise ConnectError(errors.connection_failure(
+            raise ConnectError(ib_codes.connection_failure(
                 FailureKind.OTHER, params.host, params.port, params.client_id, str(exc) or type(exc).__name__)) from exc
         finally:
             self._attempting = False
@@ -376,10 +376,10 @@ class Session:
     async def _closed_failure(self, params: ConnectionParams, codes: list[int], detail: str,
                               probe: bool = True) -> ConnectError:
         if 326 not in codes:
-            return ConnectError(errors.connection_failure(
+            return ConnectError(ib_codes.connection_failure(
                 FailureKind.HANDSHAKE_CLOSED, params.host, params.port, params.client_id, detail))
         suggested = await self.suggest_client_id(params) if probe else None
-        failure = errors.connection_failure(
+        failure = ib_codes.connection_failure(
             FailureKind.CLIENT_ID_IN_USE, params.host, params.port, params.client_id, detail,
             suggested_client_id=suggested)
         if suggested is None:  # no free id answered: do not promise one

@@ -1,14 +1,14 @@
-"""Start the panel: QApplication, the qasync loop, the one exception path, and clean shutdown.
+"""Start the panel: QApplication, the qasync loop, logging, the one exception path, and clean shutdown.
 
-``run_gui(args)`` is the entry from ``ibpanel.cli``. Modes on top of the normal window:
-``--demo`` (start the practice exchange in-process and connect to it), ``--smoke-test`` (build
-every tab, connect to the practice exchange, print ``IBPANEL SMOKE OK ...``, exit 0),
-``--screenshot PATH [--tab NAME]`` (wait until the tab shows data, save the window as PNG, exit),
-``--api`` (serve the local REST API on the same loop and broker; also started when ``[api] enabled``
-is saved in settings.ini, i.e. ticked in the Connection tab's "Local REST API" group).
+``run_gui(args)`` is the entry from ``ibpanel.cli``. The session (broker, journal, practice
+exchange, REST API, safety limits) is a ``runtime.session.Session``, the same one ``ibpanel serve``
+runs. Modes on top of the normal window: ``--demo`` (start the practice exchange and connect to
+it), ``--api`` (ask the session to serve the local REST API; also at start when ``[api] enabled``
+is saved, i.e. ticked in the Connection tab's "Local REST API" group), and the one-shot modes of
+``ui/headless.py`` (``--smoke-test``, ``--screenshot PATH [--tab NAME]``).
 
-Shutdown (window close, Ctrl+C, SIGTERM) always runs the same path: tabs stop, the REST API
-closes, ``broker.close()`` disconnects politely and closes the journal, the practice exchange stops.
+Shutdown (window close, Ctrl+C, SIGTERM) always runs the same path: tabs stop, then the session
+closes: the REST API, ``broker.close()`` (polite disconnect, journal), the practice exchange.
 """
 
 from __future__ import annotations
@@ -17,60 +17,34 @@ import argparse
 import asyncio
 import logging
 import logging.handlers
-import os
-import signal
 import sys
-import tempfile
 import threading
 import time
 import traceback
 from collections.abc import Coroutine
-from dataclasses import replace
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 # PySide6 before qasync: qasync binds to whichever Qt binding is already imported.
-from PySide6.QtCore import QtMsgType, QTimer, qInstallMessageHandler  # isort: skip
+from PySide6.QtCore import QtMsgType, qInstallMessageHandler  # isort: skip
 from PySide6.QtGui import QIcon  # isort: skip
 from PySide6.QtWidgets import QApplication, QMessageBox  # isort: skip
 import qasync  # isort: skip
 
-from ibpanel import __version__, paths, safety
+from ibpanel import __version__, paths
 from ibpanel.broker.events import Event
-from ibpanel.broker.models import (
-    ConnectionParams,
-    ConnectionState,
-    FailureKind,
-    OrderRequest,
-    OrderType,
-    Side,
-    TimeInForce,
-)
-from ibpanel.broker.service import Broker
-from ibpanel.ui.connection_tab import API_DEFAULT_HOST, API_DEFAULT_PORT
+from ibpanel.ui import headless
 from ibpanel.ui.display import NO_DISPLAY_EXIT, display_problem
-from ibpanel.ui.formatting import snap_price
-from ibpanel.ui.main_window import TAB_NAMES, MainWindow
+from ibpanel.ui.main_window import TAB_NAMES
+from ibpanel.ui.panel import PanelApp, safety_limits
 from ibpanel.ui.settings import Settings
 from ibpanel.ui.style import DEFAULT_THEME, apply_theme
-from ibpanel.ui.ticket_sizing import sample_bracket
 
 log = logging.getLogger("ibpanel.app")
 
-SMOKE_MARKER = "IBPANEL SMOKE OK"
-SMOKE_FAILED = "IBPANEL SMOKE FAILED"
-JOURNAL_FILE = "journal.sqlite3"
-PRACTICE_JOURNAL_FILE = "journal-practice.sqlite3"
+SMOKE_MARKER = headless.SMOKE_MARKER  # what CI and packaging/build.py look for on stdout
 LOG_FILE = "ibpanel.log"
-POPULATE_TIMEOUT_S = 20.0
-#: Environment switch for tests of the Quick start: exit 0 once the window is populated.
-EXIT_AFTER_POPULATED = "IBPANEL_EXIT_AFTER_POPULATED"
-
-#: Market buys placed on the practice exchange before a --demo screenshot (symbol, shares: whole HK lots).
-SAMPLE_TRADES = (("AAPL", 100), ("MSFT", 60), ("NVDA", 40), ("0700.HK", 300), ("0005.HK", 800), ("1299.HK", 400))
-#: Resting limit orders away from the market (symbol, side, shares, price as a fraction of the last trade).
-SAMPLE_RESTING = (("AMZN", "BUY", 25, "0.97"), ("0700.HK", "SELL", 100, "1.03"), ("TSLA", "BUY", 10, "0.95"))
+__all__ = ["SMOKE_MARKER", "ExceptionReporter", "PanelApp", "run_gui", "safety_limits", "setup_logging"]
 
 
 def run_gui(args: argparse.Namespace) -> int:
@@ -189,11 +163,9 @@ def _qt_message(mode: QtMsgType, _context: Any, message: str) -> None:
 
 
 def _acquire_instance(profile: str) -> tuple[Any, bool]:
-    """(guard, already_running). Tolerates the module's absence: then there is no single-instance rule."""
-    try:
-        from ibpanel.ui import instance
-    except ImportError:
-        return None, False
+    """(guard, already_running); a broken lock gives (None, False): the panel starts without the rule."""
+    from ibpanel.ui import instance  # QtNetwork: loaded only for windowed runs
+
     try:
         guard = instance.acquire(profile)
     except Exception:  # noqa: BLE001 - a broken lock must not keep the panel from starting
@@ -269,523 +241,3 @@ class ExceptionReporter:
         box.setModal(False)
         box.show()
         self.dialog = box
-
-
-class PanelApp:
-    """One run of the panel: window, broker, optional practice exchange and REST API."""
-
-    def __init__(
-        self,
-        args: argparse.Namespace,
-        app: QApplication,
-        *,
-        log_path: Path,
-        started: float,
-        guard: Any = None,
-    ) -> None:
-        self.args = args
-        self.app = app
-        self.started = started
-        self.guard = guard
-        self.headless = bool(args.smoke_test or args.screenshot)
-        self.profile = args.profile
-        self.settings = Settings(self.profile)
-        self.first_run = self.settings.first_run
-        self.reporter = ExceptionReporter(log_path, interactive=not self.headless)
-        self.broker: Broker | None = None
-        self.window: MainWindow | None = None
-        self.sim: Any = None
-        self._quit: asyncio.Event | None = None
-        self._tasks: set[asyncio.Future[Any]] = set()
-        self._signal_timer: QTimer | None = None
-        self._shutdown_done = False
-        self.timings: dict[str, float] = {}
-        #: Headless runs (screenshots, smoke test) keep their journals here, never in the profile (QA F43).
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
-
-    @property
-    def api_group(self) -> Any:
-        """The Connection tab's "Local REST API" group, which owns the running API (None without that tab)."""
-        window = self.window
-        return getattr(window.tabs.get("connection"), "api_group", None) if window is not None else None
-
-    @property
-    def api_handle(self) -> Any:
-        """The running API (``ApiHandle``: host, port, url), or None while it is off."""
-        group = self.api_group
-        return group.handle if group is not None else None
-
-    def _mark(self, name: str) -> None:
-        self.timings[name] = time.perf_counter() - self.started
-
-    # --- the run ----------------------------------------------------------------------------
-    async def main(self) -> int:
-        loop = asyncio.get_running_loop()
-        self._quit = asyncio.Event()
-        self.reporter.install(loop)
-        try:
-            self.broker = Broker(**self._journal_paths(), **safety_limits(self.settings))
-            self.window = window = MainWindow(self.broker, self.settings)
-            window.closed.connect(self.request_quit)
-            window.practice_requested.connect(lambda: self.spawn(self.start_practice()))
-            if self.guard is not None and hasattr(self.guard, "activate_requested"):
-                self.guard.activate_requested.connect(self._bring_to_front)
-            self._install_signal_handlers()
-            self._apply_start_tab()
-            if self.headless:
-                window.resize(1280, 820)
-            window.show()
-            self._mark("window")
-            if self.first_run:
-                self.settings.mark_started()
-            await self._start_api()
-            if self.args.smoke_test:
-                try:
-                    return await self._smoke_test()
-                except Exception as exc:  # noqa: BLE001 - CI needs the reason on one line, then exit 1
-                    log.exception("smoke test failed")
-                    print(f"{SMOKE_FAILED}: {type(exc).__name__}: {exc}", flush=True)
-                    return 1
-            if self.args.screenshot:
-                return await self._screenshot(Path(self.args.screenshot))
-            self._start_initial_connection()
-            if os.environ.get(EXIT_AFTER_POPULATED) == "1":
-                return await self._exit_once_populated()
-            await self._quit.wait()
-            return 0
-        finally:
-            await self.shutdown()
-            self.reporter.uninstall()
-
-    def _journal_paths(self) -> dict[str, Path]:
-        """The Broker's journal files: the profile's, or throw-away ones for a headless run.
-
-        Screenshot and smoke-test orders are samples: in the profile's journals they would turn
-        "Unknown" at the next launch's reconcile (QA F43), and a headless reconcile must not
-        rewrite the user's history either.
-        """
-        if not self.headless:
-            return {"journal_path": journal_path(self.profile)}
-        if self._scratch is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="ibpanel-headless-", ignore_cleanup_errors=True)
-        scratch = Path(self._scratch.name)
-        log.info("headless run: order journals in %s (removed at exit)", scratch)
-        return {"journal_path": scratch / JOURNAL_FILE, "practice_journal_path": scratch / PRACTICE_JOURNAL_FILE}
-
-    def _remove_scratch(self) -> None:
-        if self._scratch is not None:
-            scratch, self._scratch = self._scratch, None
-            scratch.cleanup()
-
-    def request_quit(self) -> None:
-        if self._quit is not None:
-            self._quit.set()
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
-        """Run a coroutine in the background; its failure goes to the exception path."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Future[Any]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                self.reporter.report("Error in a background task", t.exception())
-
-        task.add_done_callback(done)
-        return task
-
-    def _apply_start_tab(self) -> None:
-        window = self.window
-        assert window is not None
-        tab = self.args.tab
-        if tab:
-            window.show_tab(tab)
-        elif self.first_run:
-            window.show_tab("connection")
-        connection = window.tabs["connection"]
-        connection.readonly_forced = bool(self.args.readonly)  # the REST API can never lift it
-        if self.first_run and hasattr(connection, "select_preset"):
-            # First run: the paper preset, and the practice exchange offered beside it.
-            connection.select_preset("tws_paper")
-
-    def _start_initial_connection(self) -> None:
-        args = self.args
-        if args.demo:
-            self.spawn(self.start_practice(from_command_line=True))
-            return
-        tab = self._fill_from_command_line()
-        if tab is None:
-            return
-        # Through the button's own path, so a live port still asks for confirmation first.
-        QTimer.singleShot(0, tab._on_connect_clicked)
-
-    def _fill_from_command_line(self) -> Any:
-        """Put ``--tws-host/--tws-port/--client-id/--account/--readonly`` in the Connection form (one-off).
-
-        Returns the Connection tab, or None when no endpoint was given on the command line.
-        """
-        args = self.args
-        if args.tws_host is None and args.tws_port is None:
-            return None
-        tab = self.window.tabs["connection"]
-        params = tab.params()
-        tab._fill_form(
-            ConnectionParams(
-                host=args.tws_host or params.host,
-                port=args.tws_port or params.port,
-                client_id=args.client_id if args.client_id is not None else params.client_id,
-                account=args.account or params.account,
-                readonly=args.readonly or params.readonly,
-                auto_reconnect=params.auto_reconnect,
-            )
-        )
-        tab.mark_one_off()  # command-line flags are for this run: the saved connection settings stay
-        return tab
-
-    async def _connect_for_screenshot(self) -> bool:
-        """``--screenshot`` with ``--tws-port``: connect and wait for the attempt to end. True when connected.
-
-        Nobody can answer the live-account question in a headless run, so a live port is connected
-        only with ``--readonly`` (a picture needs no orders).
-        """
-        tab = self._fill_from_command_line()
-        if tab is None:
-            return True
-        if tab.is_live_target() and not tab.readonly_check.isChecked():
-            print(f"screenshot: port {tab.port_spin.value()} is a LIVE account port; not connecting without "
-                  "confirmation. Add --readonly to picture a live session.", file=sys.stderr)
-            return False
-        if await tab.connect_with():
-            return True
-        failure = self.broker.status.failure
-        reason = failure.message if failure is not None else "the connection attempt failed"
-        print(f"screenshot: could not connect: {reason}", file=sys.stderr)
-        return False
-
-    async def start_practice(self, *, from_command_line: bool = False) -> bool:
-        """Start the profile's practice exchange, or join it when another process owns it (once); connect. True when connected.
-
-        ``from_command_line`` (``--demo``, smoke test, screenshots): the client id / account /
-        read-only flags come from the command line and are not saved; otherwise (the practice
-        button) from the form, like any connection the user starts.
-        """
-        from ibpanel.runtime.practice import PracticeUnavailable, start_practice
-
-        window = self.window
-        assert window is not None and self.broker is not None
-        tab = window.tabs["connection"]
-        if self.sim is None:
-            # The profile's practice account continues across launches (a paper account would) and is
-            # shared: when `ibpanel serve --demo` already runs it, this panel joins that exchange.
-            # Headless runs (smoke test, screenshots) use a fresh private one, so their output does
-            # not depend on earlier runs.
-            replay = getattr(self.args, "replay_session", None)  # --replay FILE (cli.py, sim/replay.py)
-            try:
-                self.sim = await start_practice(self.profile, seed=self.args.seed, persistent=not self.headless,
-                                                on_thread=True, replay=replay)
-            except PracticeUnavailable as exc:
-                tab.append_message(str(exc), "error")
-                window.status_bar.showMessage("Practice exchange not available: see the Connection tab", 10000)
-                log.warning("%s", exc)
-                return False
-            log.info("using the %s", self.sim.describe())
-            if replay is not None:  # the Replay control drives the replay's clock
-                zone, zones = replay.time_zones()
-                window.show_replay(replay.clock, zone, Path(replay.source).name, zones)
-        where = "in-process" if self.sim.owner else f"shared, run by process {self.sim.owner_pid}"
-        tab.set_practice_port(self.sim.port, where)
-        if self.broker.status.state is not ConnectionState.DISCONNECTED:
-            await self.broker.disconnect()
-        args = self.args
-        params = ConnectionParams(
-            host=self.sim.host,
-            port=self.sim.port,
-            client_id=args.client_id if args.client_id is not None else tab.client_id_spin.value(),
-            account=args.account or "",
-            readonly=bool(args.readonly) if from_command_line else bool(args.readonly) or tab.readonly_check.isChecked(),
-            auto_reconnect=True,
-            practice=True,  # practice orders go to the practice journal, never the real one
-        )
-        if await tab.connect_with(params, one_off=from_command_line):
-            return True
-        failure = self.broker.status.failure
-        if (self.sim.joined and args.client_id is None and failure is not None
-                and failure.kind is FailureKind.CLIENT_ID_IN_USE and failure.suggested_client_id is not None):
-            # The exchange's owner (ibpanel serve) holds this clientId: take the free one it suggests.
-            return await tab.connect_with(replace(params, client_id=failure.suggested_client_id),
-                                          one_off=from_command_line)
-        return False
-
-    async def _start_api(self) -> None:
-        """Serve the REST API at start: with ``--api`` (this run, command-line address) or when settings.ini says so.
-
-        ``--api-host`` / ``--api-port`` / ``--api-token`` count when given; otherwise the group's saved
-        address is used. A refusal is shown in the group, the status bar and the message log.
-        """
-        group = self.api_group
-        args = self.args
-        if group is None:
-            if args.api:
-                log.warning("REST API not available: the Connection tab could not be built")
-            return
-        if args.demo:
-            # In a practice session the API's /connect to a paper port goes to the in-process exchange
-            # (also when the API is turned on later, from the group).
-            group.practice = lambda: (self.sim.host, self.sim.port) if self.sim is not None else None
-        # Screenshots and smoke tests serve only when asked on their command line.
-        if not (args.api or (not self.headless and group.saved_enabled())):
-            return
-        if args.api:
-            host = args.api_host if args.api_host != API_DEFAULT_HOST else None
-            port = args.api_port if args.api_port != API_DEFAULT_PORT else None
-            group.set_address(host, port, args.api_token)
-        await group.start(source="command line" if args.api else "settings")
-
-    # --- one-shot modes ----------------------------------------------------------------------
-    async def _wait_until(self, predicate: Any, timeout: float) -> bool:
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            try:
-                if predicate():
-                    return True
-            except Exception:  # noqa: BLE001 - a tab still filling in may raise; keep waiting
-                pass
-            await asyncio.sleep(0.05)
-        return False
-
-    async def _exit_once_populated(self) -> int:
-        """``IBPANEL_EXIT_AFTER_POPULATED=1``: run normally, exit 0 once the account tab fills in.
-
-        Lets a test run the README's Quick start command (``ibpanel --demo``) exactly as written.
-        """
-        assert self.window is not None and self._quit is not None
-        populated = self.spawn(self._wait_until(self.window.tabs["account"].populated, POPULATE_TIMEOUT_S))
-        quit_wait = asyncio.ensure_future(self._quit.wait())
-        await asyncio.wait({populated, quit_wait}, return_when=asyncio.FIRST_COMPLETED)
-        quit_wait.cancel()
-        ok = populated.done() and populated.result()
-        print(f"IBPANEL POPULATED ok={int(bool(ok))}", flush=True)
-        return 0 if ok else 1
-
-    async def _smoke_test(self) -> int:
-        window = self.window
-        assert window is not None and self.broker is not None
-        if window.tab_errors:
-            print(f"{SMOKE_FAILED}: tabs not built: {window.tab_errors}", flush=True)
-            return 1
-        if not await self.start_practice(from_command_line=True):
-            failure = self.broker.status.failure
-            print(f"{SMOKE_FAILED}: could not connect to the practice exchange: {failure}", flush=True)
-            return 1
-        self._mark("connected")
-        account_tab = window.tabs["account"]
-        populated = await self._wait_until(account_tab.populated, POPULATE_TIMEOUT_S)
-        self._mark("populated")
-        if not populated:
-            print(f"{SMOKE_FAILED}: the account tab did not fill in within {POPULATE_TIMEOUT_S:.0f} s", flush=True)
-            return 1
-        status = self.broker.status
-        since_start = _seconds_since_process_start()
-        fields = {
-            "version": __version__,
-            "tabs": len(window.tabs),
-            "account": status.account,
-            "server_version": status.server_version,
-            "window_s": f"{self.timings['window']:.3f}",
-            "connected_s": f"{self.timings['connected']:.3f}",
-            "populated_s": f"{self.timings['populated']:.3f}",
-            "process_s": "n/a" if since_start is None else f"{since_start:.3f}",
-            "frozen": int(bool(getattr(sys, "frozen", False))),
-            "python": sys.version.split()[0],
-        }
-        print(SMOKE_MARKER + " " + " ".join(f"{k}={v}" for k, v in fields.items()), flush=True)
-        return 0
-
-    async def _screenshot(self, path: Path) -> int:
-        window = self.window
-        assert window is not None
-        name = self.args.tab or window.current_tab_name()
-        session_ok = True  # False: a session was asked for and is not there (the picture shows why)
-        if self.args.demo:
-            if await self.start_practice(from_command_line=True):
-                await self._sample_activity()
-            else:
-                session_ok = False
-                print(f"screenshot: could not start the practice session: {self.broker.status.failure}", file=sys.stderr)
-        else:
-            session_ok = await self._connect_for_screenshot()
-        window.show_tab(name)
-        tab = window.tabs[name]
-        prepare = getattr(tab, "prepare_screenshot", None)  # e.g. the Practice tab closes the sample trades
-        if prepare is not None and self.args.demo and session_ok:
-            await prepare()
-        populated_fn = getattr(tab, "populated", None)
-        # Without a session there is nothing to wait for: the window as it is (first run) is the picture.
-        waiting = populated_fn is not None and self.broker.status.state is not ConnectionState.DISCONNECTED
-        populated = await self._wait_until(populated_fn, POPULATE_TIMEOUT_S) if waiting else session_ok
-        if not populated:
-            print(f"screenshot: the {name} tab was not populated within {POPULATE_TIMEOUT_S:.0f} s", file=sys.stderr)
-        # Let coalesced table flushes and chart redraw timers run once more before grabbing.
-        await asyncio.sleep(1.2)
-        self.app.processEvents()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not window.grab().save(str(path), "PNG"):
-            print(f"screenshot: could not write {path}", file=sys.stderr)
-            return 1
-        print(f"IBPANEL SCREENSHOT {path} tab={name} populated={int(populated)}", flush=True)
-        return 0
-
-    async def _sample_activity(self) -> None:
-        """Screenshots of a practice session: a few real trades on the practice exchange, so tables show rows.
-
-        Only with ``--demo --screenshot``: market buys (US and HK, whole board lots), one resting
-        limit order below the market, and a filled-in ticket. All go through the broker like a click.
-        """
-        broker, window = self.broker, self.window
-        assert broker is not None and window is not None
-        account_tab = window.tabs["account"]
-        await self._wait_until(account_tab.populated, POPULATE_TIMEOUT_S)
-        for symbol, quantity in SAMPLE_TRADES:
-            try:
-                await broker.place(OrderRequest(symbol=symbol, side=Side.BUY, quantity=Decimal(quantity), order_type=OrderType.MKT))
-            except Exception as exc:  # noqa: BLE001 - a screenshot with fewer rows is still a screenshot
-                log.warning("sample trade %s %s not placed: %s", symbol, quantity, exc)
-        for symbol, side, quantity, factor in SAMPLE_RESTING:
-            try:
-                instrument = await broker.resolve(symbol)
-                quote = await broker.snapshot(instrument)
-                last = quote.last or quote.bid or quote.close
-                if not last:
-                    continue
-                price = snap_price(instrument.market, Decimal(str(last)) * Decimal(factor))
-                await broker.place(
-                    OrderRequest(
-                        symbol=symbol, side=Side(side), quantity=Decimal(quantity),
-                        order_type=OrderType.LMT, limit_price=price, tif=TimeInForce.GTC,
-                    )
-                )
-            except Exception as exc:  # noqa: BLE001
-                log.warning("sample resting order %s not placed: %s", symbol, exc)
-        window.open_ticket(await sample_bracket(broker))  # a bracket: the ticket's attached orders on show
-        await self._wait_until(lambda: len(broker.positions()) >= len(SAMPLE_TRADES), 10.0)
-
-    # --- desktop integration ----------------------------------------------------------------
-    def _bring_to_front(self) -> None:
-        window = self.window
-        if window is None:
-            return
-        window.showNormal()
-        window.raise_()
-        window.activateWindow()
-
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-
-        def on_signal(signum: int, _frame: Any) -> None:
-            log.info("signal %s: shutting down", signum)
-            loop.call_soon_threadsafe(self.request_quit)
-
-        for name in ("SIGINT", "SIGTERM"):
-            sig = getattr(signal, name, None)
-            if sig is not None:
-                signal.signal(sig, on_signal)
-        # Python runs signal handlers only when it gets the CPU; Qt's C++ loop must hand it over now and then.
-        self._signal_timer = QTimer()
-        self._signal_timer.setObjectName("signalWake")
-        self._signal_timer.timeout.connect(lambda: None)
-        self._signal_timer.start(250)
-
-    # --- shutdown ---------------------------------------------------------------------------
-    async def shutdown(self) -> None:
-        """Stop everything in order. Idempotent; every step runs even if an earlier one failed."""
-        if self._shutdown_done:
-            return
-        self._shutdown_done = True
-        steps: list[tuple[str, Any]] = []
-        if self.window is not None:
-            steps.append(("window", self._close_window))
-        steps.append(("background tasks", self._cancel_tasks))
-        if self.api_group is not None:
-            steps.append(("REST API", self.api_group.close))
-        if self.broker is not None:
-            steps.append(("broker", self.broker.close))
-        steps.append(("practice exchange", self._stop_sim))
-        steps.append(("headless journals", self._remove_scratch))  # after the broker closed them
-        for what, step in steps:
-            try:
-                result = step()
-                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                    await asyncio.wait_for(result, timeout=10.0)
-            except Exception:  # noqa: BLE001 - keep going: the journal must still be closed
-                log.exception("shutdown: %s failed", what)
-        if self._signal_timer is not None:
-            self._signal_timer.stop()
-        self.settings.sync()
-        log.info("shut down cleanly")
-
-    def _close_window(self) -> None:
-        window = self.window
-        if window is None:
-            return
-        window.shutdown()
-        window.hide()
-        window.deleteLater()  # runs once more events are processed: after the broker closed
-
-    async def _cancel_tasks(self) -> None:
-        tasks = [t for t in self._tasks if not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _stop_sim(self) -> None:
-        if self.sim is not None:
-            practice, self.sim = self.sim, None
-            await practice.stop()  # joined: the owner's exchange runs on
-
-
-def safety_limits(settings: Settings) -> dict[str, Any]:
-    """Broker options (``max_order_value``, ``fat_finger_pct``, ``limits_source``) from the profile's ``[safety]`` settings.
-
-    Same keys, defaults and checks as ``ibpanel.safety.load_safety_limits`` (what ``ibpanel serve``
-    reads), but through QSettings so values set in this run count. Missing keys are written back
-    with their defaults so a user can find them in settings.ini and change them.
-    """
-    qsettings = settings.qsettings
-    qsettings.beginGroup(safety.SECTION)
-    try:
-        values = {key: qsettings.value(key) for key in qsettings.childKeys()}
-    finally:
-        qsettings.endGroup()
-    for key, default in safety.default_values().items():
-        if key not in {k.lower() for k in values}:
-            settings.set(f"{safety.SECTION}/{key}", int(default) if default == int(default) else str(default))
-    return safety.limits_from_values(values, settings.path).broker_options()
-
-
-def journal_path(profile: str) -> Path:
-    """The profile's order journal: the broker's own default, so the panel and ``ibpanel serve`` share it."""
-    try:
-        from ibpanel.broker.journal import default_journal_path
-
-        return Path(default_journal_path(profile))
-    except ImportError:
-        return paths.data_dir(profile) / JOURNAL_FILE
-
-
-def _seconds_since_process_start() -> float | None:
-    """Seconds since the OS started this process (includes interpreter and import time)."""
-    try:  # Linux: 10 ms resolution (psutil's create_time rounds the boot time to whole seconds)
-        with open("/proc/self/stat", encoding="ascii") as fh:
-            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime", encoding="ascii") as fh:
-            uptime = float(fh.read().split()[0])
-        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-    except Exception:  # noqa: BLE001 - not Linux
-        pass
-    try:
-        import psutil
-
-        return time.time() - psutil.Process().create_time()
-    except Exception:  # noqa: BLE001 - psutil is optional (tests, not the bundle)
-        return None

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 from ibpanel.broker.exceptions import BrokerError
 from ibpanel.broker.models import Bar, Instrument, Quote
 from ibpanel.ui import formatting as fmt
-from ibpanel.ui.table_model import TaskSet
+from ibpanel.ui.tasks import TaskSet
 
 # bar size -> (duration asked for, bar size string IB understands)
 BAR_SIZES: dict[str, tuple[str, str]] = {

@@ -1,5 +1,8 @@
 """Connection tab: where the panel connects to TWS / IB Gateway or the practice exchange.
 
+Over 500 lines because the form, the live-port confirmation, the failure display and the session details
+all follow one ConnectionStatus; its texts (connection_text.py), message log and REST API group are apart.
+
 Presets fill host and port (the user may override either); Connect goes through ``Broker.connect``
 and a failure is shown as one plain sentence, what to do, and a one-click practice session.
 Connecting to a live port asks first. ``start_practice_requested`` asks the app to start the
@@ -9,18 +12,11 @@ in-process practice exchange; the app then calls ``set_practice_port`` and ``con
 from __future__ import annotations
 
 import asyncio
-import errno
-import html
 import logging
-import os
-import re
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from collections.abc import Coroutine
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -32,9 +28,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
-    QPlainTextEdit,
     QPushButton,
-    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -51,469 +45,27 @@ from ibpanel.broker.models import (
     Notice,
 )
 from ibpanel.broker.service import Broker
+from ibpanel.ui.api_group import ApiGroup
+from ibpanel.ui.connection_text import (  # noqa: F401 - PRESETS_BY_KEY, parse_tws_time: the tab's public names
+    DEFAULT_PRESET,
+    LIVE_PORTS,
+    PRACTICE,
+    PRESETS,
+    PRESETS_BY_KEY,
+    SETUP_HELP,
+    STATE_TEXT,
+    Preset,
+    classification_text,
+    connection_time_text,
+    failure_headline,
+    parse_tws_time,
+    zone_label,
+)
+from ibpanel.ui.message_log import MessageLog
 from ibpanel.ui.settings import Settings
-from ibpanel.ui.style import PALETTE, set_prop
+from ibpanel.ui.style import set_prop
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Preset:
-    key: str
-    label: str
-    port: int
-    live: bool
-    hint: str
-
-
-PRACTICE = "practice"
-PRESETS: tuple[Preset, ...] = (
-    Preset("tws_paper", "TWS Paper", 7497, False, "Trader Workstation logged in to a paper account."),
-    Preset("tws_live", "TWS Live", 7496, True, "Trader Workstation logged in to a LIVE account: real money."),
-    Preset("gateway_paper", "Gateway Paper", 4002, False, "IB Gateway logged in to a paper account."),
-    Preset("gateway_live", "Gateway Live", 4001, True, "IB Gateway logged in to a LIVE account: real money."),
-    Preset(PRACTICE, "Practice exchange", 0, False, "The built-in practice exchange: no IB account needed."),
-)
-PRESETS_BY_KEY = {p.key: p for p in PRESETS}
-DEFAULT_PRESET = "tws_paper"
-#: Ports TWS / Gateway use for live accounts by default.
-LIVE_PORTS = frozenset(p.port for p in PRESETS if p.live)
-
-SETUP_HELP = (
-    "<ol style='margin-left:-20px'>"
-    "<li>Start <b>TWS</b> or <b>IB Gateway</b> and log in (paper first).</li>"
-    "<li>In TWS: <i>Configure &gt; API &gt; Settings</i>: tick <i>Enable ActiveX and Socket Clients</i>; "
-    "note the <i>Socket port</i>.</li>"
-    "<li>Ports: TWS paper 7497, live 7496; Gateway paper 4002, live 4001.</li>"
-    "<li>Each program on one TWS needs its own <b>client ID</b>.</li>"
-    "<li>Tick <b>Read-only</b> to look without any risk of sending an order.</li>"
-    "</ol>No IB account? Use the <b>practice exchange</b>: same screens, simulated market."
-)
-
-_STATE_TEXT = {
-    ConnectionState.DISCONNECTED: "Disconnected",
-    ConnectionState.CONNECTING: "Connecting…",
-    ConnectionState.CONNECTED: "Connected",
-    ConnectionState.DEGRADED: "Connected, but TWS has lost IB's servers",
-    ConnectionState.RECONNECTING: "Reconnecting…",
-}
-
-
-#: Python's socket detail inside a failure message, e.g. " ([Errno 111] Connect call failed ('127.0.0.1', 1))".
-_ERRNO_DETAIL = re.compile(r"\s*\(\[Errno[^\]]*\][^()]*(?:\([^()]*\)[^()]*)*\)")
-
-
-def failure_headline(message: str) -> str:
-    """One line for a trader: the broker's reason without Python's errno detail (that stays in the log file)."""
-    text = _ERRNO_DETAIL.sub("", " ".join(message.split())).strip()
-    return text or message.strip()
-
-
-def classification_text(status: ConnectionStatus) -> tuple[str, str]:
-    """(badge text, badge kind) for the account type: PAPER, LIVE or unknown."""
-    if status.is_paper is None:
-        # Connected but unclassifiable: the broker treats it as live, and so does the badge.
-        return ("LIVE?", "live") if status.connected else ("—", "unknown")
-    return ("PAPER", "paper") if status.is_paper else ("LIVE", "live")
-
-
-API_DEFAULT_HOST = "127.0.0.1"
-API_DEFAULT_PORT = 5000
-API_TOKEN_ENV = "IBPANEL_API_TOKEN"
-API_MIN_TOKEN_LENGTH = 16  # same floor as ibpanel.api.security.check_bind
-#: Zone names TWS may put after its connection time ("20261124 12:42:25 UTC"); unambiguous ones only
-#: (CST is China or US Central, IST India or Israel: those stay as TWS wrote them).
-_TWS_ZONES: dict[str, str] = {
-    "UTC": "UTC",
-    "GMT": "UTC",
-    "Z": "UTC",
-    "EST": "America/New_York",
-    "EDT": "America/New_York",
-    "HKT": "Asia/Hong_Kong",
-    "Hong Kong Standard Time": "Asia/Hong_Kong",
-    "JST": "Asia/Tokyo",
-    "CET": "Europe/Paris",
-    "CEST": "Europe/Paris",
-    "MET": "Europe/Paris",
-}
-_TWS_TIME = re.compile(r"^\s*(\d{8})[ -](\d{1,2}:\d{2}:\d{2})(?:\s+(.+?))?\s*$")
-
-
-def _tws_zone(name: str | None) -> tzinfo | None:
-    """The zone TWS named (a missing name is UTC: the broker writes UTC), or None if unknown."""
-    if name is None:
-        return timezone.utc
-    key = _TWS_ZONES.get(name, name if "/" in name else "")  # some setups write the IANA name
-    if key == "UTC":
-        return timezone.utc
-    try:
-        return ZoneInfo(key) if key else None
-    except (ZoneInfoNotFoundError, ValueError):
-        return None  # no tz data on this computer (tzdata missing on Windows): show TWS's text
-
-
-def parse_tws_time(text: str | None) -> datetime | None:
-    """TWS's "yyyymmdd hh:mm:ss [zone]" as an aware datetime, or None when it cannot be read for sure.
-
-    An unknown or ambiguous zone gives None, so the caller shows TWS's own text rather than a wrong hour.
-    """
-    match = _TWS_TIME.match(text or "")
-    if match is None:
-        return None
-    day, clock, zone_name = match.groups()
-    try:
-        naive = datetime.strptime(f"{day} {clock}", "%Y%m%d %H:%M:%S")
-    except ValueError:
-        return None
-    zone = _tws_zone(zone_name)
-    return None if zone is None else naive.replace(tzinfo=zone)
-
-
-def _zone_label(moment: datetime) -> str:
-    """Short zone name for ``moment`` ("HKT", "UTC"), or its offset ("UTC+08:00") when the name is long."""
-    name = moment.tzname() or ""
-    if name and len(name) <= 5 and " " not in name:
-        return name
-    offset = moment.utcoffset() or timedelta(0)
-    sign = "+" if offset >= timedelta(0) else "-"
-    minutes = abs(int(offset.total_seconds())) // 60
-    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def connection_time_text(raw: str | None, local_zone: tzinfo | None = None) -> str:
-    """TWS's connection time in the user's local time, e.g. "2026-11-24 20:42:25 HKT (12:42:25 UTC)".
-
-    ``local_zone`` defaults to the computer's zone; text that does not parse is returned unchanged.
-    """
-    moment = parse_tws_time(raw)
-    if moment is None:
-        return (raw or "").strip() or "—"
-    local = moment.astimezone(local_zone) if local_zone is not None else moment.astimezone()
-    text = f"{local:%Y-%m-%d %H:%M:%S} {_zone_label(local)}"
-    if local.utcoffset() != timedelta(0):
-        # The UTC time too: it is what TWS logs and IB support quote.
-        text += f"  ({moment.astimezone(timezone.utc):%H:%M:%S} UTC)"
-    return text
-
-
-_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    import ipaddress
-
-    name = host.strip().strip("[]").lower()
-    if name in _LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-class ApiGroup(QGroupBox):
-    """The "Local REST API" group: serve /api/ibkr on the panel's own loop and broker, or not.
-
-    Settings (``[api]`` in settings.ini): ``enabled``, ``host``, ``port``, ``remember_token`` and
-    ``token`` (stored only when the user ticks "remember"; otherwise the field starts from
-    IBPANEL_API_TOKEN). Ticking the box starts the API at once and unticking stops it; the app
-    calls ``start()`` at launch when ``enabled`` is saved or ``--api`` is given. A refusal (another
-    address without a token, a busy port) is shown in the group, the status bar (``state_changed``)
-    and the message log (``message``), never as a traceback.
-    """
-
-    #: (status-bar text, ok, tooltip); an empty text means "nothing to show" (the API is off by choice).
-    state_changed = Signal(str, bool, str)
-    #: (line, severity) for the Connection tab's message log.
-    message = Signal(str, str)
-
-    def __init__(self, broker: Broker, settings: Settings, parent: QWidget | None = None) -> None:
-        super().__init__("Local REST API", parent)
-        self.setObjectName("apiGroup")
-        self.broker = broker
-        self.settings = settings
-        #: Where /connect to a paper port goes in a practice session (set by the app with --demo).
-        self.practice: Callable[[], tuple[str, int] | None] | None = None
-        #: Why the API's connections must be read-only (the panel's switch, --readonly), or None: the
-        #: API can never lift read-only chosen in the panel (set by the Connection tab).
-        self.readonly_lock: Callable[[], str | None] | None = None
-        self.handle: Any = None
-        self._lock: asyncio.Lock | None = None
-        self._tasks: set[asyncio.Future[Any]] = set()
-        self._build()
-        self._load_settings()
-
-    # --- construction ----------------------------------------------------------------------
-    def _build(self) -> None:
-        outer = QVBoxLayout(self)
-        form = self._form = QFormLayout()
-        outer.addLayout(form)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # no blank band under the text
-        self.enabled_check = QCheckBox("Serve the REST API for scripts (/api/ibkr)")
-        self.enabled_check.setToolTip("Scripts and strategies trade through this panel's connection and safety rules.")
-        self.host_edit = QLineEdit(API_DEFAULT_HOST)
-        self.host_edit.setToolTip("127.0.0.1: only programs on this computer can reach the API.")
-        self.port_spin = QSpinBox()
-        self.port_spin.setRange(0, 65535)
-        self.port_spin.setSpecialValueText("any free port")  # 0
-        self.port_spin.setValue(API_DEFAULT_PORT)
-        self.token_edit = QLineEdit()
-        self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.token_edit.setPlaceholderText(f"at least {API_MIN_TOKEN_LENGTH} characters; clients send Bearer <token>")
-        self.remember_token_check = QCheckBox("Remember the token in settings.ini (plain text)")
-        self.status_label = QLabel()
-        self.status_label.setObjectName("apiStatus")
-        self.status_label.setWordWrap(True)
-        self.status_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        address = QHBoxLayout()  # one row: the group must fit under the connection form
-        address.addWidget(self.host_edit, 3)
-        address.addWidget(QLabel("Port"))
-        address.addWidget(self.port_spin, 1)
-        for widget, name in ((self.enabled_check, "Serve the local REST API"), (self.host_edit, "REST API host"),
-                             (self.port_spin, "REST API port"), (self.token_edit, "REST API token"),
-                             (self.remember_token_check, "Remember the REST API token")):
-            widget.setAccessibleName(name)
-        form.addRow("", self.enabled_check)
-        form.addRow("Host", address)
-        form.addRow("Token", self.token_edit)
-        form.addRow("", self.remember_token_check)
-        # Below the form, not in it: QFormLayout sizes a wrapping label by its narrow size hint
-        # (four lines), which left a blank band under the one line it needs.
-        outer.addWidget(self.status_label)
-
-        self.enabled_check.toggled.connect(self._on_toggled)
-        self.host_edit.textChanged.connect(self._refresh_token_rows)
-        self.host_edit.editingFinished.connect(self._save_address)
-        self.port_spin.editingFinished.connect(self._save_address)
-        self.token_edit.editingFinished.connect(self._save_token)
-        self.remember_token_check.toggled.connect(self._save_token)
-
-    def _load_settings(self) -> None:
-        s = self.settings
-        self.host_edit.setText(s.get("api/host", API_DEFAULT_HOST) or API_DEFAULT_HOST)
-        self.port_spin.setValue(s.get("api/port", API_DEFAULT_PORT))
-        remember = s.get("api/remember_token", False)
-        self.remember_token_check.blockSignals(True)
-        self.remember_token_check.setChecked(remember)
-        self.remember_token_check.blockSignals(False)
-        stored = s.get("api/token", "") if remember else ""
-        self.token_edit.setText(stored or os.environ.get(API_TOKEN_ENV, ""))
-        self._refresh_token_rows()
-        self._show_off()
-
-    # --- public ----------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self.handle is not None
-
-    def saved_enabled(self) -> bool:
-        """``[api] enabled`` in settings.ini: the API starts with the panel."""
-        return bool(self.settings.get("api/enabled", False))
-
-    def set_address(self, host: str | None = None, port: int | None = None, token: str | None = None) -> None:
-        """Put an address (and token) in the fields for this run, without saving them (``ibpanel --api ...``)."""
-        for widget in (self.host_edit, self.port_spin, self.token_edit):
-            widget.blockSignals(True)
-        try:
-            if host:
-                self.host_edit.setText(host)
-            if port is not None:
-                self.port_spin.setValue(port)
-            if token:
-                self.token_edit.setText(token)
-        finally:
-            for widget in (self.host_edit, self.port_spin, self.token_edit):
-                widget.blockSignals(False)
-        self._refresh_token_rows()
-
-    async def start(self, *, source: str = "settings") -> bool:
-        """Serve the API at the fields' address on the running loop. True when it serves.
-
-        ``source``: "settings" (the group) or "command line" (``--api``): only changes which
-        control a refusal tells the user to change.
-        """
-        async with self._guard():
-            if self.handle is not None:
-                return True
-            host = self.host_edit.text().strip()
-            port = self.port_spin.value()
-            raw_token = self.token_edit.text()
-            token = raw_token.strip() or None
-            refusal = self._refusal(host, token, source)
-            if raw_token and token is None:  # spaces only: not "no token" in disguise
-                refusal = "API off: blank token", (
-                    "The token holds only spaces: type a real token (at least "
-                    f"{API_MIN_TOKEN_LENGTH} characters) or clear the field to serve on 127.0.0.1 without one."
-                )
-            if refusal is not None:
-                self._refused(*refusal)
-                return False
-            try:
-                from ibpanel.api.security import ApiConfigError
-                from ibpanel.api.server import start_api
-
-                handle = await start_api(self.broker, host=host, port=port, token=token, practice=self.practice,
-                                         readonly=self.readonly_lock)
-            except ApiConfigError as exc:
-                self._refused("API off: refused", str(exc))
-                return False
-            except OSError as exc:
-                self._refused(*self._os_refusal(exc, port, source), exc=exc)
-                return False
-            except Exception as exc:  # noqa: BLE001 - the panel works on without the API; the log has the details
-                log.exception("the local REST API did not start")
-                self._refused("API off: could not start", f"The API could not start: {exc}. Details are in the log file.")
-                return False
-            self.handle = handle
-            self._show_on(token_required=token is not None)
-            return True
-
-    async def stop(self) -> None:
-        """Stop serving (idempotent): the port closes; requests in flight finish."""
-        async with self._guard():
-            handle, self.handle = self.handle, None
-            if handle is not None:
-                await handle.close()
-                log.info("REST API stopped")
-            if shiboken6.isValid(self.status_label):  # at shutdown the window may already be gone
-                self._show_off()
-
-    async def close(self) -> None:
-        """At shutdown: stop serving and wait for toggles still in progress."""
-        for task in list(self._tasks):
-            if not task.done():
-                try:
-                    await task
-                except Exception:  # noqa: BLE001 - shutting down; the log has it
-                    log.exception("API toggle failed")
-        await self.stop()
-
-    def shutdown(self) -> None:
-        """Synchronous part of shutdown: stop the API in the background (the app awaits ``close()``)."""
-        if self.handle is not None:
-            self._spawn(self.stop())
-
-    # --- the checkbox ----------------------------------------------------------------------
-    def _on_toggled(self, checked: bool) -> None:
-        self._spawn(self._apply_choice(checked))
-
-    async def _apply_choice(self, checked: bool) -> None:
-        if checked:
-            ok = await self.start()
-            self._save_address()
-            self.settings.set("api/enabled", ok)
-        else:
-            await self.stop()
-            self.settings.set("api/enabled", False)
-        self.settings.sync()
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _guard(self) -> asyncio.Lock:
-        # One start / stop at a time: a quick on-off-on must not bind twice.
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        return self._lock
-
-    # --- saving ----------------------------------------------------------------------------
-    def _save_address(self) -> None:
-        self.settings.set("api/host", self.host_edit.text().strip() or API_DEFAULT_HOST)
-        self.settings.set("api/port", self.port_spin.value())
-
-    def _save_token(self) -> None:
-        remember = self.remember_token_check.isChecked()
-        self.settings.set("api/remember_token", remember)
-        token = self.token_edit.text().strip()
-        if remember and token:
-            self.settings.set("api/token", token)
-        else:
-            self.settings.remove("api/token")  # not asked to remember: the secret stays out of the file
-
-    # --- display ---------------------------------------------------------------------------
-    def _refresh_token_rows(self, *_args: Any) -> None:
-        # The token matters only off loopback: there it is required, so it is shown.
-        needed = not is_loopback_host(self.host_edit.text().strip() or API_DEFAULT_HOST)
-        self._form.setRowVisible(self.token_edit, needed)
-        self._form.setRowVisible(self.remember_token_check, needed)
-
-    def _set_fields_enabled(self, enabled: bool) -> None:
-        # The address of a running API cannot change under its clients: turn it off to edit.
-        for widget in (self.host_edit, self.port_spin, self.token_edit, self.remember_token_check):
-            widget.setEnabled(enabled)
-
-    def _set_checked(self, checked: bool) -> None:
-        self.enabled_check.blockSignals(True)
-        self.enabled_check.setChecked(checked)
-        self.enabled_check.blockSignals(False)
-
-    def _show_on(self, *, token_required: bool = False) -> None:
-        handle = self.handle
-        url = f"{handle.url}/api/ibkr"
-        self._set_checked(True)
-        self._set_fields_enabled(False)
-        # A token from IBPANEL_API_TOKEN applies on loopback too, where its field is hidden: say so.
-        auth = "; clients send Authorization: Bearer <token>" if token_required else ""
-        self.status_label.setText(f"Serving {url}{auth} (turn off to change the address)")
-        set_prop(self.status_label, "hint", "muted")
-        set_prop(self.status_label, "tone", "up")  # green: serving
-        log.info("REST API on %s", url)
-        self.state_changed.emit(f"API {handle.host}:{handle.port}", True, f"Local REST API: {url}")
-
-    def _show_off(self, reason: str = "") -> None:
-        self._set_checked(False)
-        self._set_fields_enabled(True)
-        set_prop(self.status_label, "tone", "")
-        if reason:
-            self.status_label.setText(f"Off: {reason}")
-            set_prop(self.status_label, "hint", "error")
-            return
-        self.status_label.setText("Off. Tick the box to let scripts trade through this panel (curl, strategies).")
-        set_prop(self.status_label, "hint", "muted")
-        self.state_changed.emit("", True, "")
-
-    def _refused(self, short: str, reason: str, *, exc: BaseException | None = None) -> None:
-        """The API could not start: the reason in the group, the status bar and the message log; the panel runs on."""
-        # The traceback (if any) goes to the log file only; the terminal handler prints one line.
-        log.error("The local REST API did not start: %s", reason, exc_info=exc)
-        self._show_off(reason)
-        self.state_changed.emit(short, False, reason)
-        stamp = datetime.now().astimezone().strftime("%H:%M:%S")
-        self.message.emit(f"{stamp}  {'ERROR':7} The local REST API is off: {reason}", "error")
-
-    @staticmethod
-    def _refusal(host: str, token: str | None, source: str) -> tuple[str, str] | None:
-        """(status-bar text, reason) when the fields cannot be served safely; None when they can."""
-        flag = source == "command line"
-        if not host:
-            return "API off: no host", "Type the address to serve on in Host (127.0.0.1 keeps it on this computer)."
-        if token is not None and len(token) < API_MIN_TOKEN_LENGTH:
-            return "API off: token too short", (
-                f"The token must be at least {API_MIN_TOKEN_LENGTH} characters (it has {len(token)}); make one with: "
-                'python -c "import secrets; print(secrets.token_urlsafe(24))"'
-            )
-        if not is_loopback_host(host) and not token:
-            where = "--api-token (or IBPANEL_API_TOKEN)" if flag else "a Token (or set IBPANEL_API_TOKEN)"
-            return "API off: needs a token", (
-                f"Refusing to serve the trading API on {host} without a token: anyone who can reach that address "
-                f"could place orders. Give {where}, or use host 127.0.0.1."
-            )
-        return None
-
-    @staticmethod
-    def _os_refusal(exc: OSError, port: int, source: str) -> tuple[str, str]:
-        reason = (exc.strerror or str(exc)).rstrip(".")
-        in_use = exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1))
-        flag = source == "command line"
-        if in_use:
-            fix = "with --api-port" if flag else "in the Port field of the Local REST API group (Connection tab)"
-            return f"API off: port {port} in use", f"{reason} {fix}."
-        fix = "check --api-host and --api-port" if flag else "check Host and Port in the Local REST API group"
-        return "API off: could not start", f"{reason} ({fix})."
 
 
 class ConnectionTab(QWidget):
@@ -654,11 +206,7 @@ class ConnectionTab(QWidget):
 
         log_box = QGroupBox("Messages from IB")
         log_layout = QVBoxLayout(log_box)
-        self.message_log = QPlainTextEdit()
-        self.message_log.setReadOnly(True)
-        self.message_log.setAccessibleName("Messages from IB")
-        self.message_log.setMaximumBlockCount(2000)
-        self.message_log.setPlaceholderText("Notices from TWS / IB Gateway appear here.")
+        self.message_log = MessageLog()
         log_layout.addWidget(self.message_log)
 
         help_box = QGroupBox("Before you connect")
@@ -914,7 +462,7 @@ class ConnectionTab(QWidget):
 
     # --- broker events ----------------------------------------------------------------------
     def _on_state_changed(self, status: ConnectionStatus) -> None:
-        self.state_label.setText(_STATE_TEXT.get(status.state, status.state.value))
+        self.state_label.setText(STATE_TEXT.get(status.state, status.state.value))
         if status.state is ConnectionState.RECONNECTING and status.next_retry_in is not None:
             self.state_label.setText(
                 f"Reconnecting (attempt {status.reconnect_attempt}, next in {status.next_retry_in:.0f} s)…"
@@ -939,7 +487,7 @@ class ConnectionTab(QWidget):
                 # TWS did not say (or the broker did not pass it on): our own clock is the next best.
                 self._connected_at = datetime.now().astimezone()
                 self.connection_time_label.setText(
-                    f"{self._connected_at:%Y-%m-%d %H:%M:%S} {_zone_label(self._connected_at)}"
+                    f"{self._connected_at:%Y-%m-%d %H:%M:%S} {zone_label(self._connected_at)}"
                 )
             self.accounts_label.setText(", ".join(status.accounts) or "—")
             self._fill_accounts(status)
@@ -972,18 +520,10 @@ class ConnectionTab(QWidget):
         return status.paper_reason
 
     def _on_notice(self, notice: Notice) -> None:
-        stamp = notice.time.astimezone().strftime("%H:%M:%S")
-        advice = f" — {notice.advice}" if notice.advice else ""
-        code = f"[{notice.code}] " if notice.code >= 0 else ""
-        self.append_message(f"{stamp}  {notice.severity.upper():7} {code}{notice.message}{advice}", notice.severity)
+        self.message_log.add_notice(notice)
 
     def append_message(self, line: str, severity: str = "info") -> None:
-        colour = {"error": PALETTE["down"], "warning": PALETTE["warning"]}.get(severity)
-        if colour is None:
-            self.message_log.appendPlainText(line)
-        else:
-            # pre-wrap: keep the column spacing the plain lines have.
-            self.message_log.appendHtml(f'<span style="color:{colour}; white-space:pre-wrap">{html.escape(line)}</span>')
+        self.message_log.append(line, severity)
 
     # --- helpers ----------------------------------------------------------------------------
     def _fill_form(self, params: ConnectionParams) -> None:

@@ -340,11 +340,8 @@ class MainWindow(QMainWindow):
     def show_quote(self, symbol: str) -> None:
         """Add the symbol to the watchlist and switch to Quotes."""
         quotes = self.tabs.get("quotes")
-        for method in ("show_symbol", "add_symbol", "add_to_watchlist"):
-            add = getattr(quotes, method, None)
-            if add is not None:
-                add(symbol)
-                break
+        if quotes is not None:  # None only when the tab failed to build (see tab_errors)
+            quotes.show_symbol(symbol)
         self.show_tab("quotes")
 
     def show_replay(self, clock: Any, zone: str, title: str = "", zones: tuple[str, ...] = ()) -> None:

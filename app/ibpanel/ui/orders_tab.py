@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -41,10 +40,9 @@ from ibpanel.ui.table_model import (
     Column,
     ColumnKind,
     KeyedTableModel,
-    TaskSet,
-    make_table_view,
-    selected_positions,
 )
+from ibpanel.ui.table_view import make_table_view, selected_positions
+from ibpanel.ui.tasks import TaskSet
 from ibpanel.ui.ticket_fields import SteppingLineEdit, number_format_of
 
 log = logging.getLogger(__name__)
@@ -314,9 +312,8 @@ class OrdersTab(QWidget):
         if not order.journal_id:
             return None
         if order.journal_id not in self._placed_at:
-            journal = getattr(self.broker, "journal", None)
             try:
-                entry = journal.entry(order.journal_id) if journal is not None else None
+                entry = self.broker.journal.entry(order.journal_id)
             except Exception:  # noqa: BLE001 - a journal read error must not break painting the table
                 log.debug("journal lookup for %s failed", order.journal_id, exc_info=True)
                 entry = None
@@ -524,10 +521,3 @@ class OrdersTab(QWidget):
         for name, view in (("orders_open", self.open_view), ("orders_completed", self.completed_view),
                            ("orders_fills", self.fills_view)):
             self.settings.save_header(name, view.horizontalHeader())
-
-
-def parse_decimal(text: str) -> Decimal | None:
-    try:
-        return Decimal(text.strip().replace(",", ""))
-    except (InvalidOperation, AttributeError):
-        return None

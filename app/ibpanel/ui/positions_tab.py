@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
 
 from ibpanel.broker.models import AccountSummary, ConnectionState, ConnectionStatus, Position, Side
 from ibpanel.ui import formatting as fmt
-from ibpanel.ui.table_model import Column, ColumnKind, KeyedTableModel, make_table_view, selected_positions
+from ibpanel.ui.table_model import Column, ColumnKind, KeyedTableModel
+from ibpanel.ui.table_view import make_table_view, selected_positions
 
 ALL_ACCOUNTS = "*"
 CLOSED_NOTE = "Closed today: the row keeps its realized P&L until the next session."

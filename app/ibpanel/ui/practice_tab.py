@@ -47,7 +47,7 @@ from ibpanel.practice_report import (
     write_csv,
     write_html,
 )
-from ibpanel.ui.table_model import TaskSet
+from ibpanel.ui.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc

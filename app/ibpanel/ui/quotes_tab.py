@@ -32,10 +32,9 @@ from ibpanel.ui.table_model import (
     Column,
     ColumnKind,
     KeyedTableModel,
-    TaskSet,
-    make_table_view,
-    selected_positions,
 )
+from ibpanel.ui.table_view import make_table_view, selected_positions
+from ibpanel.ui.tasks import TaskSet
 
 WATCHLIST_KEY = "quotes/watchlist"
 BAR_SIZE_KEY = "quotes/bar_size"
@@ -271,15 +270,6 @@ class QuotesTab(QWidget):
         for key in keys:
             self.model.remove(key)
         self.model.upsert_many(rows)
-
-    def set_watchlist(self, symbols: list[str]):
-        """Replace the watchlist (saved) and load it; returns the loading task."""
-        for key in list(self._subscribed):
-            self._unsubscribe_key(key)
-        self.watchlist = list(dict.fromkeys(s.strip() for s in symbols if s.strip()))
-        self.instruments.clear()
-        self._save()
-        return self.tasks.spawn(self.load_watchlist())
 
     def _unsubscribe_key(self, key: str) -> None:
         instrument = self._subscribed.pop(key, None)

@@ -7,12 +7,14 @@ practice exchange (its own thread) reads the same clock, so every client of the 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from PySide6.QtCore import QDateTime, QTimer
 from PySide6.QtWidgets import QComboBox, QDateTimeEdit, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton
 
-from ibpanel.sim.replay import ReplayClock
+if TYPE_CHECKING:  # the clock comes from the session's practice exchange; ui never imports sim
+    from ibpanel.sim.replay import ReplayClock
 
 SPEEDS = (1, 2, 5, 10, 30, 60)
 

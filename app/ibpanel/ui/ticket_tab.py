@@ -1,5 +1,8 @@
 """Order ticket: a view over one Qt-free ``OrderDraft`` (broker/draft.py).
 
+Over 500 lines because the ticket's submit path (check, confirmation, send, what-if) and its redraw from
+the draft stay together; its form and fields are in ticket_form.py and ticket_fields.py.
+
 Every edit writes the draft and the window is redrawn from it; every way in (typing, Quotes
 double-click, Positions "close", the demo, Escape / Clear) loads a whole draft, never part of one.
 Submit (button, Ctrl+Enter, the confirmation) sends ``draft.to_request()`` of what the fields show,

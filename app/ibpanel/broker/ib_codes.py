@@ -1,4 +1,5 @@
-"""IB error codes -> a plain message, what to do, a severity; connection failures; paper vs live.
+"""The catalogue of IB's message codes: code -> a plain message, what to do, a severity; connection
+failures; paper vs live. (Python exceptions the broker raises are in ``exceptions.py``.)
 
 Sources: the original module's troubleshooting table (TWS not running, wrong port, API not enabled,
 clientId in use, bad symbol), docs/protocol.md's list, and IB's published message codes.
