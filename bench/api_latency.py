@@ -24,15 +24,10 @@ from ibpanel.api.server import start_api
 from ibpanel.broker.models import ConnectionParams, OrderRequest, OrderStatus, OrderType, Side
 from ibpanel.broker.service import Broker
 from ibpanel.sim.server import SimConfig, SimServer
+from order_arrival import percentile
 
 # ib_async queues requests above ~45 messages/s (TWS allows 50): keep well below it, or the queue is measured.
 PACE = 0.05
-
-
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 class PlaceOrderClock:
@@ -104,8 +99,8 @@ async def main(orders: int) -> None:
                 await broker.cancel_all()
                 await asyncio.sleep(0.2)
 
-        p50_d, p99_d = statistics.median(direct), _percentile(direct, 99)
-        p50_a, p99_a = statistics.median(through_api), _percentile(through_api, 99)
+        p50_d, p99_d = statistics.median(direct), percentile(direct, 99)
+        p50_a, p99_a = statistics.median(through_api), percentile(through_api, 99)
         print(f"orders per path: {len(direct)} (interleaved; practice exchange on the same loop)")
         print(f"broker.place -> PLACE_ORDER at exchange:   p50 {p50_d:7.3f} ms   p99 {p99_d:7.3f} ms")
         print(f"POST /api/ibkr/order -> PLACE_ORDER:       p50 {p50_a:7.3f} ms   p99 {p99_a:7.3f} ms")

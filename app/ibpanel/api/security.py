@@ -40,7 +40,7 @@ from ibpanel.broker.exceptions import (
     OrderRejected,
     SymbolError,
 )
-from ibpanel.hosts import is_loopback
+from ibpanel.hosts import LOOPBACK_NAMES, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ NOT_CONNECTED_ADVICE = (
     'Connect first: POST /api/ibkr/connect with {"host": "127.0.0.1", "port": 7497, "clientId": 1} '
     "(TWS or IB Gateway must be running with the API enabled)."
 )
-_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _WILDCARDS = ("0.0.0.0", "::", "")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -97,7 +96,7 @@ class SecurityPolicy:
     _names: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        names = {n.lower() for n in _LOOPBACK_NAMES}
+        names = {n.lower() for n in LOOPBACK_NAMES}
         names.update(h.lower().strip("[]") for h in self.extra_hosts if h)
         bind = self.bind_host.lower().strip("[]")
         if bind not in _WILDCARDS:

@@ -45,6 +45,7 @@ from ibpanel.broker.models import (
     Notice,
 )
 from ibpanel.broker.service import Broker
+from ibpanel.hosts import LOOPBACK_NAMES
 from ibpanel.ui.api_group import ApiGroup
 from ibpanel.ui.connection_text import (  # noqa: F401 - PRESETS_BY_KEY, parse_tws_time: the tab's public names
     DEFAULT_PRESET,
@@ -508,7 +509,7 @@ class ConnectionTab(QWidget):
             params is not None
             and self._practice_port is not None
             and params.port == self._practice_port
-            and params.host in ("127.0.0.1", "localhost", "::1")
+            and params.host in LOOPBACK_NAMES  # these names exactly: another loopback address may be a real TWS
         )
 
     def _paper_reason_text(self, status: ConnectionStatus) -> str:
