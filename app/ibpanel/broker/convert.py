@@ -290,6 +290,8 @@ def trade_time(value: object) -> datetime | None:
     """Tick 45 / 88 (ib_async gives a datetime; TWS's own text is epoch seconds) as aware UTC; None when unset."""
     if value is None or value == "":
         return None
+    if value.__class__ is datetime and value.tzinfo is timezone.utc:  # type: ignore[union-attr] - per tick: as is
+        return value  # type: ignore[return-value]
     if isinstance(value, datetime):
         return utc(value)
     try:
