@@ -56,6 +56,7 @@ from ibpanel.broker.exceptions import (
     PacingLimit,
     SymbolError,
 )
+from ibpanel.broker.framing import StreamReader
 from ibpanel.broker.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, STALE_ADVICE
 from ibpanel.broker.models import (
     AccountSummary,
@@ -163,6 +164,8 @@ class Broker:
         self._ib = IB()
         self._ib.RaiseRequestErrors = True  # a request IB refuses raises (with its code) instead of returning []
         client = self._ib.client
+        # Linear framing and a time budget per loop turn: a burst of quotes never freezes the window.
+        self.stream_reader = StreamReader(client)
         self._pacer: OrderFirstPacer | None = None
         if client.MaxRequests:  # 0: the throttle was switched off on purpose (benchmarks of the raw path)
             client.MaxRequests, client.RequestsInterval = PACE_MESSAGES, PACE_INTERVAL
