@@ -340,7 +340,7 @@ def _ratio(a, b):
 def _py_spy(pid: int, seconds: float, out: str) -> subprocess.Popen:
     """Sample one client while it is measured (py-spy must be installed: pip install py-spy)."""
     beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
-    return subprocess.Popen([beside if os.path.exists(beside) else "py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds) + 1), "--rate", "100",
+    return subprocess.Popen([beside if os.path.exists(beside) else "py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds) + 1), "--rate", "200", "--nonblocking",
                              "--format", "raw", "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -79,7 +79,8 @@ QUOTE_COLUMNS = (
                    " or no data (IB gives no market-data line: see the row's tooltip)"),
     Column("currency", "Currency", value=lambda q: q.instrument.currency),
 )
-_FLASH_COLUMNS = {2, 3, 4}
+#: The cell that flashes when the last trade moves up or down (the trade price, as in TWS's own quote rows).
+_FLASH_COLUMNS = frozenset(i for i, column in enumerate(QUOTE_COLUMNS) if column.key == "last")
 
 
 class QuotesTab(QWidget):
@@ -110,6 +111,7 @@ class QuotesTab(QWidget):
         self._unavailable: dict[str, str] = {}  # instrument key -> why IB sends no data for it
         self._not_connected_said = False  # the message line holds a "not connected" text to drop on connect
         self.view = make_table_view(self.model, self.TAB_NAME, settings, self)
+        self.model.visible_rows = self._rows_in_view  # a flush repaints only the changed cells of rows in view
         self.view.setSelectionMode(self.view.SelectionMode.SingleSelection)
         self.view.installEventFilter(self)  # palette changes reset the cached flash tones
         self.view.doubleClicked.connect(lambda index: self.request_ticket(index.row()))
@@ -309,7 +311,11 @@ class QuotesTab(QWidget):
             if previous is None:
                 continue
             if previous.last is not None and quote.last is not None and quote.last != previous.last:
-                self._flash[key] = (1 if quote.last > previous.last else -1, now + FLASH_SECONDS)
+                direction = 1 if quote.last > previous.last else -1
+                flash = self._flash.get(key)
+                if flash is None or flash[0] != direction:
+                    model.touch(key, _FLASH_COLUMNS)  # a new colour behind the same kind of move
+                self._flash[key] = (direction, now + FLASH_SECONDS)
             model.upsert(quote)
             applied += 1
             if quote.unavailable or key in self._unavailable:
@@ -337,6 +343,17 @@ class QuotesTab(QWidget):
         ):
             self.tasks.spawn(self.load_watchlist())
 
+    def _rows_in_view(self) -> tuple[int, int]:
+        """(first, last) display positions the watchlist shows now; (0, -1) when it is not on screen."""
+        view = self.view
+        if not view.isVisible():
+            return 0, -1
+        first = view.rowAt(0)
+        if first < 0:
+            return 0, -1
+        last = view.rowAt(view.viewport().height() - 1)
+        return first, last if last >= 0 else len(self.model) - 1
+
     # --- flash --------------------------------------------------------------------------------
     def _background(self, key, _row, column: int):
         if column not in _FLASH_COLUMNS:
@@ -359,7 +376,7 @@ class QuotesTab(QWidget):
         now = time.monotonic()
         for key in [k for k, (_d, until) in self._flash.items() if until < now]:
             del self._flash[key]
-            self.model.touch(key)
+            self.model.touch(key, _FLASH_COLUMNS)
         if not self._flash:
             self._flash_timer.stop()
 

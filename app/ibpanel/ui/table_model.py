@@ -1,5 +1,8 @@
 """One table model for every tab: typed columns over a plain keyed store, with coalesced repaints.
 
+Over 500 lines because the store, its coalesced repaint (rows, or only changed cells of the rows in
+view), sorting and the Qt model API are one object the views bind to.
+
 Why: a dataChanged per cell costs ~10x one ranged dataChanged, and a proxy with dynamicSortFilter
 re-sorts on every tick (docs/qt-and-asyncio.md). So writers call ``upsert``/``remove`` as often as data
 arrives; the store always holds the latest row (final values are never dropped), rows are only
@@ -161,6 +164,16 @@ def csv_value(kind: ColumnKind, value: Any) -> str:
     return str(value)
 
 
+def _sign_colour(column: Column, row: Any) -> QColor | None:
+    """A coloured column's own text colour for ``row`` (before stale / flash rules)."""
+    if column.colour is not None:
+        return column.colour(row)
+    value = column.read(row)
+    if isinstance(value, (int, float, Decimal)) and value:
+        return POSITIVE_COLOUR if value > 0 else NEGATIVE_COLOUR
+    return None
+
+
 class KeyedTableModel(QAbstractTableModel):
     """A keyed store shown as a table. Thread: the Qt (= asyncio) loop thread only.
 
@@ -183,6 +196,13 @@ class KeyedTableModel(QAbstractTableModel):
         #: Cache each row's cell texts until the row object is replaced: only for rows that are never changed
         #: in place (frozen dataclasses such as Quote); a repaint of an unchanged row then formats nothing.
         self.cache_text = False
+        #: With ``cache_text``: the (first, last) display positions in view now. A flush then repaints, of
+        #: the rows in view, only the cells whose text changed (and touched or coloured ones), instead of
+        #: whole rows: a quote tick usually moves 3-6 of 10 cells, and painting is most of a table's cost.
+        self.visible_rows: Callable[[], tuple[int, int]] | None = None
+        self._forced: dict[Hashable, frozenset[int] | None] = {}  # key -> columns to repaint anyway (None: all)
+        self._coloured = tuple(i for i, c in enumerate(self.columns) if c.coloured or c.colour is not None)
+        self.cells_emitted = 0
         self._texts: dict[Hashable, tuple[Any, list[str | None]]] = {}
         self._key_of = key
         self._keys: list[Hashable] = []  # display order
@@ -236,6 +256,7 @@ class KeyedTableModel(QAbstractTableModel):
         del self._rows[key]
         del self._pos[key]
         self._texts.pop(key, None)
+        self._forced.pop(key, None)
         self._dirty.discard(key)
         self._reindex(position)
         self.endRemoveRows()
@@ -258,6 +279,7 @@ class KeyedTableModel(QAbstractTableModel):
         self._rows.clear()
         self._pos.clear()
         self._texts.clear()
+        self._forced.clear()
         self._dirty.clear()
         self.endResetModel()
 
@@ -265,10 +287,15 @@ class KeyedTableModel(QAbstractTableModel):
         """Run the flush (and ``before_flush``) on the next timer tick even if no row changed."""
         self._schedule()
 
-    def touch(self, key: Hashable) -> None:
-        """Repaint a row on the next flush without changing it (e.g. an expiring flash)."""
-        if key in self._rows:
-            self._mark(key)
+    def touch(self, key: Hashable, columns: Iterable[int] | None = None) -> None:
+        """Repaint a row (or only ``columns`` of it) on the next flush without changing it (e.g. a flash)."""
+        if key not in self._rows:
+            return
+        if columns is None or self._forced.get(key, frozenset()) is None:
+            self._forced[key] = None
+        else:
+            self._forced[key] = self._forced.get(key, frozenset()) | frozenset(columns)
+        self._mark(key)
 
     def row(self, position: int) -> Any:
         return self._rows[self._keys[position]]
@@ -336,17 +363,62 @@ class KeyedTableModel(QAbstractTableModel):
             return 0
         positions = sorted(self._pos[k] for k in self._dirty if k in self._pos)
         self._dirty.clear()
-        last_column = len(self.columns) - 1
-        start = previous = positions[0]
-        for position in positions[1:]:
-            if position != previous + 1:
-                self._emit_range(start, previous, last_column)
-                start = position
-            previous = position
-        self._emit_range(start, previous, last_column)
+        count = len(positions)
+        first, last = self.visible_rows() if self.cache_text and self.visible_rows is not None else (0, -1)
+        if last >= first:
+            in_view = [p for p in positions if first <= p <= last]
+            for position in in_view:
+                self._emit_changed_cells(position)
+            positions = [p for p in positions if not first <= p <= last]
+        self._forced.clear()
+        if positions:
+            last_column = len(self.columns) - 1
+            start = previous = positions[0]
+            for position in positions[1:]:
+                if position != previous + 1:
+                    self._emit_range(start, previous, last_column)
+                    start = position
+                previous = position
+            self._emit_range(start, previous, last_column)
         self.flush_count += 1
-        self.flushed.emit(len(positions))
-        return len(positions)
+        self.flushed.emit(count)
+        return count
+
+    def _emit_changed_cells(self, position: int) -> None:
+        """Repaint the cells of one row in view whose text (or colour, note, touch) changed since shown."""
+        key = self._keys[position]
+        row = self._rows[key]
+        columns = self.columns
+        texts = [c.text(row) for c in columns]
+        cached = self._texts.get(key)
+        self._texts[key] = (row, texts)
+        forced = self._forced.get(key, frozenset())
+        note = self.row_note
+        if (cached is None or forced is None
+                or (note is not None and bool(note(cached[0])) != bool(note(row)))):  # a greyed row: all cells
+            self._emit_range(position, position, len(columns) - 1)
+            self.cells_emitted += len(columns)
+            return
+        shown = cached[1]
+        changed = [i for i, text in enumerate(texts) if text != shown[i] or i in forced]
+        for i in self._coloured:  # green / red by sign: the colour can turn while the text reads the same
+            if i not in changed and _sign_colour(columns[i], row) != _sign_colour(columns[i], cached[0]):
+                changed.append(i)
+        changed.sort()
+        if not changed:
+            return
+        start = previous = changed[0]
+        for column in changed[1:]:
+            if column != previous + 1:
+                self._emit_cells(position, start, previous)
+                start = column
+            previous = column
+        self._emit_cells(position, start, previous)
+        self.cells_emitted += len(changed)
+
+    def _emit_cells(self, position: int, first: int, last: int) -> None:
+        self.ranges_emitted += 1
+        self.dataChanged.emit(self.index(position, first), self.index(position, last))
 
     def _emit_range(self, first: int, last: int, last_column: int) -> None:
         self.ranges_emitted += 1
@@ -416,7 +488,9 @@ class KeyedTableModel(QAbstractTableModel):
         position, col = index.row(), index.column()
         if position >= len(self._keys) or col >= len(self.columns):
             return None
-        key = self._keys[position]
+        return self._value(self._keys[position], col, int(role))
+
+    def _value(self, key: Hashable, col: int, role: int) -> Any:
         row = self._rows[key]
         if role == _DISPLAY:
             if not self.cache_text:
@@ -439,12 +513,8 @@ class KeyedTableModel(QAbstractTableModel):
                 background = self.background_hook(key, row, col)
                 if background is not None:
                     return readable_text_colour(QColor(background))  # a flash must not hide the number
-            if column.colour is not None:
-                return column.colour(row)
-            if column.coloured:
-                value = column.read(row)
-                if isinstance(value, (int, float, Decimal)) and value:
-                    return POSITIVE_COLOUR if value > 0 else NEGATIVE_COLOUR
+            if column.colour is not None or column.coloured:
+                return _sign_colour(column, row)
             return None
         if role == _BACKGROUND:
             if self.background_hook is not None and not self._stale:
