@@ -10,9 +10,11 @@ p99 loop lag in the hundreds of milliseconds for that reason (bench/ui_tick_stor
 original reader runs, so the handshake logic stays ib_async's):
 
 * framing walks the buffer with an offset and trims it once per turn (linear in the bytes read);
-* a turn decodes messages until ``budget_s`` is spent, then yields to the loop and carries on in the
-  next turn, so paint events and timers run between slices; each slice is one "packet" for ib_async
-  (``tcpDataArrived`` ... ``tcpDataProcessed``: one ``pendingTickersEvent`` per slice);
+* a turn decodes messages, then hands them on (``tcpDataProcessed``: ib_async's one
+  ``pendingTickersEvent`` per slice, which the quote book and the views handle in the same turn); the
+  whole turn is held to about ``budget_s``: the share of it decoding may take follows what the hand-off
+  cost in recent turns. Then it yields to the loop and carries on in the next turn, so paint events and
+  timers run between slices;
 * while more than ``max_backlog`` bytes wait, the socket is not read (``pause_reading``), so TCP holds
   the exchange back instead of this process buffering a growing past;
 * messages are handled strictly in arrival order; when the socket closes, every complete message
@@ -30,7 +32,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: Time a turn may spend decoding before it yields to the loop (the GUI's frame is ~16 ms).
+#: Time one turn (decoding and handing on) may take before it yields to the loop (a GUI frame is ~16 ms).
 DEFAULT_BUDGET_S = 0.002
 #: Unhandled bytes at which the socket stops being read until the backlog is handled.
 DEFAULT_MAX_BACKLOG = 512 * 1024
@@ -50,6 +52,7 @@ class StreamReader:
         self._active = False  # True from API-ready until the socket closes
         self._scheduled = False
         self._paused = False
+        self._decode_share = 0.5  # of a turn's time, decoding (the rest: listeners of the hand-off)
         #: Loop turns that handled messages, and turns cut short by the budget (for tests and benches).
         self.turns = 0
         self.yields = 0
@@ -98,7 +101,8 @@ class StreamReader:
         wrapper = client.wrapper
         interpret = client.decoder.interpret
         debug = client._logger.isEnabledFor(logging.DEBUG)
-        deadline = time.perf_counter() + self.budget_s if budget else None
+        started = time.perf_counter()
+        deadline = started + self.budget_s * self._decode_share if budget else None
         offset = handled = 0
         arrived = getattr(wrapper, "tcpDataArrived", None)
         if arrived is not None:
@@ -123,9 +127,15 @@ class StreamReader:
             del buffer[:offset]
             client._numMsgRecv += handled
             self.turns += 1
+            decoded = time.perf_counter()
             processed = getattr(wrapper, "tcpDataProcessed", None)
             if processed is not None:
                 processed()
+        if cut_short:
+            total = time.perf_counter() - started
+            if total > 0:
+                share = 0.8 * self._decode_share + 0.2 * (decoded - started) / total
+                self._decode_share = min(1.0, max(0.1, share))
         if cut_short and self._active:
             self.yields += 1
             self._schedule()
