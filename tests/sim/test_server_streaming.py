@@ -139,3 +139,21 @@ async def test_unknown_message_id_is_answered_not_ignored(sim_server):
         assert ib.isConnected()
     finally:
         ib.disconnect()
+
+
+async def test_after_a_pause_only_the_lines_that_moved_are_refreshed():
+    server = SimServer(sim_test_config())
+    session, transport = await _session(server)
+    _subscribe(server, session, 9, 265598)  # AAPL moves below
+    _subscribe(server, session, 10, 272093)  # MSFT stays where it is
+    transport.messages()
+    session.pause_writing()
+    server.market.move_to(265598, server.market.top(265598).last + Decimal("1.00"))
+    server._stream_quotes([265598])  # the step that moved AAPL, while the client was paused
+    session.flush()
+    assert not [m for m in transport.messages() if m[0] in ("1", "2")]
+    session.resume_writing()
+    session.flush()
+    refreshed = {int(m[2]) for m in transport.messages() if m[0] in ("1", "2")}
+    assert refreshed == {9}  # MSFT did not move: nothing to send for it
+    assert session.missed == set()

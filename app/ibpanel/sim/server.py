@@ -34,7 +34,7 @@ Choices where TWS's behaviour was not pinned down:
 - market-data lines are unlimited unless ``max_market_data_lines`` is set (TWS default 100);
 - positions report an empty exchange, and positions closed today with quantity 0, as TWS does;
 - a client that reads slower than quotes arrive stops getting ticks until its socket drains, then gets the
-  full current quote of every line (TWS conflates similarly).
+  full current quote of every line that moved meanwhile (TWS conflates similarly).
 """
 
 from __future__ import annotations

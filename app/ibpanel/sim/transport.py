@@ -38,6 +38,7 @@ class ClientSession(asyncio.Protocol):
         self.peer = "?"
         self.closed = False
         self.paused = False
+        self.missed: set[int] = set()  # conIds that moved while streaming to this client was paused
         self.market_data_type = 1
         self.subs: dict[int, _Subscription] = {}
         self.account_updates: str | None = None  # account of reqAccountUpdates(True, acct)

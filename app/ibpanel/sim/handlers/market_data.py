@@ -241,9 +241,15 @@ class MarketDataHandlers:
         self._drop_subscription(session, sub)
 
     def refresh_quotes(self, session: ClientSession) -> None:
-        """Every line of ``session`` gets the full current quote (after a pause in streaming to it)."""
+        """After a pause in streaming to ``session``: every line that moved meanwhile gets its full current quote.
+
+        Only those: a refresh of every line (1,000 lines: ~9,000 messages) can itself fill the socket and
+        pause the client again, and then the refreshes follow one another instead of the market.
+        """
+        missed, session.missed = session.missed, set()
         for sub in session.subs.values():
-            self._send_quote(session, sub, self._quotes.texts(sub.con_id), full=True)
+            if sub.con_id in missed:
+                self._send_quote(session, sub, self._quotes.texts(sub.con_id), full=True)
 
     def _drop_subscription(self, session: ClientSession, sub: _Subscription) -> None:
         session.subs.pop(sub.req_id, None)
@@ -331,7 +337,10 @@ class MarketDataHandlers:
                 moved.append((False, 8, f"\x00{new[8]}\x00"))
                 moved.append(last_time)
             for (session, _req), sub in subs.items():
-                if session.closed or session.paused:
+                if session.closed:
+                    continue
+                if session.paused:
+                    session.missed.add(con_id)  # conflated: its newest quote goes out when the client drains
                     continue
                 prefixes = sub.prefixes
                 ticks = sub.tick_texts
