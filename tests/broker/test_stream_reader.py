@@ -107,3 +107,18 @@ async def test_a_backlog_over_the_limit_stops_reading_the_socket_until_it_is_han
     # and the connection still works: the exchange's own answers arrive after the pause
     instrument = await connected.resolve("AAPL")
     assert instrument.con_id
+
+
+async def test_hanging_up_handles_what_already_arrived_first(connected):
+    reader = connected.stream_reader
+    reader.budget_s = 0.0
+    ticker = _ticker(connected)
+    seen = _record_prices(connected, ticker)
+    payload, prices = _burst(5_000)
+
+    connected._ib.client.conn.data_received(payload)
+    assert reader.backlog > 0
+    await connected.disconnect()  # the trader's Disconnect while a burst is still being handled
+
+    assert seen == prices
+    assert reader.backlog == 0

@@ -17,8 +17,8 @@ original reader runs, so the handshake logic stays ib_async's):
   timers run between slices;
 * while more than ``max_backlog`` bytes wait, the socket is not read (``pause_reading``), so TCP holds
   the exchange back instead of this process buffering a growing past;
-* messages are handled strictly in arrival order; when the socket closes, every complete message
-  already received is handled before ib_async hears of the disconnect (a fill in the last read is
+* messages are handled strictly in arrival order; when the socket closes, or the panel hangs up
+  itself, every complete message already received is handled first (a fill in the last read is
   never dropped).
 """
 
@@ -61,6 +61,13 @@ class StreamReader:
         conn.hasData += self._on_data
         conn.disconnected -= client._onSocketDisconnected
         conn.disconnected += self._on_disconnected
+        hang_up = client.disconnect
+
+        def disconnect() -> None:  # our own hang-up: what already arrived is handled before the reset
+            self.drain()
+            hang_up()
+
+        client.disconnect = disconnect
 
     # --- input ---------------------------------------------------------------------------
     def _on_data(self, data: bytes) -> None:
@@ -83,10 +90,14 @@ class StreamReader:
             self._handle(budget=True)
 
     def _on_disconnected(self, msg: str) -> None:
-        if self._active and self.client._serverVersion:
-            self._handle(budget=False)  # everything already received, before ib_async resets its state
+        self.drain()  # everything already received, before ib_async resets its state
         self._reset()
         self.client._onSocketDisconnected(msg)
+
+    def drain(self) -> None:
+        """Handle every complete message received so far, now."""
+        if self._active and self.client._serverVersion:
+            self._handle(budget=False)
 
     # --- the work ------------------------------------------------------------------------
     def _handle(self, *, budget: bool) -> None:
