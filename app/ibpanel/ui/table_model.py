@@ -418,11 +418,12 @@ class KeyedTableModel(QAbstractTableModel):
 
     def _emit_cells(self, position: int, first: int, last: int) -> None:
         self.ranges_emitted += 1
-        self.dataChanged.emit(self.index(position, first), self.index(position, last))
+        # createIndex: positions are known to be in range (index() would ask rowCount / columnCount each time)
+        self.dataChanged.emit(self.createIndex(position, first), self.createIndex(position, last))
 
     def _emit_range(self, first: int, last: int, last_column: int) -> None:
         self.ranges_emitted += 1
-        self.dataChanged.emit(self.index(first, 0), self.index(last, last_column))
+        self.dataChanged.emit(self.createIndex(first, 0), self.createIndex(last, last_column))
 
     def _reindex(self, start: int = 0) -> None:
         for position in range(start, len(self._keys)):
