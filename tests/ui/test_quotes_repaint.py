@@ -22,6 +22,13 @@ def test_every_cell_in_view_shows_the_newest_quote_after_each_flush(qtbot, broke
     qtbot.addWidget(tab)
     tab.resize(1000, 700)
     tab.show()
+    try:
+        _check_repaints(qtbot, broker, tab)
+    finally:
+        tab.shutdown()
+
+
+def _check_repaints(qtbot, broker, tab) -> None:
     qtbot.waitUntil(lambda: len(tab.model) == len(WATCHLIST) and tab.populated(), timeout=15000)
     model = tab.model
     columns = range(len(model.columns))
@@ -79,4 +86,3 @@ def test_every_cell_in_view_shows_the_newest_quote_after_each_flush(qtbot, broke
     for position in range(len(model)):
         for column in columns:
             assert screen[position, column] == model.data(model.index(position, column))
-    tab.shutdown()

@@ -264,3 +264,25 @@ def test_rows_in_view_repaint_only_the_cells_whose_text_colour_or_note_changed(m
     model.upsert(NotedRow("S1", 10.0, Decimal(2), pnl=-1.0))  # a new object with the same texts
     model.flush()
     assert ranges == []  # nothing on screen changed, nothing repaints
+
+
+def test_between_flushes_every_reader_sees_the_row_as_last_flushed(model):
+    """A paint between two flushes (a scroll, a neighbour's repaint) draws what the last flush drew, so a
+    price that moves away and back before the next flush can never leave the other value on screen."""
+    model.cache_text = True
+    model.upsert(Row("S0", 298.00, Decimal(1)))
+    model.visible_rows = lambda: (0, 0)
+    model.flush()
+    drawn = [model.data(model.index(0, column)) for column in range(4)]  # the first paint
+    assert drawn[1] == "298.00"
+    ranges = _spy(model)
+
+    model.upsert(Row("S0", 298.20, Decimal(1)))
+    assert model.data(model.index(0, 1)) == "298.00"  # not flushed yet: the screen still says 298.00
+    assert model.row_for_key("S0").price == 298.20  # the store has the newest row
+    model.upsert(Row("S0", 298.00, Decimal(1)))
+    model.flush()
+    assert ranges == []  # what the screen says is what the row says
+    model.upsert(Row("S0", 298.20, Decimal(1)))
+    model.flush()
+    assert ranges == [(0, 0, 1, 1)] and model.data(model.index(0, 1)) == "298.20"

@@ -193,8 +193,10 @@ class KeyedTableModel(QAbstractTableModel):
         super().__init__(parent)
         self.columns: tuple[Column, ...] = tuple(columns)
         self._aligns = [int(c.align()) for c in self.columns]
-        #: Cache each row's cell texts until the row object is replaced: only for rows that are never changed
-        #: in place (frozen dataclasses such as Quote); a repaint of an unchanged row then formats nothing.
+        #: Show each row as it was at the last flush (its snapshot: the row object and its cell texts, formatted
+        #: once): only for rows that are never changed in place (frozen dataclasses such as Quote). Whatever
+        #: paints between two flushes (a scroll, a neighbour's repaint) then draws exactly what the last flush
+        #: drew, so a flush knows what every cell on screen says and can repaint only the cells that differ.
         self.cache_text = False
         #: With ``cache_text``: the (first, last) display positions in view now. A flush then repaints, of
         #: the rows in view, only the cells whose text changed (and touched or coloured ones), instead of
@@ -372,6 +374,9 @@ class KeyedTableModel(QAbstractTableModel):
             positions = [p for p in positions if not first <= p <= last]
         self._forced.clear()
         if positions:
+            if self.cache_text:  # out of view: the next paint takes the newest row
+                for position in positions:
+                    self._texts.pop(self._keys[position], None)
             last_column = len(self.columns) - 1
             start = previous = positions[0]
             for position in positions[1:]:
@@ -399,7 +404,7 @@ class KeyedTableModel(QAbstractTableModel):
             self._emit_range(position, position, len(columns) - 1)
             self.cells_emitted += len(columns)
             return
-        shown = cached[1]
+        shown = cached[1]  # what each cell on screen says (None: not drawn since the snapshot was taken)
         changed = [i for i, text in enumerate(texts) if text != shown[i] or i in forced]
         for i in self._coloured:  # green / red by sign: the colour can turn while the text reads the same
             if i not in changed and _sign_colour(columns[i], row) != _sign_colour(columns[i], cached[0]):
@@ -492,18 +497,20 @@ class KeyedTableModel(QAbstractTableModel):
         return self._value(self._keys[position], col, int(role))
 
     def _value(self, key: Hashable, col: int, role: int) -> Any:
-        row = self._rows[key]
-        if role == _DISPLAY:
-            if not self.cache_text:
+        if self.cache_text:
+            snapshot = self._texts.get(key)
+            if snapshot is None:  # first drawn (or scrolled into view): the newest row
+                snapshot = self._texts[key] = (self._rows[key], [None] * len(self.columns))
+            row = snapshot[0]
+            if role == _DISPLAY:
+                text = snapshot[1][col]
+                if text is None:
+                    text = snapshot[1][col] = self.columns[col].text(row)
+                return text
+        else:
+            row = self._rows[key]
+            if role == _DISPLAY:
                 return self.columns[col].text(row)
-            cached = self._texts.get(key)
-            if cached is None or cached[0] is not row:
-                cached = (row, [None] * len(self.columns))
-                self._texts[key] = cached
-            text = cached[1][col]
-            if text is None:
-                text = cached[1][col] = self.columns[col].text(row)
-            return text
         if role == _ALIGN:
             return self._aligns[col]
         column = self.columns[col]
