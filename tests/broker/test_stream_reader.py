@@ -122,3 +122,26 @@ async def test_hanging_up_handles_what_already_arrived_first(connected):
 
     assert seen == prices
     assert reader.backlog == 0
+
+
+async def test_random_read_boundaries_and_budgets_keep_every_message_in_order(connected):
+    """Seeded random cases: reads cut anywhere, turns from a handful of messages to the whole read."""
+    import random
+
+    rng = random.Random(13)
+    reader = connected.stream_reader
+    ticker = _ticker(connected)
+    seen = _record_prices(connected, ticker)
+    conn = connected._ib.client.conn
+    expected: list[float] = []
+    for case in range(20):
+        reader.budget_s = rng.choice((0.0, 0.0005, 0.002, 1.0))
+        payload, prices = _burst(rng.randint(1, 400), start=len(expected))
+        expected.extend(prices)
+        cuts = sorted(rng.sample(range(1, len(payload)), k=min(len(payload) - 1, rng.randint(0, 30))))
+        for begin, end in zip([0, *cuts], [*cuts, len(payload)], strict=True):
+            conn.data_received(payload[begin:end])
+            if rng.random() < 0.3:
+                await asyncio.sleep(0)  # sometimes a loop turn between two reads
+        await wait_for(lambda: reader.backlog == 0 and len(seen) == len(expected), timeout=10)
+        assert seen == expected, f"case {case}"
