@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from ibpanel import __version__
 from ibpanel.broker.models import ConnectionState, OrderRequest, OrderType, Side, TimeInForce
-from ibpanel.ui.formatting import snap_price
-from ibpanel.ui.ticket_sizing import sample_bracket
 
 if TYPE_CHECKING:
     from ibpanel.ui.app import PanelApp
@@ -79,6 +77,7 @@ async def exit_once_populated(panel: PanelApp) -> int:
 async def _smoke_checks(panel: PanelApp) -> int:
     window = panel.window
     assert window is not None and panel.broker is not None
+    window.tabs.build_all()  # tabs are built when first needed: the smoke test needs every one
     if window.tab_errors:
         print(f"{SMOKE_FAILED}: tabs not built: {window.tab_errors}", flush=True)
         return 1
@@ -150,6 +149,9 @@ async def sample_activity(panel: PanelApp) -> None:
     Only with ``--demo --screenshot``: market buys (US and HK, whole board lots), one resting
     limit order below the market, and a filled-in ticket. All go through the broker like a click.
     """
+    from ibpanel.ui.formatting import snap_price  # screenshots only: not on every start's import path
+    from ibpanel.ui.ticket_sizing import sample_bracket
+
     broker, window = panel.broker, panel.window
     assert broker is not None and window is not None
     account_tab = window.tabs["account"]
