@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-import numpy as np
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -246,6 +245,8 @@ class AccountTab(QWidget):
         if self.chart is None:
             self._chart_dirty = True  # drawn once the plot is built
             return
+        import numpy as np  # with the plot (pyqtgraph loads it anyway): not at start
+
         x = np.asarray(self._chart_x, dtype=np.float64)
         self._curve.setData(x, np.asarray(self._chart_y, dtype=np.float64))
         if len(x):

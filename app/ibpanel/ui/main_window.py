@@ -54,6 +54,10 @@ TAB_NAMES = tuple(name for name, _m, _c in TAB_SPECS)
 TAB_TITLES = {"connection": "Connection", "account": "Account", "positions": "Positions", "orders": "Orders",
               "ticket": "Order ticket", "quotes": "Quotes", "practice": "Practice"}
 DEFAULT_WINDOW_SIZE = (1280, 820)
+#: Tabs built only when first shown or asked for, never in the background: the watchlist starts its quote
+#: streams, a chart and its price history (numpy) when built, which a panel that never opens Quotes does
+#: not need (it idles on less CPU and memory). Opening the tab builds it and the streams start then.
+BUILT_WHEN_SHOWN = frozenset({"quotes"})
 #: Keys that open the ticket on a side from every tab (the ticket binds the same keys inside itself).
 SIDE_KEYS = (("F1", "BUY"), ("F2", "SELL"))
 
@@ -334,10 +338,14 @@ class MainWindow(QMainWindow):
         if name is not None and not self._shut_down:
             self.tabs.get(name)
 
+    def deferred_tabs(self) -> list[str]:
+        """The tabs still to be built in the background (all but BUILT_WHEN_SHOWN, until built)."""
+        return [name for name in self.tabs.unbuilt() if name not in BUILT_WHEN_SHOWN]
+
     def build_deferred_tabs(self, delay_ms: int = 0) -> None:
-        """Build the tabs not built yet in the background, one per turn of the event loop (after the first
-        paint), so switching to any of them is instant and each runs as it always did (the watchlist
-        streams, the ticket sets the window's minimum size). Idempotent."""
+        """Build the tabs not built yet (but BUILT_WHEN_SHOWN) in the background, one per turn of the event
+        loop after the first paint, so switching to them is instant and each runs as it always did (the
+        ticket sets the window's minimum size, Orders and Positions keep their lists). Idempotent."""
         if self._deferred_started:
             return
         self._deferred_started = True
@@ -346,11 +354,11 @@ class MainWindow(QMainWindow):
     def _build_next_deferred(self) -> None:
         if self._shut_down:
             return
-        unbuilt = self.tabs.unbuilt()
-        if not unbuilt:
+        pending = self.deferred_tabs()
+        if not pending:
             return
-        self.tabs.get(unbuilt[0])
-        if len(unbuilt) > 1:
+        self.tabs.get(pending[0])
+        if len(pending) > 1:
             QTimer.singleShot(0, self._build_next_deferred)
 
     def _install_side_keys(self) -> None:
