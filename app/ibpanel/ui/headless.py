@@ -71,7 +71,8 @@ async def exit_once_populated(panel: PanelApp) -> int:
     await asyncio.wait({populated, quit_wait}, return_when=asyncio.FIRST_COMPLETED)
     quit_wait.cancel()
     ok = populated.done() and populated.result()
-    print(f"IBPANEL POPULATED ok={int(bool(ok))}", flush=True)
+    panel._mark("populated")
+    print(f"IBPANEL POPULATED ok={int(bool(ok))} {start_timings(panel)}", flush=True)
     return 0 if ok else 1
 
 async def _smoke_checks(panel: PanelApp) -> int:
@@ -200,6 +201,16 @@ async def _connect_for_screenshot(panel: PanelApp) -> bool:
     reason = failure.message if failure is not None else "the connection attempt failed"
     print(f"screenshot: could not connect: {reason}", file=sys.stderr)
     return False
+
+
+def start_timings(panel: PanelApp) -> str:
+    """``window_s= practice_s= connected_s= populated_s= process_s=``: seconds from run_gui to each mark, and
+    the process's age (interpreter start and imports included); a mark not reached is left out."""
+    fields = [f"{name}_s={panel.timings[name]:.3f}" for name in ("window", "practice", "connected", "populated")
+              if name in panel.timings]
+    since_start = seconds_since_process_start()
+    fields.append("process_s=n/a" if since_start is None else f"process_s={since_start:.3f}")
+    return " ".join(fields)
 
 
 def seconds_since_process_start() -> float | None:

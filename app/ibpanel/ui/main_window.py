@@ -8,6 +8,7 @@ note saying so (``tab_errors`` lists them; ``--smoke-test`` fails on any).
 from __future__ import annotations
 
 import importlib
+import linecache
 import logging
 from datetime import datetime, timezone
 from typing import Any
@@ -227,6 +228,7 @@ class MainWindow(QMainWindow):
         #: Every tab by name, built on first access (ui/tab_set.py): the first screen needs one or two.
         self.tabs = TabSet(TAB_NAMES, self._build_tab)
         self._deferred_started = False
+        self._deferred_held = False
         self._ever_connected = False
         self._data_type: MarketDataType | None = None
         self._shut_down = False
@@ -342,6 +344,11 @@ class MainWindow(QMainWindow):
         """The tabs still to be built in the background (all but BUILT_WHEN_SHOWN, until built)."""
         return [name for name in self.tabs.unbuilt() if name not in BUILT_WHEN_SHOWN]
 
+    def hold_deferred_tabs(self) -> None:
+        """The caller starts the background building (``build_deferred_tabs``) when it suits the start: the
+        panel lets the practice exchange start first, then builds while the connection waits on the wire."""
+        self._deferred_held = True
+
     def build_deferred_tabs(self, delay_ms: int = 0) -> None:
         """Build the tabs not built yet (but BUILT_WHEN_SHOWN) in the background, one per turn of the event
         loop after the first paint, so switching to them is instant and each runs as it always did (the
@@ -355,11 +362,15 @@ class MainWindow(QMainWindow):
         if self._shut_down:
             return
         pending = self.deferred_tabs()
-        if not pending:
-            return
-        self.tabs.get(pending[0])
+        if pending:
+            self.tabs.get(pending[0])
         if len(pending) > 1:
             QTimer.singleShot(0, self._build_next_deferred)
+            return
+        # The start is over. PySide6's import hook read the source of every module imported since PySide6
+        # (it looks for "PySide6" in them, for ``from __feature__``), and linecache keeps all those lines
+        # (~5 MB here): only tracebacks use that cache, and they read the files again when they need to.
+        linecache.clearcache()
 
     def _install_side_keys(self) -> None:
         """F1 (BUY) and F2 (SELL) from every tab: the ticket opens on that side. Inside the ticket its own
@@ -503,7 +514,8 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
-        self.build_deferred_tabs()  # the tabs not on the first screen, once it is painted
+        if not self._deferred_held:
+            self.build_deferred_tabs()  # the tabs not on the first screen, once it is painted
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.shutdown()
