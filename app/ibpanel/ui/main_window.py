@@ -8,7 +8,6 @@ note saying so (``tab_errors`` lists them; ``--smoke-test`` fails on any).
 from __future__ import annotations
 
 import importlib
-import linecache
 import logging
 from datetime import datetime, timezone
 from typing import Any
@@ -35,7 +34,7 @@ from ibpanel.ui.connection_tab import classification_text
 from ibpanel.ui.hotkeys import Hotkeys
 from ibpanel.ui.settings import Settings
 from ibpanel.ui.style import PALETTE, set_prop
-from ibpanel.ui.tab_set import TabSet
+from ibpanel.ui.tab_set import BackgroundBuild, TabSet
 from ibpanel.ui.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -227,8 +226,7 @@ class MainWindow(QMainWindow):
         self.tab_errors: dict[str, str] = {}
         #: Every tab by name, built on first access (ui/tab_set.py): the first screen needs one or two.
         self.tabs = TabSet(TAB_NAMES, self._build_tab)
-        self._deferred_started = False
-        self._deferred_held = False
+        self._background = BackgroundBuild(self.tabs, BUILT_WHEN_SHOWN, lambda: self._shut_down)
         self._ever_connected = False
         self._data_type: MarketDataType | None = None
         self._shut_down = False
@@ -288,26 +286,9 @@ class MainWindow(QMainWindow):
             self.tab_errors[name] = f"{type(exc).__name__}: {exc}"
             widget = QLabel(f"The {name} tab could not be loaded: {exc}\nDetails are in the log file.")
             widget.setWordWrap(True)
-        self._swap_in(name, widget)
+        self.tabs.swap_in(name, widget, self.tab_widget, self.tab_title(name))
         self._wire_tab(name, widget)
         return widget
-
-    def _swap_in(self, name: str, widget: QWidget) -> None:
-        placeholder = self.tabs.placeholders.pop(name, None)
-        if placeholder is None:
-            return
-        tabs = self.tab_widget
-        index = tabs.indexOf(placeholder)
-        if index >= 0:
-            current = tabs.currentIndex()
-            tabs.blockSignals(True)  # the same page index stays current: nothing changed for listeners
-            try:
-                tabs.removeTab(index)
-                tabs.insertTab(index, widget, self.tab_title(name))
-                tabs.setCurrentIndex(current)
-            finally:
-                tabs.blockSignals(False)
-        placeholder.deleteLater()
 
     def _wire_tab(self, name: str, widget: QWidget) -> None:
         """Cross-tab signals of one tab, connected as it is built."""
@@ -342,35 +323,16 @@ class MainWindow(QMainWindow):
 
     def deferred_tabs(self) -> list[str]:
         """The tabs still to be built in the background (all but BUILT_WHEN_SHOWN, until built)."""
-        return [name for name in self.tabs.unbuilt() if name not in BUILT_WHEN_SHOWN]
+        return self._background.pending()
 
     def hold_deferred_tabs(self) -> None:
-        """The caller starts the background building (``build_deferred_tabs``) when it suits the start: the
-        panel lets the practice exchange start first, then builds while the connection waits on the wire."""
-        self._deferred_held = True
+        """The owner calls ``build_deferred_tabs`` when it suits the start (the panel: after --demo connects)."""
+        self._background.held = True
 
-    def build_deferred_tabs(self, delay_ms: int = 0) -> None:
-        """Build the tabs not built yet (but BUILT_WHEN_SHOWN) in the background, one per turn of the event
-        loop after the first paint, so switching to them is instant and each runs as it always did (the
-        ticket sets the window's minimum size, Orders and Positions keep their lists). Idempotent."""
-        if self._deferred_started:
-            return
-        self._deferred_started = True
-        QTimer.singleShot(delay_ms, self._build_next_deferred)
-
-    def _build_next_deferred(self) -> None:
-        if self._shut_down:
-            return
-        pending = self.deferred_tabs()
-        if pending:
-            self.tabs.get(pending[0])
-        if len(pending) > 1:
-            QTimer.singleShot(0, self._build_next_deferred)
-            return
-        # The start is over. PySide6's import hook read the source of every module imported since PySide6
-        # (it looks for "PySide6" in them, for ``from __feature__``), and linecache keeps all those lines
-        # (~5 MB here): only tracebacks use that cache, and they read the files again when they need to.
-        linecache.clearcache()
+    def build_deferred_tabs(self) -> None:
+        """Build the tabs not built yet (but BUILT_WHEN_SHOWN) one per loop turn, so switching to them is
+        instant and each runs as it always did (the ticket sets the window's minimum size). Idempotent."""
+        self._background.start()
 
     def _install_side_keys(self) -> None:
         """F1 (BUY) and F2 (SELL) from every tab: the ticket opens on that side. Inside the ticket its own
@@ -514,7 +476,7 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
-        if not self._deferred_held:
+        if not self._background.held:
             self.build_deferred_tabs()  # the tabs not on the first screen, once it is painted
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override

@@ -6,16 +6,19 @@ mapping: ``tabs[name]`` and ``tabs.get(name)`` build the tab when it is not buil
 not know which tabs exist already; iterating (``items()``, ``values()``) builds every tab. Code that
 must not build (shutdown, focus tracking) asks ``built()`` / ``built_tab(name)``.
 
-Until a tab is built the window shows a blank page with its title in its place (``placeholder``); the
-window swaps the real tab in when it is built: on first show, on first access, or in the background
-just after the first paint (``MainWindow.build_deferred_tabs``).
+Until a tab is built the window shows a blank page with its title in its place (``placeholders``);
+``swap_in`` puts the real tab there when it is built: on first show, on first access, or in the
+background (``BackgroundBuild``: one tab per loop turn, after the first paint or when the window's
+owner says, see ``MainWindow.build_deferred_tabs``).
 """
 
 from __future__ import annotations
 
+import linecache
 from collections.abc import Callable, Iterator, Mapping
 
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QTabWidget, QWidget
 
 
 class TabSet(Mapping[str, QWidget]):
@@ -80,3 +83,53 @@ class TabSet(Mapping[str, QWidget]):
             if self._built.get(name) is widget or self.placeholders.get(name) is widget:
                 return name
         return None
+
+    def swap_in(self, name: str, widget: QWidget, bar: QTabWidget, title: str) -> None:
+        """Put a newly built tab where its placeholder stands in ``bar`` (the same page stays current)."""
+        placeholder = self.placeholders.pop(name, None)
+        if placeholder is None:
+            return
+        index = bar.indexOf(placeholder)
+        if index >= 0:
+            current = bar.currentIndex()
+            bar.blockSignals(True)  # the same page index stays current: nothing changed for listeners
+            try:
+                bar.removeTab(index)
+                bar.insertTab(index, widget, title)
+                bar.setCurrentIndex(current)
+            finally:
+                bar.blockSignals(False)
+        placeholder.deleteLater()
+
+
+class BackgroundBuild:
+    """Builds the tabs of a TabSet not built yet, but ``skip``, one per turn of the event loop."""
+
+    def __init__(self, tabs: TabSet, skip: frozenset[str], stopped: Callable[[], bool]) -> None:
+        self.tabs = tabs
+        self.skip = skip
+        self.stopped = stopped
+        self.held = False  # the window waits for start() from its owner instead of starting at the first paint
+        self.started = False
+
+    def pending(self) -> list[str]:
+        return [name for name in self.tabs.unbuilt() if name not in self.skip]
+
+    def start(self, delay_ms: int = 0) -> None:
+        if not self.started:
+            self.started = True
+            QTimer.singleShot(delay_ms, self._next)
+
+    def _next(self) -> None:
+        if self.stopped():
+            return
+        pending = self.pending()
+        if pending:
+            self.tabs.get(pending[0])
+        if len(pending) > 1:
+            QTimer.singleShot(0, self._next)
+            return
+        # The start is over. PySide6's import hook read the source of every module imported since PySide6
+        # (it looks for "PySide6" in them, for ``from __feature__``), and linecache keeps all those lines
+        # (~5 MB here): only tracebacks use that cache, and they read the files again when they need to.
+        linecache.clearcache()
