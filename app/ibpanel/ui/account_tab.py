@@ -81,6 +81,7 @@ class AccountTab(QWidget):
         self._chart_x: list[float] = []
         self._chart_y: list[float] = []
         self._chart_dirty = False
+        self._show_pending = True  # the numbers wait for the tab to be visible (updates while hidden cost CPU)
         self.cards: dict[str, MetricCard] = {}
         self._build()
         self.redraw_timer = QTimer(self)
@@ -184,6 +185,10 @@ class AccountTab(QWidget):
 
     # --- display ----------------------------------------------------------------------------
     def _show(self) -> None:
+        if not self.isVisible():  # behind another tab: its labels are brought up to date when it comes forward
+            self._show_pending = True
+            return
+        self._show_pending = False
         s = self._summary
         stale = self._stale
         base = _base_currency(s)
@@ -256,6 +261,8 @@ class AccountTab(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)
+        if self._show_pending:
+            self._show()
         if self.chart is None:
             QTimer.singleShot(0, self._ensure_chart)  # after this paint: the window shows before pyqtgraph loads
 
