@@ -193,7 +193,7 @@ async def test_symbol_search_head_timestamp_positions_multi_and_managed_accounts
 
 
 async def test_live_account_pushes_send_only_the_values_that_changed(ib, sim_server):
-    """After a subscription's full download, an account value comes again only when it has changed (as TWS)."""
+    """After a subscription's full download, a live push sends an account value again only when it changed."""
     trade = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 100, account="DU222222"))
     await _wait_for(lambda: trade.orderStatus.status == "Filled")
     rows: list[tuple[str, str, str]] = []

@@ -88,8 +88,10 @@ class AccountHandlers:
     def _changed_values(self, key: tuple, values: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
         """The (key, value, currency) rows that differ from what this subscription was last sent.
 
-        Live pushes send only these, as TWS does: after a subscription's full download, an account value
-        comes again when it changes (with a quiet market, nothing; as prices move, the few that follow them).
+        Live pushes send only these: after a subscription's full download, an account value comes again
+        when it changes (a quiet market: nothing; moving prices: the few values that follow them). TWS
+        refreshes its account window every three minutes unless a position changes; this exchange pushes
+        every ``account_push_seconds`` while prices move, so it leaves out what a client already has.
         """
         last = self._sent_values.setdefault(key, {})
         changed = [row for row in values if last.get((row[0], row[2])) != row[1]]
