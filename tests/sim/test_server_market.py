@@ -190,3 +190,27 @@ async def test_symbol_search_head_timestamp_positions_multi_and_managed_accounts
     await _wait_for(lambda: ("DU222222", 265598, 3.0) in rows)
     ib.client.reqManagedAccts()
     await _wait_for(lambda: sim_server.stats.count("REQ_MANAGED_ACCTS") == 1)
+
+
+async def test_live_account_pushes_send_only_the_values_that_changed(ib, sim_server):
+    """After a subscription's full download, a live push sends an account value again only when it changed."""
+    trade = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 100, account="DU222222"))
+    await _wait_for(lambda: trade.orderStatus.status == "Filled")
+    rows: list[tuple[str, str, str]] = []
+    ended: list[int] = []
+    ib.wrapper.accountUpdateMulti = lambda req_id, account, model, tag, value, currency: (
+        rows.append((tag, currency, value)) if req_id == 4343 else None)
+    ib.wrapper.accountUpdateMultiEnd = lambda req_id: ended.append(req_id)
+    ib.client.reqAccountUpdatesMulti(4343, "DU222222", "", False)
+    await _wait_for(lambda: 4343 in ended)  # the full download
+    full = len(rows)
+    latest = {(tag, currency): value for tag, currency, value in rows}
+    sim_server.config.account_push_seconds = 0.05  # a push every clock step while AAPL moves
+    await _wait_for(lambda: len(rows) >= full + 10)  # the values that follow the price come again
+    for tag, currency, value in rows[full:]:
+        assert latest.get((tag, currency)) != value, f"{tag} {currency} sent again unchanged ({value})"
+        latest[(tag, currency)] = value
+    again = {tag for tag, _c, _v in rows[full:]}
+    assert "NetLiquidation" in again or "UnrealizedPnL" in again
+    assert not again & {"AccountCode", "AccountType", "AccountReady"}  # never change: never sent again
+    ib.client.cancelAccountUpdatesMulti(4343)

@@ -53,6 +53,28 @@ async def test_state_survives_restart(tmp_path):
         await again.stop()
 
 
+async def test_a_fill_wakes_the_state_writer_and_reaches_the_snapshot_at_once(tmp_path):
+    state = tmp_path / "sim-state.json"
+    server = SimServer(sim_test_config(state_file=state))
+    await server.start()
+    ib = IB()
+    try:
+        await ib.connectAsync("127.0.0.1", server.port, clientId=1, timeout=5)
+        trade = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 7, account="DU111111"))
+        await _wait_for(lambda: trade.orderStatus.status == "Filled")
+
+        def held() -> list[str]:
+            positions = json.loads(state.read_text())["accounts"]["accounts"]["DU111111"]["positions"]
+            return [p["quantity"] for p in positions if p["con_id"] == 265598]
+
+        # The state writer sleeps until a save is due (price moves alone: every MARKET_SAVE_SECONDS = 5 s);
+        # the fill wakes it, so the snapshot has the position well before that.
+        await _wait_for(lambda: held() == ["7"], timeout=2)
+    finally:
+        ib.disconnect()
+        await server.stop()
+
+
 def test_kill_at_any_moment_leaves_a_readable_state(tmp_path):
     state = tmp_path / "state.json"
     env = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -89,3 +89,18 @@ def test_chart_time_axis_follows_the_data(qtbot, broker, ui_settings):
     assert chart_x_range(1000.0, 4600.0) == (1000.0 - 108.0, 4600.0 + 108.0)
     assert chart_x_range(1000.0, 1000.0) == (1001.0 - MIN_CHART_SPAN_S, 1001.0)
     tab.shutdown()
+
+
+def test_numbers_that_arrive_while_the_tab_is_hidden_are_shown_when_it_comes_forward(qtbot, make_broker, ui_settings):
+    tab = AccountTab(make_broker(), ui_settings)  # not shown: behind another tab
+    qtbot.addWidget(tab)
+    status = ConnectionStatus(state=ConnectionState.CONNECTED, accounts=("DU1",), account="DU1", is_paper=True)
+    tab._on_state_changed(status)
+    tab._on_account_changed(AccountSummary(account="DU1", base_currency="USD", net_liquidation=1_234_567.0))
+    tab._on_pnl_changed(PnL(account="DU1", daily=-10.0, unrealized=None, realized=None))
+    assert tab.populated()
+    tab.show()
+    assert tab.cards["net_liquidation"].value.text() == f"{format_money(1_234_567.0)} USD"
+    assert tab.cards["daily_pnl"].value.property("tone") == "down"
+    assert tab.title_label.text() == "Account DU1"
+    tab.shutdown()

@@ -189,3 +189,13 @@ def test_panel_refusals_name_the_settings_file_of_the_limit(qtbot, qapp, sim, ru
     panel.request_quit()
     qtbot.waitUntil(main.done, timeout=20000)
     assert main.result() == 0
+
+
+def test_quitting_while_the_demo_still_connects_ends_cleanly(qtbot, qapp, restore_signals, tmp_path):
+    panel, main = _start(["--demo"], qapp, tmp_path)
+    qtbot.waitUntil(lambda: panel.sim is not None, timeout=15000)  # the exchange is up; the connect has begun
+    panel.request_quit()
+    qtbot.waitUntil(main.done, timeout=20000)
+    assert main.result() == 0 and panel.sim is None
+    # The connect in flight ended while the Connection tab still existed: nothing touched a deleted widget.
+    assert panel.reporter.count == 0

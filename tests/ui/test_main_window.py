@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ibpanel.broker.models import ConnectionState, ConnectionStatus, MarketDataType
-from ibpanel.ui.main_window import TAB_NAMES, MainWindow
+from ibpanel.ui.main_window import BUILT_WHEN_SHOWN, TAB_NAMES, MainWindow
 from PySide6.QtCore import QTimer
 
 
@@ -93,6 +93,8 @@ def test_window_state_and_tab_persist(qtbot, make_broker, ui_settings):
     qtbot.addWidget(window)
     window.show()
     assert window.current_tab_name() == "connection"  # first run opens on Connection
+    # the other tabs are built just after the first paint; the ticket sets the window's minimum size
+    qtbot.waitUntil(lambda: not window.deferred_tabs(), timeout=5000)
     window.resize(701, 533)  # inside the offscreen screen (800 x 600): restoreGeometry clamps to it
     window.show_tab("account")
     size = (window.width(), window.height())
@@ -173,4 +175,30 @@ def test_status_bar_data_badge_is_stale_while_reconnecting(qtbot, make_broker, u
     assert bar.data_badge.text() == "data stale"
     window._on_state_changed(replace(connected, state=ConnectionState.DISCONNECTED))
     assert bar.data_badge.text() == "data —"
+    window.close()
+
+
+def test_tabs_are_built_when_first_needed_and_all_soon_after_the_first_paint(qtbot, make_broker, ui_settings):
+    window = MainWindow(make_broker(), ui_settings)
+    qtbot.addWidget(window)
+    bar = window.tab_widget
+    # Only the first screen is built with the window; every tab has its title in the bar already.
+    assert window.tabs.unbuilt() == [n for n in TAB_NAMES if n != "connection"]
+    assert [bar.tabText(i) for i in range(bar.count())] == [window.tab_title(n) for n in TAB_NAMES]
+    # Asking for a tab builds it in its own place in the bar.
+    orders = window.tabs["orders"]
+    assert bar.widget(TAB_NAMES.index("orders")) is orders and window.tabs.is_built("orders")
+    # Clicking the title of a tab not built yet shows the real tab.
+    bar.setCurrentIndex(TAB_NAMES.index("positions"))
+    assert bar.currentWidget() is window.tabs.built_tab("positions") is not None
+    assert window.current_tab_name() == "positions"
+    # Once shown, the rest are built in the background, one per turn of the event loop; Quotes (quote
+    # streams, chart history) only when it is first shown.
+    window.show()
+    qtbot.waitUntil(lambda: not window.deferred_tabs(), timeout=5000)
+    assert window.tabs.unbuilt() == sorted(BUILT_WHEN_SHOWN) == ["quotes"]
+    window.show_tab("quotes")
+    assert window.tabs.unbuilt() == [] and window.current_tab_name() == "quotes"
+    assert [bar.widget(i) for i in range(bar.count())] == [window.tabs.built_tab(n) for n in TAB_NAMES]
+    assert window.tab_errors == {}
     window.close()

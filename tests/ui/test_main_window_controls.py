@@ -38,6 +38,7 @@ def _is_qt_internal(widget: QWidget, window: QWidget) -> bool:
 
 def test_every_control_has_an_accessible_name(main_window):
     window = main_window
+    window.tabs.build_all()  # tabs are built when first needed: walk every one
     checked, unnamed = 0, []
     for widget in window.findChildren(QWidget):
         if not isinstance(widget, INTERACTIVE) or _is_qt_internal(widget, window):

@@ -19,9 +19,11 @@ Headless panel runs (screenshots, the smoke test) use a private exchange without
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -146,11 +148,19 @@ async def _stop_sim(sim: Any) -> None:
         await sim.stop()
 
 
-async def _start_sim(config: Any, on_thread: bool, seed_new: bool) -> Any:
-    if on_thread:
-        from ibpanel.sim.server import SimThread
+async def _sim_server_module(on_thread: bool) -> Any:
+    """``ibpanel.sim.server``. With ``on_thread`` (the caller's loop drives a window) its first import runs on
+    a worker thread, so the window keeps painting and handling events meanwhile."""
+    name = "ibpanel.sim.server"
+    if on_thread and name not in sys.modules:
+        await asyncio.get_running_loop().run_in_executor(None, importlib.import_module, name)
+    return importlib.import_module(name)
 
-        sim = SimThread(config)
+
+async def _start_sim(config: Any, on_thread: bool, seed_new: bool) -> Any:
+    server_module = await _sim_server_module(on_thread)
+    if on_thread:
+        sim = server_module.SimThread(config)
         loop = asyncio.get_running_loop()
         # Starting a thread and binding is quick, but keep the caller's loop (the window) running meanwhile.
         await loop.run_in_executor(None, sim.start)
@@ -161,9 +171,7 @@ async def _start_sim(config: Any, on_thread: bool, seed_new: bool) -> Any:
                 await loop.run_in_executor(None, sim.stop)
                 raise
         return sim
-    from ibpanel.sim.server import SimServer
-
-    sim = SimServer(config)
+    sim = server_module.SimServer(config)
     if seed_new:
         seed_practice_holdings(sim)
     await sim.start()
@@ -188,7 +196,7 @@ async def start_practice(
     (like ``persistent=False``: the profile's practice account is not touched). Raises PracticeUnavailable when another process owns the exchange but has not
     said where it listens within ``join_wait`` seconds.
     """
-    from ibpanel.sim.server import SimConfig
+    SimConfig = (await _sim_server_module(on_thread)).SimConfig  # noqa: N806 - the class, under its own name
 
     kwargs: dict[str, Any] = {"host": "127.0.0.1", "port": 0}
     if seed is not None:

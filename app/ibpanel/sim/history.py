@@ -29,12 +29,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
 from ibpanel.sim import calendars
 from ibpanel.sim.calendars import SessionDay
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ibpanel.sim.market import SimInstrument, TickGrid
 
 UTC = timezone.utc
@@ -66,6 +66,7 @@ class _Minutes:
 
     @classmethod
     def join(cls, parts: list[_Minutes]) -> _Minutes:
+        import numpy as np  # imported by the methods that need it: the exchange starts without numpy (~15 MB)
         if not parts:
             empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
             return cls(empty_i, empty_i, empty_i, empty_i, empty_f, empty_f, empty_f, empty_f, empty_f)
@@ -123,6 +124,7 @@ class PriceHistory:
 
     def _raw_day(self, day: date) -> tuple:
         """(first minute, n, cumulative log moves, high wicks, low wicks, volume shares) of one day."""
+        import numpy as np
         cached = self._raw.get(day)
         if cached is not None:
             self._raw.move_to_end(day)
@@ -184,6 +186,7 @@ class PriceHistory:
 
     def _bend(self, minutes: np.ndarray) -> np.ndarray:
         """The bridge shift at the ends of these epoch minutes (0 before the pin, all of it at the anchor)."""
+        import numpy as np
         pin, shift = self._bridge_pin()
         if not shift or self.anchor_minute <= pin:
             return np.zeros(len(minutes))
@@ -233,6 +236,7 @@ class PriceHistory:
 
     def _generated(self, day: date) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(first minute, open, high, low, close, volume) of every minute of a day, in float price units."""
+        import numpy as np
         first, n, cum, wick_hi, wick_lo, volume = self._raw_day(day)
         level, drift = self._chain_of(day)
         close = level + cum + drift * (np.arange(1, n + 1) / n)
@@ -251,6 +255,7 @@ class PriceHistory:
     # ----- one day's session minutes -----------------------------------------------------------------------
     def _day_minutes(self, day: date, use_rth: bool, now_minute: int) -> _Minutes:
         """The session minutes of one local day up to (excluding) ``now_minute``, generated or taped."""
+        import numpy as np
         sd = self._session(day)
         first, n = self._day_span(day)
         live_from = max(first, self.anchor_minute) if self.always_open else None
@@ -319,6 +324,7 @@ class PriceHistory:
 
     def _path_of_day(self, day: date, first: int, n: int, now_minute: int):
         """Every minute of a day: generated before the anchor, the live tape from it on."""
+        import numpy as np
         if first + n <= self.anchor_minute:
             _first, o, h, low, c, v = self._generated(day)
             return o, h, low, c, v
@@ -470,6 +476,7 @@ class PriceHistory:
 
     def _second_bars(self, minutes: _Minutes, bar_seconds: int, what: str, now_second: int) -> list[Bar]:
         """Split each minute into seconds along a seeded bridge through its open, high, low and close."""
+        import numpy as np
         seconds = []
         for i in range(len(minutes)):
             minute = int(minutes.minute[i])
@@ -489,6 +496,7 @@ class PriceHistory:
 
     def _bridge(self, minute: int, length: int, o: float, h: float, low: float, c: float, v: float, point: bool):
         """(epoch seconds, price, volume) of the first ``length`` seconds of a minute; an auction is one print."""
+        import numpy as np
         if point or length < 4:
             # an auction, or the first seconds of the running minute: straight from open to the live last
             values = np.linspace(o, c, length) if not point and length > 1 else np.array([c])
@@ -509,6 +517,7 @@ class PriceHistory:
 
     def _aggregate(self, m: _Minutes, keys: np.ndarray, what: str, label) -> list[Bar]:
         """One bar per run of equal keys: first open, highest high, lowest low, last close, summed volume."""
+        import numpy as np
         starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
         if len(starts) > MAX_BARS:
             raise ValueError(f"{len(starts)} bars is more than {MAX_BARS}; ask for a shorter duration or a larger "

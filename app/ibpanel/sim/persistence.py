@@ -258,20 +258,40 @@ class StatePersistence:
             seq = self._store.rotate()
             self._store.write_snapshot(self._snapshot_text(seq), seq)
 
+    def _state_changed(self) -> None:
+        """Orders, fills or accounts changed (on the exchange's loop): the snapshot is due within STATE_SAVE_SECONDS."""
+        self._state_dirty = True
+        self._state_wake.set()
+
+    def _state_save_due_in(self) -> float | None:
+        """Seconds until the snapshot is due (0: now); None when nothing changed since the last one."""
+        since = time.monotonic() - self._last_state_save
+        if self._state_dirty:
+            return max(STATE_SAVE_SECONDS - since, 0.0)
+        if self._prices_dirty:
+            return max(MARKET_SAVE_SECONDS - since, 0.0)
+        return None
+
     async def _state_writer(self) -> None:
+        # Sleeps until a snapshot is due instead of polling: a change of state wakes it at once (saved at
+        # most every STATE_SAVE_SECONDS), price moves alone every MARKET_SAVE_SECONDS. An idle exchange
+        # wakes for it every few seconds, not ten times a second.
         while True:
-            await asyncio.sleep(STATE_SAVE_SECONDS / 5)  # a first change is in the snapshot within ~0.1 s
-            now = time.monotonic()
-            if now - self._last_state_save < STATE_SAVE_SECONDS:
-                continue
-            if self._state_dirty or (self._prices_dirty and now - self._last_state_save >= MARKET_SAVE_SECONDS):
-                self._last_state_save = now
+            due = self._state_save_due_in()
+            if due is None or due > 0:
+                self._state_wake.clear()
                 try:
-                    # serialised on the loop (consistent), written on a worker thread (fsync is slow)
-                    seq = self._store.rotate()
-                    await asyncio.to_thread(self._store.write_snapshot, self._snapshot_text(seq), seq)
-                except Exception:
-                    log.exception("could not write the state file %s", self._state_path)
+                    await asyncio.wait_for(self._state_wake.wait(), MARKET_SAVE_SECONDS if due is None else due)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            self._last_state_save = time.monotonic()
+            try:
+                # serialised on the loop (consistent), written on a worker thread (fsync is slow)
+                seq = self._store.rotate()
+                await asyncio.to_thread(self._store.write_snapshot, self._snapshot_text(seq), seq)
+            except Exception:
+                log.exception("could not write the state file %s", self._state_path)
 
     def _snapshot_text(self, journal_seq: int) -> str:
         self._state_dirty = False

@@ -111,9 +111,12 @@ class SimServer(RequestDispatch, ConnectionHandlers, ContractHandlers, MarketDat
         self._account_flush_scheduled = False
         self._sent_positions: dict[str, set[int]] = {}
         self._sent_portfolio: dict[tuple[int, str], set[int]] = {}
+        #: (session, subscription...) -> {(key, currency): value} last sent: live pushes send what changed
+        self._sent_values: dict[tuple, dict[tuple[str, str], str]] = {}
         self._state_dirty = False  # orders, fills or accounts changed: save within STATE_SAVE_SECONDS
         self._prices_dirty = False  # only prices moved: save every MARKET_SAVE_SECONDS
         self._last_state_save = 0.0
+        self._state_wake = asyncio.Event()  # set by _state_changed: the state writer sleeps until then
         self._last_account_push = 0.0
         self._records: dict[int, P.ContractRecord] = {}
         self.fa_data: dict[int, str] = {}
@@ -232,6 +235,8 @@ class SimServer(RequestDispatch, ConnectionHandlers, ContractHandlers, MarketDat
             self._drop_subscription(session, sub)
         for key in [k for k in self._sent_portfolio if k[0] == id(session)]:
             del self._sent_portfolio[key]
+        for key in [k for k in self._sent_values if k[0] == id(session)]:
+            del self._sent_values[key]
 
     async def _quote_clock(self) -> None:
         # fixed rate: a step every quote_interval however long the step itself takes; when steps take longer

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-import numpy as np
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -82,6 +81,7 @@ class AccountTab(QWidget):
         self._chart_x: list[float] = []
         self._chart_y: list[float] = []
         self._chart_dirty = False
+        self._show_pending = True  # the numbers wait for the tab to be visible (updates while hidden cost CPU)
         self.cards: dict[str, MetricCard] = {}
         self._build()
         self.redraw_timer = QTimer(self)
@@ -185,6 +185,10 @@ class AccountTab(QWidget):
 
     # --- display ----------------------------------------------------------------------------
     def _show(self) -> None:
+        if not self.isVisible():  # behind another tab: its labels are brought up to date when it comes forward
+            self._show_pending = True
+            return
+        self._show_pending = False
         s = self._summary
         stale = self._stale
         base = _base_currency(s)
@@ -246,6 +250,8 @@ class AccountTab(QWidget):
         if self.chart is None:
             self._chart_dirty = True  # drawn once the plot is built
             return
+        import numpy as np  # with the plot (pyqtgraph loads it anyway): not at start
+
         x = np.asarray(self._chart_x, dtype=np.float64)
         self._curve.setData(x, np.asarray(self._chart_y, dtype=np.float64))
         if len(x):
@@ -255,6 +261,8 @@ class AccountTab(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)
+        if self._show_pending:
+            self._show()
         if self.chart is None:
             QTimer.singleShot(0, self._ensure_chart)  # after this paint: the window shows before pyqtgraph loads
 

@@ -25,6 +25,10 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+# The session's Qt-free stack (broker, ib_async, asyncio, journal) before PySide6: once imported, PySide6's
+# import hook (for ``from __feature__ import ...``) reads the source of every module imported after it,
+# looking for "PySide6": ~40 ms of the start and ~10 MB of cached source lines when these came after it.
+import ibpanel.runtime.session  # noqa: F401  # isort: skip
 # PySide6 before qasync: qasync binds to whichever Qt binding is already imported.
 from PySide6.QtCore import QtMsgType, qInstallMessageHandler  # isort: skip
 from PySide6.QtGui import QIcon  # isort: skip

@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from ibpanel import __version__
 from ibpanel.broker.models import ConnectionState, OrderRequest, OrderType, Side, TimeInForce
-from ibpanel.ui.formatting import snap_price
-from ibpanel.ui.ticket_sizing import sample_bracket
 
 if TYPE_CHECKING:
     from ibpanel.ui.app import PanelApp
@@ -73,12 +71,14 @@ async def exit_once_populated(panel: PanelApp) -> int:
     await asyncio.wait({populated, quit_wait}, return_when=asyncio.FIRST_COMPLETED)
     quit_wait.cancel()
     ok = populated.done() and populated.result()
-    print(f"IBPANEL POPULATED ok={int(bool(ok))}", flush=True)
+    panel._mark("populated")
+    print(f"IBPANEL POPULATED ok={int(bool(ok))} {start_timings(panel)}", flush=True)
     return 0 if ok else 1
 
 async def _smoke_checks(panel: PanelApp) -> int:
     window = panel.window
     assert window is not None and panel.broker is not None
+    window.tabs.build_all()  # tabs are built when first needed: the smoke test needs every one
     if window.tab_errors:
         print(f"{SMOKE_FAILED}: tabs not built: {window.tab_errors}", flush=True)
         return 1
@@ -150,6 +150,9 @@ async def sample_activity(panel: PanelApp) -> None:
     Only with ``--demo --screenshot``: market buys (US and HK, whole board lots), one resting
     limit order below the market, and a filled-in ticket. All go through the broker like a click.
     """
+    from ibpanel.ui.formatting import snap_price  # screenshots only: not on every start's import path
+    from ibpanel.ui.ticket_sizing import sample_bracket
+
     broker, window = panel.broker, panel.window
     assert broker is not None and window is not None
     account_tab = window.tabs["account"]
@@ -198,6 +201,16 @@ async def _connect_for_screenshot(panel: PanelApp) -> bool:
     reason = failure.message if failure is not None else "the connection attempt failed"
     print(f"screenshot: could not connect: {reason}", file=sys.stderr)
     return False
+
+
+def start_timings(panel: PanelApp) -> str:
+    """``window_s= practice_s= connected_s= populated_s= process_s=``: seconds from run_gui to each mark, and
+    the process's age (interpreter start and imports included); a mark not reached is left out."""
+    fields = [f"{name}_s={panel.timings[name]:.3f}" for name in ("window", "practice", "connected", "populated")
+              if name in panel.timings]
+    since_start = seconds_since_process_start()
+    fields.append("process_s=n/a" if since_start is None else f"process_s={since_start:.3f}")
+    return " ".join(fields)
 
 
 def seconds_since_process_start() -> float | None:

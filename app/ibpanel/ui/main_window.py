@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QIcon, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QIcon, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -34,6 +34,7 @@ from ibpanel.ui.connection_tab import classification_text
 from ibpanel.ui.hotkeys import Hotkeys
 from ibpanel.ui.settings import Settings
 from ibpanel.ui.style import PALETTE, set_prop
+from ibpanel.ui.tab_set import BackgroundBuild, TabSet
 from ibpanel.ui.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,14 @@ TAB_SPECS: tuple[tuple[str, str, str], ...] = (
     ("practice", "ibpanel.ui.practice_tab", "PracticeTab"),
 )
 TAB_NAMES = tuple(name for name, _m, _c in TAB_SPECS)
+#: Each tab's title in the tab bar (its class's TITLE), known before the tab is built.
+TAB_TITLES = {"connection": "Connection", "account": "Account", "positions": "Positions", "orders": "Orders",
+              "ticket": "Order ticket", "quotes": "Quotes", "practice": "Practice"}
 DEFAULT_WINDOW_SIZE = (1280, 820)
+#: Tabs built only when first shown or asked for, never in the background: the watchlist starts its quote
+#: streams, a chart and its price history (numpy) when built, which a panel that never opens Quotes does
+#: not need (it idles on less CPU and memory). Opening the tab builds it and the streams start then.
+BUILT_WHEN_SHOWN = frozenset({"quotes"})
 #: Keys that open the ticket on a side from every tab (the ticket binds the same keys inside itself).
 SIDE_KEYS = (("F1", "BUY"), ("F2", "SELL"))
 
@@ -216,7 +224,9 @@ class MainWindow(QMainWindow):
         self.broker = broker
         self.settings = settings
         self.tab_errors: dict[str, str] = {}
-        self.tabs: dict[str, QWidget] = {}
+        #: Every tab by name, built on first access (ui/tab_set.py): the first screen needs one or two.
+        self.tabs = TabSet(TAB_NAMES, self._build_tab)
+        self._background = BackgroundBuild(self.tabs, BUILT_WHEN_SHOWN, lambda: self._shut_down)
         self._ever_connected = False
         self._data_type: MarketDataType | None = None
         self._shut_down = False
@@ -229,10 +239,12 @@ class MainWindow(QMainWindow):
         self.tab_widget = QTabWidget()
         self.tab_widget.setAccessibleName("Panel tabs")
         self.tab_widget.setDocumentMode(True)
-        for name, module, cls in TAB_SPECS:
-            widget = self._build_tab(name, module, cls)
-            self.tabs[name] = widget
-            self.tab_widget.addTab(widget, getattr(widget, "TITLE", name.capitalize()))
+        for name in TAB_NAMES:  # a blank page per tab until it is built (swapped in by _build_tab)
+            placeholder = QWidget()
+            placeholder.setObjectName(f"unbuilt_{name}")
+            self.tabs.placeholders[name] = placeholder
+            self.tab_widget.addTab(placeholder, self.tab_title(name))
+        self.tab_widget.currentChanged.connect(self._on_current_changed)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
@@ -249,12 +261,6 @@ class MainWindow(QMainWindow):
         self.clock_timer.timeout.connect(self.status_bar.tick_clock)
         self.clock_timer.start()
 
-        ticket = self.tabs.get("ticket")
-        if ticket is not None:
-            # The window's minimum size is its layout's: with this, one at which the ticket is usable, every
-            # field at its natural height and Submit in view (not squeezed by a smaller screen or a drag);
-            # the width only as wide as its fields need, so docked side by side it still fits a screen.
-            ticket.setMinimumSize(ticket.minimumSizeHint().width(), ticket.sizeHint().height())
         self.workspace = Workspace(self, TAB_NAMES)  # docks, View menu, Alerts, saved layout
         self.hotkeys = Hotkeys(self, self.workspace.menu)  # configurable order / cancel / flatten keys
         self._install_side_keys()
@@ -265,31 +271,68 @@ class MainWindow(QMainWindow):
         self._restore_window()
 
     # --- assembly ---------------------------------------------------------------------------
-    def _build_tab(self, name: str, module: str, cls: str) -> QWidget:
+    @staticmethod
+    def tab_title(name: str) -> str:
+        return TAB_TITLES.get(name, name.capitalize())
+
+    def _build_tab(self, name: str) -> QWidget:
+        """Build the tab ``name`` (TabSet calls this on first access), put it in its placeholder's place, wire it."""
+        module, cls = next((m, c) for n, m, c in TAB_SPECS if n == name)
         try:
             tab_class = getattr(importlib.import_module(module), cls)
-            return tab_class(self.broker, self.settings)
+            widget = tab_class(self.broker, self.settings)
         except Exception as exc:  # noqa: BLE001 - one broken tab must not stop the panel from starting
             log.exception("tab %s could not be built", name)
             self.tab_errors[name] = f"{type(exc).__name__}: {exc}"
-            note = QLabel(f"The {name} tab could not be loaded: {exc}\nDetails are in the log file.")
-            note.setWordWrap(True)
-            return note
+            widget = QLabel(f"The {name} tab could not be loaded: {exc}\nDetails are in the log file.")
+            widget.setWordWrap(True)
+        self.tabs.swap_in(name, widget, self.tab_widget, self.tab_title(name))
+        self._wire_tab(name, widget)
+        return widget
 
-    def _wire(self) -> None:
-        def connect(tab: str, signal: str, slot: Any) -> None:
-            sig = getattr(self.tabs.get(tab), signal, None)
+    def _wire_tab(self, name: str, widget: QWidget) -> None:
+        """Cross-tab signals of one tab, connected as it is built."""
+        def connect(signal: str, slot: Any) -> None:
+            sig = getattr(widget, signal, None)
             if sig is not None and hasattr(sig, "connect"):
                 sig.connect(slot)
 
-        connect("positions", "ticket_requested", self.open_ticket)
-        connect("quotes", "ticket_requested", self.open_ticket)
-        connect("positions", "quote_requested", self.show_quote)
-        connect("connection", "start_practice_requested", self.practice_requested.emit)
-        api_group = getattr(self.tabs.get("connection"), "api_group", None)
-        if api_group is not None:
-            api_group.state_changed.connect(self.status_bar.show_api_state)
+        if name in ("positions", "quotes"):
+            connect("ticket_requested", self.open_ticket)
+        if name == "positions":
+            connect("quote_requested", self.show_quote)
+        if name == "connection":
+            connect("start_practice_requested", self.practice_requested.emit)
+            api_group = getattr(widget, "api_group", None)
+            if api_group is not None:
+                api_group.state_changed.connect(self.status_bar.show_api_state)
+        if name == "ticket":
+            # The window's minimum size is its layout's: with this, one at which the ticket is usable, every
+            # field at its natural height and Submit in view (not squeezed by a smaller screen or a drag);
+            # the width only as wide as its fields need, so docked side by side it still fits a screen.
+            widget.setMinimumSize(widget.minimumSizeHint().width(), widget.sizeHint().height())
+
+    def _wire(self) -> None:
         self.banner.go_to_connection.connect(lambda: self.show_tab("connection"))
+
+    def _on_current_changed(self, index: int) -> None:
+        """A tab not built yet comes to the front: build it now (it replaces its placeholder)."""
+        name = self.tabs.name_of(self.tab_widget.widget(index))
+        if name is not None and not self._shut_down:
+            self.tabs.get(name)
+
+    def deferred_tabs(self) -> list[str]:
+        """The tabs still to be built in the background (all but BUILT_WHEN_SHOWN, until built)."""
+        return self._background.pending()
+
+    def hold_deferred_tabs(self) -> None:
+        """The owner calls ``build_deferred_tabs`` when it suits the start (the panel: after --demo connects)."""
+        self._background.held = True
+
+    def build_deferred_tabs(self) -> None:
+        """Build the tabs not built yet (but BUILT_WHEN_SHOWN) one per loop turn, so switching to them is
+        instant and each runs as it always did (the ticket sets the window's minimum size). Idempotent."""
+        self._background.start()
 
     def _install_side_keys(self) -> None:
         """F1 (BUY) and F2 (SELL) from every tab: the ticket opens on that side. Inside the ticket its own
@@ -309,7 +352,7 @@ class MainWindow(QMainWindow):
             self._update_side_keys()
 
     def _update_side_keys(self) -> None:
-        ticket = self.tabs.get("ticket")
+        ticket = self.tabs.built_tab("ticket")  # not built: the focus cannot be in it
         focus = QApplication.focusWidget()
         in_ticket = ticket is not None and focus is not None and ticket.isAncestorOf(focus)
         for shortcut in self._side_keys:
@@ -361,8 +404,7 @@ class MainWindow(QMainWindow):
             self.tab_widget.setCurrentWidget(self.tabs[name])
 
     def current_tab_name(self) -> str:
-        current = self.tab_widget.currentWidget()
-        return next((name for name, widget in self.tabs.items() if widget is current), TAB_NAMES[0])
+        return self.tabs.name_of(self.tab_widget.currentWidget()) or TAB_NAMES[0]
 
     # --- broker events ----------------------------------------------------------------------
     def _on_state_changed(self, status: ConnectionStatus) -> None:
@@ -422,7 +464,7 @@ class MainWindow(QMainWindow):
         self.broker.quotes_updated.disconnect(self._on_quotes_updated)
         self.workspace.shutdown()
         self.hotkeys.shutdown()
-        for name, widget in self.tabs.items():
+        for name, widget in self.tabs.built().items():  # a tab never built has nothing to stop
             stop = getattr(widget, "shutdown", None)
             if stop is None:
                 continue
@@ -431,6 +473,11 @@ class MainWindow(QMainWindow):
             except Exception:  # noqa: BLE001 - keep shutting the others down
                 log.exception("tab %s failed to shut down", name)
         self.settings.sync()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self._background.held:
+            self.build_deferred_tabs()  # the tabs not on the first screen, once it is painted
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.shutdown()

@@ -70,8 +70,7 @@ class Workspace:
 
     # --- building ---------------------------------------------------------------------------
     def _title(self, name: str) -> str:
-        widget = self.window.tabs.get(name)
-        return getattr(widget, "TITLE", name.capitalize())
+        return self.window.tab_title(name)  # known without building the tab
 
     def _build_alerts(self) -> None:
         try:
@@ -104,8 +103,7 @@ class Workspace:
         return name in self.torn
 
     def _tear_index(self, index: int) -> None:
-        widget = self.window.tab_widget.widget(index)
-        name = next((n for n, w in self.window.tabs.items() if w is widget), None)
+        name = self.window.tabs.name_of(self.window.tab_widget.widget(index))  # a placeholder too: built below
         if name is not None:
             self.tear_off(name)
 

@@ -85,6 +85,20 @@ class AccountHandlers:
         return [P.account_value(key, value, currency, account)
                 for key, value, currency in self.accounts.account_values(account)]
 
+    def _changed_values(self, key: tuple, values: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+        """The (key, value, currency) rows that differ from what this subscription was last sent.
+
+        Live pushes send only these: after a subscription's full download, an account value comes again
+        when it changes (a quiet market: nothing; moving prices: the few values that follow them). TWS
+        refreshes its account window every three minutes unless a position changes; this exchange pushes
+        every ``account_push_seconds`` while prices move, so it leaves out what a client already has.
+        """
+        last = self._sent_values.setdefault(key, {})
+        changed = [row for row in values if last.get((row[0], row[2])) != row[1]]
+        for name, value, currency in changed:
+            last[(name, currency)] = value
+        return changed
+
     def _portfolio_messages(self, session: ClientSession, account: str) -> list[bytes]:
         out = []
         held = set()
@@ -112,9 +126,16 @@ class AccountHandlers:
         session.account_updates = account
         self._send_account_download(session, account, end=True)
 
-    def _send_account_download(self, session: ClientSession, account: str, end: bool) -> None:
-        for message in self._account_value_messages(account):
-            session.send(message)
+    def _send_account_download(self, session: ClientSession, account: str, end: bool,
+                               changed_only: bool = False) -> None:
+        values = list(self.accounts.account_values(account))
+        key = (id(session), "account", account)
+        if changed_only:
+            values = self._changed_values(key, values)
+        else:
+            self._sent_values[key] = {(name, currency): value for name, value, currency in values}
+        for name, value, currency in values:
+            session.send(P.account_value(name, value, currency, account))
         for message in self._portfolio_messages(session, account):
             session.send(message)
         session.send(P.account_update_time(datetime.now(UTC).strftime("%H:%M")))
@@ -137,13 +158,22 @@ class AccountHandlers:
             return list(self.config.accounts)
         return [account] if account in self.config.accounts else None
 
-    def _send_multi(self, session: ClientSession, req_id: int, accounts: Iterable[str]) -> None:
+    def _send_multi(self, session: ClientSession, req_id: int, accounts: Iterable[str],
+                    changed_only: bool = False) -> None:
         for acct in accounts:
-            for key, value, currency in self.accounts.account_values(acct):
-                session.send(P.account_update_multi(req_id, acct, "", key, value, currency))
+            values = list(self.accounts.account_values(acct))
+            key = (id(session), "multi", req_id, acct)
+            if changed_only:
+                values = self._changed_values(key, values)
+            else:
+                self._sent_values[key] = {(name, currency): value for name, value, currency in values}
+            for name, value, currency in values:
+                session.send(P.account_update_multi(req_id, acct, "", name, value, currency))
 
     def _on_cancel_account_updates_multi(self, session: ClientSession, args: tuple) -> None:
         session.multi_subs.pop(args[0], None)
+        for key in [k for k in self._sent_values if k[:3] == (id(session), "multi", args[0])]:
+            del self._sent_values[key]
 
     def _on_account_summary(self, session: ClientSession, args: tuple) -> None:
         req_id, _group, tags = args
@@ -220,9 +250,10 @@ class AccountHandlers:
         holding = {a for a in self.config.accounts if any(p.quantity != 0 for p in self.accounts.positions(a))}
         for session in self.started_sessions():
             if session.account_updates in holding:
-                self._send_account_download(session, session.account_updates, end=False)
+                self._send_account_download(session, session.account_updates, end=False, changed_only=True)
             for req_id, acct in session.multi_subs.items():
-                self._send_multi(session, req_id, [a for a in (self._multi_accounts(acct) or []) if a in holding])
+                self._send_multi(session, req_id, [a for a in (self._multi_accounts(acct) or []) if a in holding],
+                                 changed_only=True)
             for req_id, acct in session.pnl_subs.items():
                 self._send_pnl(session, req_id, acct)
             for req_id, (acct, con_id) in session.pnl_single_subs.items():

@@ -222,7 +222,7 @@ class OrderHandlers:
     # ----- venue events -----------------------------------------------------------------------------------
     def _on_venue_event(self, event: object) -> None:
         """Route one exchange event to the client that owns the order (by clientId)."""
-        self._state_dirty = True
+        self._state_changed()
         if self._store is not None:
             self._journal(event)
         if isinstance(event, AccountTouched):
