@@ -354,6 +354,11 @@ def measure_size(n: int, rates: list[float], seconds: float, clients: list[str],
     try:
         port = sim.read()["port"]
         for client in clients:
+            # Each client subscribes at the first rate measured, not at the rate the previous client ended
+            # with: a client that starts under a 25/s storm carries seconds of it in its socket buffers
+            # into the next measurement (the exchange conflates only once the kernel's buffers are full).
+            sim.send(f"rate {rates[0]:g}")
+            sim.read()
             child = Child("--role", client, "--port", str(port), "--n", str(n))
             try:
                 ready[client] = child.read()
