@@ -164,6 +164,17 @@ def csv_value(kind: ColumnKind, value: Any) -> str:
     return str(value)
 
 
+def _runs(ordered: list[int]) -> list[tuple[int, int]]:
+    """Sorted ints as (first, last) runs of consecutive values: [1, 2, 3, 7, 9, 10] -> [(1, 3), (7, 7), (9, 10)]."""
+    runs: list[tuple[int, int]] = []
+    for value in ordered:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs
+
+
 def _sign_colour(column: Column, row: Any) -> QColor | None:
     """A coloured column's own text colour for ``row`` (before stale / flash rules)."""
     if column.colour is not None:
@@ -378,13 +389,8 @@ class KeyedTableModel(QAbstractTableModel):
                 for position in positions:
                     self._texts.pop(self._keys[position], None)
             last_column = len(self.columns) - 1
-            start = previous = positions[0]
-            for position in positions[1:]:
-                if position != previous + 1:
-                    self._emit_range(start, previous, last_column)
-                    start = position
-                previous = position
-            self._emit_range(start, previous, last_column)
+            for start, end in _runs(positions):
+                self._emit_range(start, end, last_column)
         self.flush_count += 1
         self.flushed.emit(count)
         return count
@@ -410,15 +416,8 @@ class KeyedTableModel(QAbstractTableModel):
             if i not in changed and _sign_colour(columns[i], row) != _sign_colour(columns[i], cached[0]):
                 changed.append(i)
         changed.sort()
-        if not changed:
-            return
-        start = previous = changed[0]
-        for column in changed[1:]:
-            if column != previous + 1:
-                self._emit_cells(position, start, previous)
-                start = column
-            previous = column
-        self._emit_cells(position, start, previous)
+        for start, end in _runs(changed):
+            self._emit_cells(position, start, end)
         self.cells_emitted += len(changed)
 
     def _emit_cells(self, position: int, first: int, last: int) -> None:
