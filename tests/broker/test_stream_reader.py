@@ -145,3 +145,25 @@ async def test_random_read_boundaries_and_budgets_keep_every_message_in_order(co
                 await asyncio.sleep(0)  # sometimes a loop turn between two reads
         await wait_for(lambda: reader.backlog == 0 and len(seen) == len(expected), timeout=10)
         assert seen == expected, f"case {case}"
+
+
+async def test_a_handler_that_hangs_up_does_not_handle_any_message_twice(connected):
+    ticker = _ticker(connected)
+    seen = _record_prices(connected, ticker)
+    prices_handled: list[float] = []
+    wrapper = connected._ib.wrapper
+    original = wrapper.priceSizeTick
+
+    def hang_up_at_the_tenth(*args, **kwargs):
+        original(*args, **kwargs)
+        prices_handled.append(args[2])
+        if len(prices_handled) == 10:
+            connected._ib.client.disconnect()  # e.g. a handler that decides the link must go
+
+    wrapper.priceSizeTick = hang_up_at_the_tenth
+    payload, prices = _burst(100)
+    connected._ib.client.conn.data_received(payload)
+    await wait_for(lambda: not connected._ib.isConnected(), timeout=10)
+
+    assert prices_handled == prices[:10]  # each once, in order, and nothing after the hang-up
+    assert seen == prices[:10]  # the views got those ten, once

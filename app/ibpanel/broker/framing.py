@@ -52,6 +52,7 @@ class StreamReader:
         self._active = False  # True from API-ready until the socket closes
         self._scheduled = False
         self._paused = False
+        self._handling = False  # inside _handle: a handler that hangs up must not start a second pass
         self._decode_share = 0.5  # of a turn's time, decoding (the rest: listeners of the hand-off)
         #: Loop turns that handled messages, and turns cut short by the budget (for tests and benches).
         self.turns = 0
@@ -95,8 +96,9 @@ class StreamReader:
         self.client._onSocketDisconnected(msg)
 
     def drain(self) -> None:
-        """Handle every complete message received so far, now."""
-        if self._active and self.client._serverVersion:
+        """Handle every complete message received so far, now (from inside a handler: the pass under way
+        stops after that handler, as ib_async's own reader does once its client is reset)."""
+        if self._active and self.client._serverVersion and not self._handling:
             self._handle(budget=False)
 
     # --- the work ------------------------------------------------------------------------
@@ -119,6 +121,7 @@ class StreamReader:
         if arrived is not None:
             arrived()
         cut_short = False
+        self._handling = True
         try:
             while size - offset > 4:
                 end = offset + 4 + _HEADER.unpack_from(buffer, offset)[0]
@@ -131,10 +134,13 @@ class StreamReader:
                 if debug:
                     client._logger.debug("<<< %s", ",".join(fields))
                 interpret(fields)
+                if not client._serverVersion:  # a handler hung up: the client is reset, the rest is moot
+                    break
                 if deadline is not None and handled % _CHECK_EVERY == 0 and time.perf_counter() >= deadline:
                     cut_short = True
                     break
         finally:
+            self._handling = False
             del buffer[:offset]
             client._numMsgRecv += handled
             self.turns += 1
