@@ -314,7 +314,7 @@ class QuotesTab(QWidget):
                 direction = 1 if quote.last > previous.last else -1
                 flash = self._flash.get(key)
                 if flash is None or flash[0] != direction:
-                    model.touch(key, _FLASH_COLUMNS)  # a new colour behind the same kind of move
+                    model.touch(key, _FLASH_COLUMNS)  # a flash starts or turns: its cell repaints whatever its text
                 self._flash[key] = (direction, now + FLASH_SECONDS)
             model.upsert(quote)
             applied += 1
