@@ -24,6 +24,18 @@ def _ticker(broker):
     return ib.wrapper.startTicker(REQ_ID, Stock("TEST", "SMART", "USD", conId=1), "mktData")
 
 
+async def _at_a_message_boundary(connected, *, stop_reading: bool = False) -> None:
+    """Wait until no partial message of the exchange's own is buffered, so bytes handed in start a message.
+
+    ``stop_reading``: also stop reading the socket (for tests that hand in several pieces, between which a
+    real read would otherwise land in the middle of a message). Nothing awaits between the check and the
+    pause, so no read can come in between.
+    """
+    await wait_for(lambda: connected.stream_reader.backlog == 0)
+    if stop_reading:
+        connected._ib.client.conn.transport.pause_reading()
+
+
 def _burst(count: int, start: int = 0) -> tuple[bytes, list[float]]:
     prices = [round(100 + (start + i) * 0.01, 2) for i in range(count)]
     return b"".join(tick_price(REQ_ID, LAST, f"{p:.2f}", 1) for p in prices), prices
@@ -49,6 +61,7 @@ async def test_a_burst_is_handled_over_several_loop_turns_in_order_and_complete(
     turns_before, yields_before = reader.turns, reader.yields
     backlog_midway: list[int] = []
 
+    await _at_a_message_boundary(connected)
     connected._ib.client.conn.data_received(payload)
     # Scheduled after the first turn: it runs between two turns, while the burst is still being handled.
     asyncio.get_running_loop().call_soon(lambda: backlog_midway.append(reader.backlog))
@@ -66,10 +79,12 @@ async def test_reads_split_at_any_byte_give_the_same_messages(connected, chunk):
     seen = _record_prices(connected, ticker)
     payload, prices = _burst(300 if chunk < 10 else 3_000)
     conn = connected._ib.client.conn
+    await _at_a_message_boundary(connected, stop_reading=True)
     for offset in range(0, len(payload), chunk):
         conn.data_received(payload[offset:offset + chunk])
     await wait_for(lambda: len(seen) == len(prices) and connected.stream_reader.backlog == 0, timeout=30)
     assert seen == prices
+    conn.transport.resume_reading()
 
 
 async def test_messages_already_received_are_handled_before_the_disconnect_is_reported(connected):
@@ -82,6 +97,7 @@ async def test_messages_already_received_are_handled_before_the_disconnect_is_re
     payload, prices = _burst(5_000)
     conn = connected._ib.client.conn
 
+    await _at_a_message_boundary(connected)
     conn.data_received(payload)
     assert reader.backlog > 0
     conn.transport.close()  # the socket closes with most of the read not yet handled
@@ -99,6 +115,7 @@ async def test_a_backlog_over_the_limit_stops_reading_the_socket_until_it_is_han
     payload, prices = _burst(5_000)
     transport = connected._ib.client.conn.transport
 
+    await _at_a_message_boundary(connected)
     connected._ib.client.conn.data_received(payload)
     assert reader.backlog > reader.max_backlog
     assert not transport.is_reading()  # TCP holds the exchange back instead of this process buffering
@@ -116,6 +133,7 @@ async def test_hanging_up_handles_what_already_arrived_first(connected):
     seen = _record_prices(connected, ticker)
     payload, prices = _burst(5_000)
 
+    await _at_a_message_boundary(connected)
     connected._ib.client.conn.data_received(payload)
     assert reader.backlog > 0
     await connected.disconnect()  # the trader's Disconnect while a burst is still being handled
@@ -133,6 +151,7 @@ async def test_random_read_boundaries_and_budgets_keep_every_message_in_order(co
     ticker = _ticker(connected)
     seen = _record_prices(connected, ticker)
     conn = connected._ib.client.conn
+    await _at_a_message_boundary(connected, stop_reading=True)
     expected: list[float] = []
     for case in range(20):
         reader.budget_s = rng.choice((0.0, 0.0005, 0.002, 1.0))
@@ -145,6 +164,7 @@ async def test_random_read_boundaries_and_budgets_keep_every_message_in_order(co
                 await asyncio.sleep(0)  # sometimes a loop turn between two reads
         await wait_for(lambda: reader.backlog == 0 and len(seen) == len(expected), timeout=10)
         assert seen == expected, f"case {case}"
+    conn.transport.resume_reading()
 
 
 async def test_a_handler_that_hangs_up_does_not_handle_any_message_twice(connected):
@@ -162,6 +182,7 @@ async def test_a_handler_that_hangs_up_does_not_handle_any_message_twice(connect
 
     wrapper.priceSizeTick = hang_up_at_the_tenth
     payload, prices = _burst(100)
+    await _at_a_message_boundary(connected)
     connected._ib.client.conn.data_received(payload)
     await wait_for(lambda: not connected._ib.isConnected(), timeout=10)
 
