@@ -280,10 +280,14 @@ class StatePersistence:
             due = self._state_save_due_in()
             if due is None or due > 0:
                 self._state_wake.clear()
+                # A timer sets the same event (not wait_for: on Python < 3.12 it can swallow the cancel of
+                # stop() when the event is set at the same moment, and this loop then never ends).
+                alarm = asyncio.get_running_loop().call_later(
+                    MARKET_SAVE_SECONDS if due is None else due, self._state_wake.set)
                 try:
-                    await asyncio.wait_for(self._state_wake.wait(), MARKET_SAVE_SECONDS if due is None else due)
-                except asyncio.TimeoutError:
-                    pass
+                    await self._state_wake.wait()
+                finally:
+                    alarm.cancel()
                 continue
             self._last_state_save = time.monotonic()
             try:
