@@ -81,18 +81,19 @@ class AccountHandlers:
         self._sent_positions[account] = held | (previously if only_held else set())
         return out
 
-    def _account_value_messages(self, account: str) -> list[bytes]:
-        return [P.account_value(key, value, currency, account)
-                for key, value, currency in self.accounts.account_values(account)]
+    def _values_to_send(self, key: tuple, account: str, changed_only: bool) -> list[tuple[str, str, str]]:
+        """The account's (key, value, currency) rows for the subscription ``key``, remembered as sent.
 
-    def _changed_values(self, key: tuple, values: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
-        """The (key, value, currency) rows that differ from what this subscription was last sent.
-
-        Live pushes send only these: after a subscription's full download, an account value comes again
-        when it changes (a quiet market: nothing; moving prices: the few values that follow them). TWS
-        refreshes its account window every three minutes unless a position changes; this exchange pushes
-        every ``account_push_seconds`` while prices move, so it leaves out what a client already has.
+        ``changed_only`` (live pushes): only the rows that differ from what this subscription was last
+        sent. After a subscription's full download, an account value comes again when it changes (a quiet
+        market: nothing; moving prices: the few values that follow them). TWS refreshes its account window
+        every three minutes unless a position changes; this exchange pushes every ``account_push_seconds``
+        while prices move, so it leaves out what a client already has.
         """
+        values = list(self.accounts.account_values(account))
+        if not changed_only:
+            self._sent_values[key] = {(name, currency): value for name, value, currency in values}
+            return values
         last = self._sent_values.setdefault(key, {})
         changed = [row for row in values if last.get((row[0], row[2])) != row[1]]
         for name, value, currency in changed:
@@ -128,13 +129,7 @@ class AccountHandlers:
 
     def _send_account_download(self, session: ClientSession, account: str, end: bool,
                                changed_only: bool = False) -> None:
-        values = list(self.accounts.account_values(account))
-        key = (id(session), "account", account)
-        if changed_only:
-            values = self._changed_values(key, values)
-        else:
-            self._sent_values[key] = {(name, currency): value for name, value, currency in values}
-        for name, value, currency in values:
+        for name, value, currency in self._values_to_send((id(session), "account", account), account, changed_only):
             session.send(P.account_value(name, value, currency, account))
         for message in self._portfolio_messages(session, account):
             session.send(message)
@@ -161,13 +156,7 @@ class AccountHandlers:
     def _send_multi(self, session: ClientSession, req_id: int, accounts: Iterable[str],
                     changed_only: bool = False) -> None:
         for acct in accounts:
-            values = list(self.accounts.account_values(acct))
-            key = (id(session), "multi", req_id, acct)
-            if changed_only:
-                values = self._changed_values(key, values)
-            else:
-                self._sent_values[key] = {(name, currency): value for name, value, currency in values}
-            for name, value, currency in values:
+            for name, value, currency in self._values_to_send((id(session), "multi", req_id, acct), acct, changed_only):
                 session.send(P.account_update_multi(req_id, acct, "", name, value, currency))
 
     def _on_cancel_account_updates_multi(self, session: ClientSession, args: tuple) -> None:
