@@ -24,6 +24,7 @@ class Row:
     qty: Decimal
     pnl: float | None = None
     instrument: Instrument = AAPL
+    note: str = ""  # a row the model greys (its ``row_note``), when set
 
 
 COLUMNS = (
@@ -216,39 +217,29 @@ def test_table_view_keeps_insertion_order_until_a_header_is_clicked(model, qtbot
     newest_first.model().shutdown()
 
 
-@dataclass(frozen=True)
-class NotedRow:
-    name: str
-    price: float | None
-    qty: Decimal
-    pnl: float | None = None
-    instrument: Instrument = AAPL
-    note: str = ""
-
-
 def test_rows_in_view_repaint_only_the_cells_whose_text_colour_or_note_changed(model):
     model.cache_text = True
-    model.row_note = lambda r: getattr(r, "note", "")
+    model.row_note = lambda r: r.note
     for i in range(6):
-        model.upsert(NotedRow(f"S{i}", 10.0, Decimal(1), pnl=1.0))
+        model.upsert(Row(f"S{i}", 10.0, Decimal(1), pnl=1.0))
     model.visible_rows = lambda: (0, 2)  # rows 0-2 on screen, 3-5 scrolled away
     model.flush()
     shown = [[model.data(model.index(r, c)) for c in range(4)] for r in range(6)]  # as a paint reads them
     assert shown[0] == ["S0", "10.00", "1", "+1.00"]
     ranges = _spy(model)
 
-    model.upsert(NotedRow("S0", 10.5, Decimal(1), pnl=1.0))  # price only
-    model.upsert(NotedRow("S1", 10.0, Decimal(2), pnl=-1.0))  # qty, and P&L turns red
-    model.upsert(NotedRow("S2", 10.0, Decimal(1), pnl=1.0, note="no market data"))  # greyed: every cell
-    model.upsert(NotedRow("S4", 11.0, Decimal(1), pnl=1.0))  # out of view: the whole row, as before
+    model.upsert(Row("S0", 10.5, Decimal(1), pnl=1.0))  # price only
+    model.upsert(Row("S1", 10.0, Decimal(2), pnl=-1.0))  # qty, and P&L turns red
+    model.upsert(Row("S2", 10.0, Decimal(1), pnl=1.0, note="no market data"))  # greyed: every cell
+    model.upsert(Row("S4", 11.0, Decimal(1), pnl=1.0))  # out of view: the whole row, as before
     model.flush()
     assert sorted(ranges) == [(0, 0, 1, 1), (1, 1, 2, 3), (2, 2, 0, 3), (4, 4, 0, 3)]
     assert model.data(model.index(0, 1)) == "10.50" and model.data(model.index(1, 3)) == "-1.00"
 
-    model.upsert(NotedRow("S0", 10.5, Decimal(1), pnl=0.0))
+    model.upsert(Row("S0", 10.5, Decimal(1), pnl=0.0))
     model.flush()
     ranges.clear()
-    model.upsert(NotedRow("S0", 10.5, Decimal(1), pnl=0.001))  # "+0.00" both times, but now green
+    model.upsert(Row("S0", 10.5, Decimal(1), pnl=0.001))  # "+0.00" both times, but now green
     model.flush()
     assert ranges == [(0, 0, 3, 3)]
     assert model.data(model.index(0, 3)) == "+0.00"
@@ -261,7 +252,7 @@ def test_rows_in_view_repaint_only_the_cells_whose_text_colour_or_note_changed(m
     assert sorted(ranges) == [(1, 1, 1, 1), (2, 2, 0, 3)]
 
     ranges.clear()
-    model.upsert(NotedRow("S1", 10.0, Decimal(2), pnl=-1.0))  # a new object with the same texts
+    model.upsert(Row("S1", 10.0, Decimal(2), pnl=-1.0))  # a new object with the same texts
     model.flush()
     assert ranges == []  # nothing on screen changed, nothing repaints
 
