@@ -67,7 +67,6 @@ class MetricCard(QFrame):
 
 class AccountTab(QWidget):
     TAB_NAME = "account"
-    TITLE = "Account"
 
     def __init__(self, broker: Broker, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)

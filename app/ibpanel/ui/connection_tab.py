@@ -71,7 +71,6 @@ log = logging.getLogger(__name__)
 
 class ConnectionTab(QWidget):
     TAB_NAME = "connection"
-    TITLE = "Connection"
 
     #: The user asked for a practice session (preset or the button after a failure).
     start_practice_requested = Signal()

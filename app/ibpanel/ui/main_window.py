@@ -39,20 +39,18 @@ from ibpanel.ui.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-#: (tab name, module, class) in display order.
-TAB_SPECS: tuple[tuple[str, str, str], ...] = (
-    ("connection", "ibpanel.ui.connection_tab", "ConnectionTab"),
-    ("account", "ibpanel.ui.account_tab", "AccountTab"),
-    ("positions", "ibpanel.ui.positions_tab", "PositionsTab"),
-    ("orders", "ibpanel.ui.orders_tab", "OrdersTab"),
-    ("ticket", "ibpanel.ui.ticket_tab", "TicketTab"),
-    ("quotes", "ibpanel.ui.quotes_tab", "QuotesTab"),
-    ("practice", "ibpanel.ui.practice_tab", "PracticeTab"),
+#: (tab name, module, class, title in the tab bar) in display order; the title is known before the tab is built.
+TAB_SPECS: tuple[tuple[str, str, str, str], ...] = (
+    ("connection", "ibpanel.ui.connection_tab", "ConnectionTab", "Connection"),
+    ("account", "ibpanel.ui.account_tab", "AccountTab", "Account"),
+    ("positions", "ibpanel.ui.positions_tab", "PositionsTab", "Positions"),
+    ("orders", "ibpanel.ui.orders_tab", "OrdersTab", "Orders"),
+    ("ticket", "ibpanel.ui.ticket_tab", "TicketTab", "Order ticket"),
+    ("quotes", "ibpanel.ui.quotes_tab", "QuotesTab", "Quotes"),
+    ("practice", "ibpanel.ui.practice_tab", "PracticeTab", "Practice"),
 )
-TAB_NAMES = tuple(name for name, _m, _c in TAB_SPECS)
-#: Each tab's title in the tab bar (its class's TITLE), known before the tab is built.
-TAB_TITLES = {"connection": "Connection", "account": "Account", "positions": "Positions", "orders": "Orders",
-              "ticket": "Order ticket", "quotes": "Quotes", "practice": "Practice"}
+TAB_NAMES = tuple(spec[0] for spec in TAB_SPECS)
+TAB_TITLES = {spec[0]: spec[3] for spec in TAB_SPECS}
 DEFAULT_WINDOW_SIZE = (1280, 820)
 #: Tabs built only when first shown or asked for, never in the background: the watchlist starts its quote
 #: streams, a chart and its price history (numpy) when built, which a panel that never opens Quotes does
@@ -277,7 +275,7 @@ class MainWindow(QMainWindow):
 
     def _build_tab(self, name: str) -> QWidget:
         """Build the tab ``name`` (TabSet calls this on first access), put it in its placeholder's place, wire it."""
-        module, cls = next((m, c) for n, m, c in TAB_SPECS if n == name)
+        module, cls = next((m, c) for n, m, c, _title in TAB_SPECS if n == name)
         try:
             tab_class = getattr(importlib.import_module(module), cls)
             widget = tab_class(self.broker, self.settings)

@@ -227,7 +227,6 @@ class OrdersTab(QWidget):
     """Open orders, completed orders and fills of this TWS session."""
 
     TAB_NAME = "orders"
-    TITLE = "Orders"
 
     message_changed = Signal(str)
 

@@ -38,7 +38,6 @@ class PositionsTab(QWidget):
     """
 
     TAB_NAME = "positions"
-    TITLE = "Positions"
 
     ticket_requested = Signal(object)
     quote_requested = Signal(str)

@@ -65,7 +65,6 @@ def _size_text(size: int) -> str:
 
 class PracticeTab(QWidget):
     TAB_NAME = "practice"
-    TITLE = "Practice"
 
     def __init__(self, broker, settings, parent=None) -> None:
         super().__init__(parent)

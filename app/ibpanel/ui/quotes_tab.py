@@ -87,7 +87,6 @@ class QuotesTab(QWidget):
     """Watchlist + chart. Signal ``ticket_requested(dict)`` on double-click (symbol, last price)."""
 
     TAB_NAME = "quotes"
-    TITLE = "Quotes"
 
     ticket_requested = Signal(object)
 

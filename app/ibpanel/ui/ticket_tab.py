@@ -58,7 +58,6 @@ class TicketTab(TicketSizing, TicketForm):
     ``instrument_changed(Instrument | None)`` when the resolved stock changes."""
 
     TAB_NAME = "ticket"
-    TITLE = "Order ticket"
 
     order_placed = Signal(object)
     instrument_changed = Signal(object)
