@@ -59,3 +59,21 @@ async def test_2110_degrades_and_farm_ok_restores(connected, sim_server):
     connected.state_changed.connect(lambda s: states.append(s.state))
     await wait_for(lambda: connected.status.state is ConnectionState.CONNECTED)
     assert states == [ConnectionState.CONNECTED]
+
+
+@pytest.mark.parametrize("asked", ["", "DU222222"])
+async def test_account_values_fill_in_before_the_order_sync_ends(broker, sim_server, asked):
+    """The chosen account's stream is asked for first at API start, so its values reach the views while
+    positions, open and completed orders and executions are still being read (each reply held 0.3 s)."""
+    sim_server.faults.delay_replies(0.3)
+    synced: list[bool] = []
+    broker._ib.connectedEvent += lambda: synced.append(True)  # ib_async's startup sync has ended
+    seen: list[tuple[str, bool, object]] = []
+    broker.account_changed.connect(lambda s: seen.append((s.account, bool(synced), s.net_liquidation)))
+    status = await broker.connect(params(sim_server.port, account=asked))
+    chosen = asked or status.accounts[0]
+    assert status.account == chosen and synced
+    first_account, sync_over_then, net_liquidation = seen[0]
+    assert not sync_over_then  # shown while the sync was still reading, not after it
+    assert first_account == chosen and net_liquidation is not None
+    assert {account for account, _, _ in seen} == {chosen}  # never another account's values in its place

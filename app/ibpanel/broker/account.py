@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import date, datetime, timezone
 
@@ -333,10 +333,11 @@ class AccountBook:
         self._dirty_account = self._dirty_positions = True
         self._flush()
 
-    async def select(self, account: str) -> None:
-        """Switch the portfolio stream (TWS streams one account at a time) to ``account``."""
+    async def select(self, account: str, requested: Awaitable[None] | None = None) -> None:
+        """Switch the portfolio stream (TWS streams one account at a time) to ``account``; ``requested``: its
+        download when the request is already on its way (asked for at connect), to wait for instead."""
         try:
-            await asyncio.wait_for(self.ib.reqAccountUpdatesAsync(account), 8)
+            await asyncio.wait_for(requested or self.ib.reqAccountUpdatesAsync(account), 8)
         except asyncio.TimeoutError:
             log.warning("account updates for %s timed out", account)
         except Exception:  # noqa: BLE001 - TWS refused (error already shown as a notice)

@@ -5,8 +5,10 @@ order sent behind a burst of quote and contract requests waits for all of them (
 seconds). :class:`OrderFirstPacer` takes over the client's ``sendMsg`` and keeps two lanes within the
 same budget (``client.MaxRequests`` per ``client.RequestsInterval`` seconds; 0 switches pacing off):
 
-* the order lane: PLACE_ORDER (new orders and modifies), CANCEL_ORDER, REQ_GLOBAL_CANCEL, and the
-  connection heartbeat (REQ_CURRENT_TIME: a backlog of quotes must not pass for a frozen TWS);
+* the order lane: PLACE_ORDER (new orders and modifies), CANCEL_ORDER, REQ_GLOBAL_CANCEL, the
+  connection heartbeat (REQ_CURRENT_TIME: a backlog of quotes must not pass for a frozen TWS) and the
+  handshake's START_API (setting up the link is not a data request: the first request after it, the
+  account stream, goes at once instead of a data spacing later);
 * every other request, sent only when the order lane is empty, within ``MaxRequests - ORDER_RESERVE``
   per window and spread evenly over it: a burst of quotes never fills the window, so an order finds a
   free slot at once (at 4 per 0.1 s: data and lookups get 30 messages/s, orders up to 40).
@@ -24,8 +26,8 @@ from ib_async import util
 from ib_async.client import Client
 
 #: Message ids that jump the queue (TWS API outgoing ids: 3 place / modify, 4 cancel, 58 global cancel,
-#: 49 current time for the heartbeat).
-ORDER_LANE_IDS = frozenset({"3", "4", "58", "49"})
+#: 49 current time for the heartbeat, 71 start API in the handshake).
+ORDER_LANE_IDS = frozenset({"3", "4", "58", "49", "71"})
 PLACE_ORDER_ID = "3"
 #: Slots of each window only the order lane may use: an order never waits behind data for a slot.
 ORDER_RESERVE = 1

@@ -330,9 +330,9 @@ class Broker:
         if seen:
             self._ib.client.updateReqId(seen + 1)
         account = status.account
-        if account and len(status.accounts) > 1:
-            # ib_async streams one account's portfolio only when told which (one account: it picks it)
-            await self._account.select(account)
+        if account:
+            # TWS streams one account's portfolio at a time: the session asked for it at API start
+            await self._account.select(account, requested=self._session.take_account_stream(account))
         full_sync = not status.readonly  # without open / completed orders a reconcile would guess
         if full_sync:
             try:  # ib_async read this client's open orders; orders of other clients matter for the journal

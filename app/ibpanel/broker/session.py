@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from ib_async import IB
+from ib_async import IB, StartupFetch, StartupFetchALL
 
 from ibpanel.broker import ib_codes
 from ibpanel.broker.exceptions import ConnectError
@@ -51,6 +51,9 @@ _CURRENT_TIME_TIMEOUT = 1.0
 # TWS <-> IB server link: lost (1100, and 2110 "connectivity between TWS and server is broken"), back (1101/1102).
 _LINK_LOST = frozenset({1100, 2110})
 _LINK_BACK = frozenset({1101, 1102})
+# ib_async's startup sync without the one account stream: the session asks for that itself, first (see
+# ``_stream_account_first``), and a second request for the same stream would only repeat its download.
+_STARTUP_FETCH = StartupFetchALL & ~StartupFetch.ACCOUNT_UPDATES
 # Farm "connection is OK" notices: after a 2110 TWS often says only these when its servers are back.
 _FARMS_OK = frozenset({2104, 2106, 2158})
 
@@ -138,6 +141,8 @@ class Session:
         self.tws_readonly = False  # TWS answered 321 "Read-Only" to an order request of ours
         self._aborted = False  # disconnect() was called while connect() was running
         self._degraded_by: int | None = None  # the code that made the state DEGRADED (1100 or 2110)
+        # (account, its download) of the portfolio stream asked for at API start on this socket
+        self._account_stream: tuple[str, Awaitable[None]] | None = None
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.errorEvent += self._on_error
 
@@ -226,9 +231,7 @@ class Session:
         params = self._params
         assert params is not None
         accounts = tuple(self.ib.managedAccounts())
-        account = params.account if params.account in accounts else (accounts[0] if accounts else None)
-        if self._status.account in accounts:
-            account = self._status.account  # keep the user's choice across reconnects
+        account = self._choose_account(params, accounts)
         is_paper, reason = ib_codes.classify_paper(accounts, params.port)
         self._set(
             accounts=accounts, account=account, is_paper=is_paper, paper_reason=reason,
@@ -248,6 +251,36 @@ class Session:
             return True
         log.warning("connection dropped while resynchronising")
         return False
+
+    def _choose_account(self, params: ConnectionParams, accounts: tuple[str, ...]) -> str | None:
+        """The account the views and new orders use: the user's choice kept across reconnects, else the one
+        asked for, else the first managed one. An asked-for account TWS does not manage gives None (connect()
+        then refuses it: never another account silently)."""
+        if self._status.account in accounts:
+            return self._status.account
+        if params.account:
+            return params.account if params.account in accounts else None
+        return accounts[0] if accounts else None
+
+    def _stream_account_first(self, params: ConnectionParams) -> None:
+        """At API start (managed accounts known, nothing else asked yet): choose the account and ask for its
+        portfolio stream ahead of ib_async's startup sync, so account values and portfolio fill the window
+        while orders and executions are still being read (TWS paces requests; the stream is the first)."""
+        self._account_stream = None
+        accounts = tuple(self.ib.client.getAccounts())
+        account = self._choose_account(params, accounts)
+        if account is None:
+            return
+        is_paper, reason = ib_codes.classify_paper(accounts, params.port)
+        self._set(accounts=accounts, account=account, is_paper=is_paper, paper_reason=reason)
+        self._account_stream = (account, self.ib.reqAccountUpdatesAsync(account))
+
+    def take_account_stream(self, account: str) -> Awaitable[None] | None:
+        """The download of ``account``'s stream if it was asked for at this connection's start (once)."""
+        stream, self._account_stream = self._account_stream, None
+        if stream is None or stream[0] != account or not self.ib.isConnected():
+            return None
+        return stream[1]
 
     async def _connection_time(self) -> str:
         """TWS's clock at connect, as TWS writes it ("20251124 12:00:00 UTC").
@@ -276,6 +309,7 @@ class Session:
 
         def on_api_start() -> None:
             api_started.append(True)
+            self._stream_account_first(params)
 
         def on_error(req_id: int, code: int, text: str, contract: object = None) -> None:
             codes.append(code)
@@ -297,8 +331,8 @@ class Session:
         task = asyncio.ensure_future(
             self.ib.connectAsync(
                 params.host, params.port, params.client_id, timeout=params.timeout,
-                # the account stream is chosen afterwards (after checking the account is managed at all)
-                readonly=params.readonly, account="",
+                # the account stream is asked for at API start, after checking the account is managed at all
+                readonly=params.readonly, account="", fetchFields=_STARTUP_FETCH,
             )
         )
         try:
