@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -36,6 +37,24 @@ def test_account_values_fill_in_from_the_exchange(qtbot, broker, ui_settings):
     qtbot.waitUntil(lambda: tab.curve.getData()[0] is not None and len(tab.curve.getData()[0]) >= 1, timeout=3000)
     tab.shutdown()
     assert not tab.redraw_timer.isActive()
+
+
+def test_a_tab_opened_while_orders_are_still_read_shows_the_values_already_in(
+        qtbot, sim, make_broker, connect_params, ui_settings, qasync_loop):
+    sim.server.faults.delay_replies(0.3)  # each reply held: the connect spends a while reading orders
+    broker = make_broker()
+    connecting = asyncio.ensure_future(broker.connect(connect_params(sim)), loop=qasync_loop)
+    qtbot.waitUntil(lambda: broker.account_summary() is not None, timeout=10000)
+    assert broker.status.state is ConnectionState.CONNECTING
+    tab = _tab(qtbot, broker, ui_settings)  # built now, as the panel builds a tab when it is first opened
+    assert tab.populated()
+    net_liq = tab.cards["net_liquidation"].value
+    assert format_money(broker.account_summary().net_liquidation) in net_liq.text()
+    assert net_liq.property("stale") == "true"  # shown, but marked until the connect has finished
+    qtbot.waitUntil(connecting.done, timeout=15000)
+    assert connecting.result().state is ConnectionState.CONNECTED
+    qtbot.waitUntil(lambda: net_liq.property("stale") == "false", timeout=5000)
+    tab.shutdown()
 
 
 def test_stale_when_disconnected_keeps_the_last_numbers(qtbot, broker, ui_settings, run_async):

@@ -148,13 +148,31 @@ async def _stop_sim(sim: Any) -> None:
         await sim.stop()
 
 
+_SERVER_MODULE = "ibpanel.sim.server"
+# The import started by prefetch_exchange_code(), on a worker thread of the loop that asked.
+_prefetch: asyncio.Future[Any] | None = None
+
+
+def prefetch_exchange_code() -> None:
+    """Start importing the practice exchange's code on a worker thread now, before the window is built.
+
+    ``--demo`` calls it first thing: the window's first layout and paint run in Qt's C++ code, which lets
+    go of the interpreter, so the import proceeds on the other core meanwhile instead of after the paint.
+    """
+    global _prefetch
+    if _SERVER_MODULE in sys.modules or _prefetch is not None:
+        return
+    _prefetch = asyncio.get_running_loop().run_in_executor(None, importlib.import_module, _SERVER_MODULE)
+
+
 async def _sim_server_module(on_thread: bool) -> Any:
     """``ibpanel.sim.server``. With ``on_thread`` (the caller's loop drives a window) its first import runs on
     a worker thread, so the window keeps painting and handling events meanwhile."""
-    name = "ibpanel.sim.server"
-    if on_thread and name not in sys.modules:
-        await asyncio.get_running_loop().run_in_executor(None, importlib.import_module, name)
-    return importlib.import_module(name)
+    if on_thread and _SERVER_MODULE not in sys.modules:
+        loop = asyncio.get_running_loop()
+        prefetch = _prefetch if _prefetch is not None and _prefetch.get_loop() is loop else None
+        await (prefetch or loop.run_in_executor(None, importlib.import_module, _SERVER_MODULE))
+    return importlib.import_module(_SERVER_MODULE)
 
 
 async def _start_sim(config: Any, on_thread: bool, seed_new: bool) -> Any:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from ibpanel.broker.models import AccountSummary, ConnectionStatus, PnL
+from ibpanel.broker.models import AccountSummary, ConnectionState, ConnectionStatus, PnL
 from ibpanel.broker.service import Broker
 from ibpanel.ui.formatting import format_money, format_pnl
 from ibpanel.ui.settings import Settings
@@ -92,7 +92,10 @@ class AccountTab(QWidget):
         broker.pnl_changed.connect(self._on_pnl_changed)
         broker.state_changed.connect(self._on_state_changed)
         self._on_state_changed(broker.status)
-        summary = broker.account_summary() if broker.status.connected else None
+        # values of this connection, also while it is still reading orders (they come first, shown as stale)
+        status = broker.status
+        summary = broker.account_summary() if status.account and (
+            status.connected or status.state is ConnectionState.CONNECTING) else None
         if summary is not None:
             self._on_account_changed(summary)
 

@@ -66,8 +66,16 @@ async def exit_once_populated(panel: PanelApp) -> int:
     Lets a test run the README's Quick start command (``ibpanel --demo``) exactly as written.
     """
     assert panel.window is not None and panel._quit is not None
+    window, broker = panel.window, panel.broker
+    assert broker is not None
+
+    def account_tab_populated() -> bool:
+        # Asking the tab for itself builds it (tabs off the first screen are built on demand): only once
+        # the broker has the account's values, so this check never delays the start it times.
+        return broker.account_summary() is not None and window.tabs["account"].populated()
+
     # checked often: the line's time is what the start benchmark reports
-    populated = panel.spawn(wait_until(panel.window.tabs["account"].populated, POPULATE_TIMEOUT_S, 0.005))
+    populated = panel.spawn(wait_until(account_tab_populated, POPULATE_TIMEOUT_S, 0.005))
     quit_wait = asyncio.ensure_future(panel._quit.wait())
     await asyncio.wait({populated, quit_wait}, return_when=asyncio.FIRST_COMPLETED)
     quit_wait.cancel()

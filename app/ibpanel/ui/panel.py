@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QApplication
 from ibpanel import safety
 from ibpanel.broker.models import ConnectionParams, ConnectionState, FailureKind
 from ibpanel.broker.service import Broker
-from ibpanel.runtime.practice import PracticeExchange
+from ibpanel.runtime.practice import PracticeExchange, prefetch_exchange_code
 from ibpanel.runtime.rest_api import DEFAULT_HOST as API_DEFAULT_HOST
 from ibpanel.runtime.rest_api import DEFAULT_PORT as API_DEFAULT_PORT
 from ibpanel.runtime.session import PracticeUnavailable, Session
@@ -114,6 +114,8 @@ class PanelApp:
             if self.headless:
                 window.resize(1280, 820)
             window.show()
+            if self.args.demo:
+                prefetch_exchange_code()  # on a worker thread while the window is first laid out and painted
             self._mark("window")
             if self.first_run:
                 self.settings.mark_started()
