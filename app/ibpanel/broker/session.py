@@ -253,23 +253,20 @@ class Session:
         return False
 
     def _choose_account(self, params: ConnectionParams, accounts: tuple[str, ...]) -> str | None:
-        """The account the views and new orders use: the user's choice kept across reconnects, else the one
-        asked for, else the first managed one. An asked-for account TWS does not manage gives None (connect()
-        then refuses it: never another account silently)."""
+        """The user's choice kept across reconnects, else the one asked for, else the first managed one. An
+        asked-for account TWS does not manage gives None (connect() refuses it: never another one silently)."""
         if self._status.account in accounts:
             return self._status.account
-        if params.account:
-            return params.account if params.account in accounts else None
-        return accounts[0] if accounts else None
+        return (params.account if params.account in accounts else None) if params.account else (
+            accounts[0] if accounts else None)
 
     def _stream_account_first(self, params: ConnectionParams) -> None:
         """At API start (managed accounts known, nothing else asked yet): choose the account and ask for its
-        portfolio stream ahead of ib_async's startup sync, so account values and portfolio fill the window
-        while orders and executions are still being read (TWS paces requests; the stream is the first)."""
+        portfolio stream ahead of ib_async's startup sync (paced), so its values and portfolio fill the
+        window while orders and executions are still being read."""
         self._account_stream = None
         accounts = tuple(self.ib.client.getAccounts())
-        account = self._choose_account(params, accounts)
-        if account is None:
+        if (account := self._choose_account(params, accounts)) is None:
             return
         is_paper, reason = ib_codes.classify_paper(accounts, params.port)
         self._set(accounts=accounts, account=account, is_paper=is_paper, paper_reason=reason)
@@ -278,9 +275,7 @@ class Session:
     def take_account_stream(self, account: str) -> Awaitable[None] | None:
         """The download of ``account``'s stream if it was asked for at this connection's start (once)."""
         stream, self._account_stream = self._account_stream, None
-        if stream is None or stream[0] != account or not self.ib.isConnected():
-            return None
-        return stream[1]
+        return stream[1] if stream is not None and stream[0] == account and self.ib.isConnected() else None
 
     async def _connection_time(self) -> str:
         """TWS's clock at connect, as TWS writes it ("20251124 12:00:00 UTC").
