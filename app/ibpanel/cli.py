@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.command == "journal":
         return export_journal(args.path, args.profile, args.practice)
+    from ibpanel.gc_pause import pause_collector_during_start
+
+    pause_collector_during_start()  # before the heavy imports: they are most of the start
     if args.command == "serve":
         from ibpanel.runtime.serve import run_headless
 
