@@ -203,6 +203,19 @@ def _run_frozen(args: list[str], env: dict[str, str], timeout: float) -> tuple[s
     return result, time.perf_counter() - started
 
 
+#: How an error logged by the panel starts on stderr (its reporter logs every exception it catches there): a
+#: frozen run can still exit 0 and write its screenshot with, say, a module the bundle lacks (the chart's
+#: pyqtgraph needs PySide6.QtOpenGL), so the smoke runs also fail on any such line.
+LOGGED_ERROR = "ERROR "
+
+
+def _fail_on_reported_errors(result: subprocess.CompletedProcess[str], what: str) -> None:
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith(LOGGED_ERROR)]
+    if lines:
+        sys.stderr.write("\n".join(lines[:10]) + "\n")
+        raise SystemExit(f"smoke: FAILED: the frozen {what} run reported errors (above)")
+
+
 def smoke_test(dist: Path, timeout: float) -> None:
     """Run the frozen app as a user would, offscreen; fail on anything unexpected.
 
@@ -226,6 +239,7 @@ def smoke_test(dist: Path, timeout: float) -> None:
         print(f"smoke: exit status {result.returncode}, wall time {wall:.2f} s (process start to exit)", flush=True)
         if result.returncode != 0 or SMOKE_MARKER not in result.stdout:
             raise SystemExit(f"smoke: FAILED: expected exit 0 and {SMOKE_MARKER!r} on stdout")
+        _fail_on_reported_errors(result, "--smoke-test")
 
         shot = home / "screenshot-quotes.png"
         result, wall = _run_frozen([str(exe), "--demo", "--screenshot", str(shot), "--tab", "quotes"], env, timeout)
@@ -234,6 +248,7 @@ def smoke_test(dist: Path, timeout: float) -> None:
         if result.returncode != 0 or size < 10_000:
             sys.stderr.write(result.stdout[-2000:] + result.stderr[-4000:])
             raise SystemExit("smoke: FAILED: the frozen app did not write its screenshot")
+        _fail_on_reported_errors(result, "--demo --screenshot")
 
         sim = executable_path(dist, "ibpanel-sim")
         result, _wall = _run_frozen([str(sim), "--help"], env, 60)

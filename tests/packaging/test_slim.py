@@ -9,6 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -49,3 +51,14 @@ def test_strip_shrinks_libraries_but_leaves_numpys_alone(tmp_path):
     assert numpy_copy.read_bytes() == built.read_bytes()
     assert 0 < saved == built.stat().st_size - other_copy.stat().st_size
     assert ctypes.CDLL(str(other_copy)).thing(21) == 42  # still loads and runs
+
+
+def test_smoke_fails_on_an_error_the_frozen_panel_logged_though_it_exited_0():
+    build = _build_module()
+    ok = subprocess.CompletedProcess([], 0, stdout="IBPANEL SCREENSHOT x.png\n",
+                                     stderr="INFO ibpanel.sim: practice exchange listening\n")
+    build._fail_on_reported_errors(ok, "--demo --screenshot")  # nothing logged as an error: passes
+    failed = subprocess.CompletedProcess([], 0, stdout="IBPANEL SCREENSHOT x.png\n",
+                                         stderr="ERROR ibpanel.app: Unexpected error: No module named 'PySide6.QtOpenGL'\n")
+    with pytest.raises(SystemExit, match="reported errors"):
+        build._fail_on_reported_errors(failed, "--demo --screenshot")
