@@ -154,10 +154,11 @@ _prefetch: asyncio.Future[Any] | None = None
 
 
 def prefetch_exchange_code() -> None:
-    """Start importing the practice exchange's code on a worker thread now, before the window is built.
+    """Start importing the practice exchange's code on a worker thread now.
 
-    ``--demo`` calls it first thing: the window's first layout and paint run in Qt's C++ code, which lets
-    go of the interpreter, so the import proceeds on the other core meanwhile instead of after the paint.
+    ``--demo`` calls it right after the window is shown: the window's first layout and paint run in Qt's C++
+    code, which lets go of the interpreter, so the import proceeds on the other core meanwhile instead of
+    after the paint.
     """
     global _prefetch
     if _SERVER_MODULE in sys.modules or _prefetch is not None:
@@ -171,6 +172,8 @@ async def _sim_server_module(on_thread: bool) -> Any:
     if on_thread and _SERVER_MODULE not in sys.modules:
         loop = asyncio.get_running_loop()
         prefetch = _prefetch if _prefetch is not None and _prefetch.get_loop() is loop else None
+        if prefetch is not None and prefetch.done() and (prefetch.cancelled() or prefetch.exception() is not None):
+            prefetch = None  # a failed prefetch is tried again as a plain import, which then says why it fails
         await (prefetch or loop.run_in_executor(None, importlib.import_module, _SERVER_MODULE))
     return importlib.import_module(_SERVER_MODULE)
 
