@@ -230,12 +230,8 @@ class Session:
         """After the socket is ready: accounts, paper/live, the owner's resync, then CONNECTED (True)."""
         params = self._params
         assert params is not None
-        accounts = tuple(self.ib.managedAccounts())
-        account = self._choose_account(params, accounts)
-        is_paper, reason = ib_codes.classify_paper(accounts, params.port)
         self._set(
-            accounts=accounts, account=account, is_paper=is_paper, paper_reason=reason,
-            readonly=params.readonly or self.tws_readonly,
+            **self._account_fields(params), readonly=params.readonly or self.tws_readonly,
             server_version=self.ib.client.serverVersion(),
             connection_time=await self._connection_time(),
         )
@@ -252,24 +248,27 @@ class Session:
         log.warning("connection dropped while resynchronising")
         return False
 
-    def _choose_account(self, params: ConnectionParams, accounts: tuple[str, ...]) -> str | None:
-        """The user's choice kept across reconnects, else the one asked for, else the first managed one. An
-        asked-for account TWS does not manage gives None (connect() refuses it: never another one silently)."""
-        if self._status.account in accounts:
-            return self._status.account
-        return (params.account if params.account in accounts else None) if params.account else (
-            accounts[0] if accounts else None)
+    def _account_fields(self, params: ConnectionParams) -> dict[str, object]:
+        """Managed accounts, paper / live, and the account in use: the choice kept across reconnects, else the one
+        asked for, else the first managed one; an asked-for account TWS does not manage gives None (connect()
+        refuses it: never another one silently)."""
+        accounts = tuple(self.ib.managedAccounts())
+        account = (self._status.account if self._status.account in accounts
+                   else (params.account if params.account in accounts else None) if params.account
+                   else (accounts[0] if accounts else None))
+        is_paper, reason = ib_codes.classify_paper(accounts, params.port)
+        return {"accounts": accounts, "account": account, "is_paper": is_paper, "paper_reason": reason}
 
     def _stream_account_first(self, params: ConnectionParams) -> None:
         """At API start (managed accounts known, nothing else asked yet): choose the account and ask for its
         portfolio stream ahead of ib_async's startup sync (paced), so its values and portfolio fill the
         window while orders and executions are still being read."""
         self._account_stream = None
-        accounts = tuple(self.ib.client.getAccounts())
-        if (account := self._choose_account(params, accounts)) is None:
+        fields = self._account_fields(params)
+        account = fields["account"]
+        if not isinstance(account, str):
             return
-        is_paper, reason = ib_codes.classify_paper(accounts, params.port)
-        self._set(accounts=accounts, account=account, is_paper=is_paper, paper_reason=reason)
+        self._set(**fields)
         self._account_stream = (account, self.ib.reqAccountUpdatesAsync(account))
 
     def take_account_stream(self, account: str) -> Awaitable[None] | None:
