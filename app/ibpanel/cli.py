@@ -151,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.command == "journal":
         return export_journal(args.path, args.profile, args.practice)
+    from ibpanel import dataclass_cache
     from ibpanel.gc_pause import pause_collector_during_start
 
     pause_collector_during_start()  # before the heavy imports: they are most of the start
+    dataclass_cache.install()  # their dataclasses' methods, compiled at an earlier start
     if args.command == "serve":
         from ibpanel.runtime.serve import run_headless
 

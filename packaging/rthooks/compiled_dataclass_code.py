@@ -1,36 +1,13 @@
 """Runtime hook of the frozen ``ibpanel``: dataclasses reuse the methods compiled when the bundle was built.
 
-``dataclasses`` writes each class's ``__init__``, ``__repr__``, ``__eq__`` ... as source and compiles it with
-``exec`` while the class is created: some 600 functions at every start of the panel, about 0.1 s of CPU. The
-build recorded those sources with their compiled code (packaging/dataclass_code.py); here ``dataclasses``'
-``exec`` gets the compiled code for a source it has, the very code ``exec`` would have compiled from it, and
-compiles any other source as before. Without the file (or on any error reading it) nothing changes.
+``ibpanel.dataclass_cache`` says why (about 50 ms of every start); the build wrote the file
+(packaging/dataclass_code.py). A bundle never writes its cache: what it lacks is compiled as before. Without
+the file, or with one it cannot read, nothing changes.
 """
 
-import builtins
-import dataclasses
-import marshal
 import os
 import sys
 
+from ibpanel.dataclass_cache import install
 
-def _install() -> None:
-    try:
-        with open(os.path.join(sys._MEIPASS, "frozen_start", "dataclass_code.marshal"), "rb") as handle:
-            compiled = marshal.load(handle)
-    except (OSError, ValueError, EOFError, TypeError):
-        return
-    if not isinstance(compiled, dict):
-        return
-    builtin_exec = builtins.exec
-
-    def exec_compiled(source, *args, **kwargs):
-        if type(source) is str:
-            source = compiled.get(source, source)
-        return builtin_exec(source, *args, **kwargs)
-
-    dataclasses.exec = exec_compiled  # a module global shadows the builtin for dataclasses' own calls
-
-
-_install()
-del _install
+install(os.path.join(sys._MEIPASS, "frozen_start", "dataclass_code.marshal"), keep=False)

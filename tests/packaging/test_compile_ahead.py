@@ -10,7 +10,6 @@ import builtins
 import dataclasses
 import importlib
 import importlib.util
-import marshal
 import runpy
 import shutil
 import subprocess
@@ -19,6 +18,8 @@ import textwrap
 import types
 from pathlib import Path
 from types import CodeType
+
+from ibpanel import dataclass_cache
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,13 +79,14 @@ def test_dataclass_methods_compiled_at_build_time_are_the_ones_the_frozen_app_ru
     assert "exec" not in vars(dataclasses)  # the recorder leaves dataclasses as it found it
 
     (tmp_path / "frozen_start").mkdir()
-    (tmp_path / "frozen_start" / "dataclass_code.marshal").write_bytes(marshal.dumps(compiled))
+    (tmp_path / "frozen_start" / "dataclass_code.marshal").write_bytes(dataclass_cache.dumps(compiled))
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
     monkeypatch.setattr(dataclasses, "exec", builtins.exec, raising=False)  # undone (removed) after the test
     runpy.run_path(str(RTHOOK))
     quote = importlib.import_module("quote_at_start").Quote
 
-    (loaded,) = [cell.cell_contents for cell in dataclasses.exec.__closure__ if isinstance(cell.cell_contents, dict)]
+    assert isinstance(dataclasses.exec, dataclass_cache.MethodCache)
+    loaded = dict(dataclasses.exec.compiled)
     assert loaded.keys() == compiled.keys()  # what the hook read from the bundle's file
     built_ahead = [const for code in loaded.values() for maker in code.co_consts if isinstance(maker, CodeType)
                    for const in maker.co_consts if isinstance(const, CodeType)]
