@@ -1,8 +1,9 @@
 """A table's sort arrow matches its rows: ▼ when the newest / largest is on top (the Completed tab's default),
-▲ when the smallest is. Qt draws the opposite for its own reasons; our Fusion proxy style puts it right."""
+▲ when the smallest is. Fusion alone draws the opposite; the style sheet draws them right."""
 
 from __future__ import annotations
 
+import pytest
 from ibpanel.ui.orders_tab import OrdersTab
 from ibpanel.ui.style import apply_theme
 from PySide6.QtCore import QRect, Qt
@@ -28,8 +29,9 @@ def _arrow_points_down(header, section: int) -> bool:
     return widths[rows[0]] > widths[rows[-1]]
 
 
-def test_sort_arrow_matches_the_rows_order(qtbot, broker, ui_settings):
-    apply_theme(QApplication.instance(), "light")
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_sort_arrow_matches_the_rows_order(qtbot, broker, ui_settings, theme):
+    apply_theme(QApplication.instance(), theme)
     tab = OrdersTab(broker, ui_settings)
     qtbot.addWidget(tab)
     tab.resize(1200, 500)
@@ -44,3 +46,4 @@ def test_sort_arrow_matches_the_rows_order(qtbot, broker, ui_settings):
         assert not _arrow_points_down(header, 0)  # oldest first: ▲
     finally:
         tab.shutdown()
+        apply_theme(QApplication.instance(), "light")

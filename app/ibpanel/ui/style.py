@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from PySide6.QtGui import QColor, QFont, QPalette
-from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleFactory, QStyleOptionHeader, QWidget
+from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
 
 from ibpanel import paths
 
@@ -91,22 +91,6 @@ def stylesheet(theme: str = DEFAULT_THEME) -> str:
         return ""  # a missing sheet leaves Qt's default look; never a reason not to start
 
 
-class SortArrowStyle(QProxyStyle):
-    """Fusion with sort arrows drawn as tables elsewhere draw them: ▲ smallest / oldest first, ▼ largest /
-    newest first. Qt asks for its "up" indicator on a descending sort, so the Completed tab (newest first)
-    showed ▲ over rows that go down in time."""
-
-    _FLIP = {QStyleOptionHeader.SortIndicator.SortUp: QStyleOptionHeader.SortIndicator.SortDown,
-             QStyleOptionHeader.SortIndicator.SortDown: QStyleOptionHeader.SortIndicator.SortUp}
-
-    def drawPrimitive(self, element, option, painter, widget=None) -> None:  # noqa: N802 - Qt API
-        if element == QStyle.PrimitiveElement.PE_IndicatorHeaderArrow and isinstance(option, QStyleOptionHeader):
-            flipped = QStyleOptionHeader(option)
-            flipped.sortIndicator = self._FLIP.get(option.sortIndicator, option.sortIndicator)
-            option = flipped
-        super().drawPrimitive(element, option, painter, widget)
-
-
 def apply_theme(app: QApplication, theme: str = DEFAULT_THEME) -> str:
     """Fusion style + palette + sheet (``theme``: "light" or "dark"), and a font that exists on headless
     Linux too. Returns the theme applied."""
@@ -117,7 +101,7 @@ def apply_theme(app: QApplication, theme: str = DEFAULT_THEME) -> str:
     PALETTE.update(colours)
     for colour, key in ((UP, "up"), (DOWN, "down"), (MUTED, "muted")):
         colour.setRgba(QColor(colours[key]).rgba())
-    app.setStyle(SortArrowStyle(QStyleFactory.create("Fusion")))
+    app.setStyle(QStyleFactory.create("Fusion"))
     palette = QPalette()
     role = QPalette.ColorRole
     for qt_role, key in (
