@@ -27,11 +27,12 @@ import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING, Any
 
 from ibpanel import paths
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ def practice_files(profile: str) -> tuple[Path, Path, Path]:
 
 def practice_owner(profile: str) -> int | None:
     """The process id owning the profile's practice exchange now (0 when it has not said), or None when free."""
+    from filelock import FileLock, Timeout  # here: a start without the practice exchange never loads it
+
     _, lock_path, address_path = practice_files(profile)
     lock = FileLock(str(lock_path), thread_local=False)
     try:
@@ -163,7 +166,12 @@ def prefetch_exchange_code() -> None:
     global _prefetch
     if _SERVER_MODULE in sys.modules or _prefetch is not None:
         return
-    _prefetch = asyncio.get_running_loop().run_in_executor(None, importlib.import_module, _SERVER_MODULE)
+    _prefetch = asyncio.get_running_loop().run_in_executor(None, _import_exchange_code)
+
+
+def _import_exchange_code() -> None:
+    importlib.import_module("filelock")  # the profile's practice lock
+    importlib.import_module(_SERVER_MODULE)
 
 
 async def _sim_server_module(on_thread: bool) -> Any:
@@ -174,7 +182,7 @@ async def _sim_server_module(on_thread: bool) -> Any:
         prefetch = _prefetch if _prefetch is not None and _prefetch.get_loop() is loop else None
         if prefetch is not None and prefetch.done() and (prefetch.cancelled() or prefetch.exception() is not None):
             prefetch = None  # a failed prefetch is tried again as a plain import, which then says why it fails
-        await (prefetch or loop.run_in_executor(None, importlib.import_module, _SERVER_MODULE))
+        await (prefetch or loop.run_in_executor(None, _import_exchange_code))
     return importlib.import_module(_SERVER_MODULE)
 
 
@@ -227,6 +235,8 @@ async def start_practice(
     if not persistent:
         sim = await _start_sim(SimConfig(**kwargs), on_thread, seed_new=False)
         return PracticeExchange(host="127.0.0.1", port=sim.port, owner=True, owner_pid=os.getpid(), sim=sim)
+
+    from filelock import FileLock, Timeout  # imported by prefetch_exchange_code's worker when there was one
 
     state, lock_path, address_path = practice_files(profile)
     lock = FileLock(str(lock_path), thread_local=False)
