@@ -41,6 +41,14 @@ def test_change_uses_the_price_decimals_of_the_instrument():
     assert fmt.format_percent(-0.01, signed=True) == "-0.01%"
 
 
+def test_money_that_rounds_to_zero_carries_no_minus_sign():
+    assert fmt.format_pnl(-0.004) == "+0.00" and fmt.format_pnl(-0.005001) == "-0.01"
+    assert fmt.format_pnl(-1_234.5) == "-1,234.50" and fmt.format_pnl(0.0) == "+0.00"
+    assert fmt.format_money(-0.0001) == "0.00" and fmt.format_money(-0.0001, 4) == "-0.0001"
+    assert fmt.format_money(-1_000_000.0) == "-1,000,000.00"
+    assert fmt.format_percent(-0.001) == "0.00%" and fmt.format_percent(-10.0) == "-10.00%"
+
+
 def test_streamed_change_and_flashing_cells_stay_readable(qtbot, broker, sim, ui_settings):
     sim.set_quote_interval(0.05)
     ui_settings.set_json("quotes/watchlist", ["AAPL", "700", "BRK.B"])

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabe
 
 from ibpanel.broker.models import AccountSummary, ConnectionState, ConnectionStatus, PnL
 from ibpanel.broker.service import Broker
-from ibpanel.ui.formatting import format_money, format_pnl
+from ibpanel.ui.formatting import format_money, format_percent, format_pnl
 from ibpanel.ui.settings import Settings
 from ibpanel.ui.style import PALETTE, set_prop, tone
 
@@ -241,7 +241,7 @@ class AccountTab(QWidget):
         if self._chart_y:
             first, last = self._chart_y[0], self._chart_y[-1]
             change = last - first
-            pct = f" ({100.0 * change / first:+.2f}%)" if first else ""
+            pct = f" ({format_percent(100.0 * change / first, signed=True)})" if first else ""
             since = datetime.fromtimestamp(self._chart_x[0]).strftime("%H:%M:%S")
             self.session_change_label.setText(
                 f"Session change since {since}: {format_pnl(change)} {_base_currency(self._summary)}{pct}".strip()

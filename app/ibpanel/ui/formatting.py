@@ -105,10 +105,7 @@ def format_change(value: float | Decimal | None, instrument: Instrument | None =
     if value is None:
         return ""
     decimals = price_decimals(instrument, price if price is not None else abs(Decimal(str(value))))
-    text = f"{Decimal(str(value)):+,.{decimals}f}"
-    if text.startswith("-") and not text.strip("-+0.,"):
-        text = "+" + text[1:]
-    return text
+    return _unsigned_zero(f"{Decimal(str(value)):+,.{decimals}f}", signed=True)
 
 
 def format_qty(value: float | Decimal | int | None) -> str:
@@ -120,26 +117,30 @@ def format_qty(value: float | Decimal | int | None) -> str:
     return f"{dec.normalize():,f}"
 
 
+def _unsigned_zero(text: str, signed: bool) -> str:
+    """A negative value that rounds to zero ("-0.00") is shown as zero: "0.00", or "+0.00" when signed."""
+    if text.startswith("-") and not any(ch in "123456789" for ch in text):
+        return ("+" if signed else "") + text[1:]
+    return text
+
+
 def format_money(value: float | None, decimals: int = 2) -> str:
     if value is None:
         return ""
-    return f"{value:,.{decimals}f}"
+    return _unsigned_zero(f"{value:,.{decimals}f}", signed=False)
 
 
 def format_pnl(value: float | None) -> str:
     """Signed money: "+1,234.50" / "-12.00" (the sign matters more than anything else here)."""
     if value is None:
         return ""
-    return f"{value:+,.2f}"
+    return _unsigned_zero(f"{value:+,.2f}", signed=True)
 
 
 def format_percent(value: float | None, signed: bool = False) -> str:
     if value is None:
         return ""
-    text = f"{value:+.2f}%" if signed else f"{value:.2f}%"
-    if text.startswith("-") and not text.strip("-+0.%"):
-        text = ("+" if signed else "") + text[1:]  # -0.004% rounds to zero: no minus sign on "0.00%"
-    return text
+    return _unsigned_zero(f"{value:+.2f}%" if signed else f"{value:.2f}%", signed)
 
 
 def format_int(value: int | float | None) -> str:
