@@ -56,3 +56,14 @@ def test_broker_and_sim_import_without_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("OK")
+
+
+def test_no_module_starts_processes_through_multiprocessing():
+    """The bundle leaves out PyInstaller's multiprocessing runtime hooks (packaging/ibpanel.spec), which child
+    processes that re-run the executable would need: nothing here may start such a child."""
+    offenders = [
+        str(p.relative_to(PKG))
+        for p in PKG.rglob("*.py")
+        if "multiprocessing" in _imported_modules(p) or "ProcessPoolExecutor" in p.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
