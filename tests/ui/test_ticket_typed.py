@@ -151,3 +151,32 @@ def test_a_price_edited_for_one_instrument_does_not_carry_over_to_the_next(qtbot
                     and tab.quote.instrument.symbol == "MSFT" and len(tab.tasks) == 0, timeout=10000)
     assert tab.draft.price_value("limit_price") == Decimal("401.23")
     tab.shutdown()
+
+
+def test_a_price_clicked_into_and_typed_replaces_the_suggested_one_and_is_what_is_sent(qtbot, broker, sim, ui_settings):
+    tab = _ticket(qtbot, broker, ui_settings, {"symbol": "AAPL", "side": "BUY", "quantity": Decimal(10),
+                                               "limit_price": None})
+    qtbot.waitUntil(lambda: tab.limit_edit.text() != "", timeout=5000)  # the ticket suggests a limit price
+    suggested = tab.limit_edit.text()
+    typed_price = (Decimal(str(tab.quote.last)) * Decimal("0.93")).quantize(Decimal("0.01"))
+    placed = sim.stats.count("PLACE_ORDER")
+
+    tab.quantity_edit.setFocus()  # the cursor is elsewhere; the trader clicks into the price
+    qtbot.waitUntil(tab.quantity_edit.hasFocus, timeout=2000)
+    qtbot.mouseClick(tab.limit_edit, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.limit_edit.hasFocus() and tab.limit_edit.selectedText() == suggested, timeout=2000)
+    qtbot.keyClicks(tab.limit_edit, str(typed_price))
+    assert tab.limit_edit.text() == str(typed_price)  # replaced, not appended to the suggestion
+
+    # a second click in the focused field places the cursor: typing there edits, it does not replace
+    qtbot.mouseClick(tab.limit_edit, Qt.MouseButton.LeftButton)
+    qtbot.keyClick(tab.limit_edit, Qt.Key.Key_End)
+    qtbot.keyClick(tab.limit_edit, Qt.Key.Key_Backspace)
+    assert tab.limit_edit.text() == str(typed_price)[:-1]
+    qtbot.keyClicks(tab.limit_edit, str(typed_price)[-1])
+
+    qtbot.keyClick(tab.limit_edit, Qt.Key.Key_Return, CTRL)
+    qtbot.waitUntil(lambda: tab.last_order is not None, timeout=10000)
+    qtbot.waitUntil(lambda: sim.stats.count("PLACE_ORDER") == placed + 1, timeout=10000)
+    assert tab.last_order.limit_price == typed_price and tab.last_order.quantity == 10
+    tab.shutdown()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QLocale, Qt
-from PySide6.QtGui import QKeyEvent, QWheelEvent
+from PySide6.QtCore import QLocale, Qt, QTimer
+from PySide6.QtGui import QFocusEvent, QKeyEvent, QWheelEvent
 from PySide6.QtWidgets import QLineEdit
 
 from ibpanel.broker.draft import NumberFormat
@@ -33,6 +33,10 @@ class SteppingLineEdit(QLineEdit):
 
     ``stepper`` returns the new text, or None to leave the text alone (e.g. unreadable text). The
     change goes through ``setText``, so ``textChanged`` carries it like any typed edit.
+
+    Clicked into, the field selects its whole text, as Tab does, so a price typed over a suggested one
+    replaces it ("231" over "230.04", not "230.04231"); a click in a field that already has focus places
+    the cursor as usual.
     """
 
     def __init__(self, stepper: Callable[[str, int], str | None], parent=None) -> None:
@@ -51,6 +55,11 @@ class SteppingLineEdit(QLineEdit):
             self.step_by(step)
             return
         super().keyPressEvent(event)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt API
+        super().focusInEvent(event)
+        if event.reason() == Qt.FocusReason.MouseFocusReason:
+            QTimer.singleShot(0, self.selectAll)  # after the click's own cursor placement
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt API
         if not self.hasFocus():  # a wheel over an unfocused field scrolls the page, never the price
